@@ -1,1 +1,26 @@
-pub fn x(){}
+//! The Agora service kit: what every Agora service repeats, in one place.
+//!
+//! A service is a library crate that builds a [`server::Service`] (its routes, OpenAPI
+//! document and readiness checks) from its configuration; this crate adds the rest:
+//! configuration readers, structured logs, request ids, problem+json errors, JSON
+//! extractors that refuse unknown fields, bearer-token verification, cursor
+//! pagination, the PostgreSQL pool and migrations, and the operations endpoints.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod ops;
+pub mod pagination;
+pub mod problem;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use auth::{Caller, TokenVerifier};
+pub use problem::{ApiError, ApiResult, FieldError};
+pub use server::Service;

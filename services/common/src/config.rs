@@ -1,0 +1,163 @@
+//! Typed configuration from environment variables, validated once at start-up.
+//!
+//! Every reader names the variable in its error, so a bad deployment fails fast
+//! with a message like `invalid AUTH_ACCESS_TOKEN_TTL_SECS="abc": not a number`.
+
+use std::str::FromStr;
+
+/// A configuration variable is missing or unreadable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set (or empty).
+    #[error("missing required environment variable {0}")]
+    Missing(String),
+    /// A variable is set to a value that does not parse or is out of range.
+    #[error("invalid {var}={value:?}: {reason}")]
+    Invalid {
+        /// The variable's name.
+        var: String,
+        /// The raw value (never a secret: secret readers redact it).
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// Reads variables from a source (the process environment, or a map in tests).
+pub struct Env<F = fn(&str) -> Option<String>> {
+    lookup: F,
+}
+
+impl Env {
+    /// The process environment.
+    pub fn process() -> Self {
+        Self {
+            lookup: |name| std::env::var(name).ok(),
+        }
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// Any lookup function, e.g. over a `HashMap` in tests.
+    pub fn from_fn(lookup: F) -> Self {
+        Self { lookup }
+    }
+
+    /// The raw value, `None` when unset or blank.
+    pub fn raw(&self, var: &str) -> Option<String> {
+        (self.lookup)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A required string.
+    pub fn required(&self, var: &str) -> Result<String, ConfigError> {
+        self.raw(var)
+            .ok_or_else(|| ConfigError::Missing(var.to_owned()))
+    }
+
+    /// An optional value parsed with `FromStr`.
+    pub fn parse<T>(&self, var: &str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.raw(var) {
+            None => Ok(None),
+            Some(value) => value
+                .trim()
+                .parse::<T>()
+                .map(Some)
+                .map_err(|e| ConfigError::Invalid {
+                    var: var.to_owned(),
+                    reason: e.to_string(),
+                    value,
+                }),
+        }
+    }
+
+    /// A value parsed with `FromStr`, or `default` when unset.
+    pub fn parse_or<T>(&self, var: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        Ok(self.parse(var)?.unwrap_or(default))
+    }
+
+    /// An integer within `range`, or `default` when unset.
+    pub fn int_in<T>(
+        &self,
+        var: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.parse_or(var, default)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid {
+                var: var.to_owned(),
+                value: value.to_string(),
+                reason: format!("must be between {} and {}", range.start(), range.end()),
+            })
+        }
+    }
+
+    /// A boolean (`true/false/1/0/yes/no`), or `default` when unset.
+    pub fn flag(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(var).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
+            Some(value) => Err(ConfigError::Invalid {
+                var: var.to_owned(),
+                value,
+                reason: "expected true or false".to_owned(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Env::from_fn(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e = env(&[("PORT", "eighty")]);
+        let err = e
+            .parse::<u16>("PORT")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("PORT") && err.contains("eighty"), "{err}");
+        let missing = e
+            .required("DATABASE_URL")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(missing.contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn ranges_and_flags() {
+        let e = env(&[("N", "500"), ("F", "yes"), ("B", "maybe"), ("BLANK", "  ")]);
+        assert!(e.int_in("N", 1u32, 1..=100).is_err());
+        assert_eq!(e.int_in("UNSET", 7u32, 1..=100).ok(), Some(7));
+        assert_eq!(e.flag("F", false).ok(), Some(true));
+        assert!(e.flag("B", false).is_err());
+        assert!(e.required("BLANK").is_err());
+    }
+}

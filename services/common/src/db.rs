@@ -1,0 +1,216 @@
+//! PostgreSQL access: a `diesel-async` connection pool and embedded migrations that
+//! run at start-up under an advisory lock, so replicas starting together take turns.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use std::time::Duration;
+
+/// The pool every service uses.
+pub type DbPool = Pool<AsyncPgConnection>;
+/// A connection checked out of the pool.
+pub type DbConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+/// Failure to check out a connection.
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
+
+/// Start-up database failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The pool could not be built.
+    #[error("cannot build the database pool: {0}")]
+    Pool(String),
+    /// Connecting failed.
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+}
+
+/// Builds a pool of at most `max_size` connections. Connections are opened lazily.
+pub fn pool(database_url: &str, max_size: usize) -> Result<DbPool, DbError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Pool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbError::Pool(e.to_string()))
+}
+
+/// The advisory lock key of a service's migrations: a stable hash of its name.
+pub fn migration_lock_key(service: &str) -> i64 {
+    // FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
+    let hash = service.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// Runs pending migrations while holding `pg_advisory_lock(lock_key)`.
+///
+/// Diesel's migration harness is synchronous; it runs on its own thread through
+/// diesel-async's connection wrapper so no async worker is blocked.
+pub async fn migrate(
+    database_url: &str,
+    migrations: EmbeddedMigrations,
+    lock_key: i64,
+) -> Result<usize, DbError> {
+    let url = database_url.to_owned();
+    on_own_thread(move || migrate_blocking(&url, migrations, lock_key))
+        .await
+        .map_err(DbError::Migration)?
+}
+
+/// Runs blocking diesel work on a dedicated thread. A plain thread, not
+/// `spawn_blocking`: the connection wrapper then builds its own small runtime and
+/// never depends on the caller's (possibly single-threaded) one.
+async fn on_own_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("db-blocking".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(|e| e.to_string())?;
+    rx.await.map_err(|_| "database thread died".to_owned())
+}
+
+/// Replaces the database name of a PostgreSQL URL (`postgres://u@h:5432/x?…`).
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Creates database `name` on the server of `server_url` unless it exists; returns its URL.
+/// `name` must be a plain identifier (`[a-z0-9_]`), which callers control.
+pub async fn ensure_database(server_url: &str, name: &str) -> Result<String, DbError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(DbError::Connect(format!("refusing database name {name:?}")));
+    }
+    let admin = with_database(server_url, "postgres");
+    let db = name.to_owned();
+    on_own_thread(move || {
+        use diesel::{Connection, RunQueryDsl};
+        type Wrapper =
+            diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
+        let mut conn = Wrapper::establish(&admin).map_err(|e| DbError::Connect(e.to_string()))?;
+        #[derive(diesel::QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            found: bool,
+        }
+        let exists = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found",
+        )
+        .bind::<diesel::sql_types::Text, _>(&db)
+        .get_result::<Found>(&mut conn)
+        .map_err(|e| DbError::Connect(e.to_string()))?;
+        if !exists.found {
+            match diesel::sql_query(format!("CREATE DATABASE \"{db}\"")).execute(&mut conn) {
+                Ok(_) => {}
+                // Another process created it in between: that is what we wanted.
+                Err(e) if unique_violation(&e).is_some() => {}
+                Err(e) => return Err(DbError::Connect(e.to_string())),
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(DbError::Connect)??;
+    Ok(with_database(server_url, name))
+}
+
+fn migrate_blocking(
+    url: &str,
+    migrations: EmbeddedMigrations,
+    lock_key: i64,
+) -> Result<usize, DbError> {
+    use diesel::{Connection, RunQueryDsl};
+    type Wrapper =
+        diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
+    let mut conn = Wrapper::establish(url).map_err(|e| DbError::Connect(e.to_string()))?;
+    diesel::sql_query(format!("SELECT pg_advisory_lock({lock_key})"))
+        .execute(&mut conn)
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    let result = conn
+        .run_pending_migrations(migrations)
+        .map(|applied| applied.len())
+        .map_err(|e| DbError::Migration(e.to_string()));
+    // The lock also ends with the session; unlocking explicitly frees it sooner.
+    let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({lock_key})")).execute(&mut conn);
+    result
+}
+
+/// Which unique constraint a failed insert violated, if that is what failed.
+pub fn unique_violation(err: &DieselError) -> Option<&str> {
+    match err {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            Some(info.constraint_name().unwrap_or(""))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the error is a foreign-key violation.
+pub fn foreign_key_violation(err: &DieselError) -> bool {
+    matches!(
+        err,
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)
+    )
+}
+
+/// Checks the database answers (readiness).
+pub async fn ping(pool: &DbPool) -> Result<(), String> {
+    use diesel_async::RunQueryDsl;
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    diesel::sql_query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database() {
+        assert_eq!(
+            with_database("postgres://u@h:5/postgres", "x"),
+            "postgres://u@h:5/x"
+        );
+        assert_eq!(with_database("postgres://u@h:5", "x"), "postgres://u@h:5/x");
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn lock_keys_are_stable_and_distinct() {
+        assert_eq!(migration_lock_key("auth"), migration_lock_key("auth"));
+        assert_ne!(migration_lock_key("auth"), migration_lock_key("users"));
+    }
+}

@@ -1,0 +1,201 @@
+//! Middleware every service wraps around its routes: request ids, access logs and
+//! metrics (`observe`), and a last line of defence that turns any non-problem error
+//! response (actix's plain-text 404/405, a bare status) into problem+json.
+
+use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+use crate::problem::{PROBLEM_JSON, problem_response};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, web};
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The request id header, propagated from the client or generated.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id of the current request, in request extensions.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+/// Accepts a client's id when it is short and plain; anything else is replaced.
+fn acceptable_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}
+
+fn new_request_id() -> HeaderValue {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("invalid"))
+}
+
+/// Request id, span, access log and metrics for one request.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| acceptable_request_id(v))
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    // Keep the header so proxies forward the id we settled on.
+    let mut req = req;
+    req.headers_mut()
+        .insert(REQUEST_ID.clone(), request_id.clone());
+
+    let method = req.method().clone();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    // The path only: query strings may carry share-link signatures.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %RequestId(request_id.clone()).as_str(),
+        method = %method,
+        path = %req.path(),
+    );
+    let result = next.call(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let mut res = result?;
+    res.headers_mut().insert(REQUEST_ID.clone(), request_id);
+    let status = res.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, route = %route, "request handled");
+    });
+    if let Some(metrics) = metrics {
+        let method = method.as_str().to_owned();
+        metrics
+            .latency
+            .get_or_create(&RouteLabels {
+                method: method.clone(),
+                route: route.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+    }
+    Ok(res)
+}
+
+/// Replaces any error response that is not problem+json with one that is.
+pub async fn problem_fallback(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static, BoxBody>>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return Ok(res.map_into_left_body());
+    }
+    let (slug, detail) = match status.as_u16() {
+        404 => ("not-found", "no such resource"),
+        405 => (
+            "method-not-allowed",
+            "this path does not accept that method",
+        ),
+        413 => ("payload-too-large", "the request body is too large"),
+        415 => ("unsupported-media-type", "unsupported media type"),
+        s if s >= 500 => ("internal", "the server failed to handle this request"),
+        _ => ("bad-request", "the request could not be handled"),
+    };
+    let title = status.canonical_reason().unwrap_or("Error");
+    let mut replacement = problem_response(status, slug, title, detail, None);
+    // Keep headers the original response set on purpose (Allow, Retry-After, …).
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replacement
+                .headers_mut()
+                .insert(name.clone(), value.clone());
+        }
+    }
+    let (req, _) = res.into_parts();
+    Ok(ServiceResponse::new(req, replacement).map_into_right_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::middleware::from_fn;
+    use actix_web::{App, HttpResponse, test};
+
+    #[actix_web::test]
+    async fn plain_errors_become_problems_and_carry_request_ids() {
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(problem_fallback))
+                .wrap(from_fn(observe))
+                .route(
+                    "/teapot",
+                    web::get().to(|| async { HttpResponse::ImATeapot().body("short and stout") }),
+                ),
+        )
+        .await;
+        let resp =
+            test::call_service(&app, test::TestRequest::get().uri("/nope").to_request()).await;
+        assert_eq!(resp.status(), 404);
+        assert!(resp.headers().contains_key("x-request-id"));
+        let body: serde_json::Value = test::read_body_json(resp).await;
+        assert_eq!(body["status"], 404);
+
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/teapot")
+                .insert_header(("x-request-id", "abc-123"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(
+            resp.headers().get("x-request-id").map(|v| v.as_bytes()),
+            Some(&b"abc-123"[..])
+        );
+        assert_eq!(
+            resp.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(PROBLEM_JSON.as_bytes())
+        );
+
+        // An id with spaces or control characters is replaced, not echoed.
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri("/teapot")
+                .insert_header(("x-request-id", "a b"))
+                .to_request(),
+        )
+        .await;
+        let id = resp
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default();
+        assert_eq!(id.len(), 36);
+    }
+}

@@ -1,0 +1,91 @@
+//! Operations endpoints every service serves on its own port (never routed publicly):
+//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+
+use crate::metrics::Metrics;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, web};
+use futures_util::future::LocalBoxFuture;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A dependency that must answer before the service takes traffic.
+pub trait ReadinessCheck: Send + Sync {
+    /// Short name shown in the `/readyz` body (`database`, `jwks`, …).
+    fn name(&self) -> &'static str;
+    /// Resolves to `Err(reason)` when the dependency is not usable.
+    fn check(&self) -> LocalBoxFuture<'_, Result<(), String>>;
+}
+
+/// The database answers `SELECT 1`.
+pub struct DatabaseReady(pub crate::db::DbPool);
+
+impl ReadinessCheck for DatabaseReady {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+    fn check(&self) -> LocalBoxFuture<'_, Result<(), String>> {
+        Box::pin(crate::db::ping(&self.0))
+    }
+}
+
+/// The verifier holds (or can fetch) the auth service's keys.
+pub struct KeysReady(pub web::Data<crate::auth::TokenVerifier>);
+
+impl ReadinessCheck for KeysReady {
+    fn name(&self) -> &'static str {
+        "jwks"
+    }
+    fn check(&self) -> LocalBoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .ensure_keys()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Everything the operations endpoints need.
+pub struct Ops {
+    pub(crate) checks: Vec<Arc<dyn ReadinessCheck>>,
+    pub(crate) openapi: web::Bytes,
+}
+
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub(crate) async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
+    let mut failures = serde_json::Map::new();
+    for check in &ops.checks {
+        let outcome = tokio::time::timeout(Duration::from_secs(3), check.check()).await;
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(reason)) => Some(reason),
+            Err(_) => Some("timed out".to_owned()),
+        };
+        if let Some(reason) = failure {
+            tracing::warn!(check = check.name(), %reason, "not ready");
+            failures.insert(check.name().to_owned(), json!(reason));
+        }
+    }
+    if failures.is_empty() {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "not ready", "failed": failures}))
+    }
+}
+
+pub(crate) async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(metrics.encode())
+}
+
+pub(crate) async fn openapi(ops: web::Data<Ops>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(ContentType::json())
+        .body(ops.openapi.clone())
+}
