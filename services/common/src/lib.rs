@@ -7,11 +7,13 @@
 //! pagination, the PostgreSQL pool and migrations, and the operations endpoints.
 
 pub mod auth;
+pub mod client_addr;
 pub mod config;
 pub mod db;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod problem;

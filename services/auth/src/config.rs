@@ -1,0 +1,235 @@
+//! The auth service's settings, read from the environment once at start-up.
+
+use crate::passwords::HashParams;
+use agora_common::config::{ConfigError, Env};
+use std::path::PathBuf;
+
+/// Where the signing key comes from.
+#[derive(Debug, Clone)]
+pub enum SigningKeySource {
+    /// `AUTH_SIGNING_KEY`: the PEM itself (e.g. from a Kubernetes Secret).
+    Pem(String),
+    /// `AUTH_SIGNING_KEY_FILE`; generated there on first start when `generate` is set
+    /// (`AUTH_GENERATE_SIGNING_KEY=true`, local mode).
+    File { path: PathBuf, generate: bool },
+}
+
+/// Throttling thresholds.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Registrations per client address per minute.
+    pub registrations_per_minute: u32,
+    /// Login attempts (any outcome) per client address per minute.
+    pub logins_per_minute: u32,
+    /// Failed logins per client address per minute.
+    pub failed_logins_per_minute: u32,
+    /// Failed logins an account may have before backoff starts.
+    pub account_free_failures: u32,
+    /// First backoff delay, doubled with each further failure.
+    pub account_backoff_secs: u64,
+    /// Longest backoff (and how long failures are remembered).
+    pub account_max_backoff_secs: u64,
+}
+
+/// Everything the auth service needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL` (never logged).
+    pub database_url: String,
+    /// `DB_POOL_SIZE`.
+    pub db_pool_size: usize,
+    /// `AUTH_ISSUER`: the `iss` claim.
+    pub issuer: String,
+    /// `AUTH_AUDIENCE`: the `aud` claim.
+    pub audience: String,
+    /// The signing key.
+    pub signing_key: SigningKeySource,
+    /// `AUTH_PREVIOUS_KEY_FILES`: retired keys still published in the JWKS.
+    pub previous_key_files: Vec<PathBuf>,
+    /// `AUTH_ACCESS_TOKEN_TTL_SECS`.
+    pub access_ttl_secs: u64,
+    /// `AUTH_REFRESH_TOKEN_TTL_SECS`.
+    pub refresh_ttl_secs: u64,
+    /// `AUTH_ARGON2_MEMORY_KIB`, `AUTH_ARGON2_ITERATIONS`, `AUTH_ARGON2_PARALLELISM`.
+    pub hash: HashParams,
+    /// `AUTH_MAX_CONCURRENT_HASHES`.
+    pub max_concurrent_hashes: usize,
+    /// `AUTH_*_PER_MINUTE`, `AUTH_ACCOUNT_*`.
+    pub limits: Limits,
+    /// `TRUSTED_PROXY_HOPS`: proxies in front of the service that append to
+    /// `X-Forwarded-For` (1 behind the gateway or an ingress).
+    pub trusted_proxy_hops: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            registrations_per_minute: 120,
+            logins_per_minute: 300,
+            failed_logins_per_minute: 30,
+            account_free_failures: 5,
+            account_backoff_secs: 15,
+            account_max_backoff_secs: 900,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults for everything but the database and the key.
+    pub fn new(database_url: String, signing_key: SigningKeySource) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self {
+            database_url,
+            db_pool_size: 10,
+            issuer: "agora".into(),
+            audience: "agora".into(),
+            signing_key,
+            previous_key_files: Vec::new(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            hash: HashParams::default(),
+            max_concurrent_hashes: cores * 2,
+            limits: Limits::default(),
+            trusted_proxy_hops: 0,
+        }
+    }
+
+    /// Reads every setting, failing on the first bad one.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let signing_key = match (
+            env.raw("AUTH_SIGNING_KEY"),
+            env.raw("AUTH_SIGNING_KEY_FILE"),
+        ) {
+            (Some(pem), None) => SigningKeySource::Pem(pem),
+            (None, Some(path)) => SigningKeySource::File {
+                path: path.into(),
+                generate: env.flag("AUTH_GENERATE_SIGNING_KEY", false)?,
+            },
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    var: "AUTH_SIGNING_KEY".into(),
+                    value: "<redacted>".into(),
+                    reason: "set either AUTH_SIGNING_KEY or AUTH_SIGNING_KEY_FILE, not both".into(),
+                });
+            }
+            (None, None) => return Err(ConfigError::Missing("AUTH_SIGNING_KEY_FILE".into())),
+        };
+        let mut config = Self::new(env.required("DATABASE_URL")?, signing_key);
+        let d = Limits::default();
+        config.db_pool_size = env.int_in("DB_POOL_SIZE", config.db_pool_size, 1..=200)?;
+        config.issuer = env.raw("AUTH_ISSUER").unwrap_or(config.issuer);
+        config.audience = env.raw("AUTH_AUDIENCE").unwrap_or(config.audience);
+        config.previous_key_files = env
+            .raw("AUTH_PREVIOUS_KEY_FILES")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        config.access_ttl_secs = env.int_in("AUTH_ACCESS_TOKEN_TTL_SECS", 900, 60..=86_400)?;
+        config.refresh_ttl_secs = env.int_in(
+            "AUTH_REFRESH_TOKEN_TTL_SECS",
+            config.refresh_ttl_secs,
+            3_600..=31_536_000,
+        )?;
+        config.hash = HashParams {
+            memory_kib: env.int_in("AUTH_ARGON2_MEMORY_KIB", 19_456, 19_456..=4_194_304)?,
+            iterations: env.int_in("AUTH_ARGON2_ITERATIONS", 2, 2..=100)?,
+            parallelism: env.int_in("AUTH_ARGON2_PARALLELISM", 1, 1..=16)?,
+        };
+        config.max_concurrent_hashes = env.int_in(
+            "AUTH_MAX_CONCURRENT_HASHES",
+            config.max_concurrent_hashes,
+            1..=1024,
+        )?;
+        config.limits = Limits {
+            registrations_per_minute: env.int_in(
+                "AUTH_REGISTRATIONS_PER_MINUTE",
+                d.registrations_per_minute,
+                1..=1_000_000,
+            )?,
+            logins_per_minute: env.int_in(
+                "AUTH_LOGINS_PER_MINUTE",
+                d.logins_per_minute,
+                1..=1_000_000,
+            )?,
+            failed_logins_per_minute: env.int_in(
+                "AUTH_FAILED_LOGINS_PER_MINUTE",
+                d.failed_logins_per_minute,
+                1..=1_000_000,
+            )?,
+            account_free_failures: env.int_in(
+                "AUTH_ACCOUNT_FREE_FAILURES",
+                d.account_free_failures,
+                1..=1000,
+            )?,
+            account_backoff_secs: env.int_in(
+                "AUTH_ACCOUNT_BACKOFF_SECS",
+                d.account_backoff_secs,
+                1..=3600,
+            )?,
+            account_max_backoff_secs: env.int_in(
+                "AUTH_ACCOUNT_MAX_BACKOFF_SECS",
+                d.account_max_backoff_secs,
+                1..=86_400,
+            )?,
+        };
+        config.trusted_proxy_hops = env.int_in("TRUSTED_PROXY_HOPS", 0, 0..=10)?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Env::from_fn(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn reads_and_validates() {
+        let ok = Config::from_env(&env(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("AUTH_SIGNING_KEY_FILE", "/k.pem"),
+            ("AUTH_GENERATE_SIGNING_KEY", "true"),
+            ("AUTH_ACCESS_TOKEN_TTL_SECS", "300"),
+        ]));
+        let ok = ok.map_err(|e| e.to_string());
+        assert!(matches!(
+            ok.as_ref().map(|c| &c.signing_key),
+            Ok(SigningKeySource::File { generate: true, .. })
+        ));
+        assert_eq!(ok.map(|c| c.access_ttl_secs), Ok(300));
+
+        let weak = Config::from_env(&env(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("AUTH_SIGNING_KEY_FILE", "/k.pem"),
+            ("AUTH_ARGON2_MEMORY_KIB", "1024"),
+        ]));
+        assert!(
+            weak.err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("AUTH_ARGON2_MEMORY_KIB")
+        );
+        let keyless = Config::from_env(&env(&[("DATABASE_URL", "postgres://x/y")]));
+        assert!(
+            keyless
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("AUTH_SIGNING_KEY_FILE")
+        );
+    }
+}

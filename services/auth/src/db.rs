@@ -1,0 +1,263 @@
+//! The auth service's queries, one function per query.
+
+use crate::schema::{refresh_tokens, users};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::Error;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+/// An account row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct Account {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewAccountRow<'a> {
+    id: Uuid,
+    username: &'a str,
+    email: &'a str,
+    password_hash: &'a str,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = refresh_tokens)]
+struct NewRefreshToken<'a> {
+    id: Uuid,
+    family_id: Uuid,
+    user_id: Uuid,
+    token_hash: &'a [u8],
+    expires_at: DateTime<Utc>,
+}
+
+/// Constraint names the handlers map to 409 messages.
+pub const USERNAME_TAKEN: &str = "users_username_key";
+/// See [`USERNAME_TAKEN`].
+pub const EMAIL_TAKEN: &str = "users_email_key";
+
+/// Which of the two identifiers are already registered.
+pub async fn taken(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+    email: &str,
+) -> Result<(bool, bool), Error> {
+    let rows: Vec<(String, String)> = users::table
+        .filter(users::username.eq(username).or(users::email.eq(email)))
+        .select((users::username, users::email))
+        .load(conn)
+        .await?;
+    Ok((
+        rows.iter().any(|(u, _)| u == username),
+        rows.iter().any(|(_, e)| e == email),
+    ))
+}
+
+/// Creates an account and the first refresh token of a new family, atomically.
+pub async fn create_account(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+    email: &str,
+    password_hash: &str,
+    token_hash: &[u8],
+    token_expires_at: DateTime<Utc>,
+) -> Result<Account, Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        let account = diesel::insert_into(users::table)
+            .values(NewAccountRow {
+                id: Uuid::now_v7(),
+                username,
+                email,
+                password_hash,
+            })
+            .returning(Account::as_returning())
+            .get_result(conn)
+            .await?;
+        insert_refresh_token(
+            conn,
+            account.id,
+            Uuid::now_v7(),
+            token_hash,
+            token_expires_at,
+        )
+        .await?;
+        Ok(account)
+    })
+    .await
+}
+
+/// An account by username or by email (whichever `login` looks like).
+pub async fn find_for_login(
+    conn: &mut AsyncPgConnection,
+    login: &str,
+) -> Result<Option<Account>, Error> {
+    let query = users::table.select(Account::as_select()).into_boxed();
+    let query = if login.contains('@') {
+        query.filter(users::email.eq(login))
+    } else {
+        query.filter(users::username.eq(login))
+    };
+    query.first(conn).await.optional()
+}
+
+/// An account by id.
+pub async fn find_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Account>, Error> {
+    users::table
+        .find(id)
+        .select(Account::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Stores a refresh token.
+pub async fn insert_refresh_token(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    family_id: Uuid,
+    token_hash: &[u8],
+    expires_at: DateTime<Utc>,
+) -> Result<(), Error> {
+    diesel::insert_into(refresh_tokens::table)
+        .values(NewRefreshToken {
+            id: Uuid::now_v7(),
+            family_id,
+            user_id,
+            token_hash,
+            expires_at,
+        })
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug)]
+pub enum Rotation {
+    /// Valid: it is now spent, and the new token is stored. Carries the account.
+    Rotated(Account),
+    /// Already rotated before: the whole family is now revoked.
+    Reused,
+    /// Unknown, revoked or expired.
+    Invalid,
+}
+
+/// Spends a refresh token and stores its successor, in one transaction. The row lock
+/// makes two concurrent uses of one token see each other: the second is a reuse.
+pub async fn rotate_refresh_token(
+    conn: &mut AsyncPgConnection,
+    presented_hash: &[u8],
+    new_hash: &[u8],
+    new_expires_at: DateTime<Utc>,
+) -> Result<Rotation, Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        let row: Option<(
+            Uuid,
+            Uuid,
+            Uuid,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        )> = refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(presented_hash))
+            .select((
+                refresh_tokens::id,
+                refresh_tokens::family_id,
+                refresh_tokens::user_id,
+                refresh_tokens::expires_at,
+                refresh_tokens::rotated_at,
+                refresh_tokens::revoked_at,
+            ))
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        let Some((id, family, user_id, expires_at, rotated_at, revoked_at)) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        let now = Utc::now();
+        if revoked_at.is_some() || expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        if rotated_at.is_some() {
+            revoke_family(conn, family).await?;
+            return Ok(Rotation::Reused);
+        }
+        diesel::update(refresh_tokens::table.find(id))
+            .set(refresh_tokens::rotated_at.eq(now))
+            .execute(conn)
+            .await?;
+        insert_refresh_token(conn, user_id, family, new_hash, new_expires_at).await?;
+        let account = users::table
+            .find(user_id)
+            .select(Account::as_select())
+            .first(conn)
+            .await?;
+        Ok(Rotation::Rotated(account))
+    })
+    .await
+}
+
+async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> Result<usize, Error> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Utc::now()))
+    .execute(conn)
+    .await
+}
+
+/// Revokes the family of a token, if the token belongs to `user_id`.
+pub async fn revoke_family_of(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+    user_id: Uuid,
+) -> Result<usize, Error> {
+    let family: Option<Uuid> = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .select(refresh_tokens::family_id)
+        .first(conn)
+        .await
+        .optional()?;
+    match family {
+        Some(family) => revoke_family(conn, family).await,
+        None => Ok(0),
+    }
+}
+
+/// Sets a new password hash and revokes every refresh token of the user, atomically.
+pub async fn change_password(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    new_hash: &str,
+) -> Result<(), Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        let now = Utc::now();
+        diesel::update(users::table.find(user_id))
+            .set((
+                users::password_hash.eq(new_hash),
+                users::password_changed_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::user_id.eq(user_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(now))
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,358 @@
+//! Request handlers: extract, authorize, one query, map to the response.
+
+use crate::db::{self, Account, Rotation};
+use crate::model::*;
+use crate::passwords::Passwords;
+use crate::throttle::{AccountBackoff, RateLimiter};
+use crate::tokens::{TokenIssuer, new_refresh_token, refresh_token_hash};
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use agora_common::client_addr::client_addr;
+use agora_common::db::{DbPool, unique_violation};
+use agora_common::{ApiError, ApiResult, Caller, FieldError};
+use chrono::Utc;
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+/// Throttles shared by all workers.
+pub struct Throttles {
+    pub registrations: RateLimiter<IpAddr>,
+    pub logins: RateLimiter<IpAddr>,
+    pub failed_logins: RateLimiter<IpAddr>,
+    pub accounts: AccountBackoff,
+}
+
+/// Everything the handlers share.
+pub struct AuthState {
+    pub pool: DbPool,
+    pub passwords: Passwords,
+    pub tokens: TokenIssuer,
+    pub refresh_ttl: chrono::Duration,
+    pub throttles: Throttles,
+    pub trusted_proxy_hops: usize,
+}
+
+const UNSPECIFIED: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+impl AuthState {
+    fn client(&self, req: &HttpRequest) -> IpAddr {
+        client_addr(req, self.trusted_proxy_hops).unwrap_or(UNSPECIFIED)
+    }
+
+    /// Tokens for an account whose new refresh token is already stored.
+    fn token_response(&self, account: Account, refresh_token: String) -> ApiResult<TokenResponse> {
+        let access_token = self
+            .tokens
+            .access_token(account.id, &account.username)
+            .map_err(ApiError::internal)?;
+        Ok(TokenResponse {
+            user: user_view(account),
+            access_token,
+            refresh_token,
+            token_type: "Bearer",
+            expires_in: self.tokens.access_ttl_secs,
+        })
+    }
+}
+
+fn user_view(a: Account) -> UserView {
+    UserView {
+        id: a.id,
+        username: a.username,
+        email: a.email,
+        created_at: a.created_at,
+    }
+}
+
+fn rate_limited(retry_after_secs: u64) -> ApiError {
+    ApiError::TooManyRequests { retry_after_secs }
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::Unauthorized(Cow::Borrowed("invalid login or password"))
+}
+
+fn new_token() -> ApiResult<(String, Vec<u8>)> {
+    new_refresh_token().map_err(ApiError::internal)
+}
+
+/// Create an account and sign in.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, body = TokenResponse),
+        (status = 400, description = "invalid fields", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "username or email taken", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "too many registrations from this address", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn register(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    body: web::Json<RegisterRequest>,
+) -> ApiResult<HttpResponse> {
+    state
+        .throttles
+        .registrations
+        .acquire(&state.client(&req))
+        .map_err(rate_limited)?;
+    let account = body.into_inner().validate().map_err(ApiError::Validation)?;
+    let (username, email) = (account.username.as_str(), account.email.as_str());
+    // Cheap early answer before the deliberately slow hash; the unique constraints
+    // below still decide races.
+    let (username_taken, email_taken) =
+        db::taken(&mut *state.pool.get().await?, username, email).await?;
+    if username_taken || email_taken {
+        return Err(taken_conflict(username_taken));
+    }
+    let password_hash = state.passwords.hash(account.password).await?;
+    let (refresh, refresh_hash) = new_token()?;
+    let expires = Utc::now() + state.refresh_ttl;
+    let mut conn = state.pool.get().await?;
+    let created = db::create_account(
+        &mut conn,
+        username,
+        email,
+        &password_hash,
+        &refresh_hash,
+        expires,
+    )
+    .await;
+    let account = match created {
+        Ok(account) => account,
+        Err(e) => match unique_violation(&e) {
+            Some(db::USERNAME_TAKEN) => return Err(taken_conflict(true)),
+            Some(db::EMAIL_TAKEN) => return Err(taken_conflict(false)),
+            _ => return Err(e.into()),
+        },
+    };
+    tracing::info!(user_id = %account.id, "account registered");
+    Ok(HttpResponse::Created().json(state.token_response(account, refresh)?))
+}
+
+fn taken_conflict(username: bool) -> ApiError {
+    ApiError::Conflict(Cow::Borrowed(if username {
+        "that username is taken"
+    } else {
+        "that email address is already registered"
+    }))
+}
+
+/// Sign in with username or email.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 400, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "wrong login or password", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "too many attempts; see Retry-After", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn login(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> ApiResult<HttpResponse> {
+    let LoginRequest { login, password } = body.into_inner();
+    let mut errors = Vec::new();
+    if login.trim().is_empty() {
+        errors.push(FieldError::new("login", "is required"));
+    }
+    if password.is_empty() {
+        errors.push(FieldError::new("password", "is required"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let client = state.client(&req);
+    let throttles = &state.throttles;
+    throttles.logins.acquire(&client).map_err(rate_limited)?;
+    throttles
+        .failed_logins
+        .check(&client)
+        .map_err(rate_limited)?;
+
+    let login = login.trim().to_lowercase();
+    let account = db::find_for_login(&mut *state.pool.get().await?, &login).await?;
+    // Unknown logins are throttled by name exactly like accounts are by id, so the
+    // throttle does not tell which accounts exist.
+    let throttle_key = account
+        .as_ref()
+        .map_or_else(|| login.clone(), |a| a.id.to_string());
+    throttles
+        .accounts
+        .check(&throttle_key)
+        .map_err(rate_limited)?;
+
+    let stored = account.as_ref().map(|a| a.password_hash.clone());
+    let matched = state.passwords.verify(password, stored).await?;
+    let Some(account) = account.filter(|_| matched) else {
+        throttles.accounts.failed(&throttle_key);
+        throttles.failed_logins.spend(&client);
+        tracing::info!(client = %client, "failed login");
+        return Err(bad_credentials());
+    };
+    throttles.accounts.succeeded(&throttle_key);
+
+    let (refresh, refresh_hash) = new_token()?;
+    let expires = Utc::now() + state.refresh_ttl;
+    let family = uuid::Uuid::now_v7();
+    db::insert_refresh_token(
+        &mut *state.pool.get().await?,
+        account.id,
+        family,
+        &refresh_hash,
+        expires,
+    )
+    .await?;
+    tracing::info!(user_id = %account.id, "signed in");
+    Ok(HttpResponse::Ok().json(state.token_response(account, refresh)?))
+}
+
+/// Trade a refresh token for new tokens (rotation).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "unknown, expired, revoked or re-used token (re-use revokes its family)", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(
+    state: web::Data<AuthState>,
+    body: web::Json<RefreshRequest>,
+) -> ApiResult<HttpResponse> {
+    let presented = body.into_inner().refresh_token;
+    if presented.is_empty() {
+        return Err(ApiError::invalid_field("refresh_token", "is required"));
+    }
+    let (refresh, refresh_hash) = new_token()?;
+    let expires = Utc::now() + state.refresh_ttl;
+    let mut conn = state.pool.get().await?;
+    match db::rotate_refresh_token(
+        &mut conn,
+        &refresh_token_hash(&presented),
+        &refresh_hash,
+        expires,
+    )
+    .await?
+    {
+        Rotation::Rotated(account) => {
+            Ok(HttpResponse::Ok().json(state.token_response(account, refresh)?))
+        }
+        Rotation::Reused => {
+            tracing::warn!("rotated refresh token presented again; its family is revoked");
+            Err(ApiError::Unauthorized(Cow::Borrowed(
+                "this refresh token was already used; the session is revoked, sign in again",
+            )))
+        }
+        Rotation::Invalid => Err(ApiError::Unauthorized(Cow::Borrowed(
+            "invalid or expired refresh token",
+        ))),
+    }
+}
+
+/// Sign out: revoke the refresh token's family.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "revoked (also when the token was unknown)"),
+        (status = 401, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn logout(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    body: web::Json<RefreshRequest>,
+) -> ApiResult<HttpResponse> {
+    let token = body.into_inner().refresh_token;
+    if token.is_empty() {
+        return Err(ApiError::invalid_field("refresh_token", "is required"));
+    }
+    // Only the caller's own sessions can be revoked; anything else is a silent no-op.
+    let revoked = db::revoke_family_of(
+        &mut *state.pool.get().await?,
+        &refresh_token_hash(&token),
+        caller.user_id,
+    )
+    .await?;
+    tracing::info!(user_id = %caller.user_id, revoked, "signed out");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The signed-in account.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserView),
+        (status = 401, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn me(state: web::Data<AuthState>, caller: Caller) -> ApiResult<web::Json<UserView>> {
+    let account = db::find_by_id(&mut *state.pool.get().await?, caller.user_id)
+        .await?
+        .ok_or(ApiError::NotFound(Cow::Borrowed(
+            "this account no longer exists",
+        )))?;
+    Ok(web::Json(user_view(account)))
+}
+
+/// Change the password; every refresh token of the account is revoked.
+#[utoipa::path(put, path = "/api/v1/auth/password", tag = "auth", security(("bearer" = [])),
+    request_body = PasswordChangeRequest,
+    responses(
+        (status = 204, description = "changed; sign in again on other devices"),
+        (status = 400, description = "new password invalid, or current password wrong", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn change_password(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    body: web::Json<PasswordChangeRequest>,
+) -> ApiResult<HttpResponse> {
+    let PasswordChangeRequest {
+        current_password,
+        new_password,
+    } = body.into_inner();
+    check_password(&new_password).map_err(|m| ApiError::invalid_field("new_password", m))?;
+    let key = caller.user_id.to_string();
+    state.throttles.accounts.check(&key).map_err(rate_limited)?;
+    let account = db::find_by_id(&mut *state.pool.get().await?, caller.user_id)
+        .await?
+        .ok_or(ApiError::NotFound(Cow::Borrowed(
+            "this account no longer exists",
+        )))?;
+    if !state
+        .passwords
+        .verify(current_password, Some(account.password_hash))
+        .await?
+    {
+        state.throttles.accounts.failed(&key);
+        return Err(ApiError::invalid_field("current_password", "is incorrect"));
+    }
+    let new_hash = state.passwords.hash(new_password).await?;
+    db::change_password(&mut *state.pool.get().await?, caller.user_id, &new_hash).await?;
+    tracing::info!(user_id = %caller.user_id, "password changed; refresh tokens revoked");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The public keys that verify access tokens.
+#[utoipa::path(get, path = "/api/v1/auth/jwks", tag = "auth",
+    responses((status = 200, description = "JWK set; also at /.well-known/jwks.json", body = Object)))]
+pub async fn jwks(state: web::Data<AuthState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "public, max-age=300"))
+        .json(state.tokens.jwks())
+}
+
+/// Forward-auth for ingress middleware: 200 with identity headers for a valid token.
+#[utoipa::path(get, path = "/api/v1/auth/verify", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "valid; X-User-Id and X-User-Name headers name the caller"),
+        (status = 401, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn verify(caller: Caller) -> ApiResult<HttpResponse> {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let id = caller.user_id.hyphenated().encode_lower(&mut buf);
+    let id = HeaderValue::from_str(id).map_err(ApiError::internal)?;
+    let name = HeaderValue::from_str(&caller.username).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("x-user-id", id))
+        .insert_header(("x-user-name", name))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .finish())
+}

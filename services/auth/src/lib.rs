@@ -1,0 +1,108 @@
+//! The Agora authentication service: accounts with argon2id passwords, EdDSA access
+//! tokens published as a JWKS, rotating refresh tokens with reuse detection, login
+//! throttling, and a forward-auth endpoint for ingress middleware.
+
+pub mod config;
+mod db;
+mod handlers;
+pub mod model;
+mod passwords;
+mod routes;
+mod schema;
+mod throttle;
+pub mod tokens;
+
+pub use config::{Config, Limits, SigningKeySource};
+
+use actix_web::web;
+use agora_common::auth::{KeySource, TokenVerifier};
+use agora_common::ops::DatabaseReady;
+use agora_common::{Service, db as common_db};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use handlers::{AuthState, Throttles};
+use std::time::Duration;
+use throttle::{AccountBackoff, RateLimiter};
+
+/// The service's schema migrations, run at start-up.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Database pool or migrations.
+    #[error(transparent)]
+    Database(#[from] common_db::DbError),
+    /// Signing keys.
+    #[error(transparent)]
+    Keys(#[from] tokens::KeyError),
+    /// Password hasher parameters.
+    #[error(transparent)]
+    Hasher(#[from] passwords::HashError),
+}
+
+fn signing_key(source: &SigningKeySource) -> Result<tokens::KeyPair, tokens::KeyError> {
+    match source {
+        SigningKeySource::Pem(pem) => tokens::KeyPair::from_pem(pem.as_bytes(), "AUTH_SIGNING_KEY"),
+        SigningKeySource::File { path, generate } => tokens::load_or_generate(path, *generate),
+    }
+}
+
+/// Migrates the database and builds the service, ready to serve.
+pub async fn build(config: Config) -> Result<Service, StartError> {
+    let signing = signing_key(&config.signing_key)?;
+    let previous = config
+        .previous_key_files
+        .iter()
+        .map(|p| tokens::load_or_generate(p, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing::info!(
+        kid = signing.kid(),
+        previous = previous.len(),
+        "signing key loaded"
+    );
+    let issuer = tokens::TokenIssuer::new(
+        signing,
+        previous,
+        config.issuer.clone(),
+        config.audience.clone(),
+        config.access_ttl_secs,
+    );
+    let verifier = web::Data::new(TokenVerifier::new(
+        &config.issuer,
+        &config.audience,
+        KeySource::Static(issuer.jwks().clone()),
+    ));
+
+    common_db::migrate(
+        &config.database_url,
+        MIGRATIONS,
+        common_db::migration_lock_key("auth"),
+    )
+    .await?;
+    let pool = common_db::pool(&config.database_url, config.db_pool_size)?;
+    let limits = &config.limits;
+    let minute = Duration::from_secs(60);
+    let state = web::Data::new(AuthState {
+        pool: pool.clone(),
+        passwords: passwords::Passwords::new(config.hash, config.max_concurrent_hashes)?,
+        tokens: issuer,
+        refresh_ttl: chrono::Duration::seconds(
+            i64::try_from(config.refresh_ttl_secs).unwrap_or(i64::MAX / 1000),
+        ),
+        throttles: Throttles {
+            registrations: RateLimiter::new(limits.registrations_per_minute, minute),
+            logins: RateLimiter::new(limits.logins_per_minute, minute),
+            failed_logins: RateLimiter::new(limits.failed_logins_per_minute, minute),
+            accounts: AccountBackoff::new(
+                limits.account_free_failures,
+                Duration::from_secs(limits.account_backoff_secs),
+                Duration::from_secs(limits.account_max_backoff_secs),
+            ),
+        },
+        trusted_proxy_hops: config.trusted_proxy_hops,
+    });
+    Ok(
+        Service::new("auth", routes::routes(state, verifier), routes::openapi())
+            .ready_when(DatabaseReady(pool)),
+    )
+}

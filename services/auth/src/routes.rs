@@ -1,0 +1,52 @@
+//! The auth service's paths and its OpenAPI document.
+
+use crate::handlers::{self, AuthState};
+use actix_web::web;
+use agora_common::TokenVerifier;
+use agora_common::server::Routes;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Agora auth",
+        description = "Accounts, tokens, JWKS and forward-auth."
+    ),
+    paths(
+        handlers::register,
+        handlers::login,
+        handlers::refresh,
+        handlers::logout,
+        handlers::me,
+        handlers::change_password,
+        handlers::jwks,
+        handlers::verify,
+    )
+)]
+struct ApiDoc;
+
+/// The OpenAPI document of this service.
+pub fn openapi() -> serde_json::Value {
+    agora_common::openapi::finish(ApiDoc::openapi())
+}
+
+/// The route table.
+pub fn routes(state: web::Data<AuthState>, verifier: web::Data<TokenVerifier>) -> Routes {
+    Arc::new(move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state.clone())
+            .app_data(verifier.clone())
+            .service(
+                web::scope("/api/v1/auth")
+                    .route("/register", web::post().to(handlers::register))
+                    .route("/login", web::post().to(handlers::login))
+                    .route("/refresh", web::post().to(handlers::refresh))
+                    .route("/logout", web::post().to(handlers::logout))
+                    .route("/me", web::get().to(handlers::me))
+                    .route("/password", web::put().to(handlers::change_password))
+                    .route("/jwks", web::get().to(handlers::jwks))
+                    .route("/verify", web::get().to(handlers::verify)),
+            )
+            .route("/.well-known/jwks.json", web::get().to(handlers::jwks));
+    })
+}
