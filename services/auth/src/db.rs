@@ -137,6 +137,18 @@ pub async fn insert_refresh_token(
         .map(|_| ())
 }
 
+/// The state of a stored refresh token.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+struct StoredToken {
+    id: Uuid,
+    family_id: Uuid,
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+    rotated_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
 /// What presenting a refresh token did.
 #[derive(Debug)]
 pub enum Rotation {
@@ -157,28 +169,22 @@ pub async fn rotate_refresh_token(
     new_expires_at: DateTime<Utc>,
 ) -> Result<Rotation, Error> {
     conn.transaction::<_, Error, _>(async |conn| {
-        let row: Option<(
-            Uuid,
-            Uuid,
-            Uuid,
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-        )> = refresh_tokens::table
+        let row = refresh_tokens::table
             .filter(refresh_tokens::token_hash.eq(presented_hash))
-            .select((
-                refresh_tokens::id,
-                refresh_tokens::family_id,
-                refresh_tokens::user_id,
-                refresh_tokens::expires_at,
-                refresh_tokens::rotated_at,
-                refresh_tokens::revoked_at,
-            ))
+            .select(StoredToken::as_select())
             .for_update()
             .first(conn)
             .await
             .optional()?;
-        let Some((id, family, user_id, expires_at, rotated_at, revoked_at)) = row else {
+        let Some(StoredToken {
+            id,
+            family_id: family,
+            user_id,
+            expires_at,
+            rotated_at,
+            revoked_at,
+        }) = row
+        else {
             return Ok(Rotation::Invalid);
         };
         let now = Utc::now();

@@ -1,0 +1,122 @@
+//! `agora up`: the whole platform on this machine in one command.
+
+use agora::postgres::LocalPostgres;
+use agora::{Platform, PlatformConfig};
+use clap::{Parser, Subcommand};
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "agora",
+    version,
+    about = "Agora, a small social network built as microservices"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start PostgreSQL, every service and the gateway; Ctrl-C stops everything.
+    Up {
+        /// Where the gateway listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Local state: the PostgreSQL cluster and signing keys. Kept between runs.
+        #[arg(long, default_value = ".agora")]
+        state_dir: PathBuf,
+        /// Use this PostgreSQL server instead of a local cluster (it must allow
+        /// creating databases), e.g. postgres://agora:secret@db:5432/postgres.
+        #[arg(long, env = "AGORA_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    agora_common::telemetry::init();
+    let Command::Up {
+        listen,
+        state_dir,
+        database_url,
+    } = Cli::parse().command;
+    match up(listen, state_dir, database_url).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!(error = %message, "agora up failed");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn up(
+    listen: SocketAddr,
+    state_dir: PathBuf,
+    database_url: Option<String>,
+) -> Result<(), String> {
+    std::fs::create_dir_all(&state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+    let state_dir = state_dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", state_dir.display()))?;
+    // One `agora up` per state dir: the lock dies with the process, however it ends.
+    let lock_path = state_dir.join("agora.lock");
+    let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        return Err(format!(
+            "another `agora up` is already using {}",
+            state_dir.display()
+        ));
+    }
+
+    let local_pg = match database_url {
+        Some(_) => None,
+        None => {
+            let dir = state_dir.clone();
+            Some(
+                tokio::task::spawn_blocking(move || LocalPostgres::start(&dir))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+    };
+    let server_url = database_url.unwrap_or_else(|| {
+        local_pg
+            .as_ref()
+            .map(LocalPostgres::url)
+            .unwrap_or_default()
+    });
+
+    let result = match Platform::start(PlatformConfig::new(server_url, listen, state_dir)).await {
+        Ok(platform) => {
+            let base = format!("http://{}", platform.gateway_addr);
+            tracing::info!(url = %base, "Agora is up");
+            println!(
+                "Agora is up: {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json). Ctrl-C stops it."
+            );
+            agora_common::runtime::shutdown_signal().await;
+            tracing::info!("stopping");
+            platform.stop().await;
+            Ok(())
+        }
+        Err(err) => Err(err.to_string()),
+    };
+    if let Some(pg) = local_pg {
+        if let Err(err) = tokio::task::spawn_blocking(move || pg.stop())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            tracing::error!(error = %err, "PostgreSQL did not stop cleanly");
+        } else {
+            tracing::info!("PostgreSQL stopped");
+        }
+    }
+    drop(lock);
+    result
+}
