@@ -102,10 +102,11 @@ fn unprivileged_user() -> Result<Option<RunAs>, PostgresError> {
     for wanted in ["postgres", "nobody"] {
         for line in passwd.lines() {
             let fields: Vec<&str> = line.split(':').collect();
-            if fields.len() > 3 && fields[0] == wanted {
-                if let (Ok(uid), Ok(gid)) = (fields[2].parse(), fields[3].parse()) {
-                    return Ok(Some(RunAs { uid, gid }));
-                }
+            if let [name, _, uid, gid, ..] = fields.as_slice()
+                && *name == wanted
+                && let (Ok(uid), Ok(gid)) = (uid.parse(), gid.parse())
+            {
+                return Ok(Some(RunAs { uid, gid }));
             }
         }
     }

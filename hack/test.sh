@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace against real dependencies:
+#   - a throwaway PostgreSQL cluster (random port, removed afterwards), built from the
+#     machine's own PostgreSQL binaries (installed from Debian's packages if missing);
+#   - extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_pg_bin() {
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(command -v initdb)"; return
+  fi
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+PG_BIN=$(find_pg_bin)
+if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing PostgreSQL server binaries (Debian packages)..." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    PG_BIN=$(find_pg_bin)
+  else
+    echo "error: PostgreSQL server binaries (initdb, pg_ctl) are missing; install the 'postgresql' package" >&2
+    exit 1
+  fi
+fi
+
+# PostgreSQL refuses to run as root: run it as the postgres user then.
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+  as_pg=(runuser -u postgres --)
+fi
+
+PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/agora-test-pg.XXXXXX")
+chmod 755 "$PG_DIR"
+[ "${#as_pg[@]}" -gt 0 ] && chown postgres: "$PG_DIR"
+PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+cleanup() {
+  "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+}
+trap cleanup EXIT
+
+"${as_pg[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
+"${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
+  -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  start >/dev/null
+echo "throwaway PostgreSQL on 127.0.0.1:$PG_PORT ($PG_DIR)" >&2
+
+export AGORA_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+export RUST_LOG="${RUST_LOG:-warn}"
+cargo test --workspace "$@"

@@ -1,0 +1,200 @@
+//! Shared helpers for the end-to-end tests: a platform on a fresh set of databases,
+//! and a small JSON client for its gateway.
+#![allow(dead_code)]
+
+use agora::{Platform, PlatformConfig};
+use agora_common::testing;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub struct TestPlatform {
+    pub platform: Option<Platform>,
+    pub base: String,
+    pub state_dir: PathBuf,
+    pub config: PlatformConfig,
+}
+
+pub fn config() -> PlatformConfig {
+    let state_dir = std::env::temp_dir().join(testing::unique_prefix("agora_state"));
+    let mut config = PlatformConfig::new(
+        testing::server_url(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        state_dir,
+    );
+    config.database_prefix = testing::unique_prefix("e2e");
+    config.workers = 1;
+    // Generous by default; the throttling tests set their own.
+    config.auth_limits.registrations_per_minute = 10_000;
+    config.auth_limits.logins_per_minute = 10_000;
+    config
+}
+
+pub async fn start() -> TestPlatform {
+    start_with(config()).await
+}
+
+pub async fn start_with(config: PlatformConfig) -> TestPlatform {
+    let platform = match Platform::start(config.clone()).await {
+        Ok(p) => p,
+        Err(e) => panic!("platform did not start: {e}"),
+    };
+    TestPlatform {
+        base: format!("http://{}", platform.gateway_addr),
+        platform: Some(platform),
+        state_dir: config.state_dir.clone(),
+        config,
+    }
+}
+
+impl TestPlatform {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn service_url(&self, name: &str, path: &str) -> String {
+        let addr = self
+            .platform
+            .as_ref()
+            .and_then(|p| p.services.iter().find(|(n, _)| *n == name).map(|(_, a)| *a))
+            .unwrap_or_else(|| panic!("no service {name}"));
+        format!("http://{addr}{path}")
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(p) = self.platform.take() {
+            p.stop().await;
+        }
+    }
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem with this status.
+    pub fn assert_problem(&self, status: u16) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{:?}",
+            self.headers
+        );
+        assert_eq!(self.body["status"], status, "{}", self.body);
+        assert!(
+            self.body["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("https://")),
+            "{}",
+            self.body
+        );
+        assert!(
+            self.body["title"].is_string() && self.body["detail"].is_string(),
+            "{}",
+            self.body
+        );
+        assert!(self.header("x-request-id").is_some(), "no request id");
+    }
+
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .finish()
+}
+
+/// Sends a request with an optional bearer token and raw body.
+pub async fn send(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Vec<u8>)>,
+) -> Reply {
+    let method =
+        awc::http::Method::from_bytes(method.as_bytes()).unwrap_or_else(|_| panic!("method"));
+    let mut req = client().request(method, url);
+    if let Some(token) = token {
+        req = req.insert_header(("authorization", format!("Bearer {token}")));
+    }
+    for (k, v) in headers {
+        req = req.insert_header((*k, *v));
+    }
+    let sent = match body {
+        Some((content_type, bytes)) => {
+            req.insert_header(("content-type", content_type))
+                .send_body(bytes)
+                .await
+        }
+        None => req.send().await,
+    };
+    let mut resp = sent.unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+    let raw = resp
+        .body()
+        .limit(16 * 1024 * 1024)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    Reply {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+        raw,
+    }
+}
+
+pub async fn post_json(url: &str, token: Option<&str>, body: Value) -> Reply {
+    send(
+        "POST",
+        url,
+        token,
+        &[],
+        Some(("application/json", body.to_string().into_bytes())),
+    )
+    .await
+}
+
+pub async fn get(url: &str, token: Option<&str>) -> Reply {
+    send("GET", url, token, &[], None).await
+}
+
+/// Registers `name` (password `password-<name>`) and returns the token response.
+pub async fn register(p: &TestPlatform, name: &str) -> Value {
+    let reply = post_json(
+        &p.url("/api/v1/auth/register"),
+        None,
+        json!({"username": name, "email": format!("{name}@example.org"), "password": format!("password-{name}")}),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body
+}
+
+pub fn token(body: &Value, field: &str) -> String {
+    body[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {body}"))
+        .to_owned()
+}
