@@ -227,3 +227,22 @@ fn upstream_error(upstream: &Upstream, err: &SendRequestError) -> ApiError {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_named_in_connection_are_hop_by_hop() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret-Hop"),
+        );
+        let listed = connection_listed(&headers);
+        assert!(listed.contains(&HeaderName::from_static("x-secret-hop")));
+        assert!(listed.contains(&HeaderName::from_static("keep-alive")));
+        assert!(is_hop_by_hop(&header::TRANSFER_ENCODING));
+        assert!(!is_hop_by_hop(&header::AUTHORIZATION));
+    }
+}

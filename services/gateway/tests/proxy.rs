@@ -1,0 +1,318 @@
+//! The gateway against a real upstream (a small echo server) over loopback: edge
+//! authentication, identity-header hygiene, forwarding headers, body limits, streaming,
+//! and problem+json answers for unknown routes and dead upstreams.
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use agora_auth::tokens::{KeyPair, TokenIssuer, generate_pem};
+use agora_gateway::{Config, Upstream};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+struct Echo {
+    hits: AtomicUsize,
+    jwks: Value,
+}
+
+/// Echoes what arrived: method, path, headers and the body's length (read in full).
+async fn echo_handler(
+    req: HttpRequest,
+    mut body: web::Payload,
+    state: web::Data<Echo>,
+) -> HttpResponse {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let mut len = 0usize;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => len += c.len(),
+            Err(_) => return HttpResponse::BadRequest().finish(),
+        }
+    }
+    let headers: serde_json::Map<String, Value> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or_default())))
+        .collect();
+    HttpResponse::Ok().json(json!({"method": req.method().as_str(), "path": req.uri().to_string(), "headers": headers, "body_len": len}))
+}
+
+async fn big(size: web::Path<usize>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .body(vec![7u8; size.into_inner()])
+}
+
+async fn jwks(state: web::Data<Echo>) -> HttpResponse {
+    HttpResponse::Ok().json(&state.jwks)
+}
+
+struct Setup {
+    gateway: String,
+    echo: Arc<Echo>,
+    issuer: TokenIssuer,
+}
+
+fn loopback() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"))
+}
+
+async fn setup(max_body: usize) -> Setup {
+    let key = KeyPair::from_pem(generate_pem().unwrap_or_default().as_bytes(), "test")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let issuer = TokenIssuer::new(key, vec![], "agora".into(), "agora".into(), 300);
+    let echo = Arc::new(Echo {
+        hits: AtomicUsize::new(0),
+        jwks: serde_json::to_value(issuer.jwks()).unwrap_or_default(),
+    });
+    let data = web::Data::from(echo.clone());
+    let upstream = loopback();
+    let upstream_addr = upstream.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/jwks", web::get().to(jwks))
+            .route("/api/v1/users/big/{size}", web::get().to(big))
+            .default_service(web::to(echo_handler))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(upstream)
+    .unwrap_or_else(|e| panic!("{e}"))
+    .run();
+    actix_web::rt::spawn(server);
+
+    // A closed port: the "photos" service is configured but down.
+    let dead: SocketAddr = {
+        let l = loopback();
+        l.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let mut config = Config::new(vec![
+        Upstream {
+            name: "users",
+            base_url: format!("http://{upstream_addr}"),
+            max_body_bytes: max_body,
+        },
+        Upstream {
+            name: "photos",
+            base_url: format!("http://{dead}"),
+            max_body_bytes: max_body,
+        },
+    ]);
+    config.jwks_url = format!("http://{upstream_addr}/jwks");
+    let gateway = loopback();
+    let gateway_addr = gateway.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let server = agora_gateway::build(config)
+        .serve(gateway, 1)
+        .unwrap_or_else(|e| panic!("{e}"));
+    actix_web::rt::spawn(server);
+    Setup {
+        gateway: format!("http://{gateway_addr}"),
+        echo,
+        issuer,
+    }
+}
+
+fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+async fn json_of(
+    resp: &mut awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+        + Unpin,
+    >,
+) -> Value {
+    let bytes = resp
+        .body()
+        .limit(64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+#[actix_web::test]
+async fn identity_comes_from_the_token_only() {
+    let s = setup(1024).await;
+    let alice = uuid::Uuid::now_v7();
+    let token = s.issuer.access_token(alice, "alice").unwrap_or_default();
+
+    // Forged identity and no token: refused at the edge, the upstream never sees it.
+    let mut resp = client()
+        .get(format!("{}/api/v1/users/me", s.gateway))
+        .insert_header(("x-user-id", uuid::Uuid::now_v7().to_string()))
+        .insert_header(("x-user-name", "root"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/problem+json"[..])
+    );
+    assert_eq!(json_of(&mut resp).await["status"], 401);
+    assert_eq!(s.echo.hits.load(Ordering::SeqCst), 0);
+
+    // Invalid token: refused too.
+    let resp = client()
+        .get(format!("{}/api/v1/users/me", s.gateway))
+        .insert_header(("authorization", "Bearer not.a.token"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 401);
+    assert_eq!(s.echo.hits.load(Ordering::SeqCst), 0);
+
+    // Valid token plus forged headers: the forged ones are replaced.
+    let mut resp = client()
+        .get(format!("{}/api/v1/users/me?x=1", s.gateway))
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .insert_header(("x-user-id", uuid::Uuid::now_v7().to_string()))
+        .insert_header(("x-user-name", "root"))
+        .insert_header(("x-request-id", "trace-42"))
+        .insert_header(("x-forwarded-for", "203.0.113.9"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers().get("x-request-id").map(|v| v.as_bytes()),
+        Some(&b"trace-42"[..])
+    );
+    let seen = json_of(&mut resp).await;
+    let h = &seen["headers"];
+    assert_eq!(seen["path"], "/api/v1/users/me?x=1");
+    assert_eq!(h["x-user-id"], alice.to_string());
+    assert_eq!(h["x-user-name"], "alice");
+    assert_eq!(h["x-request-id"], "trace-42");
+    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert!(h["x-forwarded-host"].is_string());
+    assert_eq!(
+        h["authorization"],
+        format!("Bearer {token}"),
+        "services verify tokens themselves"
+    );
+}
+
+#[actix_web::test]
+async fn public_routes_pass_without_a_token_and_never_with_a_forged_identity() {
+    let s = setup(1024).await;
+    // Photos' bytes are public at the edge, but photos is down: 503, fast.
+    let started = Instant::now();
+    let mut resp = client()
+        .get(format!("{}/api/v1/photos/abc/content", s.gateway))
+        .insert_header(("x-user-id", "forged"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 503);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let problem = json_of(&mut resp).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("photos")),
+        "{problem}"
+    );
+
+    // Unknown areas and unconfigured services: 404 problem.
+    for path in [
+        "/api/v1/nope",
+        "/api/v1/events",
+        "/elsewhere",
+        "/api/v2/users/x",
+    ] {
+        let mut resp = client()
+            .get(format!("{}{path}", s.gateway))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status(), 404, "{path}");
+        assert_eq!(json_of(&mut resp).await["status"], 404);
+    }
+}
+
+#[actix_web::test]
+async fn bodies_stream_and_are_limited_per_route() {
+    let s = setup(64 * 1024).await;
+    let token = s
+        .issuer
+        .access_token(uuid::Uuid::now_v7(), "bob")
+        .unwrap_or_default();
+    let auth = ("authorization", format!("Bearer {token}"));
+
+    // Under the limit, with a length: passes whole.
+    let mut resp = client()
+        .post(format!("{}/api/v1/posts", s.gateway))
+        .insert_header(auth.clone())
+        .send_body(vec![1u8; 60 * 1024])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_of(&mut resp).await["body_len"], 60 * 1024);
+
+    // Declared too large: refused before anything is forwarded.
+    let before = s.echo.hits.load(Ordering::SeqCst);
+    let mut resp = client()
+        .post(format!("{}/api/v1/posts", s.gateway))
+        .insert_header(auth.clone())
+        .send_body(vec![1u8; 65 * 1024])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 413);
+    assert_eq!(json_of(&mut resp).await["status"], 413);
+    assert_eq!(s.echo.hits.load(Ordering::SeqCst), before);
+
+    // Chunked (no length) and too large: cut off with 413.
+    let chunks = futures_util::stream::iter(
+        (0..20).map(|_| Ok::<_, std::io::Error>(actix_web::web::Bytes::from(vec![2u8; 8 * 1024]))),
+    );
+    let resp = client()
+        .post(format!("{}/api/v1/posts", s.gateway))
+        .insert_header(auth.clone())
+        .send_stream(chunks)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 413);
+
+    // Chunked and small: streams through.
+    let chunks = futures_util::stream::iter(
+        (0..4).map(|_| Ok::<_, std::io::Error>(actix_web::web::Bytes::from(vec![2u8; 8 * 1024]))),
+    );
+    let mut resp = client()
+        .post(format!("{}/api/v1/posts", s.gateway))
+        .insert_header(auth.clone())
+        .send_stream(chunks)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_of(&mut resp).await["body_len"], 32 * 1024);
+
+    // Large responses stream back with their length.
+    let mut resp = client()
+        .get(format!(
+            "{}/api/v1/users/big/{}",
+            s.gateway,
+            8 * 1024 * 1024
+        ))
+        .insert_header(auth)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers().get("content-length").map(|v| v.as_bytes()),
+        Some(&b"8388608"[..])
+    );
+    let body = resp
+        .body()
+        .limit(16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    assert_eq!(body.len(), 8 * 1024 * 1024);
+}
