@@ -187,19 +187,11 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Env::from_fn(move |k| map.get(k).cloned())
-    }
+    use agora_common::config::Env;
 
     #[test]
     fn reads_and_validates() {
-        let ok = Config::from_env(&env(&[
+        let ok = Config::from_env(&Env::from_pairs(&[
             ("DATABASE_URL", "postgres://x/y"),
             ("AUTH_SIGNING_KEY_FILE", "/k.pem"),
             ("AUTH_GENERATE_SIGNING_KEY", "true"),
@@ -212,7 +204,7 @@ mod tests {
         ));
         assert_eq!(ok.map(|c| c.access_ttl_secs), Ok(300));
 
-        let weak = Config::from_env(&env(&[
+        let weak = Config::from_env(&Env::from_pairs(&[
             ("DATABASE_URL", "postgres://x/y"),
             ("AUTH_SIGNING_KEY_FILE", "/k.pem"),
             ("AUTH_ARGON2_MEMORY_KIB", "1024"),
@@ -223,7 +215,7 @@ mod tests {
                 .unwrap_or_default()
                 .contains("AUTH_ARGON2_MEMORY_KIB")
         );
-        let keyless = Config::from_env(&env(&[("DATABASE_URL", "postgres://x/y")]));
+        let keyless = Config::from_env(&Env::from_pairs(&[("DATABASE_URL", "postgres://x/y")]));
         assert!(
             keyless
                 .err()

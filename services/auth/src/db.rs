@@ -267,3 +267,14 @@ pub async fn change_password(
     })
     .await
 }
+
+/// Deletes refresh tokens that expired more than a day ago (the day keeps a window in
+/// which re-use of an expired-but-rotated token is still recognised and logged).
+pub async fn purge_expired_tokens(conn: &mut AsyncPgConnection) -> Result<usize, Error> {
+    diesel::delete(
+        refresh_tokens::table
+            .filter(refresh_tokens::expires_at.lt(Utc::now() - chrono::Duration::days(1))),
+    )
+    .execute(conn)
+    .await
+}

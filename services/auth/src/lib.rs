@@ -101,8 +101,28 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
         },
         trusted_proxy_hops: config.trusted_proxy_hops,
     });
+    tokio::spawn(purge_expired_tokens(pool.clone()));
     Ok(
         Service::new("auth", routes::routes(state, verifier), routes::openapi())
             .ready_when(DatabaseReady(pool)),
     )
+}
+
+/// Hourly clean-up of long-expired refresh tokens, so the table does not grow forever.
+async fn purge_expired_tokens(pool: common_db::DbPool) {
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        let purged = match pool.get().await {
+            Ok(mut conn) => db::purge_expired_tokens(&mut conn)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match purged {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired refresh tokens deleted"),
+            Err(error) => tracing::warn!(%error, "refresh token clean-up failed"),
+        }
+    }
 }

@@ -37,6 +37,19 @@ impl Env {
     }
 }
 
+impl Env<Box<dyn Fn(&str) -> Option<String>>> {
+    /// Fixed name/value pairs (tests, embedded configuration).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self {
+            lookup: Box::new(move |k| map.get(k).cloned()),
+        }
+    }
+}
+
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// Any lookup function, e.g. over a `HashMap` in tests.
     pub fn from_fn(lookup: F) -> Self {
@@ -124,19 +137,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Env::from_fn(move |k| map.get(k).cloned())
-    }
-
     #[test]
     fn errors_name_the_variable() {
-        let e = env(&[("PORT", "eighty")]);
+        let e = Env::from_pairs(&[("PORT", "eighty")]);
         let err = e
             .parse::<u16>("PORT")
             .err()
@@ -153,7 +156,7 @@ mod tests {
 
     #[test]
     fn ranges_and_flags() {
-        let e = env(&[("N", "500"), ("F", "yes"), ("B", "maybe"), ("BLANK", "  ")]);
+        let e = Env::from_pairs(&[("N", "500"), ("F", "yes"), ("B", "maybe"), ("BLANK", "  ")]);
         assert!(e.int_in("N", 1u32, 1..=100).is_err());
         assert_eq!(e.int_in("UNSET", 7u32, 1..=100).ok(), Some(7));
         assert_eq!(e.flag("F", false).ok(), Some(true));
