@@ -2,7 +2,10 @@
 # Runs every test of the workspace against real dependencies:
 #   - a throwaway PostgreSQL cluster (random port, removed afterwards), built from the
 #     machine's own PostgreSQL binaries (installed from Debian's packages if missing);
-#   - extra arguments go to `cargo test`.
+#   - a local Kubernetes control plane (hack/k8s-env.sh: etcd, kube-apiserver,
+#     kube-controller-manager, kube-scheduler, kwok), built from Go modules on first use
+#     and cached; stopped afterwards unless it was already running.
+# Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,9 +40,11 @@ chmod 755 "$PG_DIR"
 [ "${#as_pg[@]}" -gt 0 ] && chown postgres: "$PG_DIR"
 PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
+K8S_STARTED=0
 cleanup() {
   "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
+  if [ "$K8S_STARTED" = 1 ]; then hack/k8s-env.sh stop >&2 || true; fi
 }
 trap cleanup EXIT
 
@@ -48,6 +53,10 @@ trap cleanup EXIT
   -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
   start >/dev/null
 echo "throwaway PostgreSQL on 127.0.0.1:$PG_PORT ($PG_DIR)" >&2
+
+# The Kubernetes control plane for the operator-side tests.
+if ! hack/k8s-env.sh status >/dev/null 2>&1; then K8S_STARTED=1; fi
+eval "$(hack/k8s-env.sh start)"
 
 export AGORA_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export RUST_LOG="${RUST_LOG:-warn}"

@@ -39,8 +39,9 @@ pub const PREFIX_LABEL: &str = "agora.dev/test-prefix";
 pub const START_HINT: &str = "start the local control plane first: eval \"$(hack/k8s-env.sh start)\" \
      (from the repository root; it exports KUBECONFIG)";
 
-/// Errors of the test helper.
-#[derive(Debug, thiserror::Error)]
+/// Errors of the test helper. `Debug` prints the message (with its cause), so a test returning
+/// `Result<(), Box<dyn Error>>` (or using `expect`) fails with a readable explanation.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// `KUBECONFIG` is not set.
     #[error("KUBECONFIG is not set; {START_HINT}")]
@@ -73,6 +74,13 @@ pub enum Error {
         /// How long.
         timeout: Duration,
     },
+}
+
+impl Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every message already includes its cause.
+        write!(f, "{self}")
+    }
 }
 
 /// Result alias of this crate.
