@@ -74,6 +74,9 @@ pub enum KeySource {
 struct KeyCache {
     keys: Arc<HashMap<String, DecodingKey>>,
     fetched_at: Option<Instant>,
+    /// Last fetch attempt, successful or not: while the auth service is down, requests
+    /// must not each wait for a fetch of their own.
+    attempted_at: Option<Instant>,
 }
 
 /// How long fetched keys are trusted before a refresh.
@@ -124,19 +127,28 @@ impl TokenVerifier {
             cache: RwLock::new(KeyCache {
                 keys: Arc::new(keys),
                 fetched_at,
+                attempted_at: None,
             }),
             refresh: tokio::sync::Mutex::new(()),
         }
     }
 
     fn snapshot(&self) -> (Arc<HashMap<String, DecodingKey>>, Option<Instant>) {
-        match self.cache.read() {
-            Ok(c) => (c.keys.clone(), c.fetched_at),
-            Err(poisoned) => {
-                let c = poisoned.into_inner();
-                (c.keys.clone(), c.fetched_at)
-            }
-        }
+        let cache = self
+            .cache
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (cache.keys.clone(), cache.fetched_at)
+    }
+
+    fn attempted_recently(&self) -> bool {
+        let cache = self
+            .cache
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache
+            .attempted_at
+            .is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL)
     }
 
     /// Verifies a compact JWS and returns the caller it names.
@@ -185,19 +197,26 @@ impl TokenVerifier {
         };
         let _guard = self.refresh.lock().await;
         let (keys, fetched_at) = self.snapshot();
-        // Someone else refreshed while we waited, or we refreshed very recently.
-        if fetched_at != seen || fetched_at.is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL) {
-            return Ok(keys);
+        // Someone else refreshed while we waited, or somebody tried very recently.
+        if fetched_at != seen || self.attempted_recently() {
+            return if keys.is_empty() {
+                Err(TokenError::KeysUnavailable(
+                    "JWKS fetch failed recently".into(),
+                ))
+            } else {
+                Ok(keys)
+            };
         }
-        let set = fetch_jwks(url).await?;
-        let fresh = Arc::new(usable_keys(&set));
+        let fetched = fetch_jwks(url).await;
+        let mut cache = self
+            .cache
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.attempted_at = Some(Instant::now());
+        let fresh = Arc::new(usable_keys(&fetched?));
         tracing::debug!(keys = fresh.len(), "JWKS refreshed");
-        let mut cache = match self.cache.write() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
         cache.keys = fresh.clone();
-        cache.fetched_at = Some(Instant::now());
+        cache.fetched_at = cache.attempted_at;
         Ok(fresh)
     }
 }
@@ -265,5 +284,68 @@ impl FromRequest for Caller {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn token_with_kid(kid: &str) -> String {
+        let header = URL_SAFE_NO_PAD.encode(format!("{{\"alg\":\"EdDSA\",\"kid\":\"{kid}\"}}"));
+        format!("{header}.e30.c2ln")
+    }
+
+    #[actix_web::test]
+    async fn an_unreachable_jwks_fails_fast_and_is_not_hammered() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(1);
+        let verifier = TokenVerifier::new(
+            "agora",
+            "agora",
+            KeySource::Remote {
+                url: format!("http://127.0.0.1:{port}/jwks"),
+            },
+        );
+        let first = verifier.verify(&token_with_kid("k1")).await;
+        assert!(
+            matches!(first, Err(TokenError::KeysUnavailable(_))),
+            "{first:?}"
+        );
+        // Within the back-off window no request reaches the network: fast, same answer.
+        let started = Instant::now();
+        for _ in 0..50 {
+            let again = verifier.verify(&token_with_kid("k2")).await;
+            assert!(matches!(again, Err(TokenError::KeysUnavailable(_))));
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[actix_web::test]
+    async fn tokens_without_kid_or_with_other_algorithms_are_invalid() {
+        let verifier =
+            TokenVerifier::new("agora", "agora", KeySource::Static(JwkSet { keys: vec![] }));
+        let no_kid = format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode("{\"alg\":\"EdDSA\"}"));
+        assert!(matches!(
+            verifier.verify(&no_kid).await,
+            Err(TokenError::UnknownKey)
+        ));
+        let hs = format!(
+            "{}.e30.c2ln",
+            URL_SAFE_NO_PAD.encode("{\"alg\":\"HS256\",\"kid\":\"k\"}")
+        );
+        assert!(matches!(
+            verifier.verify(&hs).await,
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(verifier.verify("not a token").await.is_err());
     }
 }

@@ -61,9 +61,6 @@ pub async fn observe(
         .insert(REQUEST_ID.clone(), request_id.clone());
 
     let method = req.method().clone();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     // The path only: query strings may carry share-link signatures.
     let span = tracing::info_span!(
@@ -77,6 +74,11 @@ pub async fn observe(
     let mut res = result?;
     res.headers_mut().insert(REQUEST_ID.clone(), request_id);
     let status = res.status().as_u16();
+    // The pattern is known once routing is done (never the raw path: bounded labels).
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     span.in_scope(|| {
         tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, route = %route, "request handled");
     });
