@@ -73,6 +73,17 @@ pub async fn observe(
     let elapsed = started.elapsed();
     let mut res = result?;
     res.headers_mut().insert(REQUEST_ID.clone(), request_id);
+    // The contract promises `application/json; charset=utf-8`; actix writes the bare type.
+    if res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes() == b"application/json")
+    {
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
     let status = res.status().as_u16();
     // The pattern is known once routing is done (never the raw path: bounded labels).
     let route = res
@@ -157,6 +168,11 @@ mod tests {
                 .route(
                     "/teapot",
                     web::get().to(|| async { HttpResponse::ImATeapot().body("short and stout") }),
+                )
+                .route(
+                    "/json",
+                    web::get()
+                        .to(|| async { HttpResponse::Ok().json(serde_json::json!({"ok": 1})) }),
                 ),
         )
         .await;
@@ -199,5 +215,12 @@ mod tests {
             .map(|v| v.as_bytes().to_vec())
             .unwrap_or_default();
         assert_eq!(id.len(), 36);
+
+        let resp =
+            test::call_service(&app, test::TestRequest::get().uri("/json").to_request()).await;
+        assert_eq!(
+            resp.headers().get("content-type").map(|v| v.as_bytes()),
+            Some(&b"application/json; charset=utf-8"[..])
+        );
     }
 }

@@ -45,6 +45,11 @@ async fn big(size: web::Path<usize>) -> HttpResponse {
         .body(vec![7u8; size.into_inner()])
 }
 
+async fn slow() -> HttpResponse {
+    actix_web::rt::time::sleep(Duration::from_secs(10)).await;
+    HttpResponse::Ok().finish()
+}
+
 async fn jwks(state: web::Data<Echo>) -> HttpResponse {
     HttpResponse::Ok().json(&state.jwks)
 }
@@ -75,6 +80,7 @@ async fn setup(max_body: usize) -> Setup {
             .app_data(data.clone())
             .route("/jwks", web::get().to(jwks))
             .route("/api/v1/users/big/{size}", web::get().to(big))
+            .route("/api/v1/users/slow", web::get().to(slow))
             .default_service(web::to(echo_handler))
     })
     .workers(1)
@@ -102,6 +108,7 @@ async fn setup(max_body: usize) -> Setup {
         },
     ]);
     config.jwks_url = format!("http://{upstream_addr}/jwks");
+    config.upstream_timeout = Duration::from_secs(2);
     let gateway = loopback();
     let gateway_addr = gateway.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let server = agora_gateway::build(config)
@@ -315,4 +322,33 @@ async fn bodies_stream_and_are_limited_per_route() {
         .await
         .unwrap_or_default();
     assert_eq!(body.len(), 8 * 1024 * 1024);
+}
+
+#[actix_web::test]
+async fn a_hanging_upstream_gets_a_timeout_not_a_hang() {
+    let s = setup(1024).await;
+    let token = s
+        .issuer
+        .access_token(uuid::Uuid::now_v7(), "carol")
+        .unwrap_or_default();
+    let started = Instant::now();
+    let mut resp = client()
+        .get(format!("{}/api/v1/users/slow", s.gateway))
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let problem = json_of(&mut resp).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("users")),
+        "{problem}"
+    );
 }
