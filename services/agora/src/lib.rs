@@ -142,6 +142,36 @@ impl Platform {
         Ok(addr)
     }
 
+    /// The server handle of one service (to stop or pause it, e.g. in tests).
+    pub fn server_handle(&self, name: &str) -> Option<ServerHandle> {
+        let index = self.services.iter().position(|(n, _)| *n == name)?;
+        self.handles.get(index).cloned()
+    }
+
+    /// Serves until `shutdown` resolves or a server exits on its own (which is a
+    /// failure: the platform is then incomplete), then stops everything.
+    pub async fn run_until(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), String> {
+        let watched = std::mem::take(&mut self.tasks);
+        let names: Vec<&'static str> = self.services.iter().map(|(n, _)| *n).collect();
+        let outcome = tokio::select! {
+            () = shutdown => Ok(()),
+            (result, index, rest) = futures_util::future::select_all(watched) => {
+                self.tasks = rest;
+                let name = names.get(index).copied().unwrap_or("a service");
+                Err(match result {
+                    Ok(Ok(())) => format!("the {name} server stopped unexpectedly"),
+                    Ok(Err(e)) => format!("the {name} server failed: {e}"),
+                    Err(e) => format!("the {name} server crashed: {e}"),
+                })
+            }
+        };
+        self.stop().await;
+        outcome
+    }
+
     /// Stops the gateway first, then the services, letting in-flight requests finish.
     pub async fn stop(self) {
         for handle in self.handles.iter().rev() {

@@ -99,10 +99,12 @@ async fn up(
             println!(
                 "Agora is up: {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json). Ctrl-C stops it."
             );
-            agora_common::runtime::shutdown_signal().await;
-            tracing::info!("stopping");
-            platform.stop().await;
-            Ok(())
+            platform
+                .run_until(async {
+                    agora_common::runtime::shutdown_signal().await;
+                    tracing::info!("stopping");
+                })
+                .await
         }
         Err(err) => Err(err.to_string()),
     };

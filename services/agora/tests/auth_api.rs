@@ -722,3 +722,27 @@ async fn operations_endpoints() {
         .await
         .assert_problem(404);
 }
+
+#[actix_web::test]
+async fn the_platform_stops_when_one_of_its_servers_dies() {
+    let mut p = start().await;
+    let platform = p.platform.take().unwrap_or_else(|| panic!("not started"));
+    let auth = platform
+        .server_handle("auth")
+        .unwrap_or_else(|| panic!("no auth server"));
+    actix_web::rt::spawn(async move { auth.stop(false).await });
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        platform.run_until(std::future::pending::<()>()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("run_until did not notice the dead server"));
+    let message = outcome.err().unwrap_or_default();
+    assert!(message.contains("auth"), "{message}");
+    // Everything else was stopped too: the gateway no longer answers.
+    let refused = awc::Client::default()
+        .get(p.url("/api/v1/auth/jwks"))
+        .send()
+        .await;
+    assert!(refused.is_err());
+}
