@@ -26,6 +26,8 @@ pub struct PlatformConfig {
     pub access_ttl_secs: u64,
     /// Worker threads per service.
     pub workers: usize,
+    /// The gateway's per-address budget (0 disables it).
+    pub rate_limit_per_minute: u32,
 }
 
 impl PlatformConfig {
@@ -39,6 +41,7 @@ impl PlatformConfig {
             auth_limits: agora_auth::Limits::default(),
             access_ttl_secs: 900,
             workers: 2,
+            rate_limit_per_minute: agora_gateway::DEFAULT_RATE_LIMIT_PER_MINUTE,
         }
     }
 }
@@ -113,7 +116,9 @@ impl Platform {
         });
 
         // The gateway last, so it never routes to a service that is not listening.
-        let gateway = agora_gateway::build(agora_gateway::Config::new(upstreams));
+        let mut gateway = agora_gateway::Config::new(upstreams);
+        gateway.rate_limit_per_minute = config.rate_limit_per_minute;
+        let gateway = agora_gateway::build(gateway);
         let gateway_listener = listen(config.listen)?;
         platform.gateway_addr =
             platform.run("gateway", gateway, gateway_listener, config.workers)?;

@@ -33,6 +33,10 @@ enum Command {
         /// creating databases), e.g. postgres://agora:secret@db:5432/postgres.
         #[arg(long, env = "AGORA_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        /// Requests per client address per minute at the gateway; 0 disables the limit
+        /// (for benchmarks).
+        #[arg(long, env = "GATEWAY_RATE_LIMIT_PER_MINUTE", default_value_t = agora_gateway::DEFAULT_RATE_LIMIT_PER_MINUTE)]
+        rate_limit_per_minute: u32,
     },
 }
 
@@ -43,8 +47,9 @@ async fn main() -> ExitCode {
         listen,
         state_dir,
         database_url,
+        rate_limit_per_minute,
     } = Cli::parse().command;
-    match up(listen, state_dir, database_url).await {
+    match up(listen, state_dir, database_url, rate_limit_per_minute).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!(error = %message, "agora up failed");
@@ -58,6 +63,7 @@ async fn up(
     listen: SocketAddr,
     state_dir: PathBuf,
     database_url: Option<String>,
+    rate_limit_per_minute: u32,
 ) -> Result<(), String> {
     std::fs::create_dir_all(&state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
     let state_dir = state_dir
@@ -92,7 +98,9 @@ async fn up(
             .unwrap_or_default()
     });
 
-    let result = match Platform::start(PlatformConfig::new(server_url, listen, state_dir)).await {
+    let mut config = PlatformConfig::new(server_url, listen, state_dir);
+    config.rate_limit_per_minute = rate_limit_per_minute;
+    let result = match Platform::start(config).await {
         Ok(platform) => {
             let base = format!("http://{}", platform.gateway_addr);
             tracing::info!(url = %base, "Agora is up");

@@ -3,12 +3,13 @@
 use crate::db::{self, Account, Rotation};
 use crate::model::*;
 use crate::passwords::Passwords;
-use crate::throttle::{AccountBackoff, RateLimiter};
+use crate::throttle::AccountBackoff;
 use crate::tokens::{TokenIssuer, new_refresh_token, refresh_token_hash};
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use agora_common::client_addr::client_addr;
 use agora_common::db::{DbPool, unique_violation};
+use agora_common::ratelimit::RateLimiter;
 use agora_common::{ApiError, ApiResult, Caller, FieldError};
 use chrono::Utc;
 use std::borrow::Cow;

@@ -17,11 +17,12 @@ pub use config::{Config, Limits, SigningKeySource};
 use actix_web::web;
 use agora_common::auth::{KeySource, TokenVerifier};
 use agora_common::ops::DatabaseReady;
+use agora_common::ratelimit::RateLimiter;
 use agora_common::{Service, db as common_db};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use handlers::{AuthState, Throttles};
 use std::time::Duration;
-use throttle::{AccountBackoff, RateLimiter};
+use throttle::AccountBackoff;
 
 /// The service's schema migrations, run at start-up.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod problem;
+pub mod ratelimit;
 pub mod runtime;
 pub mod server;
 pub mod telemetry;

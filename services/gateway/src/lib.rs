@@ -15,6 +15,7 @@ use agora_common::Service;
 use agora_common::auth::{KeySource, TokenVerifier};
 use agora_common::config::{ConfigError, Env};
 use agora_common::ops::KeysReady;
+use agora_common::ratelimit::RateLimiter;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,15 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// Connections kept per upstream host and worker.
     pub max_connections: usize,
+    /// Requests per client address per minute (0: no limit).
+    pub rate_limit_per_minute: u32,
+    /// Proxies in front of the gateway that append to `X-Forwarded-For`.
+    pub trusted_proxy_hops: usize,
 }
+
+/// Default edge budget per client address: well above what a person's client sends,
+/// low enough to blunt a single-address flood. Benchmarks should raise or disable it.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 6000;
 
 /// Default body limit for JSON APIs.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
@@ -55,12 +64,15 @@ impl Config {
             audience: "agora".into(),
             upstream_timeout: Duration::from_secs(30),
             max_connections: 256,
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            trusted_proxy_hops: 0,
         }
     }
 
     /// `GATEWAY_UPSTREAM_<SERVICE>` (e.g. `GATEWAY_UPSTREAM_AUTH=http://auth:8080`) for
     /// each service, `GATEWAY_MAX_BODY_BYTES`, `GATEWAY_MAX_UPLOAD_BYTES`,
-    /// `GATEWAY_UPSTREAM_TIMEOUT_SECS`, `AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`.
+    /// `GATEWAY_UPSTREAM_TIMEOUT_SECS`, `GATEWAY_RATE_LIMIT_PER_MINUTE` (0 disables),
+    /// `TRUSTED_PROXY_HOPS`, `AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let max_body = env.int_in("GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY, 1024..=1 << 30)?;
         let max_upload = env.int_in(
@@ -105,6 +117,12 @@ impl Config {
         config.audience = env.raw("AUTH_AUDIENCE").unwrap_or(config.audience);
         config.upstream_timeout =
             Duration::from_secs(env.int_in("GATEWAY_UPSTREAM_TIMEOUT_SECS", 30, 1..=3600)?);
+        config.rate_limit_per_minute = env.int_in(
+            "GATEWAY_RATE_LIMIT_PER_MINUTE",
+            DEFAULT_RATE_LIMIT_PER_MINUTE,
+            0..=100_000_000,
+        )?;
+        config.trusted_proxy_hops = env.int_in("TRUSTED_PROXY_HOPS", 0, 0..=10)?;
         Ok(config)
     }
 }
@@ -120,6 +138,11 @@ pub fn build(config: Config) -> Service {
     ));
     let table = web::Data::new(RouteTable::new(config.upstreams.clone()));
     let spec = web::Data::new(openapi::MergedSpec::default());
+    let edge = web::Data::new(proxy::EdgeLimit {
+        limiter: (config.rate_limit_per_minute > 0)
+            .then(|| RateLimiter::new(config.rate_limit_per_minute, Duration::from_secs(60))),
+        trusted_proxy_hops: config.trusted_proxy_hops,
+    });
     let routes_verifier = verifier.clone();
     let timeout = config.upstream_timeout;
     let max_connections = config.max_connections;
@@ -140,6 +163,7 @@ pub fn build(config: Config) -> Service {
             .app_data(table.clone())
             .app_data(routes_verifier.clone())
             .app_data(spec.clone())
+            .app_data(edge.clone())
             .route("/api/v1/openapi.json", web::get().to(openapi::merged))
             .route("/.well-known/jwks.json", web::to(proxy::forward))
             .service(web::scope("/api/v1").default_service(web::to(proxy::forward)));

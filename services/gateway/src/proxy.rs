@@ -5,12 +5,15 @@ use crate::routes::{RouteTable, Upstream, is_public};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use agora_common::auth::{TokenError, bearer_token};
+use agora_common::client_addr::client_addr;
+use agora_common::ratelimit::RateLimiter;
 use agora_common::{ApiError, TokenVerifier};
 use awc::error::{PayloadError, SendRequestError};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::net::IpAddr;
 use std::rc::Rc;
 
 /// Identity headers the gateway alone may set.
@@ -52,6 +55,14 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// The per-address request budget at the edge.
+pub struct EdgeLimit {
+    /// `None` when disabled.
+    pub limiter: Option<RateLimiter<IpAddr>>,
+    /// See [`client_addr`].
+    pub trusted_proxy_hops: usize,
+}
+
 /// Forwards the request to the service that owns its path.
 pub async fn forward(
     req: HttpRequest,
@@ -59,7 +70,15 @@ pub async fn forward(
     table: web::Data<RouteTable>,
     verifier: web::Data<TokenVerifier>,
     client: web::Data<awc::Client>,
+    edge: web::Data<EdgeLimit>,
 ) -> Result<HttpResponse, ApiError> {
+    // Cheapest check first: a flood is turned away before any signature is verified.
+    if let (Some(limiter), Some(addr)) = (&edge.limiter, client_addr(&req, edge.trusted_proxy_hops))
+    {
+        limiter
+            .acquire(&addr)
+            .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+    }
     let upstream = table
         .resolve(req.path())
         .ok_or(ApiError::NotFound(Cow::Borrowed("no such resource")))?;

@@ -65,6 +65,10 @@ fn loopback() -> TcpListener {
 }
 
 async fn setup(max_body: usize) -> Setup {
+    setup_with(max_body, |_| {}).await
+}
+
+async fn setup_with(max_body: usize, tweak: impl FnOnce(&mut Config)) -> Setup {
     let key = KeyPair::from_pem(generate_pem().unwrap_or_default().as_bytes(), "test")
         .unwrap_or_else(|e| panic!("{e}"));
     let issuer = TokenIssuer::new(key, vec![], "agora".into(), "agora".into(), 300);
@@ -109,6 +113,7 @@ async fn setup(max_body: usize) -> Setup {
     ]);
     config.jwks_url = format!("http://{upstream_addr}/jwks");
     config.upstream_timeout = Duration::from_secs(2);
+    tweak(&mut config);
     let gateway = loopback();
     let gateway_addr = gateway.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let server = agora_gateway::build(config)
@@ -350,5 +355,43 @@ async fn a_hanging_upstream_gets_a_timeout_not_a_hang() {
             .as_str()
             .is_some_and(|d| d.contains("users")),
         "{problem}"
+    );
+}
+
+#[actix_web::test]
+async fn each_client_address_gets_a_budget_at_the_edge() {
+    let s = setup_with(1024, |c| c.rate_limit_per_minute = 3).await;
+    let token = s
+        .issuer
+        .access_token(uuid::Uuid::now_v7(), "dan")
+        .unwrap_or_default();
+    let call = || {
+        client()
+            .get(format!("{}/api/v1/users/me", s.gateway))
+            .insert_header(("authorization", format!("Bearer {token}")))
+            // A client-chosen X-Forwarded-For does not buy a new budget.
+            .insert_header((
+                "x-forwarded-for",
+                uuid::Uuid::now_v7().as_u128().to_string(),
+            ))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(call().await.map(|r| r.status().as_u16()).ok(), Some(200));
+    }
+    let mut limited = call().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(limited.status(), 429);
+    let retry: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=20).contains(&retry), "Retry-After {retry}");
+    assert_eq!(json_of(&mut limited).await["status"], 429);
+    assert_eq!(
+        s.echo.hits.load(Ordering::SeqCst),
+        3,
+        "the 4th request never reached the upstream"
     );
 }
