@@ -142,41 +142,13 @@ async fn register_rejects_bad_input_with_problems() {
     let r = post_json(&url, None, json!({"username": "bob", "email": "b@b.org"})).await;
     r.assert_problem(400);
 
-    let r = send(
-        "POST",
-        &url,
-        None,
-        &[],
-        Some(("application/json", b"{\"username\": ".to_vec())),
-    )
-    .await;
+    let r = post_raw(&url, "application/json", b"{\"username\": ".to_vec()).await;
     r.assert_problem(400);
-    let r = send(
-        "POST",
-        &url,
-        None,
-        &[],
-        Some(("application/json", b"[1,2]".to_vec())),
-    )
-    .await;
+    let r = post_raw(&url, "application/json", b"[1,2]".to_vec()).await;
     r.assert_problem(400);
-    let r = send(
-        "POST",
-        &url,
-        None,
-        &[],
-        Some(("text/plain", b"{}".to_vec())),
-    )
-    .await;
+    let r = post_raw(&url, "text/plain", b"{}".to_vec()).await;
     r.assert_problem(415);
-    let r = send(
-        "POST",
-        &url,
-        None,
-        &[],
-        Some(("application/json", vec![b' '; 100 * 1024])),
-    )
-    .await;
+    let r = post_raw(&url, "application/json", vec![b' '; 100 * 1024]).await;
     r.assert_problem(413);
     // Wrong method on a known path.
     get(&url, None).await.assert_problem(401);

@@ -176,6 +176,10 @@ pub async fn post_json(url: &str, token: Option<&str>, body: Value) -> Reply {
     .await
 }
 
+pub async fn post_raw(url: &str, content_type: &str, body: Vec<u8>) -> Reply {
+    send("POST", url, None, &[], Some((content_type, body))).await
+}
+
 pub async fn get(url: &str, token: Option<&str>) -> Reply {
     send("GET", url, token, &[], None).await
 }
