@@ -68,6 +68,14 @@ impl TestPlatform {
     }
 }
 
+impl Drop for TestPlatform {
+    /// The state dir only holds the test's signing key; the databases live on the
+    /// throwaway cluster that `hack/test.sh` removes.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
 /// A response as the tests look at it.
 #[derive(Debug)]
 pub struct Reply {
