@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{TestPlatform, get, post_json, register, token};
+use support::{TestPlatform, me_status, post_json, register};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -84,15 +84,7 @@ async fn up_serves_stops_cleanly_and_keeps_data() {
     let child = agora_up(&state_dir, port);
     let p = as_platform(port, &state_dir);
     let session = register(&p, "quinn").await;
-    assert_eq!(
-        get(
-            &p.url("/api/v1/auth/me"),
-            Some(&token(&session, "access_token"))
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(me_status(&p, &session).await, 200);
 
     // A second `agora up` on the same state dir refuses to start.
     let second = Command::new(env!("CARGO_BIN_EXE_agora"))
@@ -125,15 +117,7 @@ async fn up_serves_stops_cleanly_and_keeps_data() {
     )
     .await;
     assert_eq!(login.status, 200, "{}", login.body);
-    assert_eq!(
-        get(
-            &p.url("/api/v1/auth/me"),
-            Some(&token(&session, "access_token"))
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(me_status(&p, &session).await, 200);
     assert!(terminate(child).success());
     let _ = std::fs::remove_dir_all(&state_dir);
 }

@@ -352,15 +352,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let r2 = token(&second.body, "refresh_token");
     assert_ne!(r1, r2);
     assert_eq!(second.body["user"]["username"], "frank");
-    assert_eq!(
-        get(
-            &p.url("/api/v1/auth/me"),
-            Some(&token(&second.body, "access_token"))
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(me_status(&p, &second.body).await, 200);
 
     // A second session (another login) is a separate family.
     let other = post_json(
@@ -643,15 +635,7 @@ async fn data_and_keys_survive_a_restart() {
     .await;
     assert_eq!(login.status, 200);
     // The key was kept, so tokens from before the restart still verify.
-    assert_eq!(
-        get(
-            &p.url("/api/v1/auth/me"),
-            Some(&token(&first, "access_token"))
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(me_status(&p, &first).await, 200);
 }
 
 #[actix_web::test]

@@ -204,6 +204,16 @@ pub async fn register(p: &TestPlatform, name: &str) -> Value {
     reply.body
 }
 
+/// The status of `GET /auth/me` with the access token of a token response.
+pub async fn me_status(p: &TestPlatform, session: &Value) -> u16 {
+    get(
+        &p.url("/api/v1/auth/me"),
+        Some(&token(session, "access_token")),
+    )
+    .await
+    .status
+}
+
 pub fn token(body: &Value, field: &str) -> String {
     body[field]
         .as_str()
