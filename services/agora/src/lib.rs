@@ -4,8 +4,11 @@
 
 pub mod postgres;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::ServerHandle;
+use agora_common::client_addr::TrustedProxies;
 use agora_common::db;
+use agora_common::server::Serving;
+use ipnet::IpNet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 
@@ -28,6 +31,8 @@ pub struct PlatformConfig {
     pub workers: usize,
     /// The gateway's per-address budget (0 disables it).
     pub rate_limit_per_minute: u32,
+    /// How long a just-rotated refresh token may be presented again.
+    pub refresh_reuse_grace_secs: u64,
 }
 
 impl PlatformConfig {
@@ -42,7 +47,19 @@ impl PlatformConfig {
             access_ttl_secs: 900,
             workers: 2,
             rate_limit_per_minute: agora_gateway::DEFAULT_RATE_LIMIT_PER_MINUTE,
+            refresh_reuse_grace_secs: 30,
         }
+    }
+}
+
+impl PlatformConfig {
+    /// Creates (if needed) the database of `service` and returns its URL.
+    async fn database(&self, service: &str) -> Result<String, db::DbError> {
+        db::ensure_database(
+            &self.database_server_url,
+            &format!("{}_{service}", self.database_prefix),
+        )
+        .await
     }
 }
 
@@ -55,6 +72,12 @@ pub enum PlatformError {
     /// The auth service failed to start.
     #[error("auth service: {0}")]
     Auth(#[from] agora_auth::StartError),
+    /// The gateway could not be built.
+    #[error("gateway: {0}")]
+    Gateway(#[from] agora_gateway::BuildError),
+    /// A service declared no route policy, so the gateway could not route to it.
+    #[error("the {0} service declares no route policy")]
+    NoRoutePolicy(&'static str),
     /// A listener could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -65,22 +88,37 @@ pub enum PlatformError {
     },
 }
 
+/// Where one running service listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    /// The service's name.
+    pub name: &'static str,
+    /// Its API.
+    pub api: SocketAddr,
+    /// Its operations endpoints (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`).
+    pub ops: SocketAddr,
+}
+
 /// The running platform.
 pub struct Platform {
     /// Where the gateway listens.
     pub gateway_addr: SocketAddr,
     /// Where each service listens (for diagnostics and tests).
-    pub services: Vec<(&'static str, SocketAddr)>,
+    pub services: Vec<Listening>,
     handles: Vec<ServerHandle>,
-    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    tasks: Vec<(&'static str, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
 fn listen(addr: SocketAddr) -> Result<TcpListener, PlatformError> {
     TcpListener::bind(addr).map_err(|source| PlatformError::Listen { addr, source })
 }
 
+const LOOPBACK: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 impl Platform {
-    /// Creates the databases, starts every service, then the gateway.
+    /// Creates the databases, starts every service, then the gateway. If any step
+    /// fails, what was already started is stopped again.
     pub async fn start(config: PlatformConfig) -> Result<Self, PlatformError> {
         let mut platform = Self {
             gateway_addr: config.listen,
@@ -88,17 +126,21 @@ impl Platform {
             handles: Vec::new(),
             tasks: Vec::new(),
         };
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        match platform.start_all(&config).await {
+            Ok(()) => Ok(platform),
+            Err(err) => {
+                platform.stop().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn start_all(&mut self, config: &PlatformConfig) -> Result<(), PlatformError> {
         let mut upstreams = Vec::new();
 
         // auth
-        let auth_db = db::ensure_database(
-            &config.database_server_url,
-            &format!("{}_auth", config.database_prefix),
-        )
-        .await?;
         let mut auth = agora_auth::Config::new(
-            auth_db,
+            config.database("auth").await?,
             agora_auth::SigningKeySource::File {
                 path: config.state_dir.join("keys").join("auth-signing-key.pem"),
                 generate: true,
@@ -106,51 +148,72 @@ impl Platform {
         );
         auth.limits = config.auth_limits.clone();
         auth.access_ttl_secs = config.access_ttl_secs;
-        auth.trusted_proxy_hops = 1; // behind the gateway
-        let auth = agora_auth::build(auth).await?;
-        let addr = platform.run("auth", auth, listen(loopback)?, config.workers)?;
-        upstreams.push(agora_gateway::Upstream {
-            name: "auth",
-            base_url: format!("http://{addr}"),
-            max_body_bytes: agora_gateway::DEFAULT_MAX_BODY,
-        });
+        auth.trusted_proxies = behind_the_gateway();
+        auth.refresh_reuse_grace_secs = config.refresh_reuse_grace_secs;
+        upstreams.push(self.run(agora_auth::build(auth).await?, config.workers)?);
 
         // The gateway last, so it never routes to a service that is not listening.
         let mut gateway = agora_gateway::Config::new(upstreams);
         gateway.rate_limit_per_minute = config.rate_limit_per_minute;
-        let gateway = agora_gateway::build(gateway);
-        let gateway_listener = listen(config.listen)?;
-        platform.gateway_addr =
-            platform.run("gateway", gateway, gateway_listener, config.workers)?;
-        Ok(platform)
-    }
-
-    fn run(
-        &mut self,
-        name: &'static str,
-        service: agora_common::Service,
-        listener: TcpListener,
-        workers: usize,
-    ) -> Result<SocketAddr, PlatformError> {
-        let addr = listener
-            .local_addr()
+        let gateway = agora_gateway::build(gateway)?;
+        let serving = gateway
+            .serve(listen(config.listen)?, listen(LOOPBACK)?, config.workers)
             .map_err(|source| PlatformError::Listen {
-                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                addr: config.listen,
                 source,
             })?;
-        let server: Server = service
-            .serve(listener, workers)
-            .map_err(|source| PlatformError::Listen { addr, source })?;
-        self.handles.push(server.handle());
-        self.tasks.push(tokio::spawn(server));
-        self.services.push((name, addr));
-        Ok(addr)
+        self.gateway_addr = serving.api_addr;
+        self.track("gateway", serving);
+        Ok(())
     }
 
-    /// The server handle of one service (to stop or pause it, e.g. in tests).
+    /// Serves a service on loopback ports; returns it as a gateway upstream.
+    fn run(
+        &mut self,
+        service: agora_common::Service,
+        workers: usize,
+    ) -> Result<agora_gateway::Upstream, PlatformError> {
+        let name = service.name;
+        let policy = service
+            .policy
+            .clone()
+            .ok_or(PlatformError::NoRoutePolicy(name))?;
+        let serving = service
+            .serve(listen(LOOPBACK)?, listen(LOOPBACK)?, workers)
+            .map_err(|source| PlatformError::Listen {
+                addr: LOOPBACK,
+                source,
+            })?;
+        let upstream = agora_gateway::Upstream::new(
+            format!("http://{}", serving.api_addr),
+            format!("http://{}", serving.ops_addr),
+            policy,
+        );
+        self.track(name, serving);
+        Ok(upstream)
+    }
+
+    fn track(&mut self, name: &'static str, serving: Serving) {
+        self.services.push(Listening {
+            name,
+            api: serving.api_addr,
+            ops: serving.ops_addr,
+        });
+        for server in [serving.api, serving.ops] {
+            self.handles.push(server.handle());
+            self.tasks.push((name, tokio::spawn(server)));
+        }
+    }
+
+    /// Where a service listens.
+    pub fn service(&self, name: &str) -> Option<Listening> {
+        self.services.iter().find(|s| s.name == name).copied()
+    }
+
+    /// The API server handle of one service (to stop it, e.g. in tests).
     pub fn server_handle(&self, name: &str) -> Option<ServerHandle> {
-        let index = self.services.iter().position(|(n, _)| *n == name)?;
-        self.handles.get(index).cloned()
+        let index = self.services.iter().position(|s| s.name == name)?;
+        self.handles.get(index * 2).cloned()
     }
 
     /// Serves until `shutdown` resolves or a server exits on its own (which is a
@@ -159,12 +222,12 @@ impl Platform {
         mut self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), String> {
-        let watched = std::mem::take(&mut self.tasks);
-        let names: Vec<&'static str> = self.services.iter().map(|(n, _)| *n).collect();
+        let (names, watched): (Vec<&'static str>, Vec<_>) =
+            std::mem::take(&mut self.tasks).into_iter().unzip();
         let outcome = tokio::select! {
             () = shutdown => Ok(()),
             (result, index, rest) = futures_util::future::select_all(watched) => {
-                self.tasks = rest;
+                self.tasks = rest.into_iter().map(|task| ("", task)).collect();
                 let name = names.get(index).copied().unwrap_or("a service");
                 Err(match result {
                     Ok(Ok(())) => format!("the {name} server stopped unexpectedly"),
@@ -182,8 +245,13 @@ impl Platform {
         for handle in self.handles.iter().rev() {
             handle.stop(true).await;
         }
-        for task in self.tasks {
+        for (_, task) in self.tasks {
             let _ = task.await;
         }
     }
+}
+
+/// Services trust the gateway's `X-Forwarded-For` entry: it is one hop away on loopback.
+fn behind_the_gateway() -> TrustedProxies {
+    TrustedProxies::new(vec![IpNet::from(LOOPBACK.ip())], 1)
 }

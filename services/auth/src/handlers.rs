@@ -3,11 +3,11 @@
 use crate::db::{self, Account, Rotation};
 use crate::model::*;
 use crate::passwords::Passwords;
-use crate::throttle::AccountBackoff;
+use crate::throttle::{LoginThrottle, Subject};
 use crate::tokens::{TokenIssuer, new_refresh_token, refresh_token_hash};
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use agora_common::client_addr::client_addr;
+use agora_common::client_addr::{TrustedProxies, rate_key};
 use agora_common::db::{DbPool, unique_violation};
 use agora_common::ratelimit::RateLimiter;
 use agora_common::{ApiError, ApiResult, Caller, FieldError};
@@ -20,7 +20,7 @@ pub struct Throttles {
     pub registrations: RateLimiter<IpAddr>,
     pub logins: RateLimiter<IpAddr>,
     pub failed_logins: RateLimiter<IpAddr>,
-    pub accounts: AccountBackoff,
+    pub accounts: LoginThrottle,
 }
 
 /// Everything the handlers share.
@@ -30,14 +30,21 @@ pub struct AuthState {
     pub tokens: TokenIssuer,
     pub refresh_ttl: chrono::Duration,
     pub throttles: Throttles,
-    pub trusted_proxy_hops: usize,
+    pub trusted_proxies: TrustedProxies,
+    pub reuse_grace: chrono::Duration,
 }
+
+/// The longest `login` accepted (an email address's maximum length).
+const MAX_LOGIN_CHARS: usize = 254;
+/// The longest password accepted.
+const MAX_PASSWORD_CHARS: usize = 128;
 
 const UNSPECIFIED: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 impl AuthState {
+    /// The client's rate-limit key (its address; an IPv6 client's /64).
     fn client(&self, req: &HttpRequest) -> IpAddr {
-        client_addr(req, self.trusted_proxy_hops).unwrap_or(UNSPECIFIED)
+        rate_key(self.trusted_proxies.client_addr(req).unwrap_or(UNSPECIFIED))
     }
 
     /// Tokens for an account whose new refresh token is already stored.
@@ -154,11 +161,19 @@ pub async fn login(
 ) -> ApiResult<HttpResponse> {
     let LoginRequest { login, password } = body.into_inner();
     let mut errors = Vec::new();
-    if login.trim().is_empty() {
+    let login = login.trim().to_lowercase();
+    if login.is_empty() {
         errors.push(FieldError::new("login", "is required"));
+    } else if login.chars().count() > MAX_LOGIN_CHARS {
+        errors.push(FieldError::new("login", "must be at most 254 characters"));
     }
     if password.is_empty() {
         errors.push(FieldError::new("password", "is required"));
+    } else if password.chars().count() > MAX_PASSWORD_CHARS {
+        errors.push(FieldError::new(
+            "password",
+            "must be at most 128 characters",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -171,27 +186,27 @@ pub async fn login(
         .check(&client)
         .map_err(rate_limited)?;
 
-    let login = login.trim().to_lowercase();
     let account = db::find_for_login(&mut *state.pool.get().await?, &login).await?;
     // Unknown logins are throttled by name exactly like accounts are by id, so the
     // throttle does not tell which accounts exist.
-    let throttle_key = account
-        .as_ref()
-        .map_or_else(|| login.clone(), |a| a.id.to_string());
+    let subject = throttles.accounts.key(match &account {
+        Some(a) => Subject::Account(a.id),
+        None => Subject::Unknown(&login),
+    });
     throttles
         .accounts
-        .check(&throttle_key)
+        .check(subject, client)
         .map_err(rate_limited)?;
 
     let stored = account.as_ref().map(|a| a.password_hash.clone());
     let matched = state.passwords.verify(password, stored).await?;
     let Some(account) = account.filter(|_| matched) else {
-        throttles.accounts.failed(&throttle_key);
+        throttles.accounts.failed(subject, client);
         throttles.failed_logins.spend(&client);
         tracing::info!(client = %client, "failed login");
         return Err(bad_credentials());
     };
-    throttles.accounts.succeeded(&throttle_key);
+    throttles.accounts.succeeded(subject, client);
 
     let (refresh, refresh_hash) = new_token()?;
     let expires = Utc::now() + state.refresh_ttl;
@@ -231,6 +246,7 @@ pub async fn refresh(
         &refresh_token_hash(&presented),
         &refresh_hash,
         expires,
+        state.reuse_grace,
     )
     .await?
     {
@@ -302,6 +318,7 @@ pub async fn me(state: web::Data<AuthState>, caller: Caller) -> ApiResult<web::J
     ))]
 pub async fn change_password(
     state: web::Data<AuthState>,
+    req: HttpRequest,
     caller: Caller,
     body: web::Json<PasswordChangeRequest>,
 ) -> ApiResult<HttpResponse> {
@@ -310,8 +327,12 @@ pub async fn change_password(
         new_password,
     } = body.into_inner();
     check_password(&new_password).map_err(|m| ApiError::invalid_field("new_password", m))?;
-    let key = caller.user_id.to_string();
-    state.throttles.accounts.check(&key).map_err(rate_limited)?;
+    let throttle = &state.throttles.accounts;
+    let (key, client) = (
+        throttle.key(Subject::Account(caller.user_id)),
+        state.client(&req),
+    );
+    throttle.check(key, client).map_err(rate_limited)?;
     let account = db::find_by_id(&mut *state.pool.get().await?, caller.user_id)
         .await?
         .ok_or(ApiError::NotFound(Cow::Borrowed(
@@ -322,7 +343,7 @@ pub async fn change_password(
         .verify(current_password, Some(account.password_hash))
         .await?
     {
-        state.throttles.accounts.failed(&key);
+        throttle.failed(key, client);
         return Err(ApiError::invalid_field("current_password", "is incorrect"));
     }
     let new_hash = state.passwords.hash(new_password).await?;

@@ -22,7 +22,7 @@ use agora_common::{Service, db as common_db};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use handlers::{AuthState, Throttles};
 use std::time::Duration;
-use throttle::AccountBackoff;
+use throttle::{LoginThrottle, Thresholds};
 
 /// The service's schema migrations, run at start-up.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -94,17 +94,22 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
             registrations: RateLimiter::new(limits.registrations_per_minute, minute),
             logins: RateLimiter::new(limits.logins_per_minute, minute),
             failed_logins: RateLimiter::new(limits.failed_logins_per_minute, minute),
-            accounts: AccountBackoff::new(
-                limits.account_free_failures,
-                Duration::from_secs(limits.account_backoff_secs),
-                Duration::from_secs(limits.account_max_backoff_secs),
-            ),
+            accounts: LoginThrottle::new(Thresholds {
+                free_failures: limits.account_free_failures,
+                base_delay: Duration::from_secs(limits.account_backoff_secs),
+                max_delay: Duration::from_secs(limits.account_max_backoff_secs),
+                account_failures_per_hour: limits.account_failures_per_hour,
+            }),
         },
-        trusted_proxy_hops: config.trusted_proxy_hops,
+        trusted_proxies: config.trusted_proxies.clone(),
+        reuse_grace: chrono::Duration::seconds(
+            i64::try_from(config.refresh_reuse_grace_secs).unwrap_or(0),
+        ),
     });
     tokio::spawn(purge_expired_tokens(pool.clone()));
     Ok(
         Service::new("auth", routes::routes(state, verifier), routes::openapi())
+            .with_policy(routes::policy())
             .ready_when(DatabaseReady(pool)),
     )
 }

@@ -3,6 +3,7 @@
 use crate::handlers::{self, AuthState};
 use actix_web::web;
 use agora_common::TokenVerifier;
+use agora_common::routing::RoutePolicy;
 use agora_common::server::Routes;
 use std::sync::Arc;
 use utoipa::OpenApi;
@@ -29,6 +30,17 @@ struct ApiDoc;
 /// The OpenAPI document of this service.
 pub fn openapi() -> serde_json::Value {
     agora_common::openapi::finish(ApiDoc::openapi())
+}
+
+/// What the edge must know: the `auth` area, the JWKS alias, and the public endpoints.
+pub fn policy() -> RoutePolicy {
+    RoutePolicy::new("auth", &["auth"])
+        .extra_path("/.well-known/jwks.json")
+        .public(&["POST"], "/api/v1/auth/register")
+        .public(&["POST"], "/api/v1/auth/login")
+        .public(&["POST"], "/api/v1/auth/refresh")
+        .public(&["GET"], "/api/v1/auth/jwks")
+        .public(&["GET"], "/.well-known/jwks.json")
 }
 
 /// The route table.

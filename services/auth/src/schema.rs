@@ -7,7 +7,6 @@ diesel::table! {
         email -> Text,
         password_hash -> Text,
         created_at -> Timestamptz,
-        password_changed_at -> Timestamptz,
     }
 }
 
@@ -21,6 +20,7 @@ diesel::table! {
         expires_at -> Timestamptz,
         rotated_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
+        parent_id -> Nullable<Uuid>,
     }
 }
 

@@ -1,95 +1,139 @@
-//! Per-account backoff after repeated failed logins (exponential, capped, never a
-//! permanent lockout); per-address budgets use the shared
-//! [`RateLimiter`](agora_common::ratelimit::RateLimiter). State is per replica: with N
-//! replicas an attacker gets at most N times the budget, which still defeats online
-//! guessing.
+//! Failed-login throttling that an attacker cannot turn against the account's owner.
+//!
+//! Backoff is kept per (account, client address): a stranger who knows a username
+//! and keeps failing only slows down their own address, never the owner's. Against
+//! guessing from many addresses, each account also has a much larger global budget of
+//! failures per hour; only a distributed attack that spends it can delay the owner,
+//! and then for at most the refill time. Accounts are keyed by a keyed hash of the
+//! account id (or, for unknown logins, of the normalised login), so keys are small
+//! and fixed-size whatever a client sends, and tables are bounded
+//! ([`BoundedMap`]), so a flood of distinct names cannot grow memory.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use agora_common::ratelimit::{BoundedMap, DEFAULT_CAPACITY, RateLimiter};
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
-use agora_common::ratelimit::SWEEP_AT;
+/// What a login names: an existing account, or a login no account has.
+pub enum Subject<'a> {
+    /// An account, by id.
+    Account(Uuid),
+    /// A login that matched no account (throttled the same way, so a 429 does not
+    /// tell which accounts exist).
+    Unknown(&'a str),
+}
 
+/// A throttle key for a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubjectKey(u64);
+
+#[derive(Clone, Copy)]
 struct Failures {
     count: u32,
     last: Instant,
 }
 
-/// Per-account backoff: after `free_failures` failed logins, each further attempt
-/// waits `base_delay * 2^(extra failures)`, capped at `max_delay`. Failures are
-/// forgotten `max_delay` after the last one, and on a successful login.
-pub struct AccountBackoff {
-    free_failures: u32,
-    base_delay: Duration,
-    max_delay: Duration,
-    accounts: Mutex<HashMap<String, Failures>>,
+/// Thresholds of [`LoginThrottle`].
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    /// Failures a (subject, address) pair may have before backoff starts.
+    pub free_failures: u32,
+    /// First backoff delay, doubled with each further failure.
+    pub base_delay: Duration,
+    /// Longest backoff (and how long failures are remembered).
+    pub max_delay: Duration,
+    /// Failures per hour an account may collect from all addresses together.
+    pub account_failures_per_hour: u32,
 }
 
-impl AccountBackoff {
-    /// A backoff with the given thresholds.
-    pub fn new(free_failures: u32, base_delay: Duration, max_delay: Duration) -> Self {
+/// See the module documentation.
+pub struct LoginThrottle {
+    thresholds: Thresholds,
+    pairs: BoundedMap<(SubjectKey, IpAddr), Failures>,
+    accounts: RateLimiter<SubjectKey>,
+    hasher: RandomState,
+}
+
+impl LoginThrottle {
+    /// A throttle with these thresholds.
+    pub fn new(thresholds: Thresholds) -> Self {
         Self {
-            free_failures,
-            base_delay,
-            max_delay,
-            accounts: Mutex::new(HashMap::new()),
+            thresholds,
+            pairs: BoundedMap::new(DEFAULT_CAPACITY),
+            accounts: RateLimiter::new(
+                thresholds.account_failures_per_hour,
+                Duration::from_secs(3600),
+            ),
+            hasher: RandomState::new(),
         }
+    }
+
+    /// The key of a subject (random per process: clients cannot aim for collisions).
+    pub fn key(&self, subject: Subject<'_>) -> SubjectKey {
+        SubjectKey(match subject {
+            Subject::Account(id) => self.hasher.hash_one((0u8, id)),
+            Subject::Unknown(login) => self.hasher.hash_one((1u8, login)),
+        })
     }
 
     fn delay_after(&self, count: u32) -> Duration {
-        if count < self.free_failures {
+        let t = &self.thresholds;
+        if count < t.free_failures {
             return Duration::ZERO;
         }
-        let exp = (count - self.free_failures).min(16);
-        self.base_delay.saturating_mul(1 << exp).min(self.max_delay)
+        let exp = (count - t.free_failures).min(16);
+        t.base_delay.saturating_mul(1 << exp).min(t.max_delay)
     }
 
-    /// `Err(seconds)` while the account must wait.
-    pub fn check(&self, account: &str) -> Result<(), u64> {
-        self.check_at(account, Instant::now())
+    /// `Err(seconds)` while `client` must wait before trying `key` again.
+    pub fn check(&self, key: SubjectKey, client: IpAddr) -> Result<(), u64> {
+        self.check_at(key, client, Instant::now())
     }
 
-    fn check_at(&self, account: &str, now: Instant) -> Result<(), u64> {
-        let map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(f) = map.get(account) else {
-            return Ok(());
-        };
-        let until = f.last + self.delay_after(f.count);
-        if now < until {
-            Err(until.duration_since(now).as_secs().max(1))
-        } else {
+    fn check_at(&self, key: SubjectKey, client: IpAddr, now: Instant) -> Result<(), u64> {
+        self.accounts.check(&key)?;
+        let wait = self
+            .pairs
+            .peek(&(key, client), |f| {
+                (f.last + self.delay_after(f.count)).saturating_duration_since(now)
+            })
+            .unwrap_or_default();
+        if wait.is_zero() {
             Ok(())
+        } else {
+            Err(wait.as_secs().max(1))
         }
     }
 
-    /// Records a failed login.
-    pub fn failed(&self, account: &str) {
-        self.failed_at(account, Instant::now());
+    /// Records a failed attempt on `key` from `client`.
+    pub fn failed(&self, key: SubjectKey, client: IpAddr) {
+        self.failed_at(key, client, Instant::now());
     }
 
-    fn failed_at(&self, account: &str, now: Instant) {
-        let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= SWEEP_AT {
-            let horizon = self.max_delay;
-            map.retain(|_, f| now.duration_since(f.last) < horizon);
-        }
-        let entry = map.entry(account.to_owned()).or_insert(Failures {
-            count: 0,
-            last: now,
-        });
-        if now.duration_since(entry.last) > self.max_delay {
-            entry.count = 0;
-        }
-        entry.count += 1;
-        entry.last = now;
+    fn failed_at(&self, key: SubjectKey, client: IpAddr, now: Instant) {
+        let horizon = self.thresholds.max_delay;
+        self.pairs.with(
+            &(key, client),
+            || Failures {
+                count: 0,
+                last: now,
+            },
+            |f| {
+                if now.saturating_duration_since(f.last) > horizon {
+                    f.count = 0;
+                }
+                f.count = f.count.saturating_add(1);
+                f.last = now;
+            },
+        );
+        self.accounts.spend(&key);
     }
 
-    /// Forgets the account's failures after a successful login.
-    pub fn succeeded(&self, account: &str) {
-        self.accounts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(account);
+    /// Forgets the failures of `client` on `key` after a success.
+    pub fn succeeded(&self, key: SubjectKey, client: IpAddr) {
+        self.pairs.update(&(key, client), |f| f.count = 0);
     }
 }
 
@@ -97,26 +141,74 @@ impl AccountBackoff {
 mod tests {
     use super::*;
 
+    fn throttle() -> LoginThrottle {
+        LoginThrottle::new(Thresholds {
+            free_failures: 3,
+            base_delay: Duration::from_secs(10),
+            max_delay: Duration::from_secs(60),
+            account_failures_per_hour: 50,
+        })
+    }
+
+    const ATTACKER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 66));
+    const OWNER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
+
     #[test]
-    fn backoff_grows_and_is_capped() {
-        let b = AccountBackoff::new(3, Duration::from_secs(10), Duration::from_secs(60));
+    fn backoff_grows_per_address_and_is_capped() {
+        let t = throttle();
+        let alice = t.key(Subject::Account(Uuid::now_v7()));
         let t0 = Instant::now();
         for _ in 0..2 {
-            b.failed_at("alice", t0);
+            t.failed_at(alice, ATTACKER, t0);
         }
-        assert!(b.check_at("alice", t0).is_ok());
-        b.failed_at("alice", t0);
-        assert_eq!(b.check_at("alice", t0), Err(10));
-        b.failed_at("alice", t0);
-        assert_eq!(b.check_at("alice", t0), Err(20));
+        assert!(t.check_at(alice, ATTACKER, t0).is_ok());
+        t.failed_at(alice, ATTACKER, t0);
+        assert_eq!(t.check_at(alice, ATTACKER, t0), Err(10));
+        t.failed_at(alice, ATTACKER, t0);
+        assert_eq!(t.check_at(alice, ATTACKER, t0), Err(20));
         for _ in 0..10 {
-            b.failed_at("alice", t0);
+            t.failed_at(alice, ATTACKER, t0);
         }
-        assert_eq!(b.check_at("alice", t0), Err(60));
+        assert_eq!(t.check_at(alice, ATTACKER, t0), Err(60));
         // Never permanent.
-        assert!(b.check_at("alice", t0 + Duration::from_secs(61)).is_ok());
-        assert!(b.check_at("bob", t0).is_ok());
-        b.succeeded("alice");
-        assert!(b.check_at("alice", t0).is_ok());
+        assert!(
+            t.check_at(alice, ATTACKER, t0 + Duration::from_secs(61))
+                .is_ok()
+        );
+        // The owner, from their own address, is not held back by the stranger.
+        assert!(t.check_at(alice, OWNER, t0).is_ok());
+        t.succeeded(alice, ATTACKER);
+        assert!(t.check_at(alice, ATTACKER, t0).is_ok());
+    }
+
+    #[test]
+    fn distributed_guessing_spends_the_account_budget() {
+        let t = throttle();
+        let bob = t.key(Subject::Account(Uuid::now_v7()));
+        for i in 0..50u8 {
+            let addr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i));
+            assert!(t.check(bob, addr).is_ok());
+            t.failed(bob, addr);
+        }
+        // 50 addresses, one failure each: every address is now refused for bob.
+        assert!(t.check(bob, OWNER).is_err());
+        // Other accounts are unaffected.
+        assert!(t.check(t.key(Subject::Unknown("carol")), OWNER).is_ok());
+    }
+
+    #[test]
+    fn unknown_logins_are_fixed_size_keys() {
+        let t = throttle();
+        let long = "x".repeat(10_000);
+        assert_eq!(
+            t.key(Subject::Unknown(&long)),
+            t.key(Subject::Unknown(&long))
+        );
+        assert_ne!(t.key(Subject::Unknown("a")), t.key(Subject::Unknown("b")));
+        let id = Uuid::now_v7();
+        assert_ne!(
+            t.key(Subject::Account(id)),
+            t.key(Subject::Unknown(&id.to_string()))
+        );
     }
 }

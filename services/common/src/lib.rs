@@ -18,6 +18,7 @@ pub mod ops;
 pub mod pagination;
 pub mod problem;
 pub mod ratelimit;
+pub mod routing;
 pub mod runtime;
 pub mod server;
 pub mod telemetry;

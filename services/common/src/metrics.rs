@@ -9,8 +9,8 @@ use prometheus_client::registry::Registry;
 /// Labels of a finished request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// HTTP method.
-    pub method: String,
+    /// HTTP method (`OTHER` for non-standard ones).
+    pub method: &'static str,
     /// The matched route pattern (never the raw path, to bound cardinality).
     pub route: String,
     /// Status code.
@@ -20,8 +20,8 @@ pub struct RequestLabels {
 /// Labels of a latency observation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    /// HTTP method.
-    pub method: String,
+    /// HTTP method (`OTHER` for non-standard ones).
+    pub method: &'static str,
     /// The matched route pattern.
     pub route: String,
 }
@@ -92,7 +92,7 @@ mod tests {
         let m = Metrics::new("auth");
         m.requests
             .get_or_create(&RequestLabels {
-                method: "GET".into(),
+                method: "GET",
                 route: "/x".into(),
                 status: 200,
             })

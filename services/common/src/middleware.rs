@@ -1,19 +1,22 @@
 //! Middleware every service wraps around its routes: request ids, access logs and
-//! metrics (`observe`), and a last line of defence that turns any non-problem error
-//! response (actix's plain-text 404/405, a bare status) into problem+json.
+//! metrics (`observe`), admission before routing (`admit`: the edge's own check, unsafe
+//! paths, `HEAD`), and a last line of defence that turns any non-problem error response
+//! (actix's plain-text 404/405, a bare status) into problem+json (`problem_fallback`).
 
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::problem::{PROBLEM_JSON, problem_response};
+use crate::problem::{ApiError, PROBLEM_JSON, kind_of_status, problem_response};
+use crate::routing::{AllowIndex, unsafe_path};
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, web};
+use actix_web::{HttpMessage, ResponseError, web};
 use std::time::Instant;
 use tracing::Instrument;
 
 /// The request id header, propagated from the client or generated.
-pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The request id of the current request, in request extensions.
 #[derive(Clone, Debug)]
@@ -42,6 +45,11 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("invalid"))
 }
 
+/// The metrics label of a route the router cannot name (the gateway's catch-all sets
+/// it to the area it forwarded to). Must come from a bounded set.
+#[derive(Clone, Debug)]
+pub struct MetricRoute(pub std::sync::Arc<str>);
+
 /// Request id, span, access log and metrics for one request.
 pub async fn observe(
     req: ServiceRequest,
@@ -60,13 +68,14 @@ pub async fn observe(
     req.headers_mut()
         .insert(REQUEST_ID.clone(), request_id.clone());
 
-    let method = req.method().clone();
+    // Any token is a valid method to actix: label only the standard ones.
+    let method = method_label(req.method());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     // The path only: query strings may carry share-link signatures.
     let span = tracing::info_span!(
         "request",
         request_id = %RequestId(request_id.clone()).as_str(),
-        method = %method,
+        method = %req.method(),
         path = %req.path(),
     );
     let result = next.call(req).instrument(span.clone()).await;
@@ -86,19 +95,21 @@ pub async fn observe(
     }
     let status = res.status().as_u16();
     // The pattern is known once routing is done (never the raw path: bounded labels).
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = match res.request().extensions().get::<MetricRoute>() {
+        Some(label) => label.0.to_string(),
+        None => res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned()),
+    };
     span.in_scope(|| {
         tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, route = %route, "request handled");
     });
     if let Some(metrics) = metrics {
-        let method = method.as_str().to_owned();
         metrics
             .latency
             .get_or_create(&RouteLabels {
-                method: method.clone(),
+                method,
                 route: route.clone(),
             })
             .observe(elapsed.as_secs_f64());
@@ -114,13 +125,90 @@ pub async fn observe(
     Ok(res)
 }
 
-/// Replaces any error response that is not problem+json with one that is.
+/// The metrics label of a method: the standard methods by name, anything else `OTHER`.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// A check run on every request before routing (the gateway's edge rate limit).
+pub type AdmissionCheck =
+    std::sync::Arc<dyn Fn(&ServiceRequest) -> Result<(), ApiError> + Send + Sync>;
+
+/// What [`admit`] needs, as app data.
+#[derive(Clone)]
+pub struct Admission {
+    /// Runs first, on every request, matched or not.
+    pub check: Option<AdmissionCheck>,
+    /// Serve `HEAD` with the `GET` handler (the body is dropped by the server).
+    pub head_as_get: bool,
+}
+
+/// Runs the admission check, refuses unsafe paths (400) and maps `HEAD` to `GET`.
+pub async fn admit(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static, BoxBody>>, actix_web::Error> {
+    let admission = req.app_data::<web::Data<Admission>>().cloned();
+    let refused = |req: ServiceRequest, err: ApiError| {
+        let (req, _) = req.into_parts();
+        Ok(ServiceResponse::new(req, err.error_response()).map_into_right_body())
+    };
+    if let Some(check) = admission.as_ref().and_then(|a| a.check.as_ref())
+        && let Err(err) = check(&req)
+    {
+        return refused(req, err);
+    }
+    if let Some(reason) = unsafe_path(req.uri().path()) {
+        return refused(
+            req,
+            ApiError::BadRequest(std::borrow::Cow::Borrowed(reason)),
+        );
+    }
+    // The server still knows the request was HEAD and sends no body.
+    if req.method() == Method::HEAD && admission.is_some_and(|a| a.head_as_get) {
+        req.head_mut().method = Method::GET;
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Headers of an error response worth keeping on its problem+json replacement; the
+/// rest (`Content-Encoding`, `ETag`, `Content-Range`, …) described the old body.
+const KEPT_ON_REPLACEMENT: [HeaderName; 5] = [
+    header::ALLOW,
+    header::RETRY_AFTER,
+    header::WWW_AUTHENTICATE,
+    header::VARY,
+    REQUEST_ID,
+];
+
+/// Replaces any error response that is not problem+json with one that is, and names
+/// the allowed methods on every 405.
 pub async fn problem_fallback(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static, BoxBody>>, actix_web::Error> {
-    let res = next.call(req).await?;
+    let mut res = next.call(req).await?;
     let status = res.status();
+    if status == StatusCode::METHOD_NOT_ALLOWED
+        && !res.headers().contains_key(header::ALLOW)
+        && let Some(allow) = res
+            .request()
+            .app_data::<web::Data<AllowIndex>>()
+            .and_then(|index| index.allowed(res.request().path()).cloned())
+    {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
     let is_problem = res
         .headers()
         .get(header::CONTENT_TYPE)
@@ -128,25 +216,21 @@ pub async fn problem_fallback(
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return Ok(res.map_into_left_body());
     }
-    let (slug, detail) = match status.as_u16() {
-        404 => ("not-found", "no such resource"),
-        405 => (
-            "method-not-allowed",
-            "this path does not accept that method",
-        ),
-        413 => ("payload-too-large", "the request body is too large"),
-        415 => ("unsupported-media-type", "unsupported media type"),
-        s if s >= 500 => ("internal", "the server failed to handle this request"),
-        _ => ("bad-request", "the request could not be handled"),
+    let (slug, title) = kind_of_status(status);
+    let detail = match status.as_u16() {
+        404 => "no such resource",
+        405 => "this path does not accept that method",
+        413 => "the request body is too large",
+        415 => "unsupported media type",
+        s if s >= 500 => "the server failed to handle this request",
+        _ => "the request could not be handled",
     };
-    let title = status.canonical_reason().unwrap_or("Error");
     let mut replacement = problem_response(status, slug, title, detail, None);
-    // Keep headers the original response set on purpose (Allow, Retry-After, …).
-    for (name, value) in res.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+    for name in &KEPT_ON_REPLACEMENT {
+        for value in res.headers().get_all(name) {
             replacement
                 .headers_mut()
-                .insert(name.clone(), value.clone());
+                .append(name.clone(), value.clone());
         }
     }
     let (req, _) = res.into_parts();

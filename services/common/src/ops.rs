@@ -1,5 +1,6 @@
 //! Operations endpoints every service serves on its own port (never routed publicly):
-//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, and `/routes.json` (the
+//! service's [`RoutePolicy`](crate::routing::RoutePolicy), read by the gateway).
 
 use crate::metrics::Metrics;
 use actix_web::http::header::ContentType;
@@ -51,6 +52,7 @@ impl ReadinessCheck for KeysReady {
 pub struct Ops {
     pub(crate) checks: Vec<Arc<dyn ReadinessCheck>>,
     pub(crate) openapi: web::Bytes,
+    pub(crate) policy: web::Bytes,
 }
 
 pub(crate) async fn healthz() -> HttpResponse {
@@ -88,4 +90,10 @@ pub(crate) async fn openapi(ops: web::Data<Ops>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(ContentType::json())
         .body(ops.openapi.clone())
+}
+
+pub(crate) async fn routes(ops: web::Data<Ops>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(ContentType::json())
+        .body(ops.policy.clone())
 }

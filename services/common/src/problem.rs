@@ -48,6 +48,9 @@ pub enum ApiError {
     /// 405: the path exists, the method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 408: the client took too long to send its request.
+    #[error("{0}")]
+    RequestTimeout(Cow<'static, str>),
     /// 409: the request conflicts with the current state.
     #[error("{0}")]
     Conflict(Cow<'static, str>),
@@ -95,19 +98,7 @@ impl ApiError {
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
             Self::Validation(_) => ("validation-failed", "Invalid request"),
-            Self::BadRequest(_) => ("bad-request", "Bad request"),
-            Self::Unauthorized(_) => ("unauthorized", "Unauthorized"),
-            Self::Forbidden(_) => ("forbidden", "Forbidden"),
-            Self::NotFound(_) => ("not-found", "Not found"),
-            Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
-            Self::Conflict(_) => ("conflict", "Conflict"),
-            Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
-            Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
-            Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
-            Self::BadGateway(_) => ("bad-gateway", "Bad gateway"),
-            Self::Unavailable(_) => ("unavailable", "Service unavailable"),
-            Self::GatewayTimeout(_) => ("gateway-timeout", "Gateway timeout"),
-            Self::Internal(_) => ("internal", "Internal server error"),
+            other => kind_of_status(other.status_code()),
         }
     }
 
@@ -127,12 +118,40 @@ impl ApiError {
             | Self::Forbidden(d)
             | Self::NotFound(d)
             | Self::Conflict(d)
+            | Self::RequestTimeout(d)
             | Self::PayloadTooLarge(d)
             | Self::UnsupportedMediaType(d)
             | Self::BadGateway(d)
             | Self::Unavailable(d)
             | Self::GatewayTimeout(d) => Cow::Borrowed(d),
         }
+    }
+}
+
+/// The `type` slug and `title` of a problem with this status: one kind per status, so
+/// a client can tell a 401 from a 429 by `type` alone.
+pub fn kind_of_status(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("bad-request", "Bad request"),
+        401 => ("unauthorized", "Unauthorized"),
+        403 => ("forbidden", "Forbidden"),
+        404 => ("not-found", "Not found"),
+        405 => ("method-not-allowed", "Method not allowed"),
+        406 => ("not-acceptable", "Not acceptable"),
+        408 => ("request-timeout", "Request timeout"),
+        409 => ("conflict", "Conflict"),
+        411 => ("length-required", "Length required"),
+        412 => ("precondition-failed", "Precondition failed"),
+        413 => ("payload-too-large", "Payload too large"),
+        414 => ("uri-too-long", "URI too long"),
+        415 => ("unsupported-media-type", "Unsupported media type"),
+        429 => ("rate-limited", "Too many requests"),
+        431 => ("headers-too-large", "Request header fields too large"),
+        502 => ("bad-gateway", "Bad gateway"),
+        503 => ("unavailable", "Service unavailable"),
+        504 => ("gateway-timeout", "Gateway timeout"),
+        _ if status.is_client_error() => ("client-error", "Client error"),
+        _ => ("internal", "Internal server error"),
     }
 }
 
@@ -191,6 +210,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

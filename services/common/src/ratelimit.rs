@@ -1,12 +1,106 @@
-//! Token-bucket rate limiting per key (client address, account), in memory.
+//! Token-bucket rate limiting per key (client address, account), in memory, in bounded
+//! space: a flood of distinct keys evicts the oldest entries instead of growing the
+//! table, and no operation holds a lock for more than one shard's O(1) work.
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How many keys a table holds before idle entries are swept.
-pub const SWEEP_AT: usize = 10_000;
+/// Default number of keys a table keeps (the oldest are evicted beyond it).
+pub const DEFAULT_CAPACITY: usize = 65_536;
+const SHARDS: usize = 16;
+
+struct Shard<K, V> {
+    map: HashMap<K, V>,
+    /// Insertion order, for first-in-first-out eviction. Entries are never removed
+    /// except by eviction, so this and `map` hold the same keys.
+    order: VecDeque<K>,
+}
+
+/// A map of at most `capacity` entries, split into independently locked shards.
+/// When a shard is full, its oldest entry is evicted: forgetting state is the
+/// bounded failure mode (an evicted key starts afresh).
+pub struct BoundedMap<K, V> {
+    shards: Box<[Mutex<Shard<K, V>>]>,
+    per_shard: usize,
+    hasher: RandomState,
+}
+
+impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
+    /// A map holding at most about `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        let per_shard = capacity.div_ceil(SHARDS).max(1);
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    map: HashMap::new(),
+                    order: VecDeque::new(),
+                })
+            })
+            .collect();
+        Self {
+            shards,
+            per_shard,
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &K) -> &Mutex<Shard<K, V>> {
+        let index = (self.hasher.hash_one(key) as usize) % self.shards.len();
+        &self.shards[index]
+    }
+
+    /// Runs `f` on the entry of `key`, created by `create` if absent.
+    pub fn with<T>(&self, key: &K, create: impl FnOnce() -> V, f: impl FnOnce(&mut V) -> T) -> T {
+        let mut shard = self
+            .shard(key)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(value) = shard.map.get_mut(key) {
+            return f(value);
+        }
+        if shard.map.len() >= self.per_shard
+            && let Some(oldest) = shard.order.pop_front()
+        {
+            shard.map.remove(&oldest);
+        }
+        shard.order.push_back(key.clone());
+        f(shard.map.entry(key.clone()).or_insert_with(create))
+    }
+
+    /// Runs `f` on the entry of `key` if there is one.
+    pub fn peek<T>(&self, key: &K, f: impl FnOnce(&V) -> T) -> Option<T> {
+        let shard = self
+            .shard(key)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        shard.map.get(key).map(f)
+    }
+
+    /// Runs `f` on the entry of `key` if there is one, without creating it.
+    pub fn update<T>(&self, key: &K, f: impl FnOnce(&mut V) -> T) -> Option<T> {
+        let mut shard = self
+            .shard(key)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        shard.map.get_mut(key).map(f)
+    }
+
+    /// Number of entries (sums the shards; for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).map.len())
+            .sum()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 struct Bucket {
     tokens: f64,
@@ -18,35 +112,41 @@ struct Bucket {
 pub struct RateLimiter<K> {
     capacity: f64,
     per_sec: f64,
-    buckets: Mutex<HashMap<K, Bucket>>,
+    buckets: BoundedMap<K, Bucket>,
 }
 
 impl<K: Eq + Hash + Clone> RateLimiter<K> {
     /// A limiter allowing `capacity` events per `period`.
     pub fn new(capacity: u32, period: Duration) -> Self {
+        Self::with_capacity(capacity, period, DEFAULT_CAPACITY)
+    }
+
+    /// A limiter remembering at most `keys` keys.
+    pub fn with_capacity(capacity: u32, period: Duration, keys: usize) -> Self {
         let capacity = f64::from(capacity.max(1));
         Self {
             capacity,
             per_sec: capacity / period.as_secs_f64().max(0.001),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: BoundedMap::new(keys),
         }
     }
 
     fn with_bucket<T>(&self, key: &K, now: Instant, f: impl FnOnce(&mut Bucket) -> T) -> T {
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= SWEEP_AT {
-            let (cap, rate) = (self.capacity, self.per_sec);
-            map.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < cap);
-        }
-        let bucket = map.entry(key.clone()).or_insert(Bucket {
-            tokens: self.capacity,
-            updated: now,
-        });
-        bucket.tokens = (bucket.tokens
-            + now.duration_since(bucket.updated).as_secs_f64() * self.per_sec)
-            .min(self.capacity);
-        bucket.updated = now;
-        f(bucket)
+        let capacity = self.capacity;
+        self.buckets.with(
+            key,
+            || Bucket {
+                tokens: capacity,
+                updated: now,
+            },
+            |bucket| {
+                bucket.tokens = (bucket.tokens
+                    + now.saturating_duration_since(bucket.updated).as_secs_f64() * self.per_sec)
+                    .min(self.capacity);
+                bucket.updated = now;
+                f(bucket)
+            },
+        )
     }
 
     fn wait_for_one(&self, tokens: f64) -> u64 {
@@ -70,15 +170,18 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         })
     }
 
-    /// Checks a token is available without taking it (for budgets spent only on failure).
+    /// Checks a token is available without taking it (for budgets spent only on
+    /// failure). Unknown keys are not stored.
     pub fn check(&self, key: &K) -> Result<(), u64> {
-        self.with_bucket(key, Instant::now(), |b| {
-            if b.tokens >= 1.0 {
-                Ok(())
-            } else {
-                Err(self.wait_for_one(b.tokens))
-            }
-        })
+        let now = Instant::now();
+        let tokens = self.buckets.peek(key, |b| {
+            (b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * self.per_sec)
+                .min(self.capacity)
+        });
+        match tokens {
+            Some(t) if t < 1.0 => Err(self.wait_for_one(t)),
+            _ => Ok(()),
+        }
     }
 
     /// Spends a token (may go into debt down to zero).
@@ -86,6 +189,11 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         self.with_bucket(key, Instant::now(), |b| {
             b.tokens = (b.tokens - 1.0).max(0.0)
         });
+    }
+
+    /// Keys currently remembered.
+    pub fn tracked_keys(&self) -> usize {
+        self.buckets.len()
     }
 }
 
@@ -106,5 +214,19 @@ mod tests {
                 .acquire_at(&"ip", t0 + Duration::from_secs(31))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_flood_of_distinct_keys_stays_bounded() {
+        let limiter = RateLimiter::with_capacity(1, Duration::from_secs(60), 1024);
+        for i in 0..100_000u32 {
+            let _ = limiter.acquire(&i);
+        }
+        let kept = limiter.tracked_keys();
+        assert!(kept <= 1024 + SHARDS, "{kept} keys kept");
+        assert!(kept >= 512, "{kept} keys kept");
+        // Checking never stores.
+        let _ = limiter.check(&u32::MAX);
+        assert!(limiter.tracked_keys() <= kept);
     }
 }

@@ -34,6 +34,12 @@ pub fn listen_addr(env: &Env) -> Result<SocketAddr, ConfigError> {
     env.parse_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))
 }
 
+/// Where a service binary serves its operations endpoints: `OPS_LISTEN_ADDR` (default
+/// `0.0.0.0:9090`). Probes and metric scrapes go there; it is never routed publicly.
+pub fn ops_listen_addr(env: &Env) -> Result<SocketAddr, ConfigError> {
+    env.parse_or("OPS_LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9090)))
+}
+
 /// Worker threads per server: `WORKERS` (default: available cores).
 pub fn workers(env: &Env) -> Result<usize, ConfigError> {
     let cores = std::thread::available_parallelism()
@@ -53,7 +59,10 @@ where
 {
     crate::telemetry::init();
     let env = Env::process();
-    let addr = match listen_addr(&env).and_then(|a| workers(&env).map(|w| (a, w))) {
+    let addrs = listen_addr(&env)
+        .and_then(|api| ops_listen_addr(&env).map(|ops| (api, ops)))
+        .and_then(|addrs| workers(&env).map(|w| (addrs, w)));
+    let ((api_addr, ops_addr), workers) = match addrs {
         Ok(v) => v,
         Err(err) => return fail(&err),
     };
@@ -61,17 +70,33 @@ where
         Ok(s) => s,
         Err(err) => return fail(&err),
     };
-    let server = match TcpListener::bind(addr.0).and_then(|l| service.serve(l, addr.1)) {
-        Ok(s) => s,
-        Err(err) => return fail(&format!("cannot listen on {}: {err}", addr.0)),
+    let bind = |addr: SocketAddr| {
+        TcpListener::bind(addr).map_err(|err| format!("cannot listen on {addr}: {err}"))
     };
-    let handle = server.handle();
-    let running = tokio::spawn(server);
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    handle.stop(true).await;
-    let _ = running.await;
-    ExitCode::SUCCESS
+    let serving = match bind(api_addr).and_then(|api| {
+        bind(ops_addr).and_then(|ops| {
+            service
+                .serve(api, ops, workers)
+                .map_err(|err| format!("cannot serve: {err}"))
+        })
+    }) {
+        Ok(s) => s,
+        Err(err) => return fail(&err),
+    };
+    let (api, ops) = (serving.api.handle(), serving.ops.handle());
+    let mut api_task = tokio::spawn(serving.api);
+    let mut ops_task = tokio::spawn(serving.ops);
+    let code = tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            ExitCode::SUCCESS
+        }
+        _ = &mut api_task => fail(&"the API server stopped unexpectedly"),
+        _ = &mut ops_task => fail(&"the operations server stopped unexpectedly"),
+    };
+    api.stop(true).await;
+    ops.stop(true).await;
+    code
 }
 
 fn fail(err: &dyn std::fmt::Display) -> ExitCode {

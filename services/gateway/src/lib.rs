@@ -1,172 +1,181 @@
 //! The Agora API gateway: the one entry point in local mode (and optionally in a
-//! cluster). Routes `/api/v1/<area>` to the owning service, rejects missing or invalid
-//! tokens on protected routes before proxying, replaces spoofable identity headers,
-//! forwards request ids and `X-Forwarded-*`, limits and streams bodies, and serves the
-//! merged OpenAPI document.
+//! cluster). Routes `/api/v1/<area>` to the service that declared the area, rejects
+//! missing or invalid tokens on protected routes before proxying, replaces spoofable
+//! identity headers, forwards request ids and `X-Forwarded-*`, limits and streams
+//! bodies, rate-limits every request per client, and serves the merged OpenAPI document.
 
+mod discovery;
 pub mod openapi;
 mod proxy;
 pub mod routes;
 
+pub use discovery::{DiscoveryError, discover};
 pub use routes::{RouteTable, Upstream};
 
+use actix_web::dev::ServiceRequest;
 use actix_web::web;
 use agora_common::Service;
 use agora_common::auth::{KeySource, TokenVerifier};
+use agora_common::client_addr::{TrustedProxies, rate_key};
 use agora_common::config::{ConfigError, Env};
 use agora_common::ops::KeysReady;
 use agora_common::ratelimit::RateLimiter;
+use agora_common::{ApiError, middleware::AdmissionCheck};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Gateway settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Upstream services (absent ones answer 404).
+    /// Upstream services, with the route policies they declared.
     pub upstreams: Vec<Upstream>,
-    /// Where the auth service publishes its keys.
-    pub jwks_url: String,
+    /// Where the auth service publishes its keys (default: the auth upstream's).
+    pub jwks_url: Option<String>,
     /// Expected `iss`.
     pub issuer: String,
     /// Expected `aud`.
     pub audience: String,
-    /// How long an upstream may take to answer (response head).
-    pub upstream_timeout: Duration,
+    /// How long connecting to an upstream may take.
+    pub connect_timeout: Duration,
+    /// How long the client may pause while sending a request body.
+    pub body_idle_timeout: Duration,
+    /// How long an upstream may take to answer once the request body is sent.
+    pub response_timeout: Duration,
     /// Connections kept per upstream host and worker.
     pub max_connections: usize,
-    /// Requests per client address per minute (0: no limit).
+    /// Requests per client address (IPv6: per /64) per minute (0: no limit).
     pub rate_limit_per_minute: u32,
-    /// Proxies in front of the gateway that append to `X-Forwarded-For`.
-    pub trusted_proxy_hops: usize,
+    /// Proxies in front of the gateway whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Default edge budget per client address: well above what a person's client sends,
 /// low enough to blunt a single-address flood. Benchmarks should raise or disable it.
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 6000;
 
-/// Default body limit for JSON APIs.
-pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
-/// Default body limit for photo uploads (10 MiB of image plus multipart framing).
-pub const DEFAULT_MAX_UPLOAD: usize = 10 * 1024 * 1024 + 64 * 1024;
-
 impl Config {
-    /// A gateway in front of `upstreams`, with the JWKS at the auth upstream.
+    /// A gateway in front of `upstreams`.
     pub fn new(upstreams: Vec<Upstream>) -> Self {
-        let jwks_url = upstreams
-            .iter()
-            .find(|u| u.name == "auth")
-            .map(|u| format!("{}/api/v1/auth/jwks", u.base_url))
-            .unwrap_or_default();
         Self {
             upstreams,
-            jwks_url,
+            jwks_url: None,
             issuer: "agora".into(),
             audience: "agora".into(),
-            upstream_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(2),
+            body_idle_timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(30),
             max_connections: 256,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
-            trusted_proxy_hops: 0,
+            trusted_proxies: TrustedProxies::none(),
         }
     }
 
-    /// `GATEWAY_UPSTREAM_<SERVICE>` (e.g. `GATEWAY_UPSTREAM_AUTH=http://auth:8080`) for
-    /// each service, `GATEWAY_MAX_BODY_BYTES`, `GATEWAY_MAX_UPLOAD_BYTES`,
-    /// `GATEWAY_UPSTREAM_TIMEOUT_SECS`, `GATEWAY_RATE_LIMIT_PER_MINUTE` (0 disables),
-    /// `TRUSTED_PROXY_HOPS`, `AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`.
+    /// Everything but the upstreams, from the environment: `AUTH_JWKS_URL`,
+    /// `AUTH_ISSUER`, `AUTH_AUDIENCE`, `GATEWAY_CONNECT_TIMEOUT_SECS`,
+    /// `GATEWAY_BODY_IDLE_TIMEOUT_SECS`, `GATEWAY_UPSTREAM_TIMEOUT_SECS` (response head),
+    /// `GATEWAY_RATE_LIMIT_PER_MINUTE` (0 disables), `TRUSTED_PROXIES`,
+    /// `TRUSTED_PROXY_HOPS`. The upstreams come from [`discover`].
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let max_body = env.int_in("GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY, 1024..=1 << 30)?;
-        let max_upload = env.int_in(
-            "GATEWAY_MAX_UPLOAD_BYTES",
-            DEFAULT_MAX_UPLOAD,
-            1024..=1 << 32,
-        )?;
-        let mut upstreams = Vec::new();
-        for name in ["auth", "users", "photos", "relations", "events"] {
-            let var = format!("GATEWAY_UPSTREAM_{}", name.to_uppercase());
-            if let Some(url) = env.raw(&var) {
-                let url = url.trim().trim_end_matches('/').to_owned();
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(ConfigError::Invalid {
-                        var,
-                        value: url,
-                        reason: "must be an http(s) URL".into(),
-                    });
-                }
-                let max_body_bytes = if name == "photos" {
-                    max_upload
-                } else {
-                    max_body
-                };
-                upstreams.push(Upstream {
-                    name,
-                    base_url: url,
-                    max_body_bytes,
-                });
-            }
-        }
-        let mut config = Self::new(upstreams);
-        if let Some(url) = env.raw("AUTH_JWKS_URL") {
-            config.jwks_url = url;
-        }
-        if config.jwks_url.is_empty() {
-            return Err(ConfigError::Missing(
-                "GATEWAY_UPSTREAM_AUTH (or AUTH_JWKS_URL)".into(),
-            ));
-        }
+        let mut config = Self::new(Vec::new());
+        config.jwks_url = env.raw("AUTH_JWKS_URL");
         config.issuer = env.raw("AUTH_ISSUER").unwrap_or(config.issuer);
         config.audience = env.raw("AUTH_AUDIENCE").unwrap_or(config.audience);
-        config.upstream_timeout =
-            Duration::from_secs(env.int_in("GATEWAY_UPSTREAM_TIMEOUT_SECS", 30, 1..=3600)?);
+        let secs = |var: &str, default: u64| env.int_in(var, default, 1..=3600);
+        config.connect_timeout = Duration::from_secs(secs("GATEWAY_CONNECT_TIMEOUT_SECS", 2)?);
+        config.body_idle_timeout = Duration::from_secs(secs("GATEWAY_BODY_IDLE_TIMEOUT_SECS", 30)?);
+        config.response_timeout = Duration::from_secs(secs("GATEWAY_UPSTREAM_TIMEOUT_SECS", 30)?);
         config.rate_limit_per_minute = env.int_in(
             "GATEWAY_RATE_LIMIT_PER_MINUTE",
             DEFAULT_RATE_LIMIT_PER_MINUTE,
             0..=100_000_000,
         )?;
-        config.trusted_proxy_hops = env.int_in("TRUSTED_PROXY_HOPS", 0, 0..=10)?;
+        config.trusted_proxies = TrustedProxies::from_env(env)?;
         Ok(config)
+    }
+
+    fn jwks_url(&self) -> Option<String> {
+        self.jwks_url.clone().or_else(|| {
+            self.upstreams
+                .iter()
+                .find(|u| u.name() == "auth")
+                .map(|u| format!("{}/api/v1/auth/jwks", u.base_url))
+        })
     }
 }
 
+/// The gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No auth upstream and no `AUTH_JWKS_URL`: tokens could not be verified.
+    #[error("no JWKS URL: route an `auth` upstream or set AUTH_JWKS_URL")]
+    NoJwks,
+}
+
+/// The per-address request budget at the edge, checked before routing, on every
+/// request, matched or not.
+struct EdgeLimit {
+    limiter: RateLimiter<IpAddr>,
+    trusted_proxies: TrustedProxies,
+}
+
+impl EdgeLimit {
+    fn admit(&self, req: &ServiceRequest) -> Result<(), ApiError> {
+        match self.trusted_proxies.client_addr(req.request()) {
+            Some(addr) => self
+                .limiter
+                .acquire(&rate_key(addr))
+                .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Settings the request handlers share.
+pub(crate) struct Deadlines {
+    pub body_idle: Duration,
+    pub response: Duration,
+}
+
 /// Builds the gateway service.
-pub fn build(config: Config) -> Service {
+pub fn build(config: Config) -> Result<Service, BuildError> {
+    let jwks_url = config.jwks_url().ok_or(BuildError::NoJwks)?;
     let verifier = web::Data::new(TokenVerifier::new(
         &config.issuer,
         &config.audience,
-        KeySource::Remote {
-            url: config.jwks_url.clone(),
-        },
+        KeySource::Remote { url: jwks_url },
     ));
     let table = web::Data::new(RouteTable::new(config.upstreams.clone()));
     let spec = web::Data::new(openapi::MergedSpec::default());
-    let edge = web::Data::new(proxy::EdgeLimit {
-        limiter: (config.rate_limit_per_minute > 0)
-            .then(|| RateLimiter::new(config.rate_limit_per_minute, Duration::from_secs(60))),
-        trusted_proxy_hops: config.trusted_proxy_hops,
+    let deadlines = web::Data::new(Deadlines {
+        body_idle: config.body_idle_timeout,
+        response: config.response_timeout,
     });
+    let trusted = web::Data::new(config.trusted_proxies.clone());
     let routes_verifier = verifier.clone();
-    let timeout = config.upstream_timeout;
+    let connect_timeout = config.connect_timeout;
     let max_connections = config.max_connections;
     let routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         // One client per worker: awc is single-threaded; each keeps its own pool of
-        // upstream connections alive between requests.
+        // upstream connections alive between requests. Deadlines are per phase (see
+        // `proxy`), so the client's own whole-request timeout is off.
         let client = awc::Client::builder()
             .connector(
                 awc::Connector::new()
-                    .timeout(Duration::from_secs(2))
+                    .timeout(connect_timeout)
                     .limit(max_connections)
                     .conn_keep_alive(Duration::from_secs(30)),
             )
-            .timeout(timeout)
+            .disable_timeout()
             .disable_redirects()
             .finish();
         cfg.app_data(web::Data::new(client))
             .app_data(table.clone())
             .app_data(routes_verifier.clone())
             .app_data(spec.clone())
-            .app_data(edge.clone())
-            .route("/api/v1/openapi.json", web::get().to(openapi::merged))
-            .route("/.well-known/jwks.json", web::to(proxy::forward))
-            .service(web::scope("/api/v1").default_service(web::to(proxy::forward)));
+            .app_data(deadlines.clone())
+            .app_data(trusted.clone())
+            .default_service(web::to(proxy::handle));
     });
     let mut service = Service::new(
         "gateway",
@@ -178,7 +187,17 @@ pub fn build(config: Config) -> Service {
         }),
     )
     .ready_when(KeysReady(verifier));
-    // Bodies pass through untouched (and already-compressed photos would not gain).
+    if config.rate_limit_per_minute > 0 {
+        let edge = EdgeLimit {
+            limiter: RateLimiter::new(config.rate_limit_per_minute, Duration::from_secs(60)),
+            trusted_proxies: config.trusted_proxies,
+        };
+        let check: AdmissionCheck = Arc::new(move |req: &ServiceRequest| edge.admit(req));
+        service.admission = Some(check);
+    }
+    // Bodies pass through untouched (and already-compressed photos would not gain);
+    // HEAD is forwarded as HEAD.
     service.compress = false;
-    service
+    service.head_as_get = false;
+    Ok(service)
 }

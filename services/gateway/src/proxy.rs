@@ -1,20 +1,23 @@
 //! Forwarding one request to its upstream: edge authentication, header hygiene,
-//! body limits, streaming in both directions.
+//! body limits, per-phase deadlines, streaming in both directions.
 
+use crate::Deadlines;
+use crate::openapi::MergedSpec;
 use crate::routes::{RouteTable, Upstream, is_public};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use agora_common::auth::{TokenError, bearer_token};
-use agora_common::client_addr::client_addr;
-use agora_common::ratelimit::RateLimiter;
+use agora_common::middleware::MetricRoute;
 use agora_common::{ApiError, TokenVerifier};
 use awc::error::{PayloadError, SendRequestError};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::net::IpAddr;
 use std::rc::Rc;
+use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Identity headers the gateway alone may set.
 static USER_ID: HeaderName = HeaderName::from_static("x-user-id");
@@ -55,36 +58,49 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// The per-address request budget at the edge.
-pub struct EdgeLimit {
-    /// `None` when disabled.
-    pub limiter: Option<RateLimiter<IpAddr>>,
-    /// See [`client_addr`].
-    pub trusted_proxy_hops: usize,
-}
-
-/// Forwards the request to the service that owns its path.
-pub async fn forward(
+/// Every request the gateway receives: the merged OpenAPI document, or a forward.
+pub async fn handle(
     req: HttpRequest,
     payload: web::Payload,
     table: web::Data<RouteTable>,
     verifier: web::Data<TokenVerifier>,
     client: web::Data<awc::Client>,
-    edge: web::Data<EdgeLimit>,
+    deadlines: web::Data<Deadlines>,
+    spec: web::Data<MergedSpec>,
 ) -> Result<HttpResponse, ApiError> {
-    // Cheapest check first: a flood is turned away before any signature is verified.
-    if let (Some(limiter), Some(addr)) = (&edge.limiter, client_addr(&req, edge.trusted_proxy_hops))
-    {
-        limiter
-            .acquire(&addr)
-            .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+    if req.path() == "/api/v1/openapi.json" {
+        req.extensions_mut()
+            .insert(MetricRoute(std::sync::Arc::from("/api/v1/openapi.json")));
+        return match *req.method() {
+            Method::GET | Method::HEAD => crate::openapi::merged(&table, &client, &spec).await,
+            _ => {
+                let mut resp = ApiError::MethodNotAllowed.error_response();
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                Ok(resp)
+            }
+        };
     }
     let upstream = table
         .resolve(req.path())
         .ok_or(ApiError::NotFound(Cow::Borrowed("no such resource")))?;
+    req.extensions_mut()
+        .insert(MetricRoute(upstream.metric_label()));
+    forward(req, payload, upstream, &verifier, &client, &deadlines).await
+}
 
+/// Forwards the request to the service that owns its path.
+async fn forward(
+    req: HttpRequest,
+    payload: web::Payload,
+    upstream: &Upstream,
+    verifier: &TokenVerifier,
+    client: &awc::Client,
+    deadlines: &Deadlines,
+) -> Result<HttpResponse, ApiError> {
     // Authenticate at the edge. Public paths pass without a token, but a token they
     // carry must still be valid to name a user.
+    let public = is_public(upstream, req.method(), req.path());
     let identity = match bearer_token(&req) {
         Some(token) => match verifier.verify(token).await {
             Ok(caller) => Some(caller),
@@ -94,14 +110,14 @@ pub async fn forward(
                     "token verification is unavailable",
                 )));
             }
-            Err(_) if is_public(req.method(), req.path()) => None,
+            Err(_) if public => None,
             Err(_) => {
                 return Err(ApiError::Unauthorized(Cow::Borrowed(
                     "invalid or expired access token",
                 )));
             }
         },
-        None if is_public(req.method(), req.path()) => None,
+        None if public => None,
         None => {
             return Err(ApiError::Unauthorized(Cow::Borrowed(
                 "a bearer access token is required",
@@ -109,9 +125,10 @@ pub async fn forward(
         }
     };
 
+    let limit = upstream.policy.max_body_bytes;
     let declared_length = content_length(req.headers());
-    if declared_length.is_some_and(|len| len > upstream.max_body_bytes as u64) {
-        return Err(too_large(upstream));
+    if declared_length.is_some_and(|len| len > limit as u64) {
+        return Err(too_large(limit));
     }
 
     let mut url = String::with_capacity(upstream.base_url.len() + req.uri().path().len() + 64);
@@ -148,38 +165,41 @@ pub async fn forward(
         }
     }
 
-    // The body streams through; a body longer than the route's limit is cut off and
-    // answered with 413, whatever its headers claimed.
-    let limit = upstream.max_body_bytes;
-    let overflowed = Rc::new(Cell::new(false));
-    let sent = match declared_length {
-        Some(0) => outbound.send().await,
-        None if !req.headers().contains_key(header::TRANSFER_ENCODING) => outbound.send().await,
-        _ => {
-            let flag = overflowed.clone();
-            let mut seen = 0usize;
-            let body = payload.map(move |chunk| {
-                let chunk = chunk?;
-                seen += chunk.len();
-                if seen > limit {
-                    flag.set(true);
-                    return Err(PayloadError::Overflow);
-                }
-                Ok::<Bytes, PayloadError>(chunk)
-            });
-            match declared_length {
-                Some(len) => {
-                    outbound
-                        .send_body(actix_http::body::SizedStream::new(len, body))
-                        .await
-                }
-                None => outbound.send_stream(body).await,
-            }
+    // Three deadlines, one per phase: connecting (the connector's), the client's pauses
+    // while sending the body (a slow but steady 10 MiB upload is fine), and the
+    // upstream's answer once the body is sent.
+    let state = Rc::new(BodyState::default());
+    let has_body = match declared_length {
+        Some(0) => false,
+        Some(_) => true,
+        None => req.headers().contains_key(header::TRANSFER_ENCODING),
+    };
+    let send = if has_body {
+        let body = guarded_body(payload, limit, deadlines.body_idle, state.clone());
+        match declared_length {
+            Some(len) => outbound.send_body(actix_http::body::SizedStream::new(len, body)),
+            None => outbound.send_stream(body),
         }
+    } else {
+        state.sent.notify_one();
+        outbound.send()
+    };
+    let response_deadline = async {
+        state.sent.notified().await;
+        tokio::time::sleep(deadlines.response).await;
+    };
+    let sent = tokio::select! {
+        sent = send => sent,
+        () = response_deadline => return Err(upstream_timeout(upstream)),
     };
     let response = match sent {
         Ok(response) => response,
-        Err(_) if overflowed.get() => return Err(too_large(upstream)),
+        Err(_) if state.overflowed.get() => return Err(too_large(limit)),
+        Err(_) if state.idle.get() => {
+            return Err(ApiError::RequestTimeout(Cow::Borrowed(
+                "the request body stalled; send it without long pauses",
+            )));
+        }
         Err(err) => return Err(upstream_error(upstream, &err)),
     };
 
@@ -195,6 +215,53 @@ pub async fn forward(
         builder.no_chunking(len);
     }
     Ok(builder.streaming(response))
+}
+
+/// What the request-body stream tells the forwarder.
+#[derive(Default)]
+struct BodyState {
+    /// The whole body was handed to the upstream connection.
+    sent: Notify,
+    /// The body grew past the limit.
+    overflowed: Cell<bool>,
+    /// The client paused longer than allowed.
+    idle: Cell<bool>,
+}
+
+/// The request body, cut off at `limit` bytes or after `idle` without a chunk.
+fn guarded_body(
+    payload: web::Payload,
+    limit: usize,
+    idle: Duration,
+    state: Rc<BodyState>,
+) -> impl futures_util::Stream<Item = Result<Bytes, PayloadError>> + 'static {
+    futures_util::stream::unfold(
+        (payload, 0usize, state, false),
+        move |(mut payload, seen, state, failed)| async move {
+            if failed {
+                return None;
+            }
+            let item = match tokio::time::timeout(idle, payload.next()).await {
+                Err(_) => {
+                    state.idle.set(true);
+                    Err(PayloadError::Incomplete(None))
+                }
+                Ok(None) => {
+                    state.sent.notify_one();
+                    return None;
+                }
+                Ok(Some(Err(err))) => Err(err),
+                Ok(Some(Ok(chunk))) if seen + chunk.len() > limit => {
+                    state.overflowed.set(true);
+                    Err(PayloadError::Overflow)
+                }
+                Ok(Some(Ok(chunk))) => Ok(chunk),
+            };
+            let seen = seen + item.as_ref().map_or(0, Bytes::len);
+            let failed = item.is_err();
+            Some((item, (payload, seen, state, failed)))
+        },
+    )
 }
 
 fn set_forwarded_headers(req: &HttpRequest, headers: &mut HeaderMap) {
@@ -222,27 +289,34 @@ fn set_forwarded_headers(req: &HttpRequest, headers: &mut HeaderMap) {
     }
 }
 
-fn too_large(upstream: &Upstream) -> ApiError {
+fn too_large(limit: usize) -> ApiError {
     ApiError::PayloadTooLarge(Cow::Owned(format!(
-        "the request body exceeds {} bytes",
-        upstream.max_body_bytes
+        "the request body exceeds {limit} bytes"
+    )))
+}
+
+fn upstream_timeout(upstream: &Upstream) -> ApiError {
+    tracing::warn!(
+        upstream = upstream.name(),
+        "upstream did not answer in time"
+    );
+    ApiError::GatewayTimeout(Cow::Owned(format!(
+        "the {} service did not answer in time",
+        upstream.name()
     )))
 }
 
 fn upstream_error(upstream: &Upstream, err: &SendRequestError) -> ApiError {
-    tracing::warn!(upstream = upstream.name, error = %err, "upstream request failed");
+    tracing::warn!(upstream = upstream.name(), error = %err, "upstream request failed");
     match err {
-        SendRequestError::Timeout => ApiError::GatewayTimeout(Cow::Owned(format!(
-            "the {} service did not answer in time",
-            upstream.name
-        ))),
+        SendRequestError::Timeout => upstream_timeout(upstream),
         SendRequestError::Connect(_) => ApiError::Unavailable(Cow::Owned(format!(
             "the {} service is unavailable",
-            upstream.name
+            upstream.name()
         ))),
         _ => ApiError::BadGateway(Cow::Owned(format!(
             "the {} service failed to answer",
-            upstream.name
+            upstream.name()
         ))),
     }
 }

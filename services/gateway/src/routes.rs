@@ -1,29 +1,45 @@
-//! The route table: which service owns which `/api/v1/<area>`, and which paths are
-//! public (no token needed at the edge).
+//! The route table: which upstream owns a path, read from the route policy each
+//! service declares (`/routes.json` on its ops port), never from a table kept here.
 
 use actix_web::http::Method;
+use agora_common::routing::RoutePolicy;
+use std::sync::Arc;
 
 /// A service the gateway forwards to.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    /// Service name (`auth`, `users`, …), used in errors and logs.
-    pub name: &'static str,
-    /// Base URL, e.g. `http://users:8080` (no trailing slash).
+    /// Base URL of its API, e.g. `http://users:8080` (no trailing slash).
     pub base_url: String,
-    /// Largest request body forwarded to it.
-    pub max_body_bytes: usize,
+    /// Base URL of its operations endpoints (OpenAPI document, route policy).
+    pub ops_url: String,
+    /// What it declared about its routes.
+    pub policy: RoutePolicy,
+    /// The metrics label of requests forwarded to it.
+    metric_label: Arc<str>,
 }
 
-/// Which service owns each first path segment after `/api/v1/`.
-pub const AREAS: &[(&str, &str)] = &[
-    ("auth", "auth"),
-    ("users", "users"),
-    ("posts", "users"),
-    ("feed", "users"),
-    ("photos", "photos"),
-    ("relations", "relations"),
-    ("events", "events"),
-];
+impl Upstream {
+    /// An upstream at `base_url` (API) and `ops_url` (operations endpoints).
+    pub fn new(base_url: String, ops_url: String, policy: RoutePolicy) -> Self {
+        let metric_label = Arc::from(format!("upstream:{}", policy.service));
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            ops_url: ops_url.trim_end_matches('/').to_owned(),
+            policy,
+            metric_label,
+        }
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.policy.service
+    }
+
+    /// The metrics label of requests forwarded to it (one per upstream: bounded).
+    pub fn metric_label(&self) -> Arc<str> {
+        self.metric_label.clone()
+    }
+}
 
 /// Maps request paths to upstreams.
 #[derive(Debug, Clone, Default)]
@@ -32,7 +48,7 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// A table over the configured upstreams; areas whose service is absent get 404s.
+    /// A table over the configured upstreams; paths no upstream owns get 404s.
     pub fn new(upstreams: Vec<Upstream>) -> Self {
         Self { upstreams }
     }
@@ -42,101 +58,39 @@ impl RouteTable {
         &self.upstreams
     }
 
-    /// The upstream of a service by name.
-    pub fn upstream(&self, service: &str) -> Option<&Upstream> {
-        self.upstreams.iter().find(|u| u.name == service)
-    }
-
     /// The upstream that owns `path`, if any.
     pub fn resolve(&self, path: &str) -> Option<&Upstream> {
-        if path == "/.well-known/jwks.json" {
-            return self.upstream("auth");
-        }
-        let rest = path.strip_prefix("/api/v1/")?;
-        let area = rest.split('/').next()?;
-        let service = AREAS.iter().find(|(a, _)| *a == area).map(|(_, s)| *s)?;
-        self.upstream(service)
+        self.upstreams.iter().find(|u| u.policy.owns(path))
     }
 }
 
-/// Whether a request may pass the edge without a token (the contract's *public*
-/// endpoints). Services still decide what an anonymous caller may see.
-pub fn is_public(method: &Method, path: &str) -> bool {
-    let read = method == Method::GET || method == Method::HEAD;
-    match path {
-        "/api/v1/auth/register" | "/api/v1/auth/login" | "/api/v1/auth/refresh" => {
-            method == Method::POST
-        }
-        "/api/v1/auth/jwks" | "/.well-known/jwks.json" => read,
-        _ => read && is_photo_bytes(path),
-    }
-}
-
-/// `/api/v1/photos/{id}/content` or `/thumbnail`: public photos' bytes load anywhere.
-fn is_photo_bytes(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix("/api/v1/photos/") else {
-        return false;
-    };
-    let mut parts = rest.split('/');
-    matches!(
-        (parts.next(), parts.next(), parts.next()),
-        (Some(id), Some("content" | "thumbnail"), None) if !id.is_empty()
-    )
+/// Whether `method path` may pass the edge without a token, per its owner's policy.
+pub fn is_public(upstream: &Upstream, method: &Method, path: &str) -> bool {
+    upstream.policy.is_public(method, path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn table() -> RouteTable {
-        RouteTable::new(vec![
-            Upstream {
-                name: "auth",
-                base_url: "http://a".into(),
-                max_body_bytes: 10,
-            },
-            Upstream {
-                name: "users",
-                base_url: "http://u".into(),
-                max_body_bytes: 10,
-            },
-        ])
+    fn upstream(policy: RoutePolicy) -> Upstream {
+        Upstream::new("http://x".into(), "http://x:9090".into(), policy)
     }
 
     #[test]
-    fn resolves_areas_to_services() {
-        let t = table();
-        assert_eq!(
-            t.resolve("/api/v1/auth/login").map(|u| u.name),
-            Some("auth")
-        );
-        assert_eq!(
-            t.resolve("/api/v1/posts/1/comments").map(|u| u.name),
-            Some("users")
-        );
-        assert_eq!(t.resolve("/api/v1/feed").map(|u| u.name), Some("users"));
-        assert_eq!(
-            t.resolve("/.well-known/jwks.json").map(|u| u.name),
-            Some("auth")
-        );
-        // Configured areas only; unknown or absent services resolve to nothing.
-        assert!(t.resolve("/api/v1/photos/1").is_none());
-        assert!(t.resolve("/api/v1/nope").is_none());
-        assert!(t.resolve("/api/v2/auth/login").is_none());
-        assert!(t.resolve("/api/v1/authx/login").is_none());
-    }
-
-    #[test]
-    fn public_paths_follow_the_contract() {
-        assert!(is_public(&Method::POST, "/api/v1/auth/login"));
-        assert!(!is_public(&Method::GET, "/api/v1/auth/login"));
-        assert!(!is_public(&Method::POST, "/api/v1/auth/logout"));
-        assert!(!is_public(&Method::GET, "/api/v1/auth/me"));
-        assert!(is_public(&Method::GET, "/api/v1/auth/jwks"));
-        assert!(is_public(&Method::GET, "/api/v1/photos/abc/content"));
-        assert!(is_public(&Method::HEAD, "/api/v1/photos/abc/thumbnail"));
-        assert!(!is_public(&Method::GET, "/api/v1/photos/abc"));
-        assert!(!is_public(&Method::DELETE, "/api/v1/photos/abc/content"));
-        assert!(!is_public(&Method::GET, "/api/v1/photos/abc/content/x"));
+    fn resolves_paths_by_the_declared_areas() {
+        let t = RouteTable::new(vec![
+            upstream(RoutePolicy::new("auth", &["auth"]).extra_path("/.well-known/jwks.json")),
+            upstream(RoutePolicy::new("users", &["users", "posts", "feed"])),
+        ]);
+        let name = |p: &str| t.resolve(p).map(|u| u.name().to_owned());
+        assert_eq!(name("/api/v1/auth/login").as_deref(), Some("auth"));
+        assert_eq!(name("/api/v1/posts/1/comments").as_deref(), Some("users"));
+        assert_eq!(name("/api/v1/feed").as_deref(), Some("users"));
+        assert_eq!(name("/.well-known/jwks.json").as_deref(), Some("auth"));
+        assert!(name("/api/v1/photos/1").is_none());
+        assert!(name("/api/v1/nope").is_none());
+        assert!(name("/api/v2/auth/login").is_none());
+        assert!(name("/api/v1/authx/login").is_none());
     }
 }

@@ -4,6 +4,8 @@
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use agora_auth::tokens::{KeyPair, TokenIssuer, generate_pem};
+use agora_common::client_addr::TrustedProxies;
+use agora_common::routing::RoutePolicy;
 use agora_gateway::{Config, Upstream};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 struct Echo {
     hits: AtomicUsize,
+    openapi_fetches: AtomicUsize,
     jwks: Value,
 }
 
@@ -39,6 +42,13 @@ async fn echo_handler(
     HttpResponse::Ok().json(json!({"method": req.method().as_str(), "path": req.uri().to_string(), "headers": headers, "body_len": len}))
 }
 
+/// The upstream's OpenAPI document, slowly (so concurrent callers overlap).
+async fn openapi_doc(state: web::Data<Echo>) -> HttpResponse {
+    state.openapi_fetches.fetch_add(1, Ordering::SeqCst);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    HttpResponse::Ok().json(json!({"openapi": "3.1.0", "paths": {"/api/v1/users/me": {"get": {}}}}))
+}
+
 async fn big(size: web::Path<usize>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/octet-stream")
@@ -56,6 +66,7 @@ async fn jwks(state: web::Data<Echo>) -> HttpResponse {
 
 struct Setup {
     gateway: String,
+    ops: String,
     echo: Arc<Echo>,
     issuer: TokenIssuer,
 }
@@ -74,6 +85,7 @@ async fn setup_with(max_body: usize, tweak: impl FnOnce(&mut Config)) -> Setup {
     let issuer = TokenIssuer::new(key, vec![], "agora".into(), "agora".into(), 300);
     let echo = Arc::new(Echo {
         hits: AtomicUsize::new(0),
+        openapi_fetches: AtomicUsize::new(0),
         jwks: serde_json::to_value(issuer.jwks()).unwrap_or_default(),
     });
     let data = web::Data::from(echo.clone());
@@ -83,6 +95,7 @@ async fn setup_with(max_body: usize, tweak: impl FnOnce(&mut Config)) -> Setup {
         App::new()
             .app_data(data.clone())
             .route("/jwks", web::get().to(jwks))
+            .route("/openapi.json", web::get().to(openapi_doc))
             .route("/api/v1/users/big/{size}", web::get().to(big))
             .route("/api/v1/users/slow", web::get().to(slow))
             .default_service(web::to(echo_handler))
@@ -94,34 +107,47 @@ async fn setup_with(max_body: usize, tweak: impl FnOnce(&mut Config)) -> Setup {
     .run();
     actix_web::rt::spawn(server);
 
-    // A closed port: the "photos" service is configured but down.
+    // A closed port: the "events" service is configured but down.
     let dead: SocketAddr = {
         let l = loopback();
         l.local_addr().unwrap_or_else(|e| panic!("{e}"))
     };
+    let live = format!("http://{upstream_addr}");
     let mut config = Config::new(vec![
-        Upstream {
-            name: "users",
-            base_url: format!("http://{upstream_addr}"),
-            max_body_bytes: max_body,
-        },
-        Upstream {
-            name: "photos",
-            base_url: format!("http://{dead}"),
-            max_body_bytes: max_body,
-        },
+        Upstream::new(
+            live.clone(),
+            live.clone(),
+            RoutePolicy::new("users", &["users", "posts", "feed"]).max_body(max_body),
+        ),
+        Upstream::new(
+            live.clone(),
+            live.clone(),
+            RoutePolicy::new("photos", &["photos"])
+                .public(&["GET"], "/api/v1/photos/{id}/content")
+                .max_body(max_body),
+        ),
+        Upstream::new(
+            format!("http://{dead}"),
+            format!("http://{dead}"),
+            RoutePolicy::new("events", &["events"]),
+        ),
     ]);
-    config.jwks_url = format!("http://{upstream_addr}/jwks");
-    config.upstream_timeout = Duration::from_secs(2);
+    config.jwks_url = Some(format!("{live}/jwks"));
+    config.response_timeout = Duration::from_secs(2);
     tweak(&mut config);
     let gateway = loopback();
+    let ops = loopback();
     let gateway_addr = gateway.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let server = agora_gateway::build(config)
-        .serve(gateway, 1)
+    let ops_addr = ops.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let serving = agora_gateway::build(config)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .serve(gateway, ops, 1)
         .unwrap_or_else(|e| panic!("{e}"));
-    actix_web::rt::spawn(server);
+    actix_web::rt::spawn(serving.api);
+    actix_web::rt::spawn(serving.ops);
     Setup {
         gateway: format!("http://{gateway_addr}"),
+        ops: format!("http://{ops_addr}"),
         echo,
         issuer,
     }
@@ -214,11 +240,45 @@ async fn identity_comes_from_the_token_only() {
 #[actix_web::test]
 async fn public_routes_pass_without_a_token_and_never_with_a_forged_identity() {
     let s = setup(1024).await;
-    // Photos' bytes are public at the edge, but photos is down: 503, fast.
-    let started = Instant::now();
+    // A public route: no token needed, and forged identity headers never arrive.
     let mut resp = client()
         .get(format!("{}/api/v1/photos/abc/content", s.gateway))
         .insert_header(("x-user-id", "forged"))
+        .insert_header(("x-user-name", "root"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 200);
+    let seen = json_of(&mut resp).await;
+    assert!(seen["headers"]["x-user-id"].is_null(), "{seen}");
+    assert!(seen["headers"]["x-user-name"].is_null(), "{seen}");
+    // A bad token on a public route names nobody (and is still forwarded as sent).
+    let mut resp = client()
+        .get(format!("{}/api/v1/photos/abc/content", s.gateway))
+        .insert_header(("authorization", "Bearer not.a.token"))
+        .insert_header(("x-user-id", "forged"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 200);
+    assert!(json_of(&mut resp).await["headers"]["x-user-id"].is_null());
+    // The same service's other routes are not public.
+    let resp = client()
+        .get(format!("{}/api/v1/photos/abc", s.gateway))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 401);
+
+    // A configured service that is down: 503, fast.
+    let token = s
+        .issuer
+        .access_token(uuid::Uuid::now_v7(), "erin")
+        .unwrap_or_default();
+    let started = Instant::now();
+    let mut resp = client()
+        .get(format!("{}/api/v1/events", s.gateway))
+        .insert_header(("authorization", format!("Bearer {token}")))
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -228,17 +288,12 @@ async fn public_routes_pass_without_a_token_and_never_with_a_forged_identity() {
     assert!(
         problem["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("photos")),
+            .is_some_and(|d| d.contains("events")),
         "{problem}"
     );
 
-    // Unknown areas and unconfigured services: 404 problem.
-    for path in [
-        "/api/v1/nope",
-        "/api/v1/events",
-        "/elsewhere",
-        "/api/v2/users/x",
-    ] {
+    // Unknown areas: 404 problem.
+    for path in ["/api/v1/nope", "/elsewhere", "/api/v2/users/x", "/metrics"] {
         let mut resp = client()
             .get(format!("{}{path}", s.gateway))
             .send()
@@ -360,26 +415,28 @@ async fn a_hanging_upstream_gets_a_timeout_not_a_hang() {
 
 #[actix_web::test]
 async fn each_client_address_gets_a_budget_at_the_edge() {
-    let s = setup_with(1024, |c| c.rate_limit_per_minute = 3).await;
+    // The test client plays a trusted proxy (127.0.0.1) that saw 198.51.100.7.
+    let s = setup_with(1024, |c| {
+        c.rate_limit_per_minute = 3;
+        c.trusted_proxies = TrustedProxies::new(vec!["127.0.0.1/32".parse().unwrap()], 1);
+    })
+    .await;
     let token = s
         .issuer
         .access_token(uuid::Uuid::now_v7(), "dan")
         .unwrap_or_default();
-    let call = || {
+    let call = |n: u8| {
         client()
             .get(format!("{}/api/v1/users/me", s.gateway))
             .insert_header(("authorization", format!("Bearer {token}")))
-            // A client-chosen X-Forwarded-For does not buy a new budget.
-            .insert_header((
-                "x-forwarded-for",
-                uuid::Uuid::now_v7().as_u128().to_string(),
-            ))
+            // The client's own (left) entry changes every time: it buys nothing.
+            .insert_header(("x-forwarded-for", format!("203.0.113.{n}, 198.51.100.7")))
             .send()
     };
-    for _ in 0..3 {
-        assert_eq!(call().await.map(|r| r.status().as_u16()).ok(), Some(200));
+    for n in 0..3 {
+        assert_eq!(call(n).await.map(|r| r.status().as_u16()).ok(), Some(200));
     }
-    let mut limited = call().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut limited = call(9).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(limited.status(), 429);
     let retry: u64 = limited
         .headers()
@@ -394,4 +451,166 @@ async fn each_client_address_gets_a_budget_at_the_edge() {
         3,
         "the 4th request never reached the upstream"
     );
+    // Another address the proxy vouches for has its own budget.
+    let resp = client()
+        .get(format!("{}/api/v1/users/me", s.gateway))
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .insert_header(("x-forwarded-for", "198.51.100.8"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[actix_web::test]
+async fn every_request_counts_against_the_budget_matched_or_not() {
+    let s = setup_with(1024, |c| c.rate_limit_per_minute = 3).await;
+    for path in ["/nope", "/api/v1/nope", "/api/v1/photos/../x"] {
+        let resp = client()
+            .get(format!("{}{path}", s.gateway))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(resp.status(), 429, "{path}");
+    }
+    let resp = client()
+        .get(format!("{}/api/v1/openapi.json", s.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+}
+
+#[actix_web::test]
+async fn dot_segments_and_encoded_slashes_are_refused_at_the_edge() {
+    let s = setup(1024).await;
+    for path in [
+        "/api/v1/photos/../users/me",
+        "/api/v1/photos/%2e%2e/content",
+        "/api/v1/photos/%2E%2e/content",
+        "/api/v1/photos/a%2Fb/content",
+        "/api/v1/photos/./abc/content",
+    ] {
+        let mut resp = client()
+            .get(format!("{}{path}", s.gateway))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        assert_eq!(json_of(&mut resp).await["status"], 400);
+    }
+    assert_eq!(s.echo.hits.load(Ordering::SeqCst), 0);
+}
+
+#[actix_web::test]
+async fn a_slow_but_steady_upload_is_not_a_timeout_and_a_stalled_one_is() {
+    let s = setup_with(1024 * 1024, |c| {
+        c.response_timeout = Duration::from_secs(1);
+        c.body_idle_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let token = s
+        .issuer
+        .access_token(uuid::Uuid::now_v7(), "fay")
+        .unwrap_or_default();
+    // Five chunks 600 ms apart: three seconds in all, three times the response deadline.
+    let steady = futures_util::stream::unfold(0u8, |n| async move {
+        if n == 5 {
+            return None;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+        Some((
+            Ok::<_, std::io::Error>(actix_web::web::Bytes::from(vec![n; 1000])),
+            n + 1,
+        ))
+    });
+    let mut resp = client()
+        .post(format!("{}/api/v1/posts", s.gateway))
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .send_stream(steady)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_of(&mut resp).await["body_len"], 5000);
+
+    // One chunk, then a pause longer than the idle deadline.
+    let stalled = futures_util::stream::unfold(0u8, |n| async move {
+        match n {
+            0 => Some((
+                Ok::<_, std::io::Error>(actix_web::web::Bytes::from_static(b"x")),
+                1,
+            )),
+            _ => {
+                actix_web::rt::time::sleep(Duration::from_secs(10)).await;
+                None
+            }
+        }
+    });
+    let resp = client()
+        .post(format!("{}/api/v1/posts", s.gateway))
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .send_stream(stalled)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 408);
+}
+
+#[actix_web::test]
+async fn ops_endpoints_live_on_their_own_port_with_bounded_labels() {
+    let s = setup(1024).await;
+    // Any token is a method to actix; the metrics must not grow a label per token.
+    let weird = awc::http::Method::from_bytes(b"FOOBARBAZ").unwrap();
+    let resp = client()
+        .request(weird, format!("{}/api/v1/users/me", s.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let mut metrics = client()
+        .get(format!("{}/metrics", s.ops))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = String::from_utf8(metrics.body().await.unwrap().to_vec()).unwrap();
+    assert!(text.contains("method=\"OTHER\""), "{text}");
+    assert!(!text.contains("FOOBARBAZ"), "{text}");
+    assert!(text.contains("route=\"upstream:users\""), "{text}");
+    for path in ["/healthz", "/openapi.json"] {
+        let resp = client()
+            .get(format!("{}{path}", s.ops))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+}
+
+#[actix_web::test]
+async fn the_merged_document_is_fetched_once_for_concurrent_callers() {
+    let s = setup(1024).await;
+    let calls = (0..8).map(|_| async {
+        let mut resp = client()
+            .get(format!("{}/api/v1/openapi.json", s.gateway))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        json_of(&mut resp).await
+    });
+    let docs = futures_util::future::join_all(calls).await;
+    assert!(
+        docs.iter()
+            .all(|d| d["paths"]["/api/v1/users/me"].is_object())
+    );
+    // Two live upstreams (users, photos share the echo server), one fetch each; the
+    // dead one fails fast. Later calls come from the cache.
+    assert_eq!(s.echo.openapi_fetches.load(Ordering::SeqCst), 2);
+    let resp = client()
+        .get(format!("{}/api/v1/openapi.json", s.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(s.echo.openapi_fetches.load(Ordering::SeqCst), 2);
 }

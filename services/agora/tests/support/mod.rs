@@ -52,13 +52,21 @@ impl TestPlatform {
         format!("{}{path}", self.base)
     }
 
-    pub fn service_url(&self, name: &str, path: &str) -> String {
-        let addr = self
-            .platform
+    fn listening(&self, name: &str) -> agora::Listening {
+        self.platform
             .as_ref()
-            .and_then(|p| p.services.iter().find(|(n, _)| *n == name).map(|(_, a)| *a))
-            .unwrap_or_else(|| panic!("no service {name}"));
-        format!("http://{addr}{path}")
+            .and_then(|p| p.service(name))
+            .unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    /// A URL on a service's own API port (bypassing the gateway).
+    pub fn service_url(&self, name: &str, path: &str) -> String {
+        format!("http://{}{path}", self.listening(name).api)
+    }
+
+    /// A URL on a service's operations port.
+    pub fn ops_url(&self, name: &str, path: &str) -> String {
+        format!("http://{}{path}", self.listening(name).ops)
     }
 
     pub async fn stop(&mut self) {

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Contract fuzzing (CI step): checks that the running platform behaves as its own OpenAPI
+# document says, with Schemathesis (https://schemathesis.readthedocs.io).
+#
+#   hack/schemathesis.sh [path/to/agora]        # default: target/debug/agora (build it first)
+#
+# - Installs a pinned Schemathesis into a cached virtualenv
+#   (${XDG_CACHE_HOME:-~/.cache}/agora/schemathesis-venv-<version>).
+# - Starts `agora up` on a free loopback port with a throwaway state dir (its own PostgreSQL
+#   cluster) and the gateway rate limit off; stops it and removes everything on exit.
+# - Registers a user and fuzzes every operation of GET /api/v1/openapi.json with that
+#   user's bearer token, running every check (status codes, media types, response schemas,
+#   negative/positive data, undeclared methods, Allow headers, ignored auth, ...). Positive
+#   examples for /auth/refresh and /auth/logout get a real refresh token of that user (a
+#   small hooks file), so their success paths are exercised too.
+# Exits with Schemathesis's status: non-zero on any finding.
+#
+# Output is not sanitized (the token and passwords belong to a throwaway instance) so that
+# the printed curl reproductions work as they are.
+# Knobs (environment): SCHEMATHESIS_MAX_EXAMPLES (per operation and phase, default 100),
+# SCHEMATHESIS_SEED (default 1), SCHEMATHESIS_WORKERS (default 2), SCHEMATHESIS_REPORT_DIR
+# (if set: JUnit + NDJSON reports there), SCHEMATHESIS_EXTRA_ARGS (appended verbatim).
+set -euo pipefail
+
+SCHEMATHESIS_VERSION=4.32.5
+
+BIN=${1:-target/debug/agora}
+case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
+REPORT_DIR=${SCHEMATHESIS_REPORT_DIR:-}
+case "$REPORT_DIR" in /* | "") ;; *) REPORT_DIR="$PWD/$REPORT_DIR" ;; esac
+cd "$(dirname "$0")/.."
+if [ ! -x "$BIN" ]; then
+  echo "error: $BIN is not an executable agora binary (run \`cargo build --bin agora\` first)" >&2
+  exit 2
+fi
+command -v curl >/dev/null || { echo "error: curl is required" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "error: python3 is required" >&2; exit 2; }
+
+# --- Schemathesis in a cached virtualenv ------------------------------------------------
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/agora/schemathesis-venv-$SCHEMATHESIS_VERSION"
+if [ ! -f "$VENV/.installed" ]; then
+  # Debian splits venv/ensurepip into python3-venv.
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "installing python3-venv (Debian package)..." >&2
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    else
+      echo "error: \`python3 -m venv\` is unavailable; install the 'python3-venv' package" >&2
+      exit 2
+    fi
+  fi
+  echo "installing schemathesis $SCHEMATHESIS_VERSION into $VENV..." >&2
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
+  touch "$VENV/.installed"
+fi
+
+# --- agora up on a throwaway state dir ----------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/agora-schemathesis.XXXXXX")
+# As root, agora runs PostgreSQL as `postgres`, which must be able to reach <state>/postgres.
+chmod 755 "$WORK"
+mkdir -m 755 "$WORK/state"
+AGORA_PID=
+cleanup() {
+  local status=$?
+  if [ -n "$AGORA_PID" ] && kill -0 "$AGORA_PID" 2>/dev/null; then
+    kill -TERM "$AGORA_PID" 2>/dev/null || true # agora stops its PostgreSQL on SIGTERM
+    for _ in $(seq 1 60); do kill -0 "$AGORA_PID" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$AGORA_PID" 2>/dev/null; then
+      kill -KILL "$AGORA_PID" 2>/dev/null || true
+      # An orphaned postmaster would keep the state dir busy: stop it.
+      if [ -f "$WORK/state/postgres/data/postmaster.pid" ]; then
+        kill -QUIT "$(head -n 1 "$WORK/state/postgres/data/postmaster.pid")" 2>/dev/null || true
+        sleep 1
+      fi
+    fi
+    wait "$AGORA_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+  echo "error: no free port found" >&2; exit 1
+}
+PORT=$(free_port)
+BASE="http://127.0.0.1:$PORT"
+
+RUST_LOG="${RUST_LOG:-warn}" "$BIN" up --listen "127.0.0.1:$PORT" --state-dir "$WORK/state" \
+  --rate-limit-per-minute 0 >"$WORK/agora.log" 2>&1 &
+AGORA_PID=$!
+
+echo "waiting for agora on $BASE..." >&2
+deadline=$((SECONDS + 120))
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/api/v1/openapi.json" || true)" = 200 ]; do
+  if ! kill -0 "$AGORA_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+    echo "error: agora did not serve $BASE/api/v1/openapi.json; its log:" >&2
+    cat "$WORK/agora.log" >&2
+    exit 1
+  fi
+  sleep 1
+done
+
+# --- a user and its tokens -----------------------------------------------------------------
+FUZZ_USER="fuzz_$(date +%s)_$RANDOM"
+FUZZ_PASSWORD="fuzz-password-$RANDOM$RANDOM"
+REGISTER=$(curl -sS -w '\n%{http_code}' "$BASE/api/v1/auth/register" \
+  -H 'content-type: application/json' \
+  -d "{\"username\":\"$FUZZ_USER\",\"email\":\"$FUZZ_USER@example.org\",\"password\":\"$FUZZ_PASSWORD\"}")
+if [ "$(tail -n 1 <<<"$REGISTER")" != 201 ]; then
+  echo "error: registering the fuzzing user failed:" >&2
+  echo "$REGISTER" >&2
+  exit 1
+fi
+token() { sed '$d' <<<"$REGISTER" | python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
+ACCESS_TOKEN=$(token access_token)
+REFRESH_TOKEN=$(token refresh_token)
+
+# Positive examples of refresh/logout get a live refresh token of the fuzzing user: each
+# successful refresh hands on its successor; after a logout (or a failed refresh) the next
+# one comes from a login. Negative examples are left alone.
+cat >"$WORK/hooks.py" <<'EOF'
+import os
+import threading
+
+import requests
+import schemathesis
+
+BASE = os.environ["AGORA_FUZZ_BASE"]
+CREDENTIALS = {"login": os.environ["AGORA_FUZZ_LOGIN"], "password": os.environ["AGORA_FUZZ_PASSWORD"]}
+LOCK = threading.Lock()
+STATE = {"refresh_token": os.environ.get("AGORA_FUZZ_REFRESH_TOKEN")}
+ENDPOINTS = ("/auth/refresh", "/auth/logout")
+
+
+def _target(case):
+    return case.operation.method.upper() == "POST" and case.operation.path.endswith(ENDPOINTS)
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    if not _target(case):
+        return
+    meta = getattr(case, "meta", None)
+    if meta is not None and meta.generation.mode.is_negative:
+        return
+    if not isinstance(case.body, dict) or not isinstance(case.body.get("refresh_token"), str):
+        return
+    with LOCK:
+        token = STATE["refresh_token"]
+        STATE["refresh_token"] = None  # consumed by this call
+        if token is None:
+            answer = requests.post(f"{BASE}/api/v1/auth/login", json=CREDENTIALS, timeout=60)
+            if answer.status_code != 200:
+                return
+            token = answer.json()["refresh_token"]
+    case.body = {**case.body, "refresh_token": token}
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if _target(case) and case.operation.path.endswith("/auth/refresh") and response.status_code == 200:
+        try:
+            token = response.json()["refresh_token"]
+        except Exception:
+            return
+        with LOCK:
+            STATE["refresh_token"] = token
+EOF
+
+# --- the fuzzing run -------------------------------------------------------------------------
+# No state kept between runs (Schemathesis would otherwise write .schemathesis/ into the
+# working directory); an explicit config file also keeps any stray schemathesis.toml out.
+cat >"$WORK/schemathesis.toml" <<'EOF'
+[cache]
+enabled = false
+EOF
+report_args=()
+if [ -n "$REPORT_DIR" ]; then
+  report_args=(--report junit,ndjson --report-dir "$REPORT_DIR")
+fi
+# shellcheck disable=SC2206 # SCHEMATHESIS_EXTRA_ARGS is split on purpose
+extra_args=(${SCHEMATHESIS_EXTRA_ARGS:-})
+
+echo "running schemathesis $SCHEMATHESIS_VERSION against $BASE/api/v1/openapi.json..." >&2
+status=0
+NO_COLOR=1 \
+  SCHEMATHESIS_HOOKS="$WORK/hooks.py" \
+  AGORA_FUZZ_BASE="$BASE" \
+  AGORA_FUZZ_LOGIN="$FUZZ_USER" \
+  AGORA_FUZZ_PASSWORD="$FUZZ_PASSWORD" \
+  AGORA_FUZZ_REFRESH_TOKEN="$REFRESH_TOKEN" \
+  "$VENV/bin/schemathesis" --no-color --config-file "$WORK/schemathesis.toml" run "$BASE/api/v1/openapi.json" \
+  --url "$BASE" \
+  --header "Authorization: Bearer $ACCESS_TOKEN" \
+  --checks all \
+  --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-100}" \
+  --seed "${SCHEMATHESIS_SEED:-1}" \
+  --workers "${SCHEMATHESIS_WORKERS:-2}" \
+  --generation-database none \
+  --request-timeout 30 \
+  --continue-on-failure \
+  --output-sanitize false \
+  ${report_args[@]+"${report_args[@]}"} \
+  ${extra_args[@]+"${extra_args[@]}"} </dev/null || status=$?
+
+if [ "$status" != 0 ] && ! kill -0 "$AGORA_PID" 2>/dev/null; then
+  echo "agora exited during the run; its log:" >&2
+  cat "$WORK/agora.log" >&2
+fi
+exit "$status"
