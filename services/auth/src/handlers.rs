@@ -80,6 +80,18 @@ fn bad_credentials() -> ApiError {
     ApiError::Unauthorized(Cow::Borrowed("invalid login or password"))
 }
 
+/// The shape every presented refresh token must have (the contract's bounds).
+fn check_refresh_token(token: &str) -> ApiResult<()> {
+    match token.chars().count() {
+        0 => Err(ApiError::invalid_field("refresh_token", "is required")),
+        1..=512 => Ok(()),
+        _ => Err(ApiError::invalid_field(
+            "refresh_token",
+            "must be at most 512 characters",
+        )),
+    }
+}
+
 fn new_token() -> ApiResult<(String, Vec<u8>)> {
     new_refresh_token().map_err(ApiError::internal)
 }
@@ -161,12 +173,12 @@ pub async fn login(
 ) -> ApiResult<HttpResponse> {
     let LoginRequest { login, password } = body.into_inner();
     let mut errors = Vec::new();
-    let login = login.trim().to_lowercase();
     if login.is_empty() {
         errors.push(FieldError::new("login", "is required"));
     } else if login.chars().count() > MAX_LOGIN_CHARS {
         errors.push(FieldError::new("login", "must be at most 254 characters"));
     }
+    let login = login.to_lowercase();
     if password.is_empty() {
         errors.push(FieldError::new("password", "is required"));
     } else if password.chars().count() > MAX_PASSWORD_CHARS {
@@ -235,9 +247,7 @@ pub async fn refresh(
     body: web::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
     let presented = body.into_inner().refresh_token;
-    if presented.is_empty() {
-        return Err(ApiError::invalid_field("refresh_token", "is required"));
-    }
+    check_refresh_token(&presented)?;
     let (refresh, refresh_hash) = new_token()?;
     let expires = Utc::now() + state.refresh_ttl;
     let mut conn = state.pool.get().await?;
@@ -278,9 +288,7 @@ pub async fn logout(
     body: web::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
     let token = body.into_inner().refresh_token;
-    if token.is_empty() {
-        return Err(ApiError::invalid_field("refresh_token", "is required"));
-    }
+    check_refresh_token(&token)?;
     // Only the caller's own sessions can be revoked; anything else is a silent no-op.
     let revoked = db::revoke_family_of(
         &mut *state.pool.get().await?,
@@ -297,6 +305,7 @@ pub async fn logout(
     responses(
         (status = 200, body = UserView),
         (status = 401, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "the account was deleted", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn me(state: web::Data<AuthState>, caller: Caller) -> ApiResult<web::Json<UserView>> {
     let account = db::find_by_id(&mut *state.pool.get().await?, caller.user_id)
@@ -312,8 +321,10 @@ pub async fn me(state: web::Data<AuthState>, caller: Caller) -> ApiResult<web::J
     request_body = PasswordChangeRequest,
     responses(
         (status = 204, description = "changed; sign in again on other devices"),
-        (status = 400, description = "new password invalid, or current password wrong", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "a field is invalid (see `errors`)", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "current_password is wrong", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 401, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "the account was deleted", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 429, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn change_password(
@@ -326,7 +337,21 @@ pub async fn change_password(
         current_password,
         new_password,
     } = body.into_inner();
-    check_password(&new_password).map_err(|m| ApiError::invalid_field("new_password", m))?;
+    let mut errors = Vec::new();
+    match current_password.chars().count() {
+        0 => errors.push(FieldError::new("current_password", "is required")),
+        1..=MAX_PASSWORD_CHARS => {}
+        _ => errors.push(FieldError::new(
+            "current_password",
+            "must be at most 128 characters",
+        )),
+    }
+    if let Err(m) = check_password(&new_password) {
+        errors.push(FieldError::new("new_password", m));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let throttle = &state.throttles.accounts;
     let (key, client) = (
         throttle.key(Subject::Account(caller.user_id)),
@@ -344,7 +369,11 @@ pub async fn change_password(
         .await?
     {
         throttle.failed(key, client);
-        return Err(ApiError::invalid_field("current_password", "is incorrect"));
+        // 403, not 400 (the input is well-formed) nor 401 (the token is fine, and
+        // clients treat 401 as "sign in again").
+        return Err(ApiError::Forbidden(Cow::Borrowed(
+            "current_password is incorrect",
+        )));
     }
     let new_hash = state.passwords.hash(new_password).await?;
     db::change_password(&mut *state.pool.get().await?, caller.user_id, &new_hash).await?;

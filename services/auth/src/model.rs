@@ -13,8 +13,15 @@ pub struct Username(String);
 impl Username {
     /// Lowercases and validates.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let lower = raw.to_lowercase();
-        let len = lower.chars().count();
+        // Checked before lowercasing: some non-ASCII letters lowercase to ASCII ones.
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        {
+            return Err("may only contain a-z, 0-9, '_' and '.'");
+        }
+        let lower = raw.to_ascii_lowercase();
+        let len = lower.len();
         if !(3..=32).contains(&len) {
             return Err("must be 3 to 32 characters");
         }
@@ -40,15 +47,16 @@ pub struct Email(String);
 impl Email {
     /// Lowercases and validates.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let lower = raw.trim().to_lowercase();
+        let lower = raw.to_ascii_lowercase();
         if lower.len() > 254 {
             return Err("must be at most 254 characters");
         }
         let Some((local, domain)) = lower.split_once('@') else {
             return Err("must be an email address");
         };
+        // The local part's RFC 5321 limit of 64 is not enforced: the total is, and the
+        // contract's pattern (which cannot express both) stays exact.
         let local_ok = !local.is_empty()
-            && local.len() <= 64
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
@@ -92,10 +100,16 @@ pub fn check_password(password: &str) -> Result<(), &'static str> {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// 3..=32 of `[a-z0-9_.]` (stored lowercase, immutable).
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.]+$")]
     pub username: String,
-    /// A valid email address.
+    /// An email address (stored lowercase).
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+    )]
     pub email: String,
     /// 8..=128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -135,8 +149,10 @@ impl RegisterRequest {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Username or email address.
+    #[schema(min_length = 1, max_length = 254)]
     pub login: String,
     /// The password.
+    #[schema(min_length = 1, max_length = 128)]
     pub password: String,
 }
 
@@ -145,6 +161,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// A refresh token from register, login or a previous refresh.
+    #[schema(min_length = 1, max_length = 512)]
     pub refresh_token: String,
 }
 
@@ -153,8 +170,10 @@ pub struct RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeRequest {
     /// The password in use now.
+    #[schema(min_length = 1, max_length = 128)]
     pub current_password: String,
     /// 8..=128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 

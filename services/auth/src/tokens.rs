@@ -1,74 +1,13 @@
-//! Token material: the Ed25519 signing key and JWKS, access-token issuance, and
-//! opaque refresh tokens (random, stored as SHA-256).
+//! Token material of the auth service: its signing key on disk, and opaque refresh
+//! tokens (random, stored as SHA-256). Signing itself is the kit's
+//! ([`agora_common::signing`]).
 
-use agora_common::auth::AccessClaims;
+pub use agora_common::signing::{KeyError, KeyPair, SignError, TokenIssuer, generate_pem};
+
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use uuid::Uuid;
-
-/// Signing key problems found at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// The PEM is not an Ed25519 PKCS#8 private key.
-    #[error("{origin}: not an Ed25519 private key in PKCS#8 PEM form ({reason})")]
-    Invalid { origin: String, reason: String },
-    /// Reading or writing the key file failed.
-    #[error("{path}: {reason}")]
-    Io { path: String, reason: String },
-}
-
-/// One Ed25519 key pair with its JWK (`kid` = RFC 7638 thumbprint).
-pub struct KeyPair {
-    encoding: EncodingKey,
-    jwk: Jwk,
-}
-
-impl KeyPair {
-    /// Loads a PKCS#8 PEM (`openssl genpkey -algorithm ed25519` makes one).
-    pub fn from_pem(pem: &[u8], origin: &str) -> Result<Self, KeyError> {
-        let invalid = |reason: String| KeyError::Invalid {
-            origin: origin.to_owned(),
-            reason,
-        };
-        let encoding = EncodingKey::from_ed_pem(pem).map_err(|e| invalid(e.to_string()))?;
-        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::EdDSA)
-            .map_err(|e| invalid(e.to_string()))?;
-        let kid = jwk
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| invalid(e.to_string()))?;
-        jwk.common.key_id = Some(kid);
-        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        Ok(Self { encoding, jwk })
-    }
-
-    /// The key id.
-    pub fn kid(&self) -> &str {
-        self.jwk.common.key_id.as_deref().unwrap_or_default()
-    }
-}
-
-/// A new Ed25519 private key as PKCS#8 PEM.
-pub fn generate_pem() -> Result<String, KeyError> {
-    // PKCS#8 v1 wrapping of a 32-byte Ed25519 seed (RFC 8410): fixed 16-byte prefix.
-    const PREFIX: [u8; 16] = [
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    let mut der = [0u8; 48];
-    der[..16].copy_from_slice(&PREFIX);
-    getrandom::fill(&mut der[16..]).map_err(|e| KeyError::Invalid {
-        origin: "generated key".into(),
-        reason: e.to_string(),
-    })?;
-    Ok(format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        STANDARD.encode(der)
-    ))
-}
 
 /// Reads the key at `path`, generating it first (mode 0600) when `generate` is set and
 /// the file is missing.
@@ -106,73 +45,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 
-/// Issues access tokens and publishes the key set.
-pub struct TokenIssuer {
-    signing: KeyPair,
-    header: Header,
-    jwks: JwkSet,
-    issuer: String,
-    audience: String,
-    /// Access-token lifetime in seconds.
-    pub access_ttl_secs: u64,
-}
-
-/// Signing failed.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot sign token: {0}")]
-pub struct SignError(#[from] jsonwebtoken::errors::Error);
-
-impl TokenIssuer {
-    /// Signs with `signing`; `previous` keys are published (for tokens they signed
-    /// before a rotation) but never used to sign.
-    pub fn new(
-        signing: KeyPair,
-        previous: Vec<KeyPair>,
-        issuer: String,
-        audience: String,
-        access_ttl_secs: u64,
-    ) -> Self {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(signing.kid().to_owned());
-        let keys = std::iter::once(&signing)
-            .chain(&previous)
-            .map(|k| k.jwk.clone())
-            .collect();
-        Self {
-            signing,
-            header,
-            jwks: JwkSet { keys },
-            issuer,
-            audience,
-            access_ttl_secs,
-        }
-    }
-
-    /// The public key set.
-    pub fn jwks(&self) -> &JwkSet {
-        &self.jwks
-    }
-
-    /// A signed access token for the user.
-    pub fn access_token(&self, user_id: Uuid, username: &str) -> Result<String, SignError> {
-        let now = jsonwebtoken::get_current_timestamp();
-        let claims = AccessClaims {
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-            sub: user_id,
-            name: username.to_owned(),
-            iat: now,
-            exp: now + self.access_ttl_secs,
-            jti: Uuid::now_v7(),
-        };
-        Ok(jsonwebtoken::encode(
-            &self.header,
-            &claims,
-            &self.signing.encoding,
-        )?)
-    }
-}
-
 /// A new refresh token (256 random bits, base64url) and its stored hash.
 pub fn new_refresh_token() -> Result<(String, Vec<u8>), getrandom::Error> {
     let mut raw = [0u8; 32];
@@ -191,6 +63,7 @@ pub fn refresh_token_hash(token: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use agora_common::auth::{KeySource, TokenVerifier};
+    use uuid::Uuid;
 
     fn issuer(ttl: u64) -> TokenIssuer {
         let pem = generate_pem().unwrap_or_default();

@@ -14,6 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -79,18 +80,37 @@ struct KeyCache {
     attempted_at: Option<Instant>,
 }
 
-/// How long fetched keys are trusted before a refresh.
+/// How long fetched keys are used before a background refresh.
 const KEYS_MAX_AGE: Duration = Duration::from_secs(300);
-/// The least time between two fetches caused by unknown `kid`s (stops a flood of
-/// forged tokens from turning into a flood of JWKS requests).
+/// The least time between two fetches (stops a flood of forged tokens with made-up
+/// `kid`s from turning into a flood of JWKS requests).
 const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+/// How long one JWKS fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Verifies access tokens against the auth service's keys.
+/// Verifies access tokens against the auth service's keys. Cheap to clone.
+///
+/// Known keys never wait for the network: when they are older than the refresh age,
+/// the cached keys are used and one background task refreshes them. Only a token with
+/// an unknown `kid` (a key rotation) waits for a fetch, and at most one fetch runs at a
+/// time, at most every few seconds.
+#[derive(Clone)]
 pub struct TokenVerifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     validation: Validation,
     source: KeySource,
     cache: RwLock<KeyCache>,
-    refresh: tokio::sync::Mutex<()>,
+    max_age: Duration,
+    min_refetch: Duration,
+    /// Held while fetching: requests with unknown kids queue here, no one else does.
+    fetching: tokio::sync::Mutex<()>,
+    /// A background refresh is scheduled or running.
+    refreshing: AtomicBool,
+    /// JWKS fetches attempted (for tests and diagnostics).
+    fetches: AtomicUsize,
 }
 
 /// Only Ed25519 keys with a `kid` are accepted from a JWKS.
@@ -112,6 +132,17 @@ fn usable_keys(set: &JwkSet) -> HashMap<String, DecodingKey> {
 impl TokenVerifier {
     /// A verifier for tokens with this issuer and audience.
     pub fn new(issuer: &str, audience: &str, source: KeySource) -> Self {
+        Self::with_intervals(issuer, audience, source, KEYS_MAX_AGE, MIN_REFETCH_INTERVAL)
+    }
+
+    /// [`new`](Self::new) with explicit refresh age and least refetch interval (tests).
+    pub fn with_intervals(
+        issuer: &str,
+        audience: &str,
+        source: KeySource,
+        max_age: Duration,
+        min_refetch: Duration,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
@@ -122,17 +153,84 @@ impl TokenVerifier {
             KeySource::Remote { .. } => (HashMap::new(), None),
         };
         Self {
-            validation,
-            source,
-            cache: RwLock::new(KeyCache {
-                keys: Arc::new(keys),
-                fetched_at,
-                attempted_at: None,
+            inner: Arc::new(Inner {
+                validation,
+                source,
+                cache: RwLock::new(KeyCache {
+                    keys: Arc::new(keys),
+                    fetched_at,
+                    attempted_at: None,
+                }),
+                max_age,
+                min_refetch,
+                fetching: tokio::sync::Mutex::new(()),
+                refreshing: AtomicBool::new(false),
+                fetches: AtomicUsize::new(0),
             }),
-            refresh: tokio::sync::Mutex::new(()),
         }
     }
 
+    /// JWKS fetches attempted so far.
+    pub fn fetch_count(&self) -> usize {
+        self.inner.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Verifies a compact JWS and returns the caller it names.
+    pub async fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let header = jsonwebtoken::decode_header(token)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::Invalid(
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into(),
+            ));
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let (keys, fetched_at) = self.inner.snapshot();
+        let keys = if keys.contains_key(&kid) {
+            if fetched_at.is_none_or(|t| t.elapsed() > self.inner.max_age) {
+                self.refresh_in_background();
+            }
+            keys
+        } else {
+            self.inner.fetch_for_unknown_kid(&kid).await?
+        };
+        let key = keys.get(&kid).ok_or(TokenError::UnknownKey)?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.inner.validation)?;
+        Ok(Caller {
+            user_id: data.claims.sub,
+            username: data.claims.name,
+        })
+    }
+
+    /// Makes sure keys are loaded (used by readiness checks).
+    pub async fn ensure_keys(&self) -> Result<usize, TokenError> {
+        let (keys, _) = self.inner.snapshot();
+        if !keys.is_empty() {
+            return Ok(keys.len());
+        }
+        self.inner.fetch_for_unknown_kid("").await.map(|k| k.len())
+    }
+
+    fn refresh_in_background(&self) {
+        if !matches!(self.inner.source, KeySource::Remote { .. })
+            || self.inner.refreshing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let inner = self.inner.clone();
+        // awc is single-threaded: the task runs on this worker's local set.
+        actix_web::rt::spawn(async move {
+            if !inner.attempted_recently() {
+                let _guard = inner.fetching.lock().await;
+                if let Err(err) = inner.fetch().await {
+                    tracing::warn!(error = %err, "JWKS refresh failed; keeping the cached keys");
+                }
+            }
+            inner.refreshing.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Inner {
     fn snapshot(&self) -> (Arc<HashMap<String, DecodingKey>>, Option<Instant>) {
         let cache = self
             .cache
@@ -148,57 +246,22 @@ impl TokenVerifier {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache
             .attempted_at
-            .is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL)
+            .is_some_and(|t| t.elapsed() < self.min_refetch)
     }
 
-    /// Verifies a compact JWS and returns the caller it names.
-    pub async fn verify(&self, token: &str) -> Result<Caller, TokenError> {
-        let header = jsonwebtoken::decode_header(token)?;
-        if header.alg != Algorithm::EdDSA {
-            return Err(TokenError::Invalid(
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm.into(),
-            ));
-        }
-        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let (mut keys, fetched_at) = self.snapshot();
-        let stale = fetched_at.is_none_or(|t| t.elapsed() > KEYS_MAX_AGE);
-        if stale || !keys.contains_key(&kid) {
-            // A failed refresh keeps the old keys: the auth service being briefly
-            // unreachable must not log everybody out.
-            match self.refresh_keys(fetched_at).await {
-                Ok(fresh) => keys = fresh,
-                Err(err) if keys.is_empty() => return Err(err),
-                Err(err) => tracing::warn!(error = %err, "JWKS refresh failed; using cached keys"),
-            }
-        }
-        let key = keys.get(&kid).ok_or(TokenError::UnknownKey)?;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)?;
-        Ok(Caller {
-            user_id: data.claims.sub,
-            username: data.claims.name,
-        })
-    }
-
-    /// Makes sure keys are loaded (used by readiness checks).
-    pub async fn ensure_keys(&self) -> Result<usize, TokenError> {
-        let (keys, fetched_at) = self.snapshot();
-        if !keys.is_empty() {
-            return Ok(keys.len());
-        }
-        self.refresh_keys(fetched_at).await.map(|k| k.len())
-    }
-
-    async fn refresh_keys(
+    /// Fetches the key set for a `kid` the cache lacks, unless a fetch happened very
+    /// recently; waits for a fetch already under way instead of starting another.
+    async fn fetch_for_unknown_kid(
         &self,
-        seen: Option<Instant>,
+        kid: &str,
     ) -> Result<Arc<HashMap<String, DecodingKey>>, TokenError> {
-        let KeySource::Remote { url } = &self.source else {
+        if !matches!(self.source, KeySource::Remote { .. }) {
             return Ok(self.snapshot().0);
-        };
-        let _guard = self.refresh.lock().await;
-        let (keys, fetched_at) = self.snapshot();
-        // Someone else refreshed while we waited, or somebody tried very recently.
-        if fetched_at != seen || self.attempted_recently() {
+        }
+        let _guard = self.fetching.lock().await;
+        let (keys, _) = self.snapshot();
+        // Someone fetched while we waited, or somebody tried very recently.
+        if (!kid.is_empty() && keys.contains_key(kid)) || self.attempted_recently() {
             return if keys.is_empty() {
                 Err(TokenError::KeysUnavailable(
                     "JWKS fetch failed recently".into(),
@@ -207,6 +270,24 @@ impl TokenVerifier {
                 Ok(keys)
             };
         }
+        match self.fetch().await {
+            Ok(fresh) => Ok(fresh),
+            // A failed fetch keeps the old keys: the auth service being briefly
+            // unreachable must not log everybody out.
+            Err(err) if keys.is_empty() => Err(err),
+            Err(err) => {
+                tracing::warn!(error = %err, "JWKS fetch failed; using cached keys");
+                Ok(keys)
+            }
+        }
+    }
+
+    /// One fetch; the caller holds `fetching`.
+    async fn fetch(&self) -> Result<Arc<HashMap<String, DecodingKey>>, TokenError> {
+        let KeySource::Remote { url } = &self.source else {
+            return Ok(self.snapshot().0);
+        };
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let fetched = fetch_jwks(url).await;
         let mut cache = self
             .cache
@@ -222,9 +303,7 @@ impl TokenVerifier {
 }
 
 async fn fetch_jwks(url: &str) -> Result<JwkSet, TokenError> {
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .finish();
+    let client = awc::Client::builder().timeout(FETCH_TIMEOUT).finish();
     let mut resp = client
         .get(url)
         .insert_header((header::ACCEPT, "application/json"))
@@ -257,6 +336,36 @@ fn invalid_token() -> ApiError {
     ApiError::Unauthorized(Cow::Borrowed("invalid or expired access token"))
 }
 
+/// The caller of a request that may be anonymous: `None` without an `Authorization`
+/// header, but a present token that is forged or expired is still a 401 (and a JWKS
+/// outage a 503), never silently "anonymous" as actix's `Option<Caller>` would make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaybeCaller(pub Option<Caller>);
+
+async fn authenticate(
+    token: Option<String>,
+    verifier: Option<web::Data<TokenVerifier>>,
+) -> Result<Caller, ApiError> {
+    let token = token.ok_or(ApiError::Unauthorized(Cow::Borrowed(
+        "a bearer access token is required",
+    )))?;
+    let verifier = verifier
+        .ok_or_else(|| ApiError::internal("TokenVerifier is not registered as app data"))?;
+    match verifier.verify(&token).await {
+        Ok(caller) => Ok(caller),
+        Err(TokenError::KeysUnavailable(reason)) => {
+            tracing::warn!(%reason, "cannot verify tokens: key set unavailable");
+            Err(ApiError::Unavailable(Cow::Borrowed(
+                "token verification is unavailable",
+            )))
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, "token refused");
+            Err(invalid_token())
+        }
+    }
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
@@ -264,24 +373,23 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer_token(req).map(str::to_owned);
         let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
+        Box::pin(authenticate(token, verifier))
+    }
+}
+
+impl FromRequest for MaybeCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let present = req.headers().contains_key(header::AUTHORIZATION);
+        let token = bearer_token(req).map(str::to_owned);
+        let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
         Box::pin(async move {
-            let token = token.ok_or(ApiError::Unauthorized(Cow::Borrowed(
-                "a bearer access token is required",
-            )))?;
-            let verifier = verifier
-                .ok_or_else(|| ApiError::internal("TokenVerifier is not registered as app data"))?;
-            match verifier.verify(&token).await {
-                Ok(caller) => Ok(caller),
-                Err(TokenError::KeysUnavailable(reason)) => {
-                    tracing::warn!(%reason, "cannot verify tokens: key set unavailable");
-                    Err(ApiError::Unavailable(Cow::Borrowed(
-                        "token verification is unavailable",
-                    )))
-                }
-                Err(err) => {
-                    tracing::debug!(error = %err, "token refused");
-                    Err(invalid_token())
-                }
+            if present {
+                authenticate(token, verifier).await.map(|c| Self(Some(c)))
+            } else {
+                Ok(Self(None))
             }
         })
     }
@@ -290,43 +398,159 @@ impl FromRequest for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signing::{KeyPair, TokenIssuer, generate_pem};
+    use actix_web::{App, HttpResponse, HttpServer};
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use std::sync::Mutex;
 
     fn token_with_kid(kid: &str) -> String {
         let header = URL_SAFE_NO_PAD.encode(format!("{{\"alg\":\"EdDSA\",\"kid\":\"{kid}\"}}"));
         format!("{header}.e30.c2ln")
     }
 
-    #[actix_web::test]
-    async fn an_unreachable_jwks_fails_fast_and_is_not_hammered() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or(1);
-        let verifier = TokenVerifier::new(
-            "agora",
-            "agora",
-            KeySource::Remote {
-                url: format!("http://127.0.0.1:{port}/jwks"),
-            },
-        );
-        let first = verifier.verify(&token_with_kid("k1")).await;
-        assert!(
-            matches!(first, Err(TokenError::KeysUnavailable(_))),
-            "{first:?}"
-        );
-        // Within the back-off window no request reaches the network: fast, same answer.
-        let started = Instant::now();
-        for _ in 0..50 {
-            let again = verifier.verify(&token_with_kid("k2")).await;
-            assert!(matches!(again, Err(TokenError::KeysUnavailable(_))));
+    fn issuer() -> TokenIssuer {
+        let key = KeyPair::from_pem(generate_pem().unwrap().as_bytes(), "test").unwrap();
+        TokenIssuer::new(key, vec![], "agora".into(), "agora".into(), 60)
+    }
+
+    /// A JWKS server whose answer the test controls: a key set, an error, or a hang.
+    #[derive(Clone)]
+    enum Answer {
+        Keys(JwkSet),
+        Fail,
+        Hang,
+    }
+
+    struct Jwks {
+        answer: Mutex<Answer>,
+        hits: AtomicUsize,
+    }
+
+    async fn serve_jwks(state: web::Data<Jwks>) -> HttpResponse {
+        state.hits.fetch_add(1, Ordering::SeqCst);
+        let answer = state.answer.lock().unwrap().clone();
+        match answer {
+            Answer::Keys(set) => HttpResponse::Ok().json(set),
+            Answer::Fail => HttpResponse::ServiceUnavailable().finish(),
+            Answer::Hang => {
+                actix_web::rt::time::sleep(Duration::from_secs(30)).await;
+                HttpResponse::Ok().finish()
+            }
         }
-        assert!(
-            started.elapsed() < Duration::from_millis(500),
-            "{:?}",
-            started.elapsed()
+    }
+
+    fn jwks_server(answer: Answer) -> (String, web::Data<Jwks>) {
+        let state = web::Data::new(Jwks {
+            answer: Mutex::new(answer),
+            hits: AtomicUsize::new(0),
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let data = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/jwks", web::get().to(serve_jwks))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        actix_web::rt::spawn(server);
+        (url, state)
+    }
+
+    #[actix_web::test]
+    async fn a_failing_jwks_is_not_hammered() {
+        let (url, server) = jwks_server(Answer::Fail);
+        let verifier = TokenVerifier::new("agora", "agora", KeySource::Remote { url });
+        for i in 0..50 {
+            let outcome = verifier.verify(&token_with_kid(&format!("k{i}"))).await;
+            assert!(
+                matches!(outcome, Err(TokenError::KeysUnavailable(_))),
+                "{outcome:?}"
+            );
+        }
+        assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+        assert_eq!(verifier.fetch_count(), 1);
+    }
+
+    #[actix_web::test]
+    async fn known_keys_never_wait_for_a_refresh() {
+        let issuer = issuer();
+        let (url, server) = jwks_server(Answer::Keys(issuer.jwks().clone()));
+        // Keys are always stale, refetching is always allowed.
+        let verifier = TokenVerifier::with_intervals(
+            "agora",
+            "agora",
+            KeySource::Remote { url },
+            Duration::ZERO,
+            Duration::ZERO,
         );
+        let token = issuer.access_token(Uuid::now_v7(), "alice").unwrap();
+        assert!(verifier.verify(&token).await.is_ok());
+        assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+        // The auth service now hangs: requests with the known key still pass at once,
+        // while one background refresh waits on it.
+        *server.answer.lock().unwrap() = Answer::Hang;
+        for _ in 0..20 {
+            let verified = tokio::time::timeout(Duration::from_secs(5), verifier.verify(&token))
+                .await
+                .expect("a known key waited for the JWKS");
+            assert!(verified.is_ok());
+            actix_web::rt::task::yield_now().await;
+        }
+        assert_eq!(
+            server.hits.load(Ordering::SeqCst),
+            2,
+            "one background refresh"
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_rotated_key_is_fetched_once() {
+        let old = issuer();
+        let new = issuer();
+        let (url, server) = jwks_server(Answer::Keys(old.jwks().clone()));
+        let verifier = TokenVerifier::with_intervals(
+            "agora",
+            "agora",
+            KeySource::Remote { url },
+            Duration::from_secs(300),
+            Duration::ZERO,
+        );
+        let user = Uuid::now_v7();
+        assert!(
+            verifier
+                .verify(&old.access_token(user, "a").unwrap())
+                .await
+                .is_ok()
+        );
+        // The issuer rotates: the new kid is unknown, so the key set is fetched again.
+        let both = JwkSet {
+            keys: old
+                .jwks()
+                .keys
+                .iter()
+                .chain(&new.jwks().keys)
+                .cloned()
+                .collect(),
+        };
+        *server.answer.lock().unwrap() = Answer::Keys(both);
+        let rotated = new.access_token(user, "a").unwrap();
+        assert!(verifier.verify(&rotated).await.is_ok());
+        assert!(verifier.verify(&rotated).await.is_ok());
+        assert_eq!(server.hits.load(Ordering::SeqCst), 2);
+        // Old tokens still verify with the cached old key.
+        assert!(
+            verifier
+                .verify(&old.access_token(user, "a").unwrap())
+                .await
+                .is_ok()
+        );
+        assert_eq!(server.hits.load(Ordering::SeqCst), 2);
     }
 
     #[actix_web::test]
@@ -347,5 +571,40 @@ mod tests {
             Err(TokenError::Invalid(_))
         ));
         assert!(verifier.verify("not a token").await.is_err());
+    }
+
+    #[actix_web::test]
+    async fn maybe_caller_refuses_bad_tokens_instead_of_going_anonymous() {
+        use actix_web::test;
+        let issuer = issuer();
+        let verifier = web::Data::new(TokenVerifier::new(
+            "agora",
+            "agora",
+            KeySource::Static(issuer.jwks().clone()),
+        ));
+        let app = test::init_service(App::new().app_data(verifier).route(
+            "/",
+            web::get().to(|who: MaybeCaller| async move {
+                HttpResponse::Ok().body(who.0.map(|c| c.username).unwrap_or_default())
+            }),
+        ))
+        .await;
+        let call = |auth: Option<String>| {
+            let mut req = test::TestRequest::get().uri("/");
+            if let Some(a) = auth {
+                req = req.insert_header(("authorization", a));
+            }
+            req.to_request()
+        };
+        let anonymous = test::call_service(&app, call(None)).await;
+        assert_eq!(anonymous.status(), 200);
+        assert_eq!(test::read_body(anonymous).await, "");
+        let token = issuer.access_token(Uuid::now_v7(), "bob").unwrap();
+        let bob = test::call_service(&app, call(Some(format!("Bearer {token}")))).await;
+        assert_eq!(test::read_body(bob).await, "bob");
+        let forged = test::call_service(&app, call(Some("Bearer forged.token.x".into()))).await;
+        assert_eq!(forged.status(), 401);
+        let wrong_scheme = test::call_service(&app, call(Some("Basic Zm9vOmJhcg==".into()))).await;
+        assert_eq!(wrong_scheme.status(), 401);
     }
 }

@@ -21,10 +21,11 @@ pub mod ratelimit;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod signing;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use auth::{Caller, TokenVerifier};
+pub use auth::{Caller, MaybeCaller, TokenVerifier};
 pub use problem::{ApiError, ApiResult, FieldError};
 pub use server::Service;

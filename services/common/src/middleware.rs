@@ -307,4 +307,54 @@ mod tests {
             Some(&b"application/json; charset=utf-8"[..])
         );
     }
+
+    #[actix_web::test]
+    async fn replacements_keep_only_safe_headers_and_name_the_status() {
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(problem_fallback))
+                .wrap(from_fn(observe))
+                .route(
+                    "/locked",
+                    web::get().to(|| async {
+                        HttpResponse::Unauthorized()
+                            .insert_header(("content-encoding", "gzip"))
+                            .insert_header(("etag", "\"abc\""))
+                            .insert_header(("content-range", "bytes 0-1/2"))
+                            .insert_header(("www-authenticate", "Bearer"))
+                            .body(vec![0x1f, 0x8b, 0x08])
+                    }),
+                )
+                .route(
+                    "/slow-down",
+                    web::get().to(|| async {
+                        HttpResponse::TooManyRequests()
+                            .insert_header(("retry-after", "7"))
+                            .finish()
+                    }),
+                ),
+        )
+        .await;
+        let resp =
+            test::call_service(&app, test::TestRequest::get().uri("/locked").to_request()).await;
+        assert_eq!(resp.status(), 401);
+        for gone in ["content-encoding", "etag", "content-range"] {
+            assert!(!resp.headers().contains_key(gone), "{gone} survived");
+        }
+        assert!(resp.headers().contains_key("www-authenticate"));
+        let body: serde_json::Value = test::read_body_json(resp).await;
+        assert_eq!(body["type"], "https://agora.dev/problems/unauthorized");
+
+        let resp = test::call_service(
+            &app,
+            test::TestRequest::get().uri("/slow-down").to_request(),
+        )
+        .await;
+        assert_eq!(
+            resp.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"7"[..])
+        );
+        let body: serde_json::Value = test::read_body_json(resp).await;
+        assert_eq!(body["type"], "https://agora.dev/problems/rate-limited");
+    }
 }

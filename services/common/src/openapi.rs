@@ -33,8 +33,12 @@ pub struct FieldErrorDoc {
     pub message: String,
 }
 
-/// Adds the `bearer` security scheme and returns the document as JSON. (Problem
-/// schemas are collected from the handlers' responses.)
+/// Adds the `bearer` security scheme, the problem schemas, and every status code the
+/// kit and the edge can answer any operation with, and returns the document as JSON:
+/// 400 (malformed input or path), 429 (edge rate limit), 502/503/504 (edge and
+/// dependencies); with a body also 408, 413 and 415; with a security requirement 401;
+/// with path parameters 404. A document that names every status is what the contract
+/// fuzzer holds the service to.
 pub fn finish(mut doc: OpenApi) -> serde_json::Value {
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -46,5 +50,162 @@ pub fn finish(mut doc: OpenApi) -> serde_json::Value {
                 .build(),
         ),
     );
-    serde_json::to_value(&doc).unwrap_or_default()
+    let shared = utoipa::openapi::ComponentsBuilder::new()
+        .schema_from::<ProblemDoc>()
+        .schema_from::<FieldErrorDoc>()
+        .build();
+    for (name, schema) in shared.schemas {
+        components.schemas.entry(name).or_insert(schema);
+    }
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    add_common_responses(&mut value);
+    value
+}
+
+/// The shared responses, by status: (status, component name, description).
+const COMMON: [(&str, &str, &str); 10] = [
+    (
+        "400",
+        "BadRequest",
+        "Invalid input (see `errors`), or a malformed request or path",
+    ),
+    (
+        "401",
+        "Unauthorized",
+        "Missing, invalid or expired access token",
+    ),
+    (
+        "404",
+        "NotFound",
+        "No such resource, or not visible to the caller",
+    ),
+    ("408", "RequestTimeout", "The request body stalled"),
+    ("413", "PayloadTooLarge", "The request body is too large"),
+    (
+        "415",
+        "UnsupportedMediaType",
+        "The body is not of a media type this endpoint accepts",
+    ),
+    (
+        "429",
+        "TooManyRequests",
+        "Rate limited; retry after `Retry-After` seconds",
+    ),
+    ("502", "BadGateway", "An upstream service answered badly"),
+    (
+        "503",
+        "Unavailable",
+        "A dependency (database, key set, upstream) is unavailable",
+    ),
+    (
+        "504",
+        "GatewayTimeout",
+        "An upstream service did not answer in time",
+    ),
+];
+
+const OPERATIONS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn add_common_responses(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let problem =
+        json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+    let mut shared = serde_json::Map::new();
+    for (_, name, description) in COMMON {
+        let mut response = json!({"description": description, "content": problem});
+        match name {
+            "TooManyRequests" => {
+                response["headers"] = json!({"Retry-After": {
+                    "description": "Seconds until a retry may succeed",
+                    "schema": {"type": "integer", "minimum": 1}
+                }});
+            }
+            "Unauthorized" => {
+                response["headers"] = json!({"WWW-Authenticate": {
+                    "description": "`Bearer realm=\"agora\"`",
+                    "schema": {"type": "string"}
+                }});
+            }
+            _ => {}
+        }
+        shared.insert(name.to_owned(), response);
+    }
+    if let Some(components) = doc.get_mut("components").and_then(Value::as_object_mut) {
+        let responses = components.entry("responses").or_insert_with(|| json!({}));
+        if let Some(responses) = responses.as_object_mut() {
+            for (name, response) in shared {
+                responses.entry(name).or_insert(response);
+            }
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let has_params = path.contains('{');
+        for method in OPERATIONS {
+            let Some(op) = item.get_mut(method).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let has_body = op.contains_key("requestBody");
+            let secured = op
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(|reqs| {
+                    reqs.iter()
+                        .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+                });
+            let responses = op.entry("responses").or_insert_with(|| json!({}));
+            let Some(responses) = responses.as_object_mut() else {
+                continue;
+            };
+            for (status, name, _) in COMMON {
+                let applies = match status {
+                    "401" => secured,
+                    "404" => has_params,
+                    "408" | "413" | "415" => has_body,
+                    _ => true,
+                };
+                if applies {
+                    responses.entry(status).or_insert_with(
+                        || json!({"$ref": format!("#/components/responses/{name}")}),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_operation_names_the_statuses_the_kit_can_answer() {
+        let mut doc = json!({
+            "paths": {
+                "/a/{id}": {"post": {"requestBody": {}, "security": [{"bearer": []}], "responses": {"201": {"description": "made"}}}},
+                "/b": {"get": {"responses": {"200": {"description": "ok"}, "400": {"description": "own"}}}}
+            },
+            "components": {}
+        });
+        add_common_responses(&mut doc);
+        let a = &doc["paths"]["/a/{id}"]["post"]["responses"];
+        for status in [
+            "201", "400", "401", "404", "408", "413", "415", "429", "502", "503", "504",
+        ] {
+            assert!(a[status].is_object(), "{status} missing: {a}");
+        }
+        let b = &doc["paths"]["/b"]["get"]["responses"];
+        assert_eq!(b["400"]["description"], "own", "kept the operation's own");
+        for status in ["401", "404", "413", "415"] {
+            assert!(b[status].is_null(), "{status} added to {b}");
+        }
+        assert!(
+            doc["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"].is_object()
+        );
+    }
 }

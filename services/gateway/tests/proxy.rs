@@ -3,9 +3,9 @@
 //! and problem+json answers for unknown routes and dead upstreams.
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use agora_auth::tokens::{KeyPair, TokenIssuer, generate_pem};
 use agora_common::client_addr::TrustedProxies;
 use agora_common::routing::RoutePolicy;
+use agora_common::signing::{KeyPair, TokenIssuer, generate_pem};
 use agora_gateway::{Config, Upstream};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
