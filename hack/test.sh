@@ -5,6 +5,7 @@
 #   - a local Kubernetes control plane (hack/k8s-env.sh: etcd, kube-apiserver,
 #     kube-controller-manager, kube-scheduler, kwok), built from Go modules on first use
 #     and cached; stopped afterwards unless it was already running.
+#   - then the drift check of generated diesel schemas (hack/diesel-schema.sh),
 #   - then the contract check: schemathesis against a running `agora up`
 #     (hack/schemathesis.sh), which fails on any disagreement with the OpenAPI document.
 # Extra arguments go to `cargo test`.
@@ -72,6 +73,9 @@ eval "$(hack/k8s-env.sh start)"
 export AGORA_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export RUST_LOG="${RUST_LOG:-warn}"
 cargo test --workspace "$@"
+
+# Every service's src/schema.rs is what `diesel print-schema` makes of its migrations.
+hack/diesel-schema.sh check
 
 # `cargo test` built the agora binary for its end-to-end tests; fuzz the contract with it.
 hack/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/agora"

@@ -303,12 +303,32 @@ pub async fn change_password(
 }
 
 /// Deletes refresh tokens that expired more than a day ago (the day keeps a window in
-/// which re-use of an expired-but-rotated token is still recognised and logged).
-pub async fn purge_expired_tokens(conn: &mut AsyncPgConnection) -> Result<usize, Error> {
-    diesel::delete(
-        refresh_tokens::table
-            .filter(refresh_tokens::expires_at.lt(Utc::now() - chrono::Duration::days(1))),
-    )
-    .execute(conn)
+/// which re-use of an expired-but-rotated token is still recognised and logged). Only
+/// one replica does it at a time: the others find the advisory lock taken and skip.
+/// Returns `None` when skipped.
+pub async fn purge_expired_tokens(conn: &mut AsyncPgConnection) -> Result<Option<usize>, Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let lock = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(agora_common::db::advisory_lock_key(
+                "auth.purge_expired_tokens",
+            ))
+            .get_result::<Locked>(conn)
+            .await?;
+        if !lock.locked {
+            return Ok(None);
+        }
+        diesel::delete(
+            refresh_tokens::table
+                .filter(refresh_tokens::expires_at.lt(Utc::now() - chrono::Duration::days(1))),
+        )
+        .execute(conn)
+        .await
+        .map(Some)
+    })
     .await
 }

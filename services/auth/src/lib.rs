@@ -77,7 +77,7 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
     common_db::migrate(
         &config.database_url,
         MIGRATIONS,
-        common_db::migration_lock_key("auth"),
+        common_db::advisory_lock_key("auth"),
     )
     .await?;
     let pool = common_db::pool(&config.database_url, config.db_pool_size)?;
@@ -114,7 +114,8 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
     )
 }
 
-/// Hourly clean-up of long-expired refresh tokens, so the table does not grow forever.
+/// Hourly clean-up of long-expired refresh tokens, so the table does not grow forever
+/// (one replica at a time).
 async fn purge_expired_tokens(pool: common_db::DbPool) {
     let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -126,8 +127,9 @@ async fn purge_expired_tokens(pool: common_db::DbPool) {
             Err(e) => Err(e.to_string()),
         };
         match purged {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "expired refresh tokens deleted"),
+            Ok(None) => tracing::debug!("another replica is purging expired refresh tokens"),
+            Ok(Some(0)) => {}
+            Ok(Some(n)) => tracing::info!(purged = n, "expired refresh tokens deleted"),
             Err(error) => tracing::warn!(%error, "refresh token clean-up failed"),
         }
     }

@@ -3,8 +3,8 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
 
@@ -29,9 +29,62 @@ pub enum DbError {
     Migration(String),
 }
 
-/// Builds a pool of at most `max_size` connections. Connections are opened lazily.
+/// Deadlines every connection of a pool gets, so no query or lock wait can hold a
+/// worker (and a connection) forever.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// `statement_timeout`: the longest any one statement may run.
+    pub statement: Duration,
+    /// `lock_timeout`: the longest a statement may wait for a lock.
+    pub lock: Duration,
+    /// `idle_in_transaction_session_timeout`: a transaction left open by a dropped
+    /// request is ended by the server.
+    pub idle_in_transaction: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            statement: Duration::from_secs(5),
+            lock: Duration::from_secs(2),
+            idle_in_transaction: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Builds a pool of at most `max_size` connections with the default [`Deadlines`].
+/// Connections are opened lazily.
 pub fn pool(database_url: &str, max_size: usize) -> Result<DbPool, DbError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    pool_with(database_url, max_size, Deadlines::default())
+}
+
+/// Builds a pool whose connections run with `deadlines`.
+pub fn pool_with(
+    database_url: &str,
+    max_size: usize,
+    deadlines: Deadlines,
+) -> Result<DbPool, DbError> {
+    let settings = format!(
+        "SET statement_timeout = {}; SET lock_timeout = {}; \
+         SET idle_in_transaction_session_timeout = {}",
+        deadlines.statement.as_millis(),
+        deadlines.lock.as_millis(),
+        deadlines.idle_in_transaction.as_millis()
+    );
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(move |url| {
+        let settings = settings.clone();
+        Box::pin(async move {
+            use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            conn.batch_execute(&settings)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Pool::builder(manager)
         .max_size(max_size)
         .wait_timeout(Some(Duration::from_secs(5)))
@@ -41,8 +94,89 @@ pub fn pool(database_url: &str, max_size: usize) -> Result<DbPool, DbError> {
         .map_err(|e| DbError::Pool(e.to_string()))
 }
 
-/// The advisory lock key of a service's migrations: a stable hash of its name.
-pub fn migration_lock_key(service: &str) -> i64 {
+/// What a failed query means for the request that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No row where one was required.
+    NotFound,
+    /// A unique constraint (the constraint's name is in the error).
+    Unique,
+    /// A foreign key: the row refers to something missing, or is still referred to.
+    ForeignKey,
+    /// A serialization failure or deadlock: the transaction may simply be retried.
+    Retryable,
+    /// The statement or a lock wait ran past its deadline.
+    Timeout,
+    /// The connection is gone.
+    Unavailable,
+    /// Anything else: a bug.
+    Other,
+}
+
+/// Classifies a diesel error once, for every service.
+pub fn classify(err: &DieselError) -> Failure {
+    match err {
+        DieselError::NotFound => Failure::NotFound,
+        DieselError::DatabaseError(kind, info) => match kind {
+            DatabaseErrorKind::UniqueViolation => Failure::Unique,
+            DatabaseErrorKind::ForeignKeyViolation => Failure::ForeignKey,
+            DatabaseErrorKind::SerializationFailure => Failure::Retryable,
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
+                Failure::Unavailable
+            }
+            // diesel-async keeps no SQLSTATE for these; PostgreSQL's (English) messages
+            // are stable: 57014 statement timeout, 55P03 lock timeout, 40P01 deadlock.
+            _ => {
+                let message = info.message();
+                if message.contains("statement timeout") || message.contains("lock timeout") {
+                    Failure::Timeout
+                } else if message.contains("deadlock detected") {
+                    Failure::Retryable
+                } else {
+                    Failure::Other
+                }
+            }
+        },
+        DieselError::BrokenTransactionManager => Failure::Unavailable,
+        _ => Failure::Other,
+    }
+}
+
+/// A unit of transactional work for [`transaction_with_retry`]: a closure from the
+/// connection to a boxed future (`|conn| Box::pin(async move { … })`).
+pub type TxFuture<'r, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, DieselError>> + Send + 'r>>;
+
+/// Runs `work` in a transaction, retrying it (up to three more times, with a short
+/// jittered pause) when PostgreSQL reports a serialization failure or a deadlock.
+pub async fn transaction_with_retry<T, F>(
+    conn: &mut AsyncPgConnection,
+    mut work: F,
+) -> Result<T, DieselError>
+where
+    T: Send,
+    F: for<'r> FnMut(&'r mut AsyncPgConnection) -> TxFuture<'r, T> + Send,
+{
+    use diesel_async::AsyncConnection;
+    let mut attempt = 0u32;
+    loop {
+        let outcome = conn
+            .transaction::<T, DieselError, _>(async |conn| work(conn).await)
+            .await;
+        match outcome {
+            Err(err) if attempt < 3 && classify(&err) == Failure::Retryable => {
+                attempt += 1;
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
+                tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// An advisory lock key for a name (a service's migrations, a periodic job): a stable
+/// hash of the name.
+pub fn advisory_lock_key(service: &str) -> i64 {
     // FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
     let hash = service.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -129,8 +263,9 @@ pub async fn ensure_database(server_url: &str, name: &str) -> Result<String, DbE
         if !exists.found {
             match diesel::sql_query(format!("CREATE DATABASE \"{db}\"")).execute(&mut conn) {
                 Ok(_) => {}
-                // Another process created it in between: that is what we wanted.
-                Err(e) if unique_violation(&e).is_some() => {}
+                // Another process created it in between (23505 on the catalog, or
+                // 42P04 duplicate_database): that is what we wanted.
+                Err(e) if unique_violation(&e).is_some() || already_exists(&e) => {}
                 Err(e) => return Err(DbError::Connect(e.to_string())),
             }
         }
@@ -172,6 +307,11 @@ pub fn unique_violation(err: &DieselError) -> Option<&str> {
     }
 }
 
+/// Whether a `CREATE` failed because the object already exists (42P04, 42P07).
+fn already_exists(err: &DieselError) -> bool {
+    matches!(err, DieselError::DatabaseError(_, info) if info.message().contains("already exists"))
+}
+
 /// Whether the error is a foreign-key violation.
 pub fn foreign_key_violation(err: &DieselError) -> bool {
     matches!(
@@ -210,7 +350,7 @@ mod tests {
 
     #[test]
     fn lock_keys_are_stable_and_distinct() {
-        assert_eq!(migration_lock_key("auth"), migration_lock_key("auth"));
-        assert_ne!(migration_lock_key("auth"), migration_lock_key("users"));
+        assert_eq!(advisory_lock_key("auth"), advisory_lock_key("auth"));
+        assert_ne!(advisory_lock_key("auth"), advisory_lock_key("users"));
     }
 }

@@ -9,8 +9,11 @@
 pub mod auth;
 pub mod client_addr;
 pub mod config;
+#[cfg(feature = "db")]
 pub mod db;
 pub mod extract;
+#[cfg(feature = "db")]
+pub mod jobs;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -20,6 +23,8 @@ pub mod problem;
 pub mod ratelimit;
 pub mod routing;
 pub mod runtime;
+#[cfg(feature = "db")]
+mod schema;
 pub mod server;
 pub mod signing;
 pub mod telemetry;

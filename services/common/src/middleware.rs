@@ -80,7 +80,33 @@ pub async fn observe(
     );
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
-    let mut res = result?;
+    let mut res = match result {
+        Ok(res) => res,
+        Err(err) => {
+            // An error that skipped the response path (the request deadline) still
+            // gets its log line and metrics.
+            let status = err.as_response_error().status_code().as_u16();
+            span.in_scope(|| {
+                tracing::info!(
+                    status,
+                    elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                    "request failed"
+                )
+            });
+            if let Some(metrics) = &metrics {
+                let route = "deadline".to_owned();
+                metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        method,
+                        route,
+                        status,
+                    })
+                    .inc();
+            }
+            return Err(err);
+        }
+    };
     res.headers_mut().insert(REQUEST_ID.clone(), request_id);
     // The contract promises `application/json; charset=utf-8`; actix writes the bare type.
     if res
@@ -152,6 +178,8 @@ pub struct Admission {
     pub check: Option<AdmissionCheck>,
     /// Serve `HEAD` with the `GET` handler (the body is dropped by the server).
     pub head_as_get: bool,
+    /// The longest a handler may take to produce its response head (503 after it).
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// Runs the admission check, refuses unsafe paths (400) and maps `HEAD` to `GET`.
@@ -176,10 +204,34 @@ pub async fn admit(
         );
     }
     // The server still knows the request was HEAD and sends no body.
-    if req.method() == Method::HEAD && admission.is_some_and(|a| a.head_as_get) {
+    if req.method() == Method::HEAD && admission.as_ref().is_some_and(|a| a.head_as_get) {
         req.head_mut().method = Method::GET;
     }
-    Ok(next.call(req).await?.map_into_left_body())
+    let Some(deadline) = admission.and_then(|a| a.deadline) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    // Dropping the handler also drops its database work; a connection left inside a
+    // transaction is discarded by the pool, never reused. The request cannot be kept
+    // for the answer (routing needs it unshared), so the answer travels as an error
+    // response that already carries the request id.
+    let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
+    match tokio::time::timeout(deadline, next.call(req)).await {
+        Ok(response) => Ok(response?.map_into_left_body()),
+        Err(_) => {
+            tracing::warn!(
+                deadline_ms = deadline.as_millis() as u64,
+                "request deadline exceeded"
+            );
+            let err = ApiError::Unavailable(std::borrow::Cow::Borrowed(
+                "the request took too long; retry later",
+            ));
+            let mut response = err.error_response();
+            if let Some(id) = request_id {
+                response.headers_mut().insert(REQUEST_ID, id);
+            }
+            Err(actix_web::error::InternalError::from_response(err, response).into())
+        }
+    }
 }
 
 /// Headers of an error response worth keeping on its problem+json replacement; the

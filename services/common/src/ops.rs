@@ -19,8 +19,10 @@ pub trait ReadinessCheck: Send + Sync {
 }
 
 /// The database answers `SELECT 1`.
+#[cfg(feature = "db")]
 pub struct DatabaseReady(pub crate::db::DbPool);
 
+#[cfg(feature = "db")]
 impl ReadinessCheck for DatabaseReady {
     fn name(&self) -> &'static str {
         "database"

@@ -242,12 +242,31 @@ impl ResponseError for ApiError {
     }
 }
 
+/// Database failures mapped once for every service: a lock wait or statement past its
+/// deadline, a lost connection or an exhausted retry is a clean 503; a constraint is a
+/// 409; a missing row a 404; anything else a 500 (logged with its cause).
+#[cfg(feature = "db")]
 impl From<diesel::result::Error> for ApiError {
     fn from(err: diesel::result::Error) -> Self {
-        Self::internal(err)
+        use crate::db::Failure;
+        match crate::db::classify(&err) {
+            Failure::NotFound => Self::NotFound(Cow::Borrowed("no such resource")),
+            Failure::Unique => {
+                Self::Conflict(Cow::Borrowed("this conflicts with an existing resource"))
+            }
+            Failure::ForeignKey => Self::Conflict(Cow::Borrowed(
+                "this refers to a resource that does not exist, or is still referred to",
+            )),
+            Failure::Timeout | Failure::Retryable | Failure::Unavailable => {
+                tracing::warn!(error = %err, "database busy or unavailable");
+                Self::Unavailable(Cow::Borrowed("the database is busy; retry later"))
+            }
+            Failure::Other => Self::internal(err),
+        }
     }
 }
 
+#[cfg(feature = "db")]
 impl From<crate::db::PoolError> for ApiError {
     fn from(err: crate::db::PoolError) -> Self {
         tracing::warn!(error = %err, "database pool unavailable");

@@ -43,6 +43,9 @@ pub struct Service {
     pub admission: Option<AdmissionCheck>,
     /// Serve `HEAD` with `GET` handlers (off for the gateway, which forwards `HEAD`).
     pub head_as_get: bool,
+    /// The longest a request may take to get its response head (503 after it); off for
+    /// the gateway, which has per-phase deadlines of its own.
+    pub request_deadline: Option<std::time::Duration>,
 }
 
 /// The two servers of a running service: the API and the operations endpoints.
@@ -71,6 +74,7 @@ impl Service {
             compress: true,
             admission: None,
             head_as_get: true,
+            request_deadline: Some(std::time::Duration::from_secs(30)),
         }
     }
 
@@ -104,6 +108,7 @@ impl Service {
         let admission = web::Data::new(Admission {
             check: self.admission,
             head_as_get: self.head_as_get,
+            deadline: self.request_deadline,
         });
         let metrics = web::Data::new(self.metrics);
         let routes = self.routes;
@@ -186,4 +191,61 @@ fn not_found_response() -> HttpResponse {
 
 async fn not_found() -> HttpResponse {
     not_found_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn loopback() -> TcpListener {
+        TcpListener::bind("127.0.0.1:0").unwrap()
+    }
+
+    #[actix_web::test]
+    async fn a_request_past_its_deadline_gets_a_503_with_its_request_id() {
+        let routes: Routes = Arc::new(|cfg: &mut web::ServiceConfig| {
+            cfg.route(
+                "/slow",
+                web::get().to(|| async {
+                    actix_web::rt::time::sleep(Duration::from_secs(10)).await;
+                    HttpResponse::Ok().finish()
+                }),
+            )
+            .route("/fast", web::get().to(HttpResponse::NoContent));
+        });
+        let mut service = Service::new(
+            "test",
+            routes,
+            serde_json::json!({"paths": {"/slow": {"get": {}}, "/fast": {"get": {}}}}),
+        );
+        service.request_deadline = Some(Duration::from_millis(200));
+        let serving = service.serve(loopback(), loopback(), 1).unwrap();
+        let base = format!("http://{}", serving.api_addr);
+        actix_web::rt::spawn(serving.api);
+        actix_web::rt::spawn(serving.ops);
+        let client = awc::Client::default();
+        let mut slow = client
+            .get(format!("{base}/slow"))
+            .insert_header(("x-request-id", "deadline-1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(slow.status(), 503);
+        assert_eq!(
+            slow.headers().get("x-request-id").map(|v| v.as_bytes()),
+            Some(&b"deadline-1"[..])
+        );
+        let body: serde_json::Value = slow.json().await.unwrap();
+        assert_eq!(body["type"], "https://agora.dev/problems/unavailable");
+        let fast = client.get(format!("{base}/fast")).send().await.unwrap();
+        assert_eq!(fast.status(), 204);
+        // An undeclared method on a documented path: 405 with Allow.
+        let wrong = client.post(format!("{base}/fast")).send().await.unwrap();
+        assert_eq!(wrong.status(), 405);
+        assert_eq!(
+            wrong.headers().get("allow").map(|v| v.as_bytes()),
+            Some(&b"GET, HEAD"[..])
+        );
+    }
 }

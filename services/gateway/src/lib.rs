@@ -199,5 +199,6 @@ pub fn build(config: Config) -> Result<Service, BuildError> {
     // HEAD is forwarded as HEAD.
     service.compress = false;
     service.head_as_get = false;
+    service.request_deadline = None;
     Ok(service)
 }

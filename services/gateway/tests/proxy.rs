@@ -1,6 +1,7 @@
 //! The gateway against a real upstream (a small echo server) over loopback: edge
 //! authentication, identity-header hygiene, forwarding headers, body limits, streaming,
 //! and problem+json answers for unknown routes and dead upstreams.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use agora_common::client_addr::TrustedProxies;

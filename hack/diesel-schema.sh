@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Generated diesel schemas stay generated: for every service with migrations, apply them
+# to a fresh database and compare `diesel print-schema` with its checked-in src/schema.rs.
+#
+#   hack/diesel-schema.sh check   # fail on any difference (CI; hack/test.sh runs it)
+#   hack/diesel-schema.sh write   # regenerate src/schema.rs files
+#
+# Needs a PostgreSQL server where databases may be created: AGORA_TEST_DATABASE_URL
+# (hack/test.sh sets it to its throwaway cluster). The diesel CLI is built once from
+# crates.io (pinned, PostgreSQL only, libpq from Debian's libpq-dev) and cached.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=${1:-check}
+DIESEL_CLI_VERSION=2.3.5
+ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/agora/diesel-cli-$DIESEL_CLI_VERSION"
+DIESEL="$ROOT/bin/diesel"
+SERVER=${AGORA_TEST_DATABASE_URL:?set AGORA_TEST_DATABASE_URL to a PostgreSQL server URL (hack/test.sh does)}
+
+if [ ! -x "$DIESEL" ]; then
+  if ! pkg-config --exists libpq 2>/dev/null && [ ! -e /usr/include/postgresql/libpq-fe.h ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpq-dev >/dev/null
+    else
+      echo "error: libpq headers are missing; install the 'libpq-dev' package" >&2
+      exit 1
+    fi
+  fi
+  echo "building diesel CLI $DIESEL_CLI_VERSION (first run only)..." >&2
+  cargo install diesel_cli --version "$DIESEL_CLI_VERSION" --no-default-features \
+    --features postgres --locked --root "$ROOT" --quiet
+fi
+
+base=${SERVER%%\?*}
+base=${base%/*}
+status=0
+for migrations in services/*/migrations; do
+  service_dir=${migrations%/migrations}
+  schema="$service_dir/src/schema.rs"
+  name=$(basename "$service_dir")
+  url="$base/schema_check_${name}_$$_$RANDOM"
+  "$DIESEL" database setup --database-url "$url" --migration-dir "$migrations" >/dev/null
+  generated=$(mktemp)
+  "$DIESEL" print-schema --database-url "$url" >"$generated"
+  "$DIESEL" database drop --database-url "$url" >/dev/null
+  if [ "$MODE" = write ]; then
+    cp "$generated" "$schema"
+    echo "wrote $schema" >&2
+  elif ! diff -u "$schema" "$generated"; then
+    echo "error: $schema differs from its migrations; run hack/diesel-schema.sh write" >&2
+    status=1
+  fi
+  rm -f "$generated"
+done
+exit "$status"

@@ -1,0 +1,220 @@
+//! A job queue on PostgreSQL, for cross-service effects that must not be lost (a
+//! profile for every new account): the transactional outbox pattern.
+//!
+//! A producer calls [`enqueue`] inside the transaction of the change the job belongs
+//! to, so the job exists if and only if the change was committed. A [`JobRunner`] in
+//! every replica claims due jobs with `FOR UPDATE SKIP LOCKED` under a lease, runs
+//! their handler, deletes them on success and reschedules them with exponential
+//! backoff on failure. Delivery is at least once (a replica dying mid-job leaves the
+//! lease to expire), so handlers must be idempotent.
+//!
+//! The table comes with the kit's own migrations ([`MIGRATIONS`]); a service that uses
+//! jobs runs them beside its own.
+
+use crate::db::{DbPool, advisory_lock_key, migrate};
+use crate::schema::agora_jobs;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use futures_util::future::BoxFuture;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The kit's migrations (the `agora_jobs` table).
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Runs the kit's migrations on a service's database (under their own advisory lock).
+pub async fn migrate_jobs(database_url: &str) -> Result<usize, crate::db::DbError> {
+    migrate(database_url, MIGRATIONS, advisory_lock_key("agora_jobs")).await
+}
+
+/// Adds a job; call it in the transaction of the change it belongs to.
+pub async fn enqueue(
+    conn: &mut AsyncPgConnection,
+    kind: &str,
+    payload: &serde_json::Value,
+) -> Result<Uuid, DieselError> {
+    let id = Uuid::now_v7();
+    diesel::insert_into(agora_jobs::table)
+        .values((
+            agora_jobs::id.eq(id),
+            agora_jobs::kind.eq(kind),
+            agora_jobs::payload.eq(payload),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(id)
+}
+
+/// Why a job failed; it will be retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JobError(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl JobError {
+    /// A job error from anything error-like.
+    pub fn new(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(err.into())
+    }
+}
+
+/// Runs the jobs of one kind. Must be idempotent: a job may run more than once.
+pub trait JobHandler: Send + Sync {
+    /// The job kind it handles (`profile.create`, …).
+    fn kind(&self) -> &'static str;
+    /// Does the work.
+    fn run(&self, payload: serde_json::Value) -> BoxFuture<'_, Result<(), JobError>>;
+}
+
+/// Settings of a [`JobRunner`].
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerSettings {
+    /// How often to look for due jobs when idle.
+    pub poll: Duration,
+    /// How long a claimed job is reserved for its runner.
+    pub lease: Duration,
+    /// Jobs claimed at once.
+    pub batch: i64,
+    /// First retry delay, doubled per attempt (with jitter), capped at `max_backoff`.
+    pub base_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(500),
+            lease: Duration::from_secs(60),
+            batch: 16,
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Claims and runs due jobs.
+#[derive(Clone)]
+pub struct JobRunner {
+    pool: DbPool,
+    handlers: Arc<HashMap<&'static str, Arc<dyn JobHandler>>>,
+    settings: RunnerSettings,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Jobs that succeeded (and were deleted).
+    pub done: usize,
+    /// Jobs that failed (and were rescheduled).
+    pub failed: usize,
+}
+
+impl JobRunner {
+    /// A runner over `pool` with these handlers.
+    pub fn new(pool: DbPool, handlers: Vec<Arc<dyn JobHandler>>, settings: RunnerSettings) -> Self {
+        let handlers = handlers.into_iter().map(|h| (h.kind(), h)).collect();
+        Self {
+            pool,
+            handlers: Arc::new(handlers),
+            settings,
+        }
+    }
+
+    /// Runs passes forever (until the task is dropped), sleeping when idle.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                match self.run_due().await {
+                    Ok(pass) if pass.done + pass.failed > 0 => continue,
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "job pass failed"),
+                }
+                tokio::time::sleep(self.settings.poll).await;
+            }
+        })
+    }
+
+    /// Claims one batch of due jobs and runs them.
+    pub async fn run_due(&self) -> Result<Pass, DieselError> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| DieselError::QueryBuilderError(e.into()))?;
+        let lease_ms = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
+        let claimed: Vec<Claimed> = diesel::sql_query(
+            "UPDATE agora_jobs SET locked_until = now() + $1 * interval '1 millisecond', \
+                 attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM agora_jobs \
+                 WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
+                 ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, kind, payload, attempts",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(lease_ms)
+        .bind::<diesel::sql_types::BigInt, _>(self.settings.batch)
+        .load(&mut conn)
+        .await?;
+        let mut pass = Pass::default();
+        for job in claimed {
+            let outcome = match self.handlers.get(job.kind.as_str()) {
+                Some(handler) => handler.run(job.payload).await,
+                None => Err(JobError::new(format!(
+                    "no handler for job kind {:?}",
+                    job.kind
+                ))),
+            };
+            match outcome {
+                Ok(()) => {
+                    diesel::delete(agora_jobs::table.find(job.id))
+                        .execute(&mut conn)
+                        .await?;
+                    pass.done += 1;
+                }
+                Err(err) => {
+                    let delay = self.backoff(job.attempts);
+                    tracing::warn!(job = %job.id, kind = %job.kind, attempts = job.attempts, error = %err, retry_in_s = delay.as_secs(), "job failed");
+                    let run_at: DateTime<Utc> = Utc::now()
+                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    diesel::update(agora_jobs::table.find(job.id))
+                        .set((
+                            agora_jobs::run_at.eq(run_at),
+                            agora_jobs::locked_until.eq(None::<DateTime<Utc>>),
+                            agora_jobs::last_error.eq(err.to_string()),
+                        ))
+                        .execute(&mut conn)
+                        .await?;
+                    pass.failed += 1;
+                }
+            }
+        }
+        Ok(pass)
+    }
+
+    fn backoff(&self, attempts: i32) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(0)
+            .min(20);
+        let base = self.settings.base_backoff.saturating_mul(1 << exp);
+        // Up to 25 % jitter, so failed jobs of one outage do not retry in lockstep.
+        let jitter = base.mul_f64(f64::from(Uuid::new_v4().as_bytes()[0]) / 1024.0);
+        (base + jitter).min(self.settings.max_backoff)
+    }
+}
+
+/// A claimed job.
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    payload: serde_json::Value,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    attempts: i32,
+}

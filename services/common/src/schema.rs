@@ -1,0 +1,14 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    agora_jobs (id) {
+        id -> Uuid,
+        kind -> Text,
+        payload -> Jsonb,
+        run_at -> Timestamptz,
+        attempts -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}

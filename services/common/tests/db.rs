@@ -1,0 +1,100 @@
+//! The kit's database layer against a real PostgreSQL (the throwaway cluster of
+//! `hack/test.sh`): deadlines on every connection, failures classified once, retries
+//! of serialization failures, idempotent database creation.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
+
+use agora_common::ApiError;
+use agora_common::db::{self, Deadlines, Failure};
+use agora_common::testing::{fresh_database, server_url, unique_prefix};
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+fn short() -> Deadlines {
+    Deadlines {
+        statement: Duration::from_millis(300),
+        lock: Duration::from_millis(200),
+        idle_in_transaction: Duration::from_secs(5),
+    }
+}
+
+#[actix_web::test]
+async fn a_slow_statement_ends_at_its_deadline_as_a_503() {
+    let pool = db::pool_with(&fresh_database("deadline").await, 2, short()).unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let started = std::time::Instant::now();
+    let err = diesel::sql_query("SELECT pg_sleep(10)")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(db::classify(&err), Failure::Timeout, "{err}");
+    assert!(matches!(ApiError::from(err), ApiError::Unavailable(_)));
+}
+
+#[actix_web::test]
+async fn a_lock_wait_ends_at_its_deadline() {
+    let pool = db::pool_with(&fresh_database("locks").await, 2, short()).unwrap();
+    let mut holder = pool.get().await.unwrap();
+    holder
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    holder
+        .batch_execute("BEGIN; SELECT * FROM t WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    let mut waiter = pool.get().await.unwrap();
+    let err = diesel::sql_query("UPDATE t SET id = 2 WHERE id = 1")
+        .execute(&mut waiter)
+        .await
+        .unwrap_err();
+    assert_eq!(db::classify(&err), Failure::Timeout, "{err}");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[actix_web::test]
+async fn serialization_failures_are_retried() {
+    let pool = db::pool(&fresh_database("retry").await, 2).unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let attempts = AtomicUsize::new(0);
+    let answer = db::transaction_with_retry(&mut conn, |conn| {
+        let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if attempt == 0 {
+                conn.batch_execute(
+                    "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$",
+                )
+                .await?;
+            }
+            Ok(attempt)
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, 1);
+    assert_eq!(AtomicUsize::load(&attempts, Ordering::SeqCst), 2);
+    // Other failures are not retried.
+    let tries = AtomicUsize::new(0);
+    let err = db::transaction_with_retry(&mut conn, |conn| {
+        tries.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            conn.batch_execute("SELECT * FROM no_such_table").await?;
+            Ok(())
+        })
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(AtomicUsize::load(&tries, Ordering::SeqCst), 1);
+    assert_eq!(db::classify(&err), Failure::Other);
+}
+
+#[actix_web::test]
+async fn creating_one_database_concurrently_is_harmless() {
+    let name = unique_prefix("concurrent");
+    let server = server_url();
+    let runs = (0..6).map(|_| db::ensure_database(&server, &name));
+    for outcome in futures_util::future::join_all(runs).await {
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+}
