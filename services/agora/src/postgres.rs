@@ -119,6 +119,8 @@ pub struct LocalPostgres {
     data_dir: PathBuf,
     run_as: Option<RunAs>,
     port: u16,
+    /// The superuser's password (kept in `<state-dir>/postgres/superuser-password`).
+    password: String,
 }
 
 impl LocalPostgres {
@@ -132,15 +134,34 @@ impl LocalPostgres {
         if let Some(user) = run_as {
             chown_tree(&root, user)?;
         }
+        // A generated password, not `trust`: with trust on 127.0.0.1 every local OS user
+        // would be the database superuser.
+        let password_file = root.join("superuser-password");
+        let password = match std::fs::read_to_string(&password_file) {
+            Ok(p) if !p.trim().is_empty() => p.trim().to_owned(),
+            _ => {
+                let p = generate_password().map_err(io_err(&password_file))?;
+                write_private(&password_file, p.as_bytes()).map_err(io_err(&password_file))?;
+                p
+            }
+        };
         let pg = Self {
             bin_dir,
             data_dir,
             run_as,
             port: 0,
+            password,
         };
         if !pg.data_dir.join("PG_VERSION").is_file() {
             tracing::info!(dir = %pg.data_dir.display(), "creating the PostgreSQL cluster");
-            pg.run(
+            // initdb reads the password from a file it (as `postgres`) can read.
+            let pwfile = root.join("initdb-password");
+            write_private(&pwfile, pg.password.as_bytes()).map_err(io_err(&pwfile))?;
+            if let Some(user) = run_as {
+                std::os::unix::fs::chown(&pwfile, Some(user.uid), Some(user.gid))
+                    .map_err(io_err(&pwfile))?;
+            }
+            let created = pg.run(
                 "initdb",
                 &[
                     "-D".as_ref(),
@@ -148,14 +169,20 @@ impl LocalPostgres {
                     "-U".as_ref(),
                     "postgres".as_ref(),
                     "-A".as_ref(),
-                    "trust".as_ref(),
+                    "scram-sha-256".as_ref(),
+                    "--pwfile".as_ref(),
+                    pwfile.as_os_str(),
                     "-E".as_ref(),
                     "UTF8".as_ref(),
                     "--locale=C".as_ref(),
                 ],
                 "; when running as root, the state dir must be reachable by the `postgres` \
                  user (choose --state-dir outside /root)",
-            )?;
+            );
+            let _ = std::fs::remove_file(&pwfile);
+            created?;
+        } else {
+            pg.upgrade_trust_cluster()?;
         }
         // A cluster still running here was orphaned by an agora that was killed: the
         // caller holds the state-dir lock, so nothing else can be using it.
@@ -189,9 +216,63 @@ impl LocalPostgres {
         Ok(pg)
     }
 
-    /// Server-level URL (database `postgres`).
+    /// Server-level URL (database `postgres`), with the superuser's password.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/postgres",
+            self.password, self.port
+        )
+    }
+
+    /// Clusters made by earlier versions trusted every local connection: give the
+    /// superuser the password and switch authentication to scram-sha-256 (offline,
+    /// in single-user mode, before the server starts).
+    fn upgrade_trust_cluster(&self) -> Result<(), PostgresError> {
+        let hba_path = self.data_dir.join("pg_hba.conf");
+        let hba = std::fs::read_to_string(&hba_path).map_err(io_err(&hba_path))?;
+        let trusting = |line: &str| {
+            !line.trim_start().starts_with('#') && line.split_whitespace().last() == Some("trust")
+        };
+        if !hba.lines().any(trusting) {
+            return Ok(());
+        }
+        tracing::info!("switching the local cluster from trust to password authentication");
+        let mut single = self
+            .command("postgres")
+            .args(["--single", "-D"])
+            .arg(&self.data_dir)
+            .arg("postgres")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(io_err(&self.data_dir))?;
+        if let Some(stdin) = single.stdin.as_mut() {
+            use std::io::Write;
+            writeln!(stdin, "ALTER USER postgres PASSWORD '{}';", self.password)
+                .map_err(io_err(&self.data_dir))?;
+        }
+        let status = single.wait().map_err(io_err(&self.data_dir))?;
+        if !status.success() {
+            return Err(PostgresError::Command {
+                command: "postgres --single".into(),
+                output: status.to_string(),
+                hint: "",
+            });
+        }
+        let upgraded: String = hba
+            .lines()
+            .map(|line| {
+                if trusting(line) {
+                    format!(
+                        "{}scram-sha-256\n",
+                        line.trim_end().trim_end_matches("trust")
+                    )
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        std::fs::write(&hba_path, upgraded).map_err(io_err(&hba_path))
     }
 
     /// Stops the cluster (fast shutdown: sessions are ended, data is flushed).
@@ -270,6 +351,29 @@ fn chown_tree(dir: &Path, user: RunAs) -> Result<(), PostgresError> {
         }
     }
     Ok(())
+}
+
+/// 32 random characters of `[A-Za-z0-9]` (URL-safe, so it goes into the URL as is).
+fn generate_password() -> std::io::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
+    Ok(raw
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
 }
 
 fn free_port() -> std::io::Result<u16> {

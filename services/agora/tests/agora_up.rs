@@ -1,6 +1,7 @@
 //! `agora up` as a user runs it: the real binary creates its own PostgreSQL cluster
 //! (dropping to the `postgres` user when run as root), serves the API, stops cleanly on
 //! SIGTERM, and keeps its data for the next run.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod support;
 
@@ -85,6 +86,23 @@ async fn up_serves_stops_cleanly_and_keeps_data() {
     let p = as_platform(port, &state_dir);
     let session = register(&p, "quinn").await;
     assert_eq!(me_status(&p, &session).await, 200);
+
+    // The cluster asks for a password (kept private under the state dir); it does not
+    // trust every local user.
+    let hba = std::fs::read_to_string(state_dir.join("postgres/data/pg_hba.conf")).unwrap();
+    let rules: Vec<&str> = hba
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert!(!rules.is_empty());
+    assert!(
+        rules.iter().all(|l| l.ends_with("scram-sha-256")),
+        "{rules:?}"
+    );
+    let secret = state_dir.join("postgres/superuser-password");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "the password file is private");
 
     // A second `agora up` on the same state dir refuses to start.
     let second = Command::new(env!("CARGO_BIN_EXE_agora"))

@@ -332,3 +332,32 @@ pub async fn purge_expired_tokens(conn: &mut AsyncPgConnection) -> Result<Option
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agora_common::db::{advisory_lock_key, migrate, pool};
+    use agora_common::testing::fresh_database;
+
+    #[actix_web::test]
+    async fn only_one_replica_purges_at_a_time() {
+        let url = fresh_database("purge").await;
+        migrate(&url, crate::MIGRATIONS, advisory_lock_key("auth"))
+            .await
+            .unwrap();
+        let pool = pool(&url, 2).unwrap();
+        let mut other_replica = pool.get().await.unwrap();
+        diesel::sql_query("SELECT pg_advisory_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(advisory_lock_key("auth.purge_expired_tokens"))
+            .execute(&mut other_replica)
+            .await
+            .unwrap();
+        let mut conn = pool.get().await.unwrap();
+        assert_eq!(purge_expired_tokens(&mut conn).await.unwrap(), None);
+        diesel::sql_query("SELECT pg_advisory_unlock_all()")
+            .execute(&mut other_replica)
+            .await
+            .unwrap();
+        assert_eq!(purge_expired_tokens(&mut conn).await.unwrap(), Some(0));
+    }
+}

@@ -7,6 +7,7 @@
 //! pagination, the PostgreSQL pool and migrations, and the operations endpoints.
 
 pub mod auth;
+pub mod client;
 pub mod client_addr;
 pub mod config;
 #[cfg(feature = "db")]

@@ -17,13 +17,34 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 const CURSOR_VERSION: &str = "v1";
 
-/// The pagination part of a query string; flatten it into an endpoint's query type.
+/// The pagination part of a query string; `#[serde(flatten)]` it into an endpoint's
+/// query type. (Flattened fields reach serde as strings, so `limit` accepts both.)
 #[derive(Debug, Default, Deserialize)]
 pub struct PageParams {
     /// Page size, 1..=100.
+    #[serde(default, deserialize_with = "limit_from_text_or_number")]
     pub limit: Option<i64>,
     /// Opaque cursor from a previous page.
     pub cursor: Option<String>,
+}
+
+fn limit_from_text_or_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Limit {
+        Number(i64),
+        Text(String),
+    }
+    match Option::<Limit>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Limit::Number(n)) => Ok(Some(n)),
+        Some(Limit::Text(t)) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("limit must be an integer")),
+    }
 }
 
 /// A validated page request with the decoded keyset position.
@@ -135,6 +156,27 @@ mod tests {
         assert!(p(Some(0)).is_err());
         assert!(p(Some(101)).is_err());
         assert!(p(Some(-5)).is_err());
+    }
+
+    #[test]
+    fn page_params_work_flattened_in_a_query_type() {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Search {
+            q: String,
+            #[serde(flatten)]
+            page: PageParams,
+        }
+        let query = |q: &str| actix_web::web::Query::<Search>::from_query(q).map(|q| q.0);
+        let parsed = query("q=ali&limit=5&cursor=abc").unwrap();
+        assert_eq!(parsed.q, "ali");
+        assert_eq!(parsed.page.limit, Some(5));
+        assert_eq!(parsed.page.cursor.as_deref(), Some("abc"));
+        let defaulted = query("q=x").unwrap();
+        assert_eq!(defaulted.page.validate::<Key>().unwrap().limit, 20);
+        assert!(query("q=x&limit=ten").is_err());
+        let plain = actix_web::web::Query::<PageParams>::from_query("limit=7").unwrap();
+        assert_eq!(plain.limit, Some(7));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Integration-test support: a fresh database per test on the throwaway PostgreSQL
-//! cluster that `hack/test.sh` starts (`AGORA_TEST_DATABASE_URL`).
+//! cluster that `hack/test.sh` starts (`AGORA_TEST_DATABASE_URL`), test keys and tokens
+//! without the auth service, and a service served on loopback.
 
 /// The server-level URL of the test cluster. Panics with instructions when unset:
 /// tests never silently skip.
@@ -28,4 +29,89 @@ pub async fn fresh_database(name: &str) -> String {
         Ok(url) => url,
         Err(e) => panic!("cannot create test database {db}: {e}"),
     }
+}
+
+/// Signing keys and access tokens for tests, without the auth service: a service under
+/// test verifies with [`TestKeys::verifier`] and its tests call it with
+/// [`TestKeys::token`].
+pub struct TestKeys {
+    issuer: crate::signing::TokenIssuer,
+}
+
+impl Default for TestKeys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestKeys {
+    /// A fresh Ed25519 key; tokens say `iss` = `aud` = `agora`, as the platform's do.
+    pub fn new() -> Self {
+        let pem = match crate::signing::generate_pem() {
+            Ok(pem) => pem,
+            Err(e) => panic!("cannot generate a test key: {e}"),
+        };
+        let key = match crate::signing::KeyPair::from_pem(pem.as_bytes(), "test key") {
+            Ok(key) => key,
+            Err(e) => panic!("{e}"),
+        };
+        Self {
+            issuer: crate::signing::TokenIssuer::new(
+                key,
+                Vec::new(),
+                "agora".into(),
+                "agora".into(),
+                900,
+            ),
+        }
+    }
+
+    /// An access token for `user`.
+    pub fn token(&self, user: uuid::Uuid, username: &str) -> String {
+        match self.issuer.access_token(user, username) {
+            Ok(token) => token,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A verifier that trusts exactly these keys.
+    pub fn verifier(&self) -> crate::auth::TokenVerifier {
+        crate::auth::TokenVerifier::new(
+            "agora",
+            "agora",
+            crate::auth::KeySource::Static(self.issuer.jwks().clone()),
+        )
+    }
+
+    /// The public key set (to serve as a JWKS).
+    pub fn jwks(&self) -> &jsonwebtoken::jwk::JwkSet {
+        self.issuer.jwks()
+    }
+}
+
+/// A service serving on loopback ports for the length of a test.
+pub struct TestServer {
+    /// Base URL of its API, e.g. `http://127.0.0.1:41234`.
+    pub api: String,
+    /// Base URL of its operations endpoints.
+    pub ops: String,
+}
+
+/// Serves `service` on loopback (one worker each) on the current actix runtime.
+pub fn serve(service: crate::Service) -> TestServer {
+    let bind = || match std::net::TcpListener::bind("127.0.0.1:0") {
+        Ok(l) => l,
+        Err(e) => panic!("cannot bind a loopback port: {e}"),
+    };
+    let serving = match service.serve(bind(), bind(), 1) {
+        Ok(s) => s,
+        Err(e) => panic!("cannot serve: {e}"),
+    };
+    let server = TestServer {
+        api: format!("http://{}", serving.api_addr),
+        ops: format!("http://{}", serving.ops_addr),
+    };
+    actix_web::rt::spawn(serving.api);
+    actix_web::rt::spawn(serving.ops);
+    server
 }
