@@ -39,7 +39,7 @@ for migrations in services/*/migrations; do
   schema="$service_dir/src/schema.rs"
   name=$(basename "$service_dir")
   url="$base/schema_check_${name}_$$_$RANDOM"
-  "$DIESEL" database setup --database-url "$url" --migration-dir "$migrations" >/dev/null
+  "$DIESEL" database setup --no-default-migration --database-url "$url" --migration-dir "$migrations" >/dev/null
   generated=$(mktemp)
   "$DIESEL" print-schema --database-url "$url" >"$generated"
   "$DIESEL" database drop --database-url "$url" >/dev/null

@@ -41,15 +41,7 @@ fi
 PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/agora-test-pg.XXXXXX")
 chmod 755 "$PG_DIR"
 [ "${#as_pg[@]}" -gt 0 ] && chown postgres: "$PG_DIR"
-# A random high port nobody answers on (bash's /dev/tcp: no extra tools needed).
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-  done
-  echo "error: no free port found" >&2; exit 1
-}
+source hack/lib.sh
 PG_PORT=$(free_port)
 
 K8S_STARTED=0

@@ -74,6 +74,29 @@ impl Metrics {
         &mut self.registry
     }
 
+    /// Counts a finished request and observes its latency.
+    pub fn record(
+        &self,
+        method: &'static str,
+        route: String,
+        status: u16,
+        elapsed: std::time::Duration,
+    ) {
+        self.latency
+            .get_or_create(&RouteLabels {
+                method,
+                route: route.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status,
+            })
+            .inc();
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(4096);

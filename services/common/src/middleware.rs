@@ -3,7 +3,7 @@
 //! paths, `HEAD`), and a last line of defence that turns any non-problem error response
 //! (actix's plain-text 404/405, a bare status) into problem+json (`problem_fallback`).
 
-use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+use crate::metrics::Metrics;
 use crate::problem::{ApiError, PROBLEM_JSON, kind_of_status, problem_response};
 use crate::routing::{AllowIndex, unsafe_path};
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
@@ -94,15 +94,7 @@ pub async fn observe(
                 )
             });
             if let Some(metrics) = &metrics {
-                let route = "deadline".to_owned();
-                metrics
-                    .requests
-                    .get_or_create(&RequestLabels {
-                        method,
-                        route,
-                        status,
-                    })
-                    .inc();
+                metrics.record(method, "deadline".to_owned(), status, elapsed);
             }
             return Err(err);
         }
@@ -132,21 +124,7 @@ pub async fn observe(
         tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, route = %route, "request handled");
     });
     if let Some(metrics) = metrics {
-        metrics
-            .latency
-            .get_or_create(&RouteLabels {
-                method,
-                route: route.clone(),
-            })
-            .observe(elapsed.as_secs_f64());
-        metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                method,
-                route,
-                status,
-            })
-            .inc();
+        metrics.record(method, route, status, elapsed);
     }
     Ok(res)
 }
