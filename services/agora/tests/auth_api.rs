@@ -1,5 +1,6 @@
 //! The auth part of the API contract, driven through the gateway as a REST client
 //! would, against a real PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod support;
 
@@ -30,7 +31,7 @@ async fn register_login_me_and_jwks() {
             .as_str()
             .is_some_and(|t| t.ends_with('Z'))
     );
-    let id = body["user"]["id"].as_str().unwrap_or_default().to_owned();
+    let id = body["user"]["id"].as_str().unwrap().to_owned();
     assert_eq!(
         uuid::Uuid::parse_str(&id).map(|u| u.get_version_num()).ok(),
         Some(7)
@@ -62,15 +63,15 @@ async fn register_login_me_and_jwks() {
     // The token's kid is published at both JWKS addresses; no private parts leak.
     let header: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
-            .decode(access.split('.').next().unwrap_or_default())
-            .unwrap_or_default(),
+            .decode(access.split('.').next().unwrap())
+            .unwrap(),
     )
-    .unwrap_or_default();
+    .unwrap();
     assert_eq!(header["alg"], "EdDSA");
     for path in ["/api/v1/auth/jwks", "/.well-known/jwks.json"] {
         let jwks = get(&p.url(path), None).await;
         assert_eq!(jwks.status, 200);
-        let keys = jwks.body["keys"].as_array().cloned().unwrap_or_default();
+        let keys = jwks.body["keys"].as_array().cloned().unwrap();
         assert!(
             keys.iter()
                 .any(|k| k["kid"] == header["kid"] && k["kty"] == "OKP"),
@@ -246,14 +247,14 @@ async fn wrong_credentials_get_one_generic_401() {
 }
 
 fn signing_key(p: &TestPlatform) -> jsonwebtoken::EncodingKey {
-    let pem = std::fs::read(p.state_dir.join("keys/auth-signing-key.pem")).unwrap_or_default();
+    let pem = std::fs::read(p.state_dir.join("keys/auth-signing-key.pem")).unwrap();
     jsonwebtoken::EncodingKey::from_ed_pem(&pem).unwrap_or_else(|e| panic!("key: {e}"))
 }
 
 fn forge(p: &TestPlatform, kid: &str, claims: &AccessClaims) -> String {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(&header, claims, &signing_key(p)).unwrap_or_default()
+    jsonwebtoken::encode(&header, claims, &signing_key(p)).unwrap()
 }
 
 #[actix_web::test]
@@ -265,13 +266,10 @@ async fn tampered_none_and_expired_tokens_are_refused() {
     assert_eq!(get(&me, Some(&access)).await.status, 200);
 
     let parts: Vec<&str> = access.split('.').collect();
-    let header: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap_or_default())
-            .unwrap_or_default();
-    let kid = header["kid"].as_str().unwrap_or_default().to_owned();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let kid = header["kid"].as_str().unwrap().to_owned();
     let mut claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap_or_default())
-            .unwrap_or_default();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
 
     // Payload changed (another name), signature kept.
     claims["name"] = json!("mallory");
@@ -297,9 +295,8 @@ async fn tampered_none_and_expired_tokens_are_refused() {
 
     // Validly signed but expired (beyond the 30 s leeway), wrong audience, wrong issuer.
     let now = jsonwebtoken::get_current_timestamp();
-    let base: AccessClaims =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("claims: {e}"));
+    let base: AccessClaims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap())
+        .unwrap_or_else(|e| panic!("claims: {e}"));
     let expired = AccessClaims {
         iat: now - 3600,
         exp: now - 120,
@@ -612,7 +609,7 @@ async fn failed_logins_are_throttled_per_account_without_lockout_leaks() {
     let retry: u64 = blocked
         .header("retry-after")
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+        .unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     // The email names the same account.
     post_json(
@@ -821,7 +818,7 @@ async fn the_platform_stops_when_one_of_its_servers_dies() {
     )
     .await
     .unwrap_or_else(|_| panic!("run_until did not notice the dead server"));
-    let message = outcome.err().unwrap_or_default();
+    let message = outcome.err().unwrap();
     assert!(message.contains("auth"), "{message}");
     // Everything else was stopped too: the gateway no longer answers.
     let refused = awc::Client::default()

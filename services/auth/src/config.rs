@@ -231,7 +231,7 @@ mod tests {
         assert!(
             weak.err()
                 .map(|e| e.to_string())
-                .unwrap_or_default()
+                .unwrap()
                 .contains("AUTH_ARGON2_MEMORY_KIB")
         );
         let keyless = Config::from_env(&Env::from_pairs(&[("DATABASE_URL", "postgres://x/y")]));
@@ -239,7 +239,7 @@ mod tests {
             keyless
                 .err()
                 .map(|e| e.to_string())
-                .unwrap_or_default()
+                .unwrap()
                 .contains("AUTH_SIGNING_KEY_FILE")
         );
     }

@@ -250,7 +250,7 @@ mod tests {
             email: "nope".into(),
             password: "short".into(),
         };
-        let errors = req.validate().err().unwrap_or_default();
+        let errors = req.validate().err().unwrap();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_ref()).collect();
         assert_eq!(fields, ["username", "email", "password"]);
     }

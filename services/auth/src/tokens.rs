@@ -66,7 +66,7 @@ mod tests {
     use uuid::Uuid;
 
     fn issuer(ttl: u64) -> TokenIssuer {
-        let pem = generate_pem().unwrap_or_default();
+        let pem = generate_pem().unwrap();
         match KeyPair::from_pem(pem.as_bytes(), "test") {
             Ok(key) => TokenIssuer::new(key, vec![], "agora".into(), "agora".into(), ttl),
             Err(e) => panic!("{e}"),
@@ -79,7 +79,7 @@ mod tests {
         let verifier =
             TokenVerifier::new("agora", "agora", KeySource::Static(issuer.jwks().clone()));
         let id = Uuid::now_v7();
-        let token = issuer.access_token(id, "alice").unwrap_or_default();
+        let token = issuer.access_token(id, "alice").unwrap();
         let caller = verifier.verify(&token).await.map_err(|e| e.to_string());
         assert_eq!(
             caller.map(|c| (c.user_id, c.username)),
@@ -87,9 +87,7 @@ mod tests {
         );
 
         // Another key with the same kid layout is refused.
-        let other = self::issuer(60)
-            .access_token(id, "alice")
-            .unwrap_or_default();
+        let other = self::issuer(60).access_token(id, "alice").unwrap();
         assert!(verifier.verify(&other).await.is_err());
         // Flipping one signature character breaks it.
         let mut tampered = token.clone();
@@ -111,7 +109,7 @@ mod tests {
     #[test]
     fn jwks_has_kid_and_okp() {
         let issuer = issuer(60);
-        let json = serde_json::to_value(issuer.jwks()).unwrap_or_default();
+        let json = serde_json::to_value(issuer.jwks()).unwrap();
         let key = &json["keys"][0];
         assert_eq!(key["kty"], "OKP");
         assert_eq!(key["crv"], "Ed25519");
@@ -125,8 +123,8 @@ mod tests {
 
     #[test]
     fn refresh_tokens_are_random_and_hashed() {
-        let (a, ha) = new_refresh_token().unwrap_or_default();
-        let (b, _) = new_refresh_token().unwrap_or_default();
+        let (a, ha) = new_refresh_token().unwrap();
+        let (b, _) = new_refresh_token().unwrap();
         assert_ne!(a, b);
         assert_eq!(ha, refresh_token_hash(&a));
         assert_eq!(a.len(), 43);

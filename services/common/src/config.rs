@@ -140,17 +140,13 @@ mod tests {
     #[test]
     fn errors_name_the_variable() {
         let e = Env::from_pairs(&[("PORT", "eighty")]);
-        let err = e
-            .parse::<u16>("PORT")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = e.parse::<u16>("PORT").err().map(|e| e.to_string()).unwrap();
         assert!(err.contains("PORT") && err.contains("eighty"), "{err}");
         let missing = e
             .required("DATABASE_URL")
             .err()
             .map(|e| e.to_string())
-            .unwrap_or_default();
+            .unwrap();
         assert!(missing.contains("DATABASE_URL"));
     }
 

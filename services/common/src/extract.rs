@@ -126,10 +126,7 @@ mod tests {
                 Some(&b"application/problem+json"[..])
             );
             let json: serde_json::Value = test::read_body_json(resp).await;
-            assert!(
-                json["detail"].as_str().unwrap_or_default().contains(needle),
-                "{json}"
-            );
+            assert!(json["detail"].as_str().unwrap().contains(needle), "{json}");
         }
     }
 }

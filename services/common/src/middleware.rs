@@ -327,7 +327,7 @@ mod tests {
             .headers()
             .get("x-request-id")
             .map(|v| v.as_bytes().to_vec())
-            .unwrap_or_default();
+            .unwrap();
         assert_eq!(id.len(), 36);
 
         let resp =

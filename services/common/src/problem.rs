@@ -283,8 +283,8 @@ mod tests {
     use actix_web::body::MessageBody;
 
     fn body_json(resp: HttpResponse) -> serde_json::Value {
-        let bytes = resp.into_body().try_into_bytes().unwrap_or_default();
-        serde_json::from_slice(&bytes).unwrap_or_default()
+        let bytes = resp.into_body().try_into_bytes().unwrap();
+        serde_json::from_slice(&bytes).unwrap()
     }
 
     #[test]

@@ -24,7 +24,7 @@ impl JobHandler for Recorder {
     }
     fn run(&self, payload: Value) -> BoxFuture<'_, Result<(), JobError>> {
         Box::pin(async move {
-            let name = payload["name"].as_str().unwrap_or_default().to_owned();
+            let name = payload["name"].as_str().unwrap().to_owned();
             let runs = {
                 let mut runs = self.runs.lock().unwrap();
                 let n = runs.entry(name).or_default();

@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end tests: a platform on a fresh set of databases,
 //! and a small JSON client for its gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 #![allow(dead_code)]
 
 use agora::{Platform, PlatformConfig};
@@ -131,7 +132,7 @@ impl Reply {
                     .filter_map(|e| e["field"].as_str().map(str::to_owned))
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap()
     }
 }
 
@@ -172,7 +173,7 @@ pub async fn send(
         .limit(16 * 1024 * 1024)
         .await
         .map(|b| b.to_vec())
-        .unwrap_or_default();
+        .unwrap();
     Reply {
         status: resp.status().as_u16(),
         headers: resp.headers().clone(),
