@@ -114,7 +114,7 @@ async fn up(
                 })
                 .await
         }
-        Err(err) => Err(err.to_string()),
+        Err(err) => Err(agora_common::problem::Chain(&err).to_string()),
     };
     if let Some(pg) = local_pg {
         if let Err(err) = tokio::task::spawn_blocking(move || pg.stop())

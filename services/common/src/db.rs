@@ -19,15 +19,18 @@ pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The pool could not be built.
-    #[error("cannot build the database pool: {0}")]
-    Pool(String),
-    /// Connecting failed.
-    #[error("cannot connect to the database: {0}")]
-    Connect(String),
+    #[error("cannot build the database pool")]
+    Pool(#[source] BoxError),
+    /// Connecting (or creating a database) failed.
+    #[error("cannot connect to the database")]
+    Connect(#[source] BoxError),
     /// A migration failed.
-    #[error("database migration failed: {0}")]
-    Migration(String),
+    #[error("database migration failed")]
+    Migration(#[source] BoxError),
 }
+
+/// Any error, kept as the source of a [`DbError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Deadlines every connection of a pool gets, so no query or lock wait can hold a
 /// worker (and a connection) forever.
@@ -91,7 +94,7 @@ pub fn pool_with(
         .create_timeout(Some(Duration::from_secs(5)))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
-        .map_err(|e| DbError::Pool(e.to_string()))
+        .map_err(|e| DbError::Pool(e.into()))
 }
 
 /// What a failed query means for the request that made it.
@@ -196,7 +199,7 @@ pub async fn migrate(
     let url = database_url.to_owned();
     on_own_thread(move || migrate_blocking(&url, migrations, lock_key))
         .await
-        .map_err(DbError::Migration)?
+        .map_err(|e| DbError::Migration(e.into()))?
 }
 
 /// Runs blocking diesel work on a dedicated thread. A plain thread, not
@@ -240,7 +243,9 @@ pub async fn ensure_database(server_url: &str, name: &str) -> Result<String, DbE
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
-        return Err(DbError::Connect(format!("refusing database name {name:?}")));
+        return Err(DbError::Connect(
+            format!("refusing database name {name:?}").into(),
+        ));
     }
     let admin = with_database(server_url, "postgres");
     let db = name.to_owned();
@@ -248,7 +253,7 @@ pub async fn ensure_database(server_url: &str, name: &str) -> Result<String, DbE
         use diesel::{Connection, RunQueryDsl};
         type Wrapper =
             diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
-        let mut conn = Wrapper::establish(&admin).map_err(|e| DbError::Connect(e.to_string()))?;
+        let mut conn = Wrapper::establish(&admin).map_err(|e| DbError::Connect(e.into()))?;
         #[derive(diesel::QueryableByName)]
         struct Found {
             #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -259,20 +264,20 @@ pub async fn ensure_database(server_url: &str, name: &str) -> Result<String, DbE
         )
         .bind::<diesel::sql_types::Text, _>(&db)
         .get_result::<Found>(&mut conn)
-        .map_err(|e| DbError::Connect(e.to_string()))?;
+        .map_err(|e| DbError::Connect(e.into()))?;
         if !exists.found {
             match diesel::sql_query(format!("CREATE DATABASE \"{db}\"")).execute(&mut conn) {
                 Ok(_) => {}
                 // Another process created it in between (23505 on the catalog, or
                 // 42P04 duplicate_database): that is what we wanted.
                 Err(e) if unique_violation(&e).is_some() || already_exists(&e) => {}
-                Err(e) => return Err(DbError::Connect(e.to_string())),
+                Err(e) => return Err(DbError::Connect(e.into())),
             }
         }
         Ok(())
     })
     .await
-    .map_err(DbError::Connect)??;
+    .map_err(|e| DbError::Connect(e.into()))??;
     Ok(with_database(server_url, name))
 }
 
@@ -284,14 +289,14 @@ fn migrate_blocking(
     use diesel::{Connection, RunQueryDsl};
     type Wrapper =
         diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
-    let mut conn = Wrapper::establish(url).map_err(|e| DbError::Connect(e.to_string()))?;
+    let mut conn = Wrapper::establish(url).map_err(|e| DbError::Connect(e.into()))?;
     diesel::sql_query(format!("SELECT pg_advisory_lock({lock_key})"))
         .execute(&mut conn)
-        .map_err(|e| DbError::Migration(e.to_string()))?;
+        .map_err(|e| DbError::Migration(e.into()))?;
     let result = conn
         .run_pending_migrations(migrations)
         .map(|applied| applied.len())
-        .map_err(|e| DbError::Migration(e.to_string()));
+        .map_err(DbError::Migration);
     // The lock also ends with the session; unlocking explicitly frees it sooner.
     let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({lock_key})")).execute(&mut conn);
     result

@@ -223,7 +223,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Internal(cause) = self {
-            tracing::error!(error = %cause, "request failed with an internal error");
+            tracing::error!(error = %Chain(cause.as_ref()), "request failed with an internal error");
         }
         let (slug, title) = self.kind();
         let errors = match self {
@@ -271,6 +271,22 @@ impl From<crate::db::PoolError> for ApiError {
     fn from(err: crate::db::PoolError) -> Self {
         tracing::warn!(error = %err, "database pool unavailable");
         Self::Unavailable(Cow::Borrowed("the database is unavailable; retry later"))
+    }
+}
+
+/// Displays an error with its whole `source()` chain (`outer: inner: root`), so one
+/// log line or message says everything once.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
     }
 }
 

@@ -55,7 +55,7 @@ pub async fn run_service<F, Fut, E>(build: F) -> ExitCode
 where
     F: FnOnce(Env) -> Fut,
     Fut: Future<Output = Result<Service, E>>,
-    E: std::fmt::Display,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     crate::telemetry::init();
     let env = Env::process();
@@ -68,7 +68,10 @@ where
     };
     let service = match build(env).await {
         Ok(s) => s,
-        Err(err) => return fail(&err),
+        Err(err) => {
+            let err: Box<dyn std::error::Error + Send + Sync> = err.into();
+            return fail(&crate::problem::Chain(err.as_ref()));
+        }
     };
     let bind = |addr: SocketAddr| {
         TcpListener::bind(addr).map_err(|err| format!("cannot listen on {addr}: {err}"))
