@@ -1,0 +1,483 @@
+//! The `SocialPlatform` custom resource (`agora.dev/v1alpha1`, short name `sp`): one
+//! whole Agora social network. A minimal resource is `metadata.name` plus `spec.host`;
+//! every other field has a default the API server fills in. Bounds, enums, the host
+//! pattern and the cross-field rules (CEL) are in the schema, so the API server itself
+//! refuses an invalid platform before the operator ever sees it.
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The services of a platform, in the order they are listed everywhere.
+pub const SERVICES: [&str; 5] = ["auth", "users", "photos", "relations", "events"];
+
+/// A whole Agora social network.
+// kube's `printcolumn(...)` is repeated once per column, by design.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "agora.dev",
+    version = "v1alpha1",
+    kind = "SocialPlatform",
+    namespaced,
+    shortname = "sp",
+    category = "agora",
+    status = "SocialPlatformStatus",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.services.photos.replicas) || self.services.photos.replicas <= 1 || has(self.photos.storage.s3)"
+).message("more than one photos replica needs S3 photo storage (a PVC is ReadWriteOnce)"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.services.photos.autoscaling) || self.services.photos.autoscaling.maxReplicas <= 1 || has(self.photos.storage.s3)"
+).message("autoscaling photos beyond one replica needs S3 photo storage (a PVC is ReadWriteOnce)"))]
+pub struct SocialPlatformSpec {
+    /// Default image tag of every service.
+    #[serde(default = "default_version")]
+    #[schemars(length(min = 1, max = 128))]
+    pub version: String,
+    /// Images are `<imageRepository>/<service>:<version>` unless a service overrides it.
+    #[serde(default = "default_image_repository")]
+    #[schemars(length(min = 1, max = 255))]
+    pub image_repository: String,
+    /// The public host name of the platform (DNS name, lower case).
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub host: String,
+    /// How clients reach the platform.
+    #[serde(default)]
+    pub edge: Edge,
+    /// Where the services' databases live.
+    #[serde(default)]
+    pub database: Database,
+    /// Where photo bytes are stored.
+    #[serde(default)]
+    pub photos: Photos,
+    /// Per-service settings.
+    #[serde(default)]
+    pub services: Services,
+}
+
+fn default_version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
+fn default_image_repository() -> String {
+    "ghcr.io/agora-social".to_owned()
+}
+
+/// The edge: ingress-based routes with auth middleware.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "self.kind == 'Ingress' || !(self.authMiddleware in ['Traefik', 'Nginx'])"
+).message("the Traefik and Nginx auth middlewares need edge.kind Ingress"))]
+#[x_kube(validation = Rule::new(
+    "self.kind == 'GatewayAPI' || self.authMiddleware != 'EnvoyGateway'"
+).message("the EnvoyGateway auth middleware needs edge.kind GatewayAPI"))]
+#[x_kube(validation = Rule::new("self.kind != 'GatewayAPI' || has(self.gateway)")
+    .message("edge.kind GatewayAPI needs edge.gateway (the parent Gateway)"))]
+pub struct Edge {
+    /// `Ingress` (with an ingress class) or `GatewayAPI` (`HTTPRoute`s).
+    #[serde(default)]
+    pub kind: EdgeKind,
+    /// The IngressClass (Ingress only); the cluster's default class when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub class_name: Option<String>,
+    /// Who checks tokens at the edge before requests reach the services (they check
+    /// them again themselves).
+    #[serde(default)]
+    pub auth_middleware: AuthMiddleware,
+    /// Serve HTTPS with this certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    /// The parent Gateway of the `HTTPRoute`s (GatewayAPI only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayRef>,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Self {
+            kind: EdgeKind::Ingress,
+            class_name: None,
+            auth_middleware: AuthMiddleware::Traefik,
+            tls: None,
+            gateway: None,
+        }
+    }
+}
+
+/// How routes are published.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EdgeKind {
+    /// `networking.k8s.io/v1` Ingress.
+    #[default]
+    Ingress,
+    /// Gateway API `HTTPRoute`s.
+    #[serde(rename = "GatewayAPI")]
+    GatewayApi,
+}
+
+/// The edge's token check.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMiddleware {
+    /// A Traefik `Middleware` with forwardAuth to the auth service's `/verify`.
+    #[default]
+    Traefik,
+    /// ingress-nginx `auth-url` annotations (legacy: ingress-nginx is retired).
+    Nginx,
+    /// An Envoy Gateway `SecurityPolicy` checking JWTs against the JWKS.
+    EnvoyGateway,
+    /// No edge check; the services still verify every token.
+    None,
+}
+
+/// A TLS certificate.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Tls {
+    /// A `kubernetes.io/tls` Secret in the platform's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// A Gateway API parent.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRef {
+    /// Its name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Its namespace (default: the platform's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+}
+
+/// The services' databases.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.mode == oldSelf.mode")
+    .message("database.mode cannot change after creation"))]
+#[x_kube(validation = Rule::new("self.mode != 'External' || has(self.external)")
+    .message("database.mode External needs database.external.secretRef"))]
+pub struct Database {
+    /// `Managed` (a PostgreSQL StatefulSet run by the operator), `CloudNativePG`
+    /// (`Cluster` and `Database` resources), or `External` (connection URLs from a
+    /// Secret).
+    #[serde(default)]
+    pub mode: DatabaseMode,
+    /// Volume size of the managed or CloudNativePG cluster.
+    #[serde(default = "default_database_storage")]
+    pub storage: Quantity,
+    /// StorageClass of that volume (the cluster's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// PostgreSQL image of the managed database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub image: Option<String>,
+    /// Where the connection URLs are (External only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalDatabase>,
+}
+
+fn default_database_storage() -> Quantity {
+    Quantity("1Gi".to_owned())
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self {
+            mode: DatabaseMode::Managed,
+            storage: default_database_storage(),
+            storage_class_name: None,
+            image: None,
+            external: None,
+        }
+    }
+}
+
+/// Who runs PostgreSQL.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DatabaseMode {
+    /// The operator: one StatefulSet, a database and role per service.
+    #[default]
+    Managed,
+    /// CloudNativePG (its CRDs must be installed).
+    #[serde(rename = "CloudNativePG")]
+    CloudNativePg,
+    /// Somebody else; the operator only reads the URLs.
+    External,
+}
+
+/// An external database.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalDatabase {
+    /// A Secret with one key per service (`auth`, `users`, …) holding its
+    /// `postgres://` URL.
+    pub secret_ref: SecretRef,
+}
+
+/// A Secret in the platform's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Photo storage.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Photos {
+    /// A volume or an S3-compatible bucket.
+    #[serde(default)]
+    pub storage: PhotoStorage,
+}
+
+/// Exactly one of a volume and a bucket.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.pvc) != has(self.s3)")
+    .message("photos.storage needs exactly one of pvc and s3"))]
+pub struct PhotoStorage {
+    /// A PersistentVolumeClaim (ReadWriteOnce: one photos replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pvc: Option<PvcStorage>,
+    /// An S3-compatible bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Storage>,
+}
+
+impl Default for PhotoStorage {
+    fn default() -> Self {
+        Self {
+            pvc: Some(PvcStorage::default()),
+            s3: None,
+        }
+    }
+}
+
+/// A photo volume.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PvcStorage {
+    /// Its size.
+    #[serde(default = "default_photo_storage")]
+    pub size: Quantity,
+    /// Its StorageClass (the cluster's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+fn default_photo_storage() -> Quantity {
+    Quantity("5Gi".to_owned())
+}
+
+impl Default for PvcStorage {
+    fn default() -> Self {
+        Self {
+            size: default_photo_storage(),
+            storage_class_name: None,
+        }
+    }
+}
+
+/// An S3-compatible bucket.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Storage {
+    /// The bucket.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    /// The endpoint URL (absent: AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// The region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// A Secret with `accessKeyId` and `secretAccessKey`.
+    pub secret_ref: SecretRef,
+}
+
+/// Settings of each service.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Services {
+    /// Accounts and tokens.
+    #[serde(default)]
+    pub auth: ServiceSpec,
+    /// Profiles, posts, comments, reactions, feeds.
+    #[serde(default)]
+    pub users: ServiceSpec,
+    /// Photo bytes and metadata.
+    #[serde(default)]
+    pub photos: ServiceSpec,
+    /// Follows, friends, matches, blocks, suggestions.
+    #[serde(default)]
+    pub relations: ServiceSpec,
+    /// Events and RSVPs (off unless enabled).
+    #[serde(default = "ServiceSpec::disabled")]
+    pub events: ServiceSpec,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Self {
+            auth: ServiceSpec::default(),
+            users: ServiceSpec::default(),
+            photos: ServiceSpec::default(),
+            relations: ServiceSpec::default(),
+            events: ServiceSpec::disabled(),
+        }
+    }
+}
+
+impl Services {
+    /// The settings of a service by name.
+    pub fn get(&self, name: &str) -> Option<&ServiceSpec> {
+        match name {
+            "auth" => Some(&self.auth),
+            "users" => Some(&self.users),
+            "photos" => Some(&self.photos),
+            "relations" => Some(&self.relations),
+            "events" => Some(&self.events),
+            _ => None,
+        }
+    }
+}
+
+/// One service's settings.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Whether it runs (every service but events is on by default; setting anything
+    /// on events without `enabled: false` turns it on).
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Pods (ignored while autoscaling).
+    #[serde(default = "one")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: i32,
+    /// A full image reference instead of `<imageRepository>/<service>:<version>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub image: Option<String>,
+    /// Resource requests and limits (sensible requests when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Extra environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub env: Vec<EnvVar>,
+    /// A HorizontalPodAutoscaler on CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn one() -> i32 {
+    1
+}
+
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            replicas: 1,
+            image: None,
+            resources: None,
+            env: Vec::new(),
+            autoscaling: None,
+        }
+    }
+}
+
+impl ServiceSpec {
+    /// A service that does not run.
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+}
+
+/// Autoscaling on CPU utilisation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas")
+    .message("autoscaling.minReplicas must not exceed maxReplicas"))]
+pub struct Autoscaling {
+    /// Fewest pods.
+    #[schemars(range(min = 1, max = 100))]
+    pub min_replicas: i32,
+    /// Most pods.
+    #[schemars(range(min = 1, max = 100))]
+    pub max_replicas: i32,
+    /// Target average CPU utilisation, in percent of the request.
+    #[serde(default = "default_cpu_target")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization: i32,
+}
+
+fn default_cpu_target() -> i32 {
+    75
+}
+
+/// What the operator last saw and did.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SocialPlatformStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `DatabaseReady`, `ServicesReady`, `EdgeReady`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Where clients reach the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Per service: desired and ready pods, and the image.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceStatus>,
+}
+
+/// One service's rollout.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// Pods wanted.
+    pub replicas: i32,
+    /// Pods ready.
+    pub ready_replicas: i32,
+    /// The image running.
+    pub image: String,
+}
