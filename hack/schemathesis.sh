@@ -33,8 +33,15 @@ if [ ! -x "$BIN" ]; then
   echo "error: $BIN is not an executable agora binary (run \`cargo build --bin agora\` first)" >&2
   exit 2
 fi
-command -v curl >/dev/null || { echo "error: curl is required" >&2; exit 2; }
-command -v python3 >/dev/null || { echo "error: python3 is required" >&2; exit 2; }
+if ! command -v curl >/dev/null || ! command -v python3 >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing curl and python3 (Debian packages)..." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl python3 python3-venv >/dev/null
+  else
+    echo "error: curl and python3 are required (Debian packages curl, python3, python3-venv)" >&2
+    exit 2
+  fi
+fi
 
 # --- Schemathesis in a cached virtualenv ------------------------------------------------
 VENV="${XDG_CACHE_HOME:-$HOME/.cache}/agora/schemathesis-venv-$SCHEMATHESIS_VERSION"

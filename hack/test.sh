@@ -16,7 +16,7 @@ find_pg_bin() {
   if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
     dirname "$(command -v initdb)"; return
   fi
-  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true
 }
 
 PG_BIN=$(find_pg_bin)
@@ -69,5 +69,7 @@ cargo test --workspace "$@"
 # Every service's src/schema.rs is what `diesel print-schema` makes of its migrations.
 hack/diesel-schema.sh check
 
-# `cargo test` built the agora binary for its end-to-end tests; fuzz the contract with it.
+# Fuzz the contract against the agora binary of this tree (cargo test may have been
+# narrowed by arguments; the build is a no-op when it is current).
+cargo build --bin agora
 hack/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/agora"

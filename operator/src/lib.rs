@@ -1,6 +1,7 @@
 //! The Agora operator: the `SocialPlatform` custom resource and (in progress) the
 //! controller that turns one into a running social network.
 
+pub mod build;
 pub mod crd;
 
 pub use crd::{SocialPlatform, SocialPlatformSpec, SocialPlatformStatus};

@@ -182,13 +182,13 @@ impl LocalPostgres {
             let _ = std::fs::remove_file(&pwfile);
             created?;
         } else {
+            // A cluster still running here was orphaned by an agora that was killed: the
+            // caller holds the state-dir lock, so nothing else can be using it.
+            if pg.pg_ctl_quiet(&["status"]) {
+                tracing::warn!("stopping an orphaned PostgreSQL left by a previous run");
+                pg.stop()?;
+            }
             pg.upgrade_trust_cluster()?;
-        }
-        // A cluster still running here was orphaned by an agora that was killed: the
-        // caller holds the state-dir lock, so nothing else can be using it.
-        if pg.pg_ctl_quiet(&["status"]) {
-            tracing::warn!("stopping an orphaned PostgreSQL left by a previous run");
-            pg.stop()?;
         }
         let port = free_port().map_err(io_err(state_dir))?;
         let pg = Self { port, ..pg };

@@ -247,7 +247,17 @@ pub async fn rotate_refresh_token(
     .await
 }
 
+/// Revokes every token of a family. The rows are locked first, in a statement of their
+/// own: a rotation committing meanwhile (its new token invisible to the first
+/// statement's snapshot) is waited for, and the `UPDATE`, with a fresh snapshot, then
+/// revokes its new token too. Callers run it in a transaction.
 async fn revoke_family(conn: &mut AsyncPgConnection, family: Uuid) -> Result<usize, Error> {
+    refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq(family))
+        .select(refresh_tokens::id)
+        .for_update()
+        .load::<Uuid>(conn)
+        .await?;
     diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::family_id.eq(family))
@@ -272,7 +282,10 @@ pub async fn revoke_family_of(
         .await
         .optional()?;
     match family {
-        Some(family) => revoke_family(conn, family).await,
+        Some(family) => {
+            conn.transaction::<_, Error, _>(async |conn| revoke_family(conn, family).await)
+                .await
+        }
         None => Ok(0),
     }
 }
@@ -288,6 +301,13 @@ pub async fn change_password(
         diesel::update(users::table.find(user_id))
             .set(users::password_hash.eq(new_hash))
             .execute(conn)
+            .await?;
+        // Lock first, update in a statement of its own: see `revoke_family`.
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .select(refresh_tokens::id)
+            .for_update()
+            .load::<Uuid>(conn)
             .await?;
         diesel::update(
             refresh_tokens::table

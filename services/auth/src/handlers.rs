@@ -193,9 +193,11 @@ pub async fn login(
     let client = state.client(&req);
     let throttles = &state.throttles;
     throttles.logins.acquire(&client).map_err(rate_limited)?;
+    // Taken now and given back on success: attempts in flight count as failures, so a
+    // burst of concurrent guesses cannot all pass the check before any is recorded.
     throttles
         .failed_logins
-        .check(&client)
+        .acquire(&client)
         .map_err(rate_limited)?;
 
     let account = db::find_for_login(&mut *state.pool.get().await?, &login).await?;
@@ -205,20 +207,19 @@ pub async fn login(
         Some(a) => Subject::Account(a.id),
         None => Subject::Unknown(&login),
     });
-    throttles
-        .accounts
-        .check(subject, client)
-        .map_err(rate_limited)?;
+    if let Err(wait) = throttles.accounts.attempt(subject, client) {
+        throttles.failed_logins.refund(&client);
+        return Err(rate_limited(wait));
+    }
 
     let stored = account.as_ref().map(|a| a.password_hash.clone());
     let matched = state.passwords.verify(password, stored).await?;
     let Some(account) = account.filter(|_| matched) else {
-        throttles.accounts.failed(subject, client);
-        throttles.failed_logins.spend(&client);
         tracing::info!(client = %client, "failed login");
         return Err(bad_credentials());
     };
     throttles.accounts.succeeded(subject, client);
+    throttles.failed_logins.refund(&client);
 
     let (refresh, refresh_hash) = new_token()?;
     let expires = Utc::now() + state.refresh_ttl;
@@ -357,7 +358,7 @@ pub async fn change_password(
         throttle.key(Subject::Account(caller.user_id)),
         state.client(&req),
     );
-    throttle.check(key, client).map_err(rate_limited)?;
+    throttle.attempt(key, client).map_err(rate_limited)?;
     let account = db::find_by_id(&mut *state.pool.get().await?, caller.user_id)
         .await?
         .ok_or(ApiError::NotFound(Cow::Borrowed(
@@ -368,13 +369,13 @@ pub async fn change_password(
         .verify(current_password, Some(account.password_hash))
         .await?
     {
-        throttle.failed(key, client);
         // 403, not 400 (the input is well-formed) nor 401 (the token is fine, and
         // clients treat 401 as "sign in again").
         return Err(ApiError::Forbidden(Cow::Borrowed(
             "current_password is incorrect",
         )));
     }
+    throttle.succeeded(key, client);
     let new_hash = state.passwords.hash(new_password).await?;
     db::change_password(&mut *state.pool.get().await?, caller.user_id, &new_hash).await?;
     tracing::info!(user_id = %caller.user_id, "password changed; refresh tokens revoked");

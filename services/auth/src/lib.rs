@@ -106,6 +106,12 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
             i64::try_from(config.refresh_reuse_grace_secs).unwrap_or(0),
         ),
     });
+    if config.trusted_proxies.is_empty() {
+        tracing::warn!(
+            "TRUSTED_PROXIES is not set: each request's peer is taken as the client; behind \
+             the gateway or an ingress, set it, or every client shares the proxy's budgets"
+        );
+    }
     tokio::spawn(purge_expired_tokens(pool.clone()));
     Ok(
         Service::new("auth", routes::routes(state, verifier), routes::openapi())

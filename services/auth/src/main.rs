@@ -3,8 +3,12 @@
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     agora_common::runtime::run_service(|env| async move {
-        let config = agora_auth::Config::from_env(&env).map_err(|e| e.to_string())?;
-        agora_auth::build(config).await.map_err(|e| e.to_string())
+        // Boxed, not stringified: `run_service` prints the whole cause chain.
+        let config = agora_auth::Config::from_env(&env)
+            .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?;
+        agora_auth::build(config)
+            .await
+            .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
     })
     .await
 }

@@ -87,34 +87,18 @@ impl LoginThrottle {
         t.base_delay.saturating_mul(1 << exp).min(t.max_delay)
     }
 
-    /// `Err(seconds)` while `client` must wait before trying `key` again.
-    pub fn check(&self, key: SubjectKey, client: IpAddr) -> Result<(), u64> {
-        self.check_at(key, client, Instant::now())
+    /// Starts a login attempt on `key` from `client`: `Err(seconds)` while it must
+    /// wait. The attempt is counted as a failure at once (and the account's budget
+    /// spent), so concurrent attempts cannot all slip through before any failure is
+    /// recorded; [`succeeded`](Self::succeeded) takes it back.
+    pub fn attempt(&self, key: SubjectKey, client: IpAddr) -> Result<(), u64> {
+        self.attempt_at(key, client, Instant::now())
     }
 
-    fn check_at(&self, key: SubjectKey, client: IpAddr, now: Instant) -> Result<(), u64> {
-        self.accounts.check(&key)?;
-        let wait = self
-            .pairs
-            .peek(&(key, client), |f| {
-                (f.last + self.delay_after(f.count)).saturating_duration_since(now)
-            })
-            .unwrap_or_default();
-        if wait.is_zero() {
-            Ok(())
-        } else {
-            Err(wait.as_secs().max(1))
-        }
-    }
-
-    /// Records a failed attempt on `key` from `client`.
-    pub fn failed(&self, key: SubjectKey, client: IpAddr) {
-        self.failed_at(key, client, Instant::now());
-    }
-
-    fn failed_at(&self, key: SubjectKey, client: IpAddr, now: Instant) {
+    fn attempt_at(&self, key: SubjectKey, client: IpAddr, now: Instant) -> Result<(), u64> {
+        self.accounts.acquire_at(&key, now)?;
         let horizon = self.thresholds.max_delay;
-        self.pairs.with(
+        let waited = self.pairs.with(
             &(key, client),
             || Failures {
                 count: 0,
@@ -124,16 +108,27 @@ impl LoginThrottle {
                 if now.saturating_duration_since(f.last) > horizon {
                     f.count = 0;
                 }
-                f.count = f.count.saturating_add(1);
-                f.last = now;
+                let wait = (f.last + self.delay_after(f.count)).saturating_duration_since(now);
+                if wait.is_zero() {
+                    f.count = f.count.saturating_add(1);
+                    f.last = now;
+                }
+                wait
             },
         );
-        self.accounts.spend(&key);
+        if waited.is_zero() {
+            Ok(())
+        } else {
+            self.accounts.refund(&key);
+            Err(waited.as_secs().max(1))
+        }
     }
 
-    /// Forgets the failures of `client` on `key` after a success.
+    /// The attempt succeeded: forget `client`'s failures on `key` and give back the
+    /// account's budget.
     pub fn succeeded(&self, key: SubjectKey, client: IpAddr) {
         self.pairs.update(&(key, client), |f| f.count = 0);
+        self.accounts.refund(&key);
     }
 }
 
@@ -158,27 +153,53 @@ mod tests {
         let t = throttle();
         let alice = t.key(Subject::Account(Uuid::now_v7()));
         let t0 = Instant::now();
-        for _ in 0..2 {
-            t.failed_at(alice, ATTACKER, t0);
+        for _ in 0..3 {
+            assert!(t.attempt_at(alice, ATTACKER, t0).is_ok());
         }
-        assert!(t.check_at(alice, ATTACKER, t0).is_ok());
-        t.failed_at(alice, ATTACKER, t0);
-        assert_eq!(t.check_at(alice, ATTACKER, t0), Err(10));
-        t.failed_at(alice, ATTACKER, t0);
-        assert_eq!(t.check_at(alice, ATTACKER, t0), Err(20));
-        for _ in 0..10 {
-            t.failed_at(alice, ATTACKER, t0);
-        }
-        assert_eq!(t.check_at(alice, ATTACKER, t0), Err(60));
-        // Never permanent.
+        assert_eq!(t.attempt_at(alice, ATTACKER, t0), Err(10));
         assert!(
-            t.check_at(alice, ATTACKER, t0 + Duration::from_secs(61))
+            t.attempt_at(alice, ATTACKER, t0 + Duration::from_secs(10))
+                .is_ok()
+        );
+        assert_eq!(
+            t.attempt_at(alice, ATTACKER, t0 + Duration::from_secs(10)),
+            Err(20)
+        );
+        let mut now = t0 + Duration::from_secs(10);
+        for _ in 0..6 {
+            now += Duration::from_secs(61);
+            // Each wait ends, then the next failure doubles it, up to the cap.
+            let _ = t.attempt_at(alice, ATTACKER, now);
+        }
+        // Never permanent: after the cap, the pair may try again.
+        assert!(
+            t.attempt_at(alice, ATTACKER, now + Duration::from_secs(61))
                 .is_ok()
         );
         // The owner, from their own address, is not held back by the stranger.
-        assert!(t.check_at(alice, OWNER, t0).is_ok());
+        assert!(t.attempt_at(alice, OWNER, t0).is_ok());
         t.succeeded(alice, ATTACKER);
-        assert!(t.check_at(alice, ATTACKER, t0).is_ok());
+        assert!(
+            t.attempt_at(alice, ATTACKER, now + Duration::from_secs(62))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn concurrent_attempts_are_counted_before_they_finish() {
+        let t = throttle();
+        let bob = t.key(Subject::Account(Uuid::now_v7()));
+        // 100 attempts in flight at once from one address: only the free ones pass.
+        let passed = (0..100)
+            .filter(|_| t.attempt(bob, ATTACKER).is_ok())
+            .count();
+        assert_eq!(passed, 3);
+        // A success gives its attempt back.
+        let carol = t.key(Subject::Account(Uuid::now_v7()));
+        for _ in 0..10 {
+            assert!(t.attempt(carol, OWNER).is_ok());
+            t.succeeded(carol, OWNER);
+        }
     }
 
     #[test]
@@ -187,13 +208,12 @@ mod tests {
         let bob = t.key(Subject::Account(Uuid::now_v7()));
         for i in 0..50u8 {
             let addr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i));
-            assert!(t.check(bob, addr).is_ok());
-            t.failed(bob, addr);
+            assert!(t.attempt(bob, addr).is_ok());
         }
         // 50 addresses, one failure each: every address is now refused for bob.
-        assert!(t.check(bob, OWNER).is_err());
+        assert!(t.attempt(bob, OWNER).is_err());
         // Other accounts are unaffected.
-        assert!(t.check(t.key(Subject::Unknown("carol")), OWNER).is_ok());
+        assert!(t.attempt(t.key(Subject::Unknown("carol")), OWNER).is_ok());
     }
 
     #[test]

@@ -24,6 +24,24 @@ use std::time::Duration;
 pub struct ServiceToken(Arc<str>);
 
 impl ServiceToken {
+    /// `INTERNAL_TOKEN` (at least 32 characters), if set.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &crate::config::Env<F>,
+    ) -> Result<Option<Self>, crate::config::ConfigError> {
+        match env.raw("INTERNAL_TOKEN") {
+            None => Ok(None),
+            Some(secret) => {
+                Self::new(&secret)
+                    .map(Some)
+                    .ok_or_else(|| crate::config::ConfigError::Invalid {
+                        var: "INTERNAL_TOKEN".into(),
+                        value: "<redacted>".into(),
+                        reason: "must be at least 32 characters".into(),
+                    })
+            }
+        }
+    }
+
     /// Wraps a secret of at least 32 characters.
     pub fn new(secret: &str) -> Option<Self> {
         (secret.len() >= 32).then(|| Self(Arc::from(secret)))
@@ -224,7 +242,11 @@ impl ServiceClient {
             let retryable = idempotent && attempt < self.retries;
             match request.send().await {
                 Ok(resp) if retryable && matches!(resp.status().as_u16(), 502..=504) => {}
-                Ok(resp) => return self.read(resp).await,
+                Ok(resp) => {
+                    return self
+                        .read(resp, matches!(credential, Credential::Service))
+                        .await;
+                }
                 Err(err) if retryable && (err.is_connect() || err.is_timeout()) => {
                     tracing::debug!(service = self.service, error = %err, attempt, "retrying");
                 }
@@ -238,6 +260,7 @@ impl ServiceClient {
     async fn read<T: DeserializeOwned>(
         &self,
         resp: reqwest::Response,
+        as_service: bool,
     ) -> Result<Reply<T>, ApiError> {
         let status = resp.status();
         let retry_after = resp
@@ -265,6 +288,19 @@ impl ServiceClient {
             .and_then(|p| p.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
             .map_or(Cow::Borrowed("the request was refused"), Cow::Owned);
         Err(match status.as_u16() {
+            // The service credential refused is a deployment fault, not the user's:
+            // a 401 would make clients sign out.
+            401 | 403 if as_service => {
+                tracing::error!(
+                    service = self.service,
+                    status = status.as_u16(),
+                    "the service credential was refused"
+                );
+                ApiError::Unavailable(Cow::Owned(format!(
+                    "the {} service is unavailable",
+                    self.service
+                )))
+            }
             400 => ApiError::BadRequest(detail),
             401 => ApiError::Unauthorized(detail),
             403 => ApiError::Forbidden(detail),

@@ -53,6 +53,11 @@ impl TrustedProxies {
         Ok(Self { networks, hops })
     }
 
+    /// Whether no proxy is trusted (every peer is taken as the client).
+    pub fn is_empty(&self) -> bool {
+        self.networks.is_empty() || self.hops == 0
+    }
+
     fn trusts(&self, addr: IpAddr) -> bool {
         let addr = canonical(addr);
         self.networks.iter().any(|n| n.contains(&addr))

@@ -77,7 +77,8 @@ pub struct RunnerSettings {
     pub poll: Duration,
     /// How long a claimed job is reserved for its runner.
     pub lease: Duration,
-    /// Jobs claimed at once.
+    /// Jobs claimed at once. They run one after another, each within its share of
+    /// the lease, so a hung handler cannot outlive the lease and run twice.
     pub batch: i64,
     /// First retry delay, doubled per attempt (with jitter), capped at `max_backoff`.
     pub base_backoff: Duration,
@@ -90,7 +91,7 @@ impl Default for RunnerSettings {
         Self {
             poll: Duration::from_millis(500),
             lease: Duration::from_secs(60),
-            batch: 16,
+            batch: 4,
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(3600),
         }
@@ -147,9 +148,12 @@ impl JobRunner {
             .await
             .map_err(|e| DieselError::QueryBuilderError(e.into()))?;
         let lease_ms = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
+        // Whose lease it is: a runner whose lease expired must not delete or reschedule
+        // the job another runner has claimed since.
+        let token = Uuid::new_v4();
         let claimed: Vec<Claimed> = diesel::sql_query(
             "UPDATE agora_jobs SET locked_until = now() + $1 * interval '1 millisecond', \
-                 attempts = attempts + 1 \
+                 locked_by = $3, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM agora_jobs \
                  WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
                  ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
@@ -157,22 +161,31 @@ impl JobRunner {
         )
         .bind::<diesel::sql_types::BigInt, _>(lease_ms)
         .bind::<diesel::sql_types::BigInt, _>(self.settings.batch)
+        .bind::<diesel::sql_types::Uuid, _>(token)
         .load(&mut conn)
         .await?;
+        // Each job gets its share of the lease, so none runs on after the lease ends.
+        let share = self
+            .settings
+            .lease
+            .mul_f64(0.8 / claimed.len().max(1) as f64);
         let mut pass = Pass::default();
         for job in claimed {
             let outcome = match self.handlers.get(job.kind.as_str()) {
-                Some(handler) => handler.run(job.payload).await,
+                Some(handler) => tokio::time::timeout(share, handler.run(job.payload))
+                    .await
+                    .unwrap_or_else(|_| Err(JobError::new("the job ran past its lease"))),
                 None => Err(JobError::new(format!(
                     "no handler for job kind {:?}",
                     job.kind
                 ))),
             };
+            let mine = agora_jobs::table
+                .find(job.id)
+                .filter(agora_jobs::locked_by.eq(token));
             match outcome {
                 Ok(()) => {
-                    diesel::delete(agora_jobs::table.find(job.id))
-                        .execute(&mut conn)
-                        .await?;
+                    diesel::delete(mine).execute(&mut conn).await?;
                     pass.done += 1;
                 }
                 Err(err) => {
@@ -180,10 +193,11 @@ impl JobRunner {
                     tracing::warn!(job = %job.id, kind = %job.kind, attempts = job.attempts, error = %err, retry_in_s = delay.as_secs(), "job failed");
                     let run_at: DateTime<Utc> = Utc::now()
                         + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                    diesel::update(agora_jobs::table.find(job.id))
+                    diesel::update(mine)
                         .set((
                             agora_jobs::run_at.eq(run_at),
                             agora_jobs::locked_until.eq(None::<DateTime<Utc>>),
+                            agora_jobs::locked_by.eq(None::<Uuid>),
                             agora_jobs::last_error.eq(err.to_string()),
                         ))
                         .execute(&mut conn)

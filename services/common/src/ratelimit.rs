@@ -184,11 +184,12 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         }
     }
 
-    /// Spends a token (may go into debt down to zero).
-    pub fn spend(&self, key: &K) {
-        self.with_bucket(key, Instant::now(), |b| {
-            b.tokens = (b.tokens - 1.0).max(0.0)
-        });
+    /// Gives back a token taken by [`acquire`](Self::acquire) (an attempt that turned
+    /// out not to count, e.g. a login that succeeded).
+    pub fn refund(&self, key: &K) {
+        let capacity = self.capacity;
+        self.buckets
+            .update(key, |b| b.tokens = (b.tokens + 1.0).min(capacity));
     }
 
     /// Keys currently remembered.

@@ -8,6 +8,7 @@ diesel::table! {
         run_at -> Timestamptz,
         attempts -> Int4,
         locked_until -> Nullable<Timestamptz>,
+        locked_by -> Nullable<Uuid>,
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
     }

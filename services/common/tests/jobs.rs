@@ -185,3 +185,41 @@ async fn concurrent_runners_split_the_work() {
     .unwrap();
     assert_eq!(runners[0].run_due().await.unwrap().done, 1);
 }
+
+/// Never finishes in time.
+struct Hangs;
+
+impl JobHandler for Hangs {
+    fn kind(&self) -> &'static str {
+        "test.hang"
+    }
+    fn run(&self, _: Value) -> BoxFuture<'_, Result<(), JobError>> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(())
+        })
+    }
+}
+
+#[actix_web::test]
+async fn a_job_cannot_outlive_its_lease() {
+    let pool = setup("lease").await;
+    let runner = JobRunner::new(
+        pool.clone(),
+        vec![Arc::new(Hangs)],
+        RunnerSettings {
+            lease: Duration::from_millis(300),
+            ..settings()
+        },
+    );
+    let mut conn = pool.get().await.unwrap();
+    jobs::enqueue(&mut conn, "test.hang", &json!({}))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let pass = runner.run_due().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(pass, Pass { done: 0, failed: 1 });
+    // Still there, to be retried.
+    assert_eq!(pending(&pool).await, 1);
+}

@@ -131,10 +131,11 @@ impl EdgeLimit {
     }
 }
 
-/// Settings the request handlers share.
-pub(crate) struct Deadlines {
+/// Settings the forwarding handler shares.
+pub(crate) struct Forwarding {
     pub body_idle: Duration,
     pub response: Duration,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Builds the gateway service.
@@ -147,11 +148,11 @@ pub fn build(config: Config) -> Result<Service, BuildError> {
     ));
     let table = web::Data::new(RouteTable::new(config.upstreams.clone()));
     let spec = web::Data::new(openapi::MergedSpec::default());
-    let deadlines = web::Data::new(Deadlines {
+    let forwarding = web::Data::new(Forwarding {
         body_idle: config.body_idle_timeout,
         response: config.response_timeout,
+        trusted_proxies: config.trusted_proxies.clone(),
     });
-    let trusted = web::Data::new(config.trusted_proxies.clone());
     let routes_verifier = verifier.clone();
     let connect_timeout = config.connect_timeout;
     let max_connections = config.max_connections;
@@ -173,8 +174,7 @@ pub fn build(config: Config) -> Result<Service, BuildError> {
             .app_data(table.clone())
             .app_data(routes_verifier.clone())
             .app_data(spec.clone())
-            .app_data(deadlines.clone())
-            .app_data(trusted.clone())
+            .app_data(forwarding.clone())
             .default_service(web::to(proxy::handle));
     });
     let mut service = Service::new(

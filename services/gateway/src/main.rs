@@ -4,11 +4,13 @@
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     agora_common::runtime::run_service(|env| async move {
-        let mut config = agora_gateway::Config::from_env(&env).map_err(|e| e.to_string())?;
+        // Boxed, not stringified: `run_service` prints the whole cause chain.
+        type BoxError = Box<dyn std::error::Error + Send + Sync>;
+        let mut config = agora_gateway::Config::from_env(&env).map_err(BoxError::from)?;
         config.upstreams = agora_gateway::discover(&env)
             .await
-            .map_err(|e| e.to_string())?;
-        agora_gateway::build(config).map_err(|e| e.to_string())
+            .map_err(BoxError::from)?;
+        agora_gateway::build(config).map_err(BoxError::from)
     })
     .await
 }

@@ -25,7 +25,7 @@ pub struct MergedSpec {
 
 /// Two services defined one schema name differently: the merged document would lie.
 #[derive(Debug, thiserror::Error)]
-#[error("services {first} and {second} define different `components.{kind}.{name}`")]
+#[error("services {first} and {second} define `{kind}` entry {name} differently")]
 pub struct MergeConflict {
     /// Component kind (`schemas`, …).
     pub kind: String,
@@ -45,8 +45,26 @@ pub fn merge(docs: &[(&str, Value)]) -> Result<Value, MergeConflict> {
     let mut owners: std::collections::HashMap<(String, String), &str> = Default::default();
     let mut tags = Vec::new();
     for (service, doc) in docs {
-        if let Some(p) = doc.get("paths").and_then(Value::as_object) {
-            paths.extend(p.clone());
+        for (path, item) in doc
+            .get("paths")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            match paths.get(path) {
+                Some(existing) if existing != item => {
+                    return Err(MergeConflict {
+                        kind: "paths".to_owned(),
+                        name: path.clone(),
+                        first: String::from("another service"),
+                        second: (*service).to_owned(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    paths.insert(path.clone(), item.clone());
+                }
+            }
         }
         for (kind, entries) in doc
             .get("components")

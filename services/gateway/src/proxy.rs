@@ -1,7 +1,7 @@
 //! Forwarding one request to its upstream: edge authentication, header hygiene,
 //! body limits, per-phase deadlines, streaming in both directions.
 
-use crate::Deadlines;
+use crate::Forwarding;
 use crate::openapi::MergedSpec;
 use crate::routes::{RouteTable, Upstream, is_public};
 use actix_web::http::Method;
@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -65,7 +66,7 @@ pub async fn handle(
     table: web::Data<RouteTable>,
     verifier: web::Data<TokenVerifier>,
     client: web::Data<awc::Client>,
-    deadlines: web::Data<Deadlines>,
+    forwarding: web::Data<Forwarding>,
     spec: web::Data<MergedSpec>,
 ) -> Result<HttpResponse, ApiError> {
     if req.path() == "/api/v1/openapi.json" {
@@ -86,7 +87,17 @@ pub async fn handle(
         .ok_or(ApiError::NotFound(Cow::Borrowed("no such resource")))?;
     req.extensions_mut()
         .insert(MetricRoute(upstream.metric_label()));
-    forward(req, payload, upstream, &verifier, &client, &deadlines).await
+    let origin = forwarding.trusted_proxies.client_addr(&req);
+    forward(
+        req,
+        payload,
+        upstream,
+        &verifier,
+        &client,
+        &forwarding,
+        origin,
+    )
+    .await
 }
 
 /// Forwards the request to the service that owns its path.
@@ -96,7 +107,8 @@ async fn forward(
     upstream: &Upstream,
     verifier: &TokenVerifier,
     client: &awc::Client,
-    deadlines: &Deadlines,
+    deadlines: &Forwarding,
+    origin: Option<IpAddr>,
 ) -> Result<HttpResponse, ApiError> {
     // Authenticate at the edge. Public paths pass without a token, but a token they
     // carry must still be valid to name a user.
@@ -151,7 +163,7 @@ async fn forward(
             }
             headers.append(name.clone(), value.clone());
         }
-        set_forwarded_headers(&req, headers);
+        set_forwarded_headers(&req, headers, origin);
         if let Some(caller) = &identity {
             let mut buf = uuid::Uuid::encode_buffer();
             let id = caller.user_id.hyphenated().encode_lower(&mut buf);
@@ -264,22 +276,17 @@ fn guarded_body(
     )
 }
 
-fn set_forwarded_headers(req: &HttpRequest, headers: &mut HeaderMap) {
+/// `X-Forwarded-For` carries exactly one entry: the client as the gateway resolved it
+/// (under its own trusted-proxy policy), so services behind it trust one hop whatever
+/// is in front of the gateway, and no client-written entry travels on.
+fn set_forwarded_headers(req: &HttpRequest, headers: &mut HeaderMap, origin: Option<IpAddr>) {
     let info = req.connection_info();
-    if let Some(peer) = req.peer_addr() {
-        // Append the peer to any chain the client sent; the services trust only the
-        // entries their configured proxy hops wrote.
-        let chain = match req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {}", peer.ip()),
-            _ => peer.ip().to_string(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&chain) {
-            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
-        }
+    if let Some(client) = origin
+        && let Ok(value) = HeaderValue::from_str(&client.to_string())
+    {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    } else {
+        headers.remove("x-forwarded-for");
     }
     if let Ok(proto) = HeaderValue::from_str(info.scheme()) {
         headers.insert(HeaderName::from_static("x-forwarded-proto"), proto);

@@ -7,6 +7,7 @@ CREATE TABLE agora_jobs (
     run_at       timestamptz NOT NULL DEFAULT now(),
     attempts     integer     NOT NULL DEFAULT 0,
     locked_until timestamptz,
+    locked_by    uuid,
     last_error   text,
     created_at   timestamptz NOT NULL DEFAULT now()
 );

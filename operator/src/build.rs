@@ -1,0 +1,522 @@
+//! The build stage of the reconcile: pure functions from a `SocialPlatform` to the
+//! objects it should own. No I/O here, so every rule is unit-tested with plain values;
+//! the apply stage sends the result with server-side apply.
+
+use crate::crd::{ServiceSpec, SocialPlatform};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort,
+    ServiceSpec as CoreServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+use std::collections::BTreeMap;
+
+/// The port every service's API listens on.
+pub const API_PORT: i32 = 8080;
+/// The port of every service's operations endpoints (probes, metrics).
+pub const OPS_PORT: i32 = 9090;
+/// The operator's field manager and `managed-by` label value.
+pub const MANAGER: &str = "agora-operator";
+
+/// Why a platform cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The resource has no name, namespace or uid yet (it was never stored).
+    #[error("the SocialPlatform has no {0}")]
+    MissingMetadata(&'static str),
+}
+
+/// What every child shares: its owner and the platform's identity.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    name: String,
+    namespace: String,
+    reference: OwnerReference,
+}
+
+impl Owner {
+    /// The owner of `platform`'s children.
+    pub fn of(platform: &SocialPlatform) -> Result<Self, BuildError> {
+        let name = platform
+            .metadata
+            .name
+            .clone()
+            .ok_or(BuildError::MissingMetadata("name"))?;
+        let namespace = platform
+            .metadata
+            .namespace
+            .clone()
+            .ok_or(BuildError::MissingMetadata("namespace"))?;
+        let reference = platform
+            .controller_owner_ref(&())
+            .ok_or(BuildError::MissingMetadata("uid"))?;
+        Ok(Self {
+            name,
+            namespace,
+            reference,
+        })
+    }
+
+    /// The platform's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `<platform>-<service>`: several platforms share a namespace safely.
+    pub fn child_name(&self, service: &str) -> String {
+        format!("{}-{service}", self.name)
+    }
+
+    /// The labels of every child of `service`.
+    pub fn labels(&self, service: &str) -> BTreeMap<String, String> {
+        let mut labels = self.selector(service);
+        labels.insert("app.kubernetes.io/part-of".into(), "agora".into());
+        labels.insert("app.kubernetes.io/managed-by".into(), MANAGER.into());
+        labels
+    }
+
+    /// The labels that select `service`'s pods (a stable subset of [`labels`](Self::labels)).
+    pub fn selector(&self, service: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_owned(), service.to_owned()),
+            ("app.kubernetes.io/instance".to_owned(), self.name.clone()),
+        ])
+    }
+
+    /// Metadata of a child of `service` named `name`.
+    pub fn meta(&self, service: &str, name: String) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels(service)),
+            owner_references: Some(vec![self.reference.clone()]),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// The image of a service.
+pub fn image(platform: &SocialPlatform, service: &str, spec: &ServiceSpec) -> String {
+    spec.image.clone().unwrap_or_else(|| {
+        format!(
+            "{}/{service}:{}",
+            platform.spec.image_repository.trim_end_matches('/'),
+            platform.spec.version
+        )
+    })
+}
+
+/// Requests when the spec names none: small, so a laptop cluster fits the platform.
+fn default_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity("50m".to_owned())),
+            ("memory".to_owned(), Quantity("64Mi".to_owned())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            Quantity("256Mi".to_owned()),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}
+
+fn probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String("ops".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(3),
+        ..Probe::default()
+    }
+}
+
+/// A service's ServiceAccount (no API token mounted: the services never call the
+/// Kubernetes API).
+pub fn service_account(owner: &Owner, service: &str) -> ServiceAccount {
+    ServiceAccount {
+        metadata: owner.meta(service, owner.child_name(service)),
+        automount_service_account_token: Some(false),
+        ..ServiceAccount::default()
+    }
+}
+
+/// A service's ClusterIP Service: the API port, and the ops port for scrapes.
+pub fn service(owner: &Owner, name: &str) -> Service {
+    let port = |port_name: &str, port: i32| ServicePort {
+        name: Some(port_name.to_owned()),
+        port,
+        target_port: Some(IntOrString::String(port_name.to_owned())),
+        protocol: Some("TCP".to_owned()),
+        ..ServicePort::default()
+    };
+    Service {
+        metadata: owner.meta(name, owner.child_name(name)),
+        spec: Some(CoreServiceSpec {
+            selector: Some(owner.selector(name)),
+            ports: Some(vec![port("http", API_PORT), port("ops", OPS_PORT)]),
+            ..CoreServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// A service's Deployment. `config_hash` (of its ConfigMap and Secrets) annotates the
+/// pod template, so a configuration change rolls the pods.
+pub fn deployment(
+    platform: &SocialPlatform,
+    owner: &Owner,
+    name: &str,
+    spec: &ServiceSpec,
+    config_hash: &str,
+) -> Deployment {
+    let child = owner.child_name(name);
+    let container = Container {
+        name: name.to_owned(),
+        image: Some(image(platform, name, spec)),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".to_owned()),
+                container_port: API_PORT,
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("ops".to_owned()),
+                container_port: OPS_PORT,
+                ..ContainerPort::default()
+            },
+        ]),
+        env_from: Some(vec![EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: child.clone(),
+                optional: Some(false),
+            }),
+            ..EnvFromSource::default()
+        }]),
+        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+        resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
+        liveness_probe: Some(probe("/healthz", 10, 3)),
+        readiness_probe: Some(probe("/readyz", 5, 2)),
+        startup_probe: Some(probe("/healthz", 2, 30)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "tmp".to_owned(),
+            mount_path: "/tmp".to_owned(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    };
+    let replicas = if spec.enabled { spec.replicas } else { 0 };
+    Deployment {
+        metadata: owner.meta(name, child.clone()),
+        spec: Some(DeploymentSpec {
+            // With an autoscaler, the autoscaler owns the replica count.
+            replicas: spec.autoscaling.is_none().then_some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(owner.selector(name)),
+                ..LabelSelector::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_owned()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(owner.labels(name)),
+                    annotations: Some(BTreeMap::from([(
+                        "agora.dev/config-hash".to_owned(),
+                        config_hash.to_owned(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(child),
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        run_as_group: Some(65532),
+                        fs_group: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_owned(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "tmp".to_owned(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Volume::default()
+                    }]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// A PodDisruptionBudget keeping one pod up during voluntary disruptions, when the
+/// service has more than one (else it would block node drains forever).
+pub fn disruption_budget(
+    owner: &Owner,
+    name: &str,
+    spec: &ServiceSpec,
+) -> Option<PodDisruptionBudget> {
+    let most = spec
+        .autoscaling
+        .as_ref()
+        .map_or(spec.replicas, |a| a.min_replicas);
+    (spec.enabled && most > 1).then(|| PodDisruptionBudget {
+        metadata: owner.meta(name, owner.child_name(name)),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(owner.selector(name)),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// A HorizontalPodAutoscaler on CPU, when asked for.
+pub fn autoscaler(
+    owner: &Owner,
+    name: &str,
+    spec: &ServiceSpec,
+) -> Option<HorizontalPodAutoscaler> {
+    let autoscaling = spec.autoscaling.as_ref().filter(|_| spec.enabled)?;
+    Some(HorizontalPodAutoscaler {
+        metadata: owner.meta(name, owner.child_name(name)),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".to_owned()),
+                kind: "Deployment".to_owned(),
+                name: owner.child_name(name),
+            },
+            min_replicas: Some(autoscaling.min_replicas),
+            max_replicas: autoscaling.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".to_owned(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".to_owned(),
+                    target: MetricTarget {
+                        type_: "Utilization".to_owned(),
+                        average_utilization: Some(autoscaling.target_cpu_utilization),
+                        ..MetricTarget::default()
+                    },
+                }),
+                ..MetricSpec::default()
+            }]),
+            ..HorizontalPodAutoscalerSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// A service's ConfigMap: where it listens and how it finds the others. Secrets
+/// (database URL, keys) are mounted separately, never put here.
+pub fn config_map(owner: &Owner, name: &str, settings: BTreeMap<String, String>) -> ConfigMap {
+    ConfigMap {
+        metadata: owner.meta(name, owner.child_name(name)),
+        data: Some(settings),
+        ..ConfigMap::default()
+    }
+}
+
+/// The settings every service gets, plus the URLs of the services it talks to.
+pub fn service_settings(owner: &Owner, name: &str) -> BTreeMap<String, String> {
+    let url = |service: &str| format!("http://{}:{API_PORT}", owner.child_name(service));
+    let mut settings = BTreeMap::from([
+        ("LISTEN_ADDR".to_owned(), format!("0.0.0.0:{API_PORT}")),
+        ("OPS_LISTEN_ADDR".to_owned(), format!("0.0.0.0:{OPS_PORT}")),
+        ("LOG_FORMAT".to_owned(), "json".to_owned()),
+        (
+            "AUTH_JWKS_URL".to_owned(),
+            format!("{}/api/v1/auth/jwks", url("auth")),
+        ),
+        // Behind the ingress controller: one proxy hop from inside the cluster.
+        (
+            "TRUSTED_PROXIES".to_owned(),
+            "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16".to_owned(),
+        ),
+        ("TRUSTED_PROXY_HOPS".to_owned(), "1".to_owned()),
+    ]);
+    match name {
+        "users" => {
+            settings.insert("RELATIONS_URL".to_owned(), url("relations"));
+            settings.insert("PHOTOS_URL".to_owned(), url("photos"));
+        }
+        "relations" | "photos" | "events" => {
+            settings.insert("USERS_URL".to_owned(), url("users"));
+        }
+        _ => {}
+    }
+    settings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::Autoscaling;
+
+    fn platform(spec: serde_json::Value) -> SocialPlatform {
+        let mut p: SocialPlatform = serde_json::from_value(serde_json::json!({
+            "apiVersion": "agora.dev/v1alpha1",
+            "kind": "SocialPlatform",
+            "metadata": {"name": "demo", "namespace": "social", "uid": "1234"},
+            "spec": spec,
+        }))
+        .unwrap();
+        p.metadata.generation = Some(1);
+        p
+    }
+
+    #[test]
+    fn children_are_named_labelled_and_owned() {
+        let p = platform(serde_json::json!({"host": "demo.example"}));
+        let owner = Owner::of(&p).unwrap();
+        let sa = service_account(&owner, "users");
+        assert_eq!(sa.metadata.name.as_deref(), Some("demo-users"));
+        assert_eq!(sa.metadata.namespace.as_deref(), Some("social"));
+        let labels = sa.metadata.labels.unwrap();
+        assert_eq!(labels["app.kubernetes.io/name"], "users");
+        assert_eq!(labels["app.kubernetes.io/instance"], "demo");
+        assert_eq!(labels["app.kubernetes.io/part-of"], "agora");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "agora-operator");
+        let owners = sa.metadata.owner_references.unwrap();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].kind, "SocialPlatform");
+        assert_eq!(owners[0].controller, Some(true));
+        assert_eq!(owners[0].uid, "1234");
+        // Never stored: no owner reference can be made.
+        let mut unsaved = p.clone();
+        unsaved.metadata.uid = None;
+        assert!(Owner::of(&unsaved).is_err());
+    }
+
+    #[test]
+    fn deployments_probe_the_ops_port_run_unprivileged_and_roll_on_config() {
+        let p = platform(serde_json::json!({"host": "demo.example", "version": "1.2.3"}));
+        let owner = Owner::of(&p).unwrap();
+        let d = deployment(&p, &owner, "users", &p.spec.services.users, "abc");
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        let template = spec.template;
+        assert_eq!(
+            template.metadata.unwrap().annotations.unwrap()["agora.dev/config-hash"],
+            "abc"
+        );
+        let pod = template.spec.unwrap();
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("ghcr.io/agora-social/users:1.2.3"));
+        let readiness = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(readiness.path.as_deref(), Some("/readyz"));
+        assert_eq!(readiness.port, IntOrString::String("ops".into()));
+        let security = c.security_context.as_ref().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert!(c.resources.as_ref().unwrap().requests.is_some());
+        assert_eq!(pod.automount_service_account_token, Some(false));
+    }
+
+    #[test]
+    fn replicas_budgets_and_autoscaling_follow_the_spec() {
+        let p = platform(serde_json::json!({
+            "host": "demo.example",
+            "services": {
+                "users": {"replicas": 3, "image": "registry.local/users:dev"},
+                "relations": {"autoscaling": {"minReplicas": 2, "maxReplicas": 5}},
+            }
+        }));
+        let owner = Owner::of(&p).unwrap();
+        let users = &p.spec.services.users;
+        let d = deployment(&p, &owner, "users", users, "h");
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(3));
+        assert_eq!(
+            spec.template.spec.unwrap().containers[0].image.as_deref(),
+            Some("registry.local/users:dev")
+        );
+        assert!(disruption_budget(&owner, "users", users).is_some());
+        assert!(autoscaler(&owner, "users", users).is_none());
+        // One replica: no budget (it would block drains).
+        assert!(disruption_budget(&owner, "auth", &p.spec.services.auth).is_none());
+
+        let relations = &p.spec.services.relations;
+        assert_eq!(
+            relations.autoscaling,
+            Some(Autoscaling {
+                min_replicas: 2,
+                max_replicas: 5,
+                target_cpu_utilization: 75
+            })
+        );
+        let hpa = autoscaler(&owner, "relations", relations)
+            .unwrap()
+            .spec
+            .unwrap();
+        assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 5));
+        assert_eq!(hpa.scale_target_ref.name, "demo-relations");
+        // The autoscaler owns the count; the Deployment leaves it alone.
+        let d = deployment(&p, &owner, "relations", relations, "h");
+        assert_eq!(d.spec.unwrap().replicas, None);
+        assert!(disruption_budget(&owner, "relations", relations).is_some());
+    }
+
+    #[test]
+    fn services_find_each_other_by_name() {
+        let p = platform(serde_json::json!({"host": "demo.example"}));
+        let owner = Owner::of(&p).unwrap();
+        let users = service_settings(&owner, "users");
+        assert_eq!(
+            users["AUTH_JWKS_URL"],
+            "http://demo-auth:8080/api/v1/auth/jwks"
+        );
+        assert_eq!(users["RELATIONS_URL"], "http://demo-relations:8080");
+        assert_eq!(users["OPS_LISTEN_ADDR"], "0.0.0.0:9090");
+        let svc = service(&owner, "users").spec.unwrap();
+        let ports: Vec<i32> = svc.ports.unwrap().iter().map(|p| p.port).collect();
+        assert_eq!(ports, [API_PORT, OPS_PORT]);
+        assert_eq!(svc.selector.unwrap(), owner.selector("users"));
+    }
+}
