@@ -17,8 +17,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::Duration;
-use tokio::sync::Notify;
+use std::time::{Duration, Instant};
 
 /// Identity headers the gateway alone may set.
 static USER_ID: HeaderName = HeaderName::from_static("x-user-id");
@@ -180,7 +179,7 @@ async fn forward(
     // Three deadlines, one per phase: connecting (the connector's), the client's pauses
     // while sending the body (a slow but steady 10 MiB upload is fine), and the
     // upstream's answer once the body is sent.
-    let state = Rc::new(BodyState::default());
+    let state = Rc::new(BodyState::new());
     let has_body = match declared_length {
         Some(0) => false,
         Some(_) => true,
@@ -193,16 +192,27 @@ async fn forward(
             None => outbound.send_stream(body),
         }
     } else {
-        state.sent.notify_one();
+        state.mark_sent();
         outbound.send()
     };
     let response_deadline = async {
-        state.sent.notified().await;
+        state.wait_sent().await;
         tokio::time::sleep(deadlines.response).await;
+    };
+    let stalled = async {
+        if has_body {
+            tokio::select! {
+                () = upload_stalled(&state, deadlines.body_idle) => {}
+                () = state.wait_sent() => std::future::pending::<()>().await,
+            }
+        } else {
+            std::future::pending::<()>().await;
+        }
     };
     let sent = tokio::select! {
         sent = send => sent,
         () = response_deadline => return Err(upstream_timeout(upstream)),
+        () = stalled => return Err(upstream_timeout(upstream)),
     };
     let response = match sent {
         Ok(response) => response,
@@ -230,14 +240,51 @@ async fn forward(
 }
 
 /// What the request-body stream tells the forwarder.
-#[derive(Default)]
 struct BodyState {
-    /// The whole body was handed to the upstream connection.
-    sent: Notify,
+    /// When the last chunk was handed on (or the request started).
+    progress: Cell<Instant>,
+    /// The whole body was handed to the upstream connection (a watch: several
+    /// futures wait for it).
+    sent: tokio::sync::watch::Sender<bool>,
     /// The body grew past the limit.
     overflowed: Cell<bool>,
     /// The client paused longer than allowed.
     idle: Cell<bool>,
+}
+
+impl BodyState {
+    fn mark_sent(&self) {
+        self.sent.send_replace(true);
+    }
+
+    async fn wait_sent(&self) {
+        let mut sent = self.sent.subscribe();
+        // The sender lives as long as `self`: this cannot fail while we wait.
+        let _ = sent.wait_for(|done| *done).await;
+    }
+
+    fn new() -> Self {
+        Self {
+            progress: Cell::new(Instant::now()),
+            sent: tokio::sync::watch::Sender::new(false),
+            overflowed: Cell::new(false),
+            idle: Cell::new(false),
+        }
+    }
+}
+
+/// Resolves when no body chunk has moved for longer than `idle` plus a second while
+/// the body is still being sent: the upstream stopped reading (a client that stops
+/// sending is caught, a second earlier, by the body stream itself: 408).
+async fn upload_stalled(state: &BodyState, idle: Duration) {
+    let limit = idle + Duration::from_secs(1);
+    loop {
+        let quiet = state.progress.get().elapsed();
+        if quiet >= limit {
+            return;
+        }
+        tokio::time::sleep(limit - quiet).await;
+    }
 }
 
 /// The request body, cut off at `limit` bytes or after `idle` without a chunk.
@@ -259,7 +306,7 @@ fn guarded_body(
                     Err(PayloadError::Incomplete(None))
                 }
                 Ok(None) => {
-                    state.sent.notify_one();
+                    state.mark_sent();
                     return None;
                 }
                 Ok(Some(Err(err))) => Err(err),
@@ -267,7 +314,10 @@ fn guarded_body(
                     state.overflowed.set(true);
                     Err(PayloadError::Overflow)
                 }
-                Ok(Some(Ok(chunk))) => Ok(chunk),
+                Ok(Some(Ok(chunk))) => {
+                    state.progress.set(Instant::now());
+                    Ok(chunk)
+                }
             };
             let seen = seen + item.as_ref().map_or(0, Bytes::len);
             let failed = item.is_err();

@@ -99,6 +99,7 @@ async fn setup_with(max_body: usize, tweak: impl FnOnce(&mut Config)) -> Setup {
             .route("/openapi.json", web::get().to(openapi_doc))
             .route("/api/v1/users/big/{size}", web::get().to(big))
             .route("/api/v1/users/slow", web::get().to(slow))
+            .route("/api/v1/users/stuck", web::post().to(slow))
             .default_service(web::to(echo_handler))
     })
     .workers(1)
@@ -542,6 +543,27 @@ async fn a_slow_but_steady_upload_is_not_a_timeout_and_a_stalled_one_is() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 408);
+}
+
+#[actix_web::test]
+async fn an_upstream_that_stops_reading_the_body_gets_a_timeout() {
+    let s = setup_with(64 * 1024 * 1024, |c| {
+        c.body_idle_timeout = Duration::from_secs(1);
+        c.response_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let token = s.issuer.access_token(uuid::Uuid::now_v7(), "gus").unwrap();
+    // `stuck` never reads its body: once the socket buffers are full, nothing moves.
+    let started = Instant::now();
+    let resp = client()
+        .post(format!("{}/api/v1/users/stuck", s.gateway))
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .send_body(vec![0u8; 48 * 1024 * 1024])
+        .await;
+    let elapsed = started.elapsed();
+    let status = resp.map(|r| r.status().as_u16());
+    assert_eq!(status.ok(), Some(504), "after {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(8), "{elapsed:?}");
 }
 
 #[actix_web::test]
