@@ -326,6 +326,11 @@ impl ServiceClient {
 
     fn unreachable(&self, err: &reqwest::Error) -> ApiError {
         tracing::warn!(service = self.service, error = %err, "dependency unreachable");
+        self.unavailable()
+    }
+
+    /// What the caller's client is told when this dependency fails (no details).
+    fn unavailable(&self) -> ApiError {
         ApiError::Unavailable(Cow::Owned(format!(
             "the {} service is unavailable",
             self.service
