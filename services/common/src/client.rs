@@ -296,10 +296,7 @@ impl ServiceClient {
                     status = status.as_u16(),
                     "the service credential was refused"
                 );
-                ApiError::Unavailable(Cow::Owned(format!(
-                    "the {} service is unavailable",
-                    self.service
-                )))
+                self.unavailable()
             }
             400 => ApiError::BadRequest(detail),
             401 => ApiError::Unauthorized(detail),
@@ -316,10 +313,7 @@ impl ServiceClient {
                     status = status.as_u16(),
                     "dependency failed"
                 );
-                ApiError::Unavailable(Cow::Owned(format!(
-                    "the {} service is unavailable",
-                    self.service
-                )))
+                self.unavailable()
             }
         })
     }
