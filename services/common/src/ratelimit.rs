@@ -70,15 +70,6 @@ impl<K: Eq + Hash + Clone, V> BoundedMap<K, V> {
         f(shard.map.entry(key.clone()).or_insert_with(create))
     }
 
-    /// Runs `f` on the entry of `key` if there is one.
-    pub fn peek<T>(&self, key: &K, f: impl FnOnce(&V) -> T) -> Option<T> {
-        let shard = self
-            .shard(key)
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        shard.map.get(key).map(f)
-    }
-
     /// Runs `f` on the entry of `key` if there is one, without creating it.
     pub fn update<T>(&self, key: &K, f: impl FnOnce(&mut V) -> T) -> Option<T> {
         let mut shard = self
@@ -170,20 +161,6 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         })
     }
 
-    /// Checks a token is available without taking it (for budgets spent only on
-    /// failure). Unknown keys are not stored.
-    pub fn check(&self, key: &K) -> Result<(), u64> {
-        let now = Instant::now();
-        let tokens = self.buckets.peek(key, |b| {
-            (b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * self.per_sec)
-                .min(self.capacity)
-        });
-        match tokens {
-            Some(t) if t < 1.0 => Err(self.wait_for_one(t)),
-            _ => Ok(()),
-        }
-    }
-
     /// Gives back a token taken by [`acquire`](Self::acquire) (an attempt that turned
     /// out not to count, e.g. a login that succeeded).
     pub fn refund(&self, key: &K) {
@@ -226,8 +203,5 @@ mod tests {
         let kept = limiter.tracked_keys();
         assert!(kept <= 1024 + SHARDS, "{kept} keys kept");
         assert!(kept >= 512, "{kept} keys kept");
-        // Checking never stores.
-        let _ = limiter.check(&u32::MAX);
-        assert!(limiter.tracked_keys() <= kept);
     }
 }
