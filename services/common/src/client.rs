@@ -85,6 +85,10 @@ impl FromRequest for ServiceCaller {
     }
 }
 
+/// Every service answers `GET` here on its API port with 204: the liveness probe other
+/// services' readiness checks use (it says nothing else, so it needs no credential).
+pub const ALIVE_PATH: &str = "/internal/alive";
+
 /// Who a call is made as.
 #[derive(Clone, Copy)]
 pub enum Credential<'a> {
@@ -176,6 +180,21 @@ impl ServiceClient {
             retries: settings.retries,
             service_token: settings.service_token,
         })
+    }
+
+    /// The dependency's name (`users`, `relations`, …).
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// Whether the dependency answers `GET /internal/alive` (readiness reports).
+    pub async fn alive(&self) -> Result<(), String> {
+        let url = format!("{}{ALIVE_PATH}", self.base_url);
+        match self.http.get(&url).send().await {
+            Ok(resp) if resp.status().is_success() => Ok(()),
+            Ok(resp) => Err(format!("answered {}", resp.status().as_u16())),
+            Err(err) => Err(format!("unreachable: {}", crate::problem::Chain(&err))),
+        }
     }
 
     /// `GET path` and decode the JSON answer.

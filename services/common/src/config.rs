@@ -134,6 +134,66 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// What every business service (users, relations, photos, events) reads the same way:
+/// its database, how it verifies tokens, and the service credential.
+#[derive(Debug, Clone)]
+pub struct ServiceBasics {
+    /// `DATABASE_URL` (never logged).
+    pub database_url: String,
+    /// `DB_POOL_SIZE` (default 10).
+    pub db_pool_size: usize,
+    /// `AUTH_JWKS_URL`: where the auth service publishes its keys.
+    pub jwks_url: String,
+    /// `AUTH_ISSUER` (default `agora`).
+    pub issuer: String,
+    /// `AUTH_AUDIENCE` (default `agora`).
+    pub audience: String,
+    /// `INTERNAL_TOKEN`: the credential of internal routes (required).
+    pub service_token: crate::client::ServiceToken,
+}
+
+impl ServiceBasics {
+    /// Reads the shared settings, failing on the first bad one.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database_url: env.required("DATABASE_URL")?,
+            db_pool_size: env.int_in("DB_POOL_SIZE", 10, 1..=200)?,
+            jwks_url: env.required("AUTH_JWKS_URL")?,
+            issuer: env.raw("AUTH_ISSUER").unwrap_or_else(|| "agora".into()),
+            audience: env.raw("AUTH_AUDIENCE").unwrap_or_else(|| "agora".into()),
+            service_token: crate::client::ServiceToken::from_env(env)?
+                .ok_or_else(|| ConfigError::Missing("INTERNAL_TOKEN".into()))?,
+        })
+    }
+
+    /// The token verifier these settings describe.
+    pub fn verifier(&self) -> crate::auth::TokenVerifier {
+        crate::auth::TokenVerifier::new(
+            &self.issuer,
+            &self.audience,
+            crate::auth::KeySource::Remote {
+                url: self.jwks_url.clone(),
+            },
+        )
+    }
+
+    /// A client for another service at `base_url`, carrying the service credential.
+    pub fn client(
+        &self,
+        service: &'static str,
+        base_url: &str,
+    ) -> Result<crate::client::ServiceClient, crate::client::ClientError> {
+        crate::client::ServiceClient::new(
+            service,
+            base_url,
+            crate::client::ClientSettings {
+                service_token: Some(self.service_token.clone()),
+                ..Default::default()
+            },
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

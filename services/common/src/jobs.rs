@@ -142,6 +142,20 @@ impl JobRunner {
 
     /// Claims one batch of due jobs and runs them.
     pub async fn run_due(&self) -> Result<Pass, DieselError> {
+        self.claim_and_run(None).await
+    }
+
+    /// Runs these jobs now, if no runner holds them (a producer delivering right after
+    /// its commit, so the effect is usually visible before it answers; what fails here
+    /// stays queued and is retried by the background runner).
+    pub async fn run_now(&self, ids: &[Uuid]) -> Result<Pass, DieselError> {
+        if ids.is_empty() {
+            return Ok(Pass::default());
+        }
+        self.claim_and_run(Some(ids)).await
+    }
+
+    async fn claim_and_run(&self, only: Option<&[Uuid]>) -> Result<Pass, DieselError> {
         let mut conn = self
             .pool
             .get()
@@ -151,19 +165,34 @@ impl JobRunner {
         // Whose lease it is: a runner whose lease expired must not delete or reschedule
         // the job another runner has claimed since.
         let token = Uuid::new_v4();
-        let claimed: Vec<Claimed> = diesel::sql_query(
-            "UPDATE agora_jobs SET locked_until = now() + $1 * interval '1 millisecond', \
-                 locked_by = $3, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM agora_jobs \
-                 WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
-                 ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, kind, payload, attempts",
-        )
-        .bind::<diesel::sql_types::BigInt, _>(lease_ms)
-        .bind::<diesel::sql_types::BigInt, _>(self.settings.batch)
-        .bind::<diesel::sql_types::Uuid, _>(token)
-        .load(&mut conn)
-        .await?;
+        let claimed: Vec<Claimed> = match only {
+            None => diesel::sql_query(
+                "UPDATE agora_jobs SET locked_until = now() + $1 * interval '1 millisecond', \
+                     locked_by = $3, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM agora_jobs \
+                     WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
+                     ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, kind, payload, attempts",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(lease_ms)
+            .bind::<diesel::sql_types::BigInt, _>(self.settings.batch)
+            .bind::<diesel::sql_types::Uuid, _>(token)
+            .load(&mut conn)
+            .await?,
+            Some(ids) => diesel::sql_query(
+                "UPDATE agora_jobs SET locked_until = now() + $1 * interval '1 millisecond', \
+                     locked_by = $3, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM agora_jobs \
+                     WHERE id = ANY($2) AND (locked_until IS NULL OR locked_until < now()) \
+                     FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, kind, payload, attempts",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(lease_ms)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+            .bind::<diesel::sql_types::Uuid, _>(token)
+            .load(&mut conn)
+            .await?,
+        };
         // Each job gets its share of the lease, so none runs on after the lease ends.
         let share = self
             .settings

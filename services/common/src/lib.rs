@@ -6,6 +6,7 @@
 //! extractors that refuse unknown fields, bearer-token verification, cursor
 //! pagination, the PostgreSQL pool and migrations, and the operations endpoints.
 
+pub mod accounts;
 pub mod auth;
 pub mod client;
 pub mod client_addr;

@@ -16,6 +16,28 @@ pub trait ReadinessCheck: Send + Sync {
     fn name(&self) -> &'static str;
     /// Resolves to `Err(reason)` when the dependency is not usable.
     fn check(&self) -> LocalBoxFuture<'_, Result<(), String>>;
+    /// Whether a failure takes the service out of traffic (`/readyz` 503). Another
+    /// service being down is reported but is not: every replica would fail together,
+    /// and the endpoints that do not need it keep working.
+    fn critical(&self) -> bool {
+        true
+    }
+}
+
+/// Another Agora service answers on its API port (`GET /internal/alive`). Not critical:
+/// `/readyz` stays 200 and names it under `degraded`.
+pub struct DependencyReady(pub crate::client::ServiceClient);
+
+impl ReadinessCheck for DependencyReady {
+    fn name(&self) -> &'static str {
+        self.0.service()
+    }
+    fn check(&self) -> LocalBoxFuture<'_, Result<(), String>> {
+        Box::pin(self.0.alive())
+    }
+    fn critical(&self) -> bool {
+        false
+    }
 }
 
 /// The database answers `SELECT 1`.
@@ -63,6 +85,7 @@ pub(crate) async fn healthz() -> HttpResponse {
 
 pub(crate) async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
     let mut failures = serde_json::Map::new();
+    let mut degraded = serde_json::Map::new();
     for check in &ops.checks {
         let outcome = tokio::time::timeout(Duration::from_secs(3), check.check()).await;
         let failure = match outcome {
@@ -71,14 +94,23 @@ pub(crate) async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
             Err(_) => Some("timed out".to_owned()),
         };
         if let Some(reason) = failure {
-            tracing::warn!(check = check.name(), %reason, "not ready");
-            failures.insert(check.name().to_owned(), json!(reason));
+            if check.critical() {
+                tracing::warn!(check = check.name(), %reason, "not ready");
+                failures.insert(check.name().to_owned(), json!(reason));
+            } else {
+                tracing::warn!(dependency = check.name(), %reason, "dependency unavailable");
+                degraded.insert(check.name().to_owned(), json!(reason));
+            }
         }
     }
-    if failures.is_empty() {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "not ready", "failed": failures}))
+    match (failures.is_empty(), degraded.is_empty()) {
+        (true, true) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        (true, false) => {
+            HttpResponse::Ok().json(json!({"status": "degraded", "degraded": degraded}))
+        }
+        (false, _) => HttpResponse::ServiceUnavailable().json(
+            json!({"status": "not ready", "failed": failures, "degraded": degraded}),
+        ),
     }
 }
 

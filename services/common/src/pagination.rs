@@ -19,12 +19,16 @@ const CURSOR_VERSION: &str = "v1";
 
 /// The pagination part of a query string; `#[serde(flatten)]` it into an endpoint's
 /// query type. (Flattened fields reach serde as strings, so `limit` accepts both.)
-#[derive(Debug, Default, Deserialize)]
+/// Also documents itself: list endpoints name it in `params(...)`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// Page size, 1..=100.
+    /// Page size, 1..=100 (default 20).
     #[serde(default, deserialize_with = "limit_from_text_or_number")]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-    /// Opaque cursor from a previous page.
+    /// Opaque cursor from the previous page's `next_cursor`.
+    #[param(max_length = 512)]
     pub cursor: Option<String>,
 }
 

@@ -135,6 +135,10 @@ impl Service {
                 .wrap(from_fn(observe))
                 // Before `configure`, so a service may replace it (the gateway does).
                 .default_service(web::to(not_found_or_not_allowed))
+                .route(
+                    crate::client::ALIVE_PATH,
+                    web::get().to(|| async { HttpResponse::NoContent().finish() }),
+                )
                 .configure(|cfg| routes(cfg))
         })
         .workers(workers.max(1))

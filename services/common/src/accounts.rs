@@ -1,0 +1,25 @@
+//! The one cross-service fact about accounts: the auth service tells every service that
+//! keeps per-user rows (users, relations) that an account exists, through its outbox,
+//! at least once, with `PUT /internal/accounts/{id}` (idempotent).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// `PUT /internal/accounts/{id}`: an account exists. Usernames are immutable, so a
+/// repeated delivery carries the same data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountCreated {
+    /// The account's id (the `sub` of its tokens).
+    pub id: Uuid,
+    /// Its username (lowercase, immutable).
+    pub username: String,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The internal path an [`AccountCreated`] is delivered to.
+pub fn account_path(id: Uuid) -> String {
+    format!("/internal/accounts/{id}")
+}

@@ -1,0 +1,244 @@
+//! Friend requests (send, accept, decline, cancel, list) and unfriending.
+
+use super::{RelationsState, not_self, pair_write, require_user};
+use crate::db::{self, Position};
+use crate::model::{
+    Direction, FriendRequest, FriendRequestCreate, FriendRequestPage, FriendRequestQuery,
+    RequestStatus,
+};
+use actix_web::{HttpResponse, web};
+use agora_common::db::transaction_with_retry;
+use agora_common::openapi::ProblemDoc;
+use agora_common::pagination::{Page, PageParams};
+use agora_common::{ApiError, ApiResult, Caller};
+use std::borrow::Cow;
+use uuid::Uuid;
+
+/// What sending a request did.
+enum Sent {
+    /// A new pending request.
+    Pending(FriendRequest),
+    /// The other had asked already: both are friends now.
+    Accepted(FriendRequest),
+}
+
+/// Ask someone to be friends; if they already asked the caller, both become friends.
+#[utoipa::path(post, path = "/api/v1/relations/friend-requests", tag = "relations",
+    security(("bearer" = [])),
+    request_body = FriendRequestCreate,
+    responses(
+        (status = 201, description = "request sent", body = FriendRequest),
+        (status = 200, description = "they had asked the caller: now friends", body = FriendRequest),
+        (status = 400, description = "asking oneself, or an invalid body", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "one of the two blocks the other", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "already friends, or a request is already pending", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn send(
+    state: web::Data<RelationsState>,
+    caller: Caller,
+    body: web::Json<FriendRequestCreate>,
+) -> ApiResult<HttpResponse> {
+    let other = body.to;
+    not_self(&caller, other, "you cannot befriend yourself")?;
+    let sent = pair_write(&mut *state.conn().await?, &caller, other, true, |c, me, other| {
+        Box::pin(async move {
+            if db::are_friends(c, me, other).await? {
+                return Ok(Err(ApiError::Conflict(Cow::Borrowed(
+                    "you are already friends",
+                ))));
+            }
+            match db::pending_between(c, me, other).await? {
+                Some(request) if request.from_id == me => Ok(Err(ApiError::Conflict(
+                    Cow::Borrowed("you have already asked; the request is pending"),
+                ))),
+                Some(request) => {
+                    // Crossing requests: theirs is accepted by this one.
+                    db::delete_request(c, request.id).await?;
+                    db::befriend(c, me, other).await?;
+                    Ok(Ok(Sent::Accepted(request.view(RequestStatus::Accepted))))
+                }
+                None => {
+                    let request = db::insert_request(c, me, other).await?;
+                    Ok(Ok(Sent::Pending(request.view(RequestStatus::Pending))))
+                }
+            }
+        })
+    })
+    .await?;
+    Ok(match sent {
+        Sent::Pending(request) => HttpResponse::Created().json(request),
+        Sent::Accepted(request) => HttpResponse::Ok().json(request),
+    })
+}
+
+/// Pending requests to or from the caller, newest first.
+#[utoipa::path(get, path = "/api/v1/relations/friend-requests", tag = "relations",
+    security(("bearer" = [])),
+    params(FriendRequestQuery, PageParams),
+    responses((status = 200, body = FriendRequestPage)))]
+pub async fn list(
+    state: web::Data<RelationsState>,
+    caller: Caller,
+    query: web::Query<FriendRequestQuery>,
+) -> ApiResult<web::Json<Page<FriendRequest>>> {
+    let page = query.page.validate::<Position>()?;
+    let incoming = query.direction.unwrap_or_default() == Direction::Incoming;
+    let rows = db::requests_page(
+        &mut *state.conn().await?,
+        caller.user_id,
+        incoming,
+        page.after,
+        page.limit,
+    )
+    .await?;
+    let page = Page::from_rows(rows, page.limit, |r| (r.created_at, r.id));
+    Ok(web::Json(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|r| r.view(RequestStatus::Pending))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// What a party may do with a request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Party {
+    Sender,
+    Recipient,
+}
+
+/// Loads a request for one of its parties under the pair's lock and applies `act`:
+/// 404 for anyone else (they cannot see it), 403 for the wrong party.
+async fn settle(
+    state: &RelationsState,
+    caller: &Caller,
+    id: Uuid,
+    allowed: Party,
+    accept: bool,
+) -> ApiResult<FriendRequest> {
+    let me = caller.user_id;
+    let not_found = || ApiError::NotFound(Cow::Borrowed("no such friend request"));
+    let mut conn = state.conn().await?;
+    let outcome = transaction_with_retry(&mut conn, |c| {
+        Box::pin(async move {
+            let Some(request) = db::find_request(c, id).await? else {
+                return Ok(Err(not_found()));
+            };
+            let party = if request.to_id == me {
+                Party::Recipient
+            } else if request.from_id == me {
+                Party::Sender
+            } else {
+                return Ok(Err(not_found()));
+            };
+            if party != allowed {
+                return Ok(Err(ApiError::Forbidden(Cow::Borrowed(match allowed {
+                    Party::Recipient => "only the recipient may accept or decline a request",
+                    Party::Sender => "only the sender may cancel a request; decline it instead",
+                }))));
+            }
+            db::lock_pair(c, request.from_id, request.to_id).await?;
+            // Settled meanwhile (the lock was taken after reading it)?
+            if !db::delete_request(c, id).await? {
+                return Ok(Err(not_found()));
+            }
+            if accept {
+                db::befriend(c, request.from_id, request.to_id).await?;
+            }
+            Ok(Ok(request.view(if accept {
+                RequestStatus::Accepted
+            } else {
+                RequestStatus::Pending
+            })))
+        })
+    })
+    .await?;
+    outcome
+}
+
+/// Accept a request sent to the caller.
+#[utoipa::path(post, path = "/api/v1/relations/friend-requests/{id}/accept", tag = "relations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the request")),
+    responses(
+        (status = 200, description = "accepted: now friends", body = FriendRequest),
+        (status = 403, description = "the caller sent it (only the recipient accepts)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such pending request for the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn accept(
+    state: web::Data<RelationsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> ApiResult<web::Json<FriendRequest>> {
+    settle(&state, &caller, path.into_inner(), Party::Recipient, true)
+        .await
+        .map(web::Json)
+}
+
+/// Decline a request sent to the caller.
+#[utoipa::path(post, path = "/api/v1/relations/friend-requests/{id}/decline", tag = "relations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the request")),
+    responses(
+        (status = 204, description = "declined"),
+        (status = 403, description = "the caller sent it (cancel it instead)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such pending request for the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn decline(
+    state: web::Data<RelationsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    settle(&state, &caller, path.into_inner(), Party::Recipient, false).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Cancel a request the caller sent.
+#[utoipa::path(delete, path = "/api/v1/relations/friend-requests/{id}", tag = "relations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the request")),
+    responses(
+        (status = 204, description = "cancelled"),
+        (status = 403, description = "the caller received it (decline it instead)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such pending request for the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel(
+    state: web::Data<RelationsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    settle(&state, &caller, path.into_inner(), Party::Sender, false).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// End a friendship (idempotent).
+#[utoipa::path(delete, path = "/api/v1/relations/friends/{user_id}", tag = "relations",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "the friend")),
+    responses(
+        (status = 204, description = "not friends (any more)"),
+        (status = 400, description = "the caller named themselves", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such user", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn unfriend(
+    state: web::Data<RelationsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let other = path.into_inner();
+    not_self(&caller, other, "you cannot unfriend yourself")?;
+    let mut conn = state.conn().await?;
+    require_user(&mut conn, other).await?;
+    let me = caller.user_id;
+    transaction_with_retry(&mut conn, |c| {
+        Box::pin(async move {
+            db::lock_pair(c, me, other).await?;
+            db::unfriend(c, me, other).await
+        })
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,78 @@
+//! "Match" likes and the caller's matches.
+
+use super::people::list_page;
+use super::{RelationsState, not_self, pair_write, require_user};
+use crate::db::{self, PeopleList};
+use crate::model::{LikeOutcome, Person, PersonPage};
+use actix_web::{HttpResponse, web};
+use agora_common::db::transaction_with_retry;
+use agora_common::openapi::ProblemDoc;
+use agora_common::pagination::{Page, PageParams};
+use agora_common::{ApiResult, Caller};
+use uuid::Uuid;
+
+/// Like someone (idempotent); a match exists when both like each other.
+#[utoipa::path(put, path = "/api/v1/relations/likes/{user_id}", tag = "relations",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "whom to like")),
+    responses(
+        (status = 200, body = LikeOutcome),
+        (status = 400, description = "the caller cannot like themselves", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "one of the two blocks the other", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such user", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn like(
+    state: web::Data<RelationsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> ApiResult<web::Json<LikeOutcome>> {
+    let other = path.into_inner();
+    not_self(&caller, other, "you cannot like yourself")?;
+    let matched = pair_write(&mut *state.conn().await?, &caller, other, true, |c, me, other| {
+        Box::pin(async move { db::like(c, me, other).await.map(Ok) })
+    })
+    .await?;
+    Ok(web::Json(LikeOutcome { matched }))
+}
+
+/// Withdraw a like (idempotent); a match ends with it.
+#[utoipa::path(delete, path = "/api/v1/relations/likes/{user_id}", tag = "relations",
+    security(("bearer" = [])),
+    params(("user_id" = Uuid, Path, description = "whom to stop liking")),
+    responses(
+        (status = 204, description = "not liked (any more)"),
+        (status = 400, description = "the caller named themselves", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such user", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn unlike(
+    state: web::Data<RelationsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let other = path.into_inner();
+    not_self(&caller, other, "you cannot unlike yourself")?;
+    let mut conn = state.conn().await?;
+    require_user(&mut conn, other).await?;
+    let me = caller.user_id;
+    transaction_with_retry(&mut conn, |c| {
+        Box::pin(async move {
+            db::lock_pair(c, me, other).await?;
+            db::unlike(c, me, other).await
+        })
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller's matches, newest first.
+#[utoipa::path(get, path = "/api/v1/relations/matches", tag = "relations",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = PersonPage)))]
+pub async fn matches(
+    state: web::Data<RelationsState>,
+    caller: Caller,
+    page: web::Query<PageParams>,
+) -> ApiResult<web::Json<Page<Person>>> {
+    list_page(&state, PeopleList::Matches, caller.user_id, &page, false).await
+}

@@ -1,0 +1,103 @@
+//! Request handlers: extract, authorize, one query (or one transaction), map to the
+//! response. Paths name the other person by id; the caller comes from the token.
+
+pub mod blocks;
+pub mod follows;
+pub mod friends;
+pub mod internal;
+pub mod likes;
+pub mod people;
+
+use crate::db::{self, Refusal};
+use agora_common::db::{DbConn, DbPool, transaction_with_retry};
+use agora_common::{ApiError, ApiResult, Caller};
+use diesel_async::AsyncPgConnection;
+use std::borrow::Cow;
+use uuid::Uuid;
+
+/// Everything the handlers share.
+pub struct RelationsState {
+    pub pool: DbPool,
+}
+
+impl RelationsState {
+    /// A pooled connection (503 when the database is unavailable).
+    pub async fn conn(&self) -> ApiResult<DbConn> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// 400 when the caller names themselves.
+pub fn not_self(caller: &Caller, other: Uuid, action: &'static str) -> ApiResult<()> {
+    if caller.user_id == other {
+        Err(ApiError::BadRequest(Cow::Borrowed(action)))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn unknown_user() -> ApiError {
+    ApiError::NotFound(Cow::Borrowed("no such user"))
+}
+
+pub fn blocked() -> ApiError {
+    ApiError::Forbidden(Cow::Borrowed(
+        "not possible: one of you blocks the other",
+    ))
+}
+
+/// 404 unless the user exists.
+pub async fn require_user(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<()> {
+    if db::account_exists(conn, id).await? {
+        Ok(())
+    } else {
+        Err(unknown_user())
+    }
+}
+
+/// Runs a write about the pair (caller, other) under the pair's lock: records the
+/// caller's account if it is new here, refuses unknown or blocked targets, then runs
+/// `work`. `work` decides what the write means and returns it.
+pub async fn pair_write<T, F>(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    other: Uuid,
+    refuse_blocked: bool,
+    work: F,
+) -> ApiResult<T>
+where
+    T: Send,
+    F: for<'r> Fn(&'r mut AsyncPgConnection, Uuid, Uuid) -> db_tx::Work<'r, T>
+        + Copy
+        + Send
+        + Sync
+        + 'static,
+{
+    let me = caller.user_id;
+    let outcome = transaction_with_retry(conn, |c| {
+        // Owned: the transaction's future may outlive any borrow of the request.
+        let name = caller.username.clone();
+        Box::pin(async move {
+            db::ensure_account(c, me, &name).await?;
+            db::lock_pair(c, me, other).await?;
+            match db::check_target(c, me, other).await? {
+                Some(Refusal::Unknown) => return Ok(Err(unknown_user())),
+                Some(Refusal::Blocked) if refuse_blocked => return Ok(Err(blocked())),
+                _ => {}
+            }
+            work(c, me, other).await
+        })
+    })
+    .await?;
+    outcome
+}
+
+/// The future type of a [`pair_write`] step: an answer for the client (`Err` for a
+/// refusal, which still commits nothing harmful) or a database error.
+pub mod db_tx {
+    use agora_common::ApiResult;
+    use diesel::result::Error;
+    /// A boxed transactional step.
+    pub type Work<'r, T> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<ApiResult<T>, Error>> + Send + 'r>>;
+}

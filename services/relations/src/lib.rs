@@ -1,0 +1,75 @@
+//! The Agora relations service: follows, friend requests and friendships, "match"
+//! likes, blocks, suggestions, and the lookups other services make to apply
+//! visibility (internal routes).
+
+mod db;
+mod handlers;
+pub mod model;
+mod routes;
+mod schema;
+
+use actix_web::web;
+use agora_common::config::{ConfigError, Env, ServiceBasics};
+use agora_common::ops::{DatabaseReady, KeysReady};
+use agora_common::{Service, TokenVerifier, db as common_db};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use handlers::RelationsState;
+
+/// The service's schema migrations, run at start-up.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Everything the relations service needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database, token verification, service credential.
+    pub basics: ServiceBasics,
+}
+
+impl Config {
+    /// Reads every setting, failing on the first bad one.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            basics: ServiceBasics::from_env(env)?,
+        })
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Database pool or migrations.
+    #[error(transparent)]
+    Database(#[from] common_db::DbError),
+}
+
+/// Migrates the database and builds the service, ready to serve.
+pub async fn build(config: Config) -> Result<Service, StartError> {
+    let verifier = config.basics.verifier();
+    build_with(config, verifier).await
+}
+
+/// [`build`] with a given token verifier (tests use fixed keys).
+pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Service, StartError> {
+    let basics = &config.basics;
+    common_db::migrate(
+        &basics.database_url,
+        MIGRATIONS,
+        common_db::advisory_lock_key("relations"),
+    )
+    .await?;
+    let pool = common_db::pool(&basics.database_url, basics.db_pool_size)?;
+    let verifier = web::Data::new(verifier);
+    let state = web::Data::new(RelationsState { pool: pool.clone() });
+    Ok(Service::new(
+        "relations",
+        routes::routes(
+            state,
+            verifier.clone(),
+            web::Data::new(basics.service_token.clone()),
+        ),
+        routes::openapi(),
+    )
+    .with_policy(routes::policy())
+    .ready_when(DatabaseReady(pool))
+    .ready_when(KeysReady(verifier)))
+}
