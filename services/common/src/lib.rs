@@ -21,8 +21,10 @@ pub mod middleware;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod photos;
 pub mod problem;
 pub mod ratelimit;
+pub mod relations;
 pub mod routing;
 pub mod runtime;
 #[cfg(feature = "db")]

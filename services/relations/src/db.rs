@@ -485,9 +485,29 @@ pub async fn suggestions(
 }
 
 #[derive(QueryableByName)]
+struct CountsColumns {
+    #[diesel(sql_type = BigInt)]
+    followers: i64,
+    #[diesel(sql_type = BigInt)]
+    following: i64,
+    #[diesel(sql_type = BigInt)]
+    friends: i64,
+}
+
+impl From<CountsColumns> for Counts {
+    fn from(c: CountsColumns) -> Self {
+        Self {
+            followers: c.followers,
+            following: c.following,
+            friends: c.friends,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
 struct SummaryRow {
     #[diesel(embed)]
-    counts: Counts,
+    counts: CountsColumns,
     #[diesel(sql_type = Bool)]
     is_following: bool,
     #[diesel(sql_type = Bool)]
@@ -542,7 +562,7 @@ struct CountsRow {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
     #[diesel(embed)]
-    counts: Counts,
+    counts: CountsColumns,
 }
 
 /// Counts of several users at once (ids that are unknown count zero). One query.
@@ -560,7 +580,7 @@ pub async fn counts(
     .bind::<Array<SqlUuid>, _>(ids)
     .load(conn)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.counts)).collect())
+    Ok(rows.into_iter().map(|r| (r.id, r.counts.into())).collect())
 }
 
 #[derive(QueryableByName)]

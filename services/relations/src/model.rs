@@ -152,43 +152,4 @@ pub struct Summary {
     pub blocked: bool,
 }
 
-/// Internal: everyone a user is related to, for visibility checks elsewhere.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-pub struct Graph {
-    /// Whom the user follows.
-    pub following: Vec<Uuid>,
-    /// The user's friends.
-    pub friends: Vec<Uuid>,
-    /// Whom the user blocks.
-    pub blocking: Vec<Uuid>,
-    /// Who blocks the user.
-    pub blocked_by: Vec<Uuid>,
-}
-
-/// Internal: how one user relates to another.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
-pub struct Pair {
-    pub following: bool,
-    pub friend: bool,
-    pub blocking: bool,
-    pub blocked_by: bool,
-}
-
-/// Internal: `POST /internal/counts`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CountsRequest {
-    /// At most 100 ids.
-    pub ids: Vec<Uuid>,
-}
-
-/// Someone's relation counts.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, diesel::QueryableByName)]
-pub struct Counts {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub followers: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub following: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub friends: i64,
-}
+pub use agora_common::relations::{Counts, CountsRequest, Graph, Pair};

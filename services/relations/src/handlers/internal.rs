@@ -3,7 +3,7 @@
 
 use super::RelationsState;
 use crate::db;
-use crate::model::{Counts, CountsRequest, Graph, Pair};
+use agora_common::relations::{Counts, CountsRequest, Graph, MAX_COUNT_IDS, Pair};
 use actix_web::{HttpResponse, web};
 use agora_common::accounts::AccountCreated;
 use agora_common::client::ServiceCaller;
@@ -52,8 +52,6 @@ pub async fn pair(
     Ok(web::Json(db::pair(&mut *state.conn().await?, user, other).await?))
 }
 
-/// The most ids one counts call takes (a page of profiles).
-const MAX_COUNT_IDS: usize = 100;
 
 /// `POST /internal/counts`: followers, following and friends of up to 100 users.
 pub async fn counts(

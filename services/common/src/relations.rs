@@ -1,0 +1,67 @@
+//! What other services ask the relations service, on its internal routes: the wire
+//! types both sides share, and the paths.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// `GET /internal/users/{id}/graph`: everyone a user is related to (one call per feed
+/// page, whatever the number of followees).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Graph {
+    /// Whom the user follows.
+    pub following: Vec<Uuid>,
+    /// The user's friends.
+    pub friends: Vec<Uuid>,
+    /// Whom the user blocks.
+    pub blocking: Vec<Uuid>,
+    /// Who blocks the user.
+    pub blocked_by: Vec<Uuid>,
+}
+
+/// `GET /internal/users/{id}/pair/{other}`: how one user relates to another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pair {
+    /// The user follows the other.
+    pub following: bool,
+    /// They are friends.
+    pub friend: bool,
+    /// The user blocks the other.
+    pub blocking: bool,
+    /// The other blocks the user.
+    pub blocked_by: bool,
+}
+
+/// `POST /internal/counts` body: at most [`MAX_COUNT_IDS`] ids.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountsRequest {
+    /// Whose counts.
+    pub ids: Vec<Uuid>,
+}
+
+/// The most ids one counts call takes (a page of profiles).
+pub const MAX_COUNT_IDS: usize = 100;
+
+/// Someone's relation counts (the answer maps each requested id to one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Counts {
+    /// People following them.
+    pub followers: i64,
+    /// People they follow.
+    pub following: i64,
+    /// Their friends.
+    pub friends: i64,
+}
+
+/// The graph path of a user.
+pub fn graph_path(user: Uuid) -> String {
+    format!("/internal/users/{user}/graph")
+}
+
+/// The pair path of two users.
+pub fn pair_path(user: Uuid, other: Uuid) -> String {
+    format!("/internal/users/{user}/pair/{other}")
+}
+
+/// The counts path.
+pub const COUNTS_PATH: &str = "/internal/counts";

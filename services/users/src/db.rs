@@ -1,0 +1,543 @@
+//! The users service's queries, one function per query.
+//!
+//! A page of posts is one query: the page itself (keyset, visibility in SQL), then per
+//! post of that page its comment count, reaction counts and the viewer's reactions —
+//! no query per post.
+
+use crate::model::{Author, Comment, ProfileChange, Visibility};
+use crate::schema::{comments, posts, profiles, reactions};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::Error;
+use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::sync::LazyLock;
+use uuid::Uuid;
+
+/// A keyset position: `(created_at, id)`.
+pub type Position = (DateTime<Utc>, Uuid);
+
+/// A profile row with its post count.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ProfileRow {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub username: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub display_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub bio: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub avatar_url: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub location: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub website: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    /// Public posts, or all of them on the viewer's own profile.
+    #[diesel(sql_type = BigInt)]
+    pub posts: i64,
+}
+
+const PROFILE_COLUMNS: &str = "p.id, p.username, p.display_name, p.bio, p.avatar_url, \
+    p.location, p.website, p.created_at, \
+    (SELECT count(*) FROM posts WHERE author_id = p.id \
+        AND (p.id = $1 OR visibility = 'public')) AS posts";
+
+/// Records an account's profile (idempotent). The outbox's delivery carries the real
+/// creation time and wins over a first sight in a token.
+pub async fn upsert_profile(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    username: &str,
+    created_at: DateTime<Utc>,
+) -> Result<(), Error> {
+    diesel::insert_into(profiles::table)
+        .values((
+            profiles::id.eq(id),
+            profiles::username.eq(username),
+            profiles::created_at.eq(created_at),
+        ))
+        .on_conflict(profiles::id)
+        .do_update()
+        .set(profiles::created_at.eq(created_at))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The caller's profile from their token, when the outbox has not delivered it yet.
+pub async fn ensure_profile(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    username: &str,
+) -> Result<(), Error> {
+    diesel::insert_into(profiles::table)
+        .values((profiles::id.eq(id), profiles::username.eq(username)))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A profile by id, as `viewer` counts its posts.
+pub async fn profile(
+    conn: &mut AsyncPgConnection,
+    viewer: Uuid,
+    id: Uuid,
+) -> Result<Option<ProfileRow>, Error> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {PROFILE_COLUMNS} FROM profiles p WHERE p.id = $2"));
+    diesel::sql_query(SQL.as_str())
+        .bind::<SqlUuid, _>(viewer)
+        .bind::<SqlUuid, _>(id)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// A profile by exact (lowercase) username.
+pub async fn profile_by_username(
+    conn: &mut AsyncPgConnection,
+    viewer: Uuid,
+    username: &str,
+) -> Result<Option<ProfileRow>, Error> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!("SELECT {PROFILE_COLUMNS} FROM profiles p WHERE p.username = $2")
+    });
+    diesel::sql_query(SQL.as_str())
+        .bind::<SqlUuid, _>(viewer)
+        .bind::<Text, _>(username)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Profiles whose username starts with `prefix`, in username order after `after`.
+pub async fn profiles_by_prefix(
+    conn: &mut AsyncPgConnection,
+    viewer: Uuid,
+    prefix: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<ProfileRow>, Error> {
+    // `_` is a username character and a LIKE wildcard: escape it (and `\`, `%`).
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {PROFILE_COLUMNS} FROM profiles p \
+             WHERE p.username LIKE $2 ESCAPE '\\' \
+               AND ($3::text IS NULL OR p.username COLLATE \"C\" > $3) \
+             ORDER BY p.username COLLATE \"C\" LIMIT $4"
+        )
+    });
+    let pattern = format!(
+        "{}%",
+        prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    );
+    diesel::sql_query(SQL.as_str())
+        .bind::<SqlUuid, _>(viewer)
+        .bind::<Text, _>(pattern)
+        .bind::<Nullable<Text>, _>(after)
+        .bind::<BigInt, _>(i64::from(limit) + 1)
+        .load(conn)
+        .await
+}
+
+/// Applies a validated profile change; whether the profile exists.
+pub async fn update_profile(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    change: ProfileChange,
+) -> Result<bool, Error> {
+    #[derive(AsChangeset)]
+    #[diesel(table_name = profiles)]
+    struct Changes {
+        display_name: Option<Option<String>>,
+        bio: Option<Option<String>>,
+        avatar_url: Option<Option<String>>,
+        location: Option<Option<String>>,
+        website: Option<Option<String>>,
+        updated_at: DateTime<Utc>,
+    }
+    let n = diesel::update(profiles::table.find(id))
+        .set(Changes {
+            display_name: change.display_name,
+            bio: change.bio,
+            avatar_url: change.avatar_url,
+            location: change.location,
+            website: change.website,
+            updated_at: Utc::now(),
+        })
+        .execute(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+/// A post with what the API shows about it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct PostRow {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub author_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub author_username: String,
+    #[diesel(sql_type = Text)]
+    pub text: String,
+    #[diesel(sql_type = Array<Text>)]
+    pub links: Vec<String>,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    pub photo_ids: Vec<Uuid>,
+    #[diesel(sql_type = Text)]
+    pub visibility: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub updated_at: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub comment_count: i64,
+    /// `{"👍": 3, …}`.
+    #[diesel(sql_type = Jsonb)]
+    pub reactions: serde_json::Value,
+    #[diesel(sql_type = Array<Text>)]
+    pub my_reactions: Vec<String>,
+}
+
+/// The details of each post of a page (`page` is a subquery naming posts; `$1` is the
+/// viewer), newest first.
+fn with_details(page: &str) -> String {
+    format!(
+        "WITH page AS ({page}) \
+         SELECT page.id, page.author_id, a.username AS author_username, page.text, page.links, \
+                page.photo_ids, page.visibility, page.created_at, page.updated_at, \
+                (SELECT count(*) FROM comments c WHERE c.post_id = page.id) AS comment_count, \
+                (SELECT coalesce(jsonb_object_agg(x.emoji, x.n), '{{}}'::jsonb) FROM \
+                    (SELECT emoji, count(*) AS n FROM reactions r WHERE r.post_id = page.id \
+                     GROUP BY emoji) x) AS reactions, \
+                (SELECT coalesce(array_agg(r.emoji ORDER BY r.emoji), '{{}}') FROM reactions r \
+                    WHERE r.post_id = page.id AND r.user_id = $1) AS my_reactions \
+         FROM page JOIN profiles a ON a.id = page.author_id \
+         ORDER BY page.created_at DESC, page.id DESC"
+    )
+}
+
+/// One post (visibility is checked by the caller, who needs the relation for it).
+pub async fn post(
+    conn: &mut AsyncPgConnection,
+    viewer: Uuid,
+    id: Uuid,
+) -> Result<Option<PostRow>, Error> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| with_details("SELECT * FROM posts WHERE id = $2"));
+    diesel::sql_query(SQL.as_str())
+        .bind::<SqlUuid, _>(viewer)
+        .bind::<SqlUuid, _>(id)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Who may see which posts, for a feed page: the viewer's own, and those of followees
+/// and friends (`authors`) that are public, or for friends and written by a friend.
+pub struct FeedScope<'a> {
+    pub authors: &'a [Uuid],
+    pub friends: &'a [Uuid],
+}
+
+/// A page of the viewer's home timeline, newest first (`limit + 1` rows).
+pub async fn feed_page(
+    conn: &mut AsyncPgConnection,
+    viewer: Uuid,
+    scope: FeedScope<'_>,
+    after: Option<Position>,
+    limit: u32,
+) -> Result<Vec<PostRow>, Error> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        with_details(
+            "SELECT * FROM posts p \
+             WHERE (p.author_id = $1 \
+                    OR (p.author_id = ANY($2) \
+                        AND (p.visibility = 'public' \
+                             OR (p.visibility = 'friends' AND p.author_id = ANY($3))))) \
+               AND ($4::timestamptz IS NULL OR (p.created_at, p.id) < ($4, $5)) \
+             ORDER BY p.created_at DESC, p.id DESC LIMIT $6",
+        )
+    });
+    diesel::sql_query(SQL.as_str())
+        .bind::<SqlUuid, _>(viewer)
+        .bind::<Array<SqlUuid>, _>(scope.authors)
+        .bind::<Array<SqlUuid>, _>(scope.friends)
+        .bind::<Nullable<Timestamptz>, _>(after.map(|(at, _)| at))
+        .bind::<Nullable<SqlUuid>, _>(after.map(|(_, id)| id))
+        .bind::<BigInt, _>(i64::from(limit) + 1)
+        .load(conn)
+        .await
+}
+
+/// A page of one author's posts that the viewer may see (`friend`: the viewer is the
+/// author's friend), newest first (`limit + 1` rows).
+pub async fn author_page(
+    conn: &mut AsyncPgConnection,
+    viewer: Uuid,
+    author: Uuid,
+    friend: bool,
+    after: Option<Position>,
+    limit: u32,
+) -> Result<Vec<PostRow>, Error> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        with_details(
+            "SELECT * FROM posts p \
+             WHERE p.author_id = $2 \
+               AND (p.author_id = $1 OR p.visibility = 'public' \
+                    OR (p.visibility = 'friends' AND $3)) \
+               AND ($4::timestamptz IS NULL OR (p.created_at, p.id) < ($4, $5)) \
+             ORDER BY p.created_at DESC, p.id DESC LIMIT $6",
+        )
+    });
+    diesel::sql_query(SQL.as_str())
+        .bind::<SqlUuid, _>(viewer)
+        .bind::<SqlUuid, _>(author)
+        .bind::<Bool, _>(friend)
+        .bind::<Nullable<Timestamptz>, _>(after.map(|(at, _)| at))
+        .bind::<Nullable<SqlUuid>, _>(after.map(|(_, id)| id))
+        .bind::<BigInt, _>(i64::from(limit) + 1)
+        .load(conn)
+        .await
+}
+
+/// Stores a new post; its id.
+pub async fn insert_post(
+    conn: &mut AsyncPgConnection,
+    author: Uuid,
+    text: &str,
+    links: &[String],
+    photo_ids: &[Uuid],
+    visibility: Visibility,
+) -> Result<Uuid, Error> {
+    diesel::insert_into(posts::table)
+        .values((
+            posts::id.eq(Uuid::now_v7()),
+            posts::author_id.eq(author),
+            posts::text.eq(text),
+            posts::links.eq(links),
+            posts::photo_ids.eq(photo_ids),
+            posts::visibility.eq(visibility.as_str()),
+        ))
+        .returning(posts::id)
+        .get_result(conn)
+        .await
+}
+
+/// Edits a post's fields (those given).
+pub async fn update_post(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    text: Option<&str>,
+    links: Option<&[String]>,
+    visibility: Option<Visibility>,
+) -> Result<(), Error> {
+    #[derive(AsChangeset)]
+    #[diesel(table_name = posts)]
+    struct Changes<'a> {
+        text: Option<&'a str>,
+        links: Option<&'a [String]>,
+        visibility: Option<&'static str>,
+        updated_at: DateTime<Utc>,
+    }
+    diesel::update(posts::table.find(id))
+        .set(Changes {
+            text,
+            links,
+            visibility: visibility.map(Visibility::as_str),
+            updated_at: Utc::now(),
+        })
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a post; its comments and reactions go with it (ON DELETE CASCADE).
+pub async fn delete_post(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), Error> {
+    diesel::delete(posts::table.find(id)).execute(conn).await?;
+    Ok(())
+}
+
+/// A comment's post and author.
+#[derive(Debug, Clone, Copy, Queryable)]
+pub struct CommentOwner {
+    pub post_id: Uuid,
+    pub author_id: Uuid,
+}
+
+/// Whose comment `id` is and on which post.
+pub async fn comment_owner(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<CommentOwner>, Error> {
+    comments::table
+        .find(id)
+        .select((comments::post_id, comments::author_id))
+        .first(conn)
+        .await
+        .optional()
+}
+
+type CommentTuple = (Uuid, Uuid, Option<Uuid>, Uuid, String, String, DateTime<Utc>);
+
+fn comment_view(row: CommentTuple) -> Comment {
+    let (id, post_id, parent_id, author_id, username, text, created_at) = row;
+    Comment {
+        id,
+        post_id,
+        parent_id,
+        author: Author {
+            id: author_id,
+            username,
+        },
+        text,
+        created_at,
+    }
+}
+
+/// Stores a comment (a reply's parent must be on the same post: the composite
+/// foreign key refuses anything else).
+pub async fn insert_comment(
+    conn: &mut AsyncPgConnection,
+    post: Uuid,
+    parent: Option<Uuid>,
+    author: Uuid,
+    text: &str,
+) -> Result<Comment, Error> {
+    let id = Uuid::now_v7();
+    diesel::insert_into(comments::table)
+        .values((
+            comments::id.eq(id),
+            comments::post_id.eq(post),
+            comments::parent_id.eq(parent),
+            comments::author_id.eq(author),
+            comments::text.eq(text),
+        ))
+        .execute(conn)
+        .await?;
+    comments::table
+        .inner_join(profiles::table)
+        .filter(comments::id.eq(id))
+        .select((
+            comments::id,
+            comments::post_id,
+            comments::parent_id,
+            comments::author_id,
+            profiles::username,
+            comments::text,
+            comments::created_at,
+        ))
+        .first::<CommentTuple>(conn)
+        .await
+        .map(comment_view)
+}
+
+/// A page of a post's comments, oldest first (`limit + 1` rows).
+pub async fn comments_page(
+    conn: &mut AsyncPgConnection,
+    post: Uuid,
+    after: Option<Position>,
+    limit: u32,
+) -> Result<Vec<Comment>, Error> {
+    let mut query = comments::table
+        .inner_join(profiles::table)
+        .filter(comments::post_id.eq(post))
+        .select((
+            comments::id,
+            comments::post_id,
+            comments::parent_id,
+            comments::author_id,
+            profiles::username,
+            comments::text,
+            comments::created_at,
+        ))
+        .order((comments::created_at.asc(), comments::id.asc()))
+        .limit(i64::from(limit) + 1)
+        .into_boxed();
+    if let Some((at, id)) = after {
+        query = query.filter(
+            comments::created_at
+                .gt(at)
+                .or(comments::created_at.eq(at).and(comments::id.gt(id))),
+        );
+    }
+    Ok(query
+        .load::<CommentTuple>(conn)
+        .await?
+        .into_iter()
+        .map(comment_view)
+        .collect())
+}
+
+/// Deletes a comment and its replies.
+pub async fn delete_comment(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), Error> {
+    diesel::delete(comments::table.find(id))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Adds a reaction (idempotent).
+pub async fn add_reaction(
+    conn: &mut AsyncPgConnection,
+    post: Uuid,
+    user: Uuid,
+    emoji: &str,
+) -> Result<(), Error> {
+    diesel::insert_into(reactions::table)
+        .values((
+            reactions::post_id.eq(post),
+            reactions::user_id.eq(user),
+            reactions::emoji.eq(emoji),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes a reaction (idempotent).
+pub async fn remove_reaction(
+    conn: &mut AsyncPgConnection,
+    post: Uuid,
+    user: Uuid,
+    emoji: &str,
+) -> Result<(), Error> {
+    diesel::delete(reactions::table.find((post, user, emoji)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+pub struct ReactionSummary {
+    #[diesel(sql_type = Jsonb)]
+    pub reactions: serde_json::Value,
+    #[diesel(sql_type = Array<Text>)]
+    pub my_reactions: Vec<String>,
+}
+
+/// A post's reaction counts and the viewer's own reactions.
+pub async fn reaction_summary(
+    conn: &mut AsyncPgConnection,
+    post: Uuid,
+    viewer: Uuid,
+) -> Result<ReactionSummary, Error> {
+    diesel::sql_query(
+        "SELECT (SELECT coalesce(jsonb_object_agg(x.emoji, x.n), '{}'::jsonb) FROM \
+                   (SELECT emoji, count(*) AS n FROM reactions WHERE post_id = $1 GROUP BY emoji) x) \
+                   AS reactions, \
+                (SELECT coalesce(array_agg(emoji ORDER BY emoji), '{}') FROM reactions \
+                   WHERE post_id = $1 AND user_id = $2) AS my_reactions",
+    )
+    .bind::<SqlUuid, _>(post)
+    .bind::<SqlUuid, _>(viewer)
+    .get_result(conn)
+    .await
+}

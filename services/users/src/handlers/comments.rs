@@ -1,0 +1,119 @@
+//! Comments on posts, with nested replies (`parent_id`, same post only).
+
+use super::UsersState;
+use crate::db::{self, Position};
+use crate::model::{Comment, CommentCreate, CommentPage};
+use actix_web::{HttpRequest, HttpResponse, web};
+use agora_common::db::{Failure, classify};
+use agora_common::openapi::ProblemDoc;
+use agora_common::pagination::{Page, PageParams};
+use agora_common::{ApiError, ApiResult, Caller};
+use std::borrow::Cow;
+use uuid::Uuid;
+
+fn no_such_parent() -> ApiError {
+    ApiError::invalid_field("parent_id", "no such comment on this post")
+}
+
+/// Comment on a post the caller can see (or reply to a comment on it).
+#[utoipa::path(post, path = "/api/v1/posts/{id}/comments", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the post")),
+    request_body = CommentCreate,
+    responses(
+        (status = 201, body = Comment),
+        (status = 400, description = "invalid text, or `parent_id` is not a comment on this post", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such post, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: web::Json<CommentCreate>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let comment = body.into_inner();
+    if !(1..=2000).contains(&comment.text.chars().count()) {
+        return Err(ApiError::invalid_field("text", "must be 1 to 2000 characters"));
+    }
+    let post = path.into_inner();
+    state.visible_post(&caller, post, &req).await?;
+    let mut conn = state.conn().await?;
+    if let Some(parent) = comment.parent_id {
+        match db::comment_owner(&mut conn, parent).await? {
+            Some(owner) if owner.post_id == post => {}
+            _ => return Err(no_such_parent()),
+        }
+    }
+    db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
+    let created =
+        db::insert_comment(&mut conn, post, comment.parent_id, caller.user_id, &comment.text).await;
+    match created {
+        Ok(created) => Ok(HttpResponse::Created().json(created)),
+        // The parent (or the post) was deleted meanwhile.
+        Err(e) if classify(&e) == Failure::ForeignKey => Err(if comment.parent_id.is_some() {
+            no_such_parent()
+        } else {
+            super::no_such_post()
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A post's comments, oldest first (replies carry their `parent_id`).
+#[utoipa::path(get, path = "/api/v1/posts/{id}/comments", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the post"), PageParams),
+    responses(
+        (status = 200, body = CommentPage),
+        (status = 404, description = "no such post, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Page<Comment>>> {
+    let page = page.validate::<Position>()?;
+    let post = path.into_inner();
+    state.visible_post(&caller, post, &req).await?;
+    let rows = db::comments_page(&mut *state.conn().await?, post, page.after, page.limit).await?;
+    Ok(web::Json(Page::from_rows(rows, page.limit, |c| {
+        (c.created_at, c.id)
+    })))
+}
+
+/// Delete a comment (its author or the post's author); its replies go with it.
+#[utoipa::path(delete, path = "/api/v1/posts/{id}/comments/{comment_id}", tag = "posts",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "the post"),
+        ("comment_id" = Uuid, Path, description = "the comment"),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 403, description = "neither the comment's nor the post's author", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such post or comment, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn delete(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let (post_id, comment_id) = path.into_inner();
+    let post = state.visible_post(&caller, post_id, &req).await?;
+    let mut conn = state.conn().await?;
+    let owner = db::comment_owner(&mut conn, comment_id)
+        .await?
+        .filter(|o| o.post_id == post_id)
+        .ok_or(ApiError::NotFound(Cow::Borrowed("no such comment")))?;
+    if owner.author_id != caller.user_id && post.author_id != caller.user_id {
+        return Err(ApiError::Forbidden(Cow::Borrowed(
+            "only the comment's author or the post's author may delete it",
+        )));
+    }
+    db::delete_comment(&mut conn, comment_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,112 @@
+//! Request handlers: extract, authorize, one query, map to the response.
+
+pub mod comments;
+pub mod internal;
+pub mod posts;
+pub mod profiles;
+pub mod reactions;
+
+use crate::db::{self, PostRow};
+use crate::dependencies::{Photos, Relations};
+use crate::model::{Author, Post, PostPhoto, Visibility};
+use actix_web::HttpRequest;
+use agora_common::db::{DbConn, DbPool};
+use agora_common::relations::Pair;
+use agora_common::{ApiError, ApiResult, Caller};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Everything the handlers share.
+pub struct UsersState {
+    pub pool: DbPool,
+    pub relations: Relations,
+    pub photos: Photos,
+}
+
+impl UsersState {
+    /// A pooled connection (503 when the database is unavailable).
+    pub async fn conn(&self) -> ApiResult<DbConn> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// A post the caller may see, else 404 (whether it exists or not).
+    pub async fn visible_post(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        req: &HttpRequest,
+    ) -> ApiResult<PostRow> {
+        // The connection goes back to the pool before the relations call.
+        let post = db::post(&mut *self.conn().await?, caller.user_id, id)
+            .await?
+            .ok_or_else(no_such_post)?;
+        if post.author_id == caller.user_id {
+            return Ok(post);
+        }
+        let visibility = Visibility::parse(&post.visibility);
+        if visibility == Visibility::Private {
+            return Err(no_such_post());
+        }
+        let pair = self.relations.pair(caller.user_id, post.author_id, req).await?;
+        if may_see(visibility, &pair) {
+            Ok(post)
+        } else {
+            Err(no_such_post())
+        }
+    }
+}
+
+/// Whether someone related to an author by `pair` (theirs towards the author) may see
+/// a post of that author (the author always sees their own).
+pub fn may_see(visibility: Visibility, pair: &Pair) -> bool {
+    !pair.blocked_by
+        && match visibility {
+            Visibility::Public => true,
+            Visibility::Friends => pair.friend,
+            Visibility::Private => false,
+        }
+}
+
+pub fn no_such_post() -> ApiError {
+    ApiError::NotFound(Cow::Borrowed("no such post"))
+}
+
+/// Reaction counts as the database aggregates them (`{"👍": 3}`).
+pub fn reaction_counts(value: serde_json::Value) -> BTreeMap<String, i64> {
+    match value {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .filter_map(|(emoji, n)| n.as_i64().map(|n| (emoji, n)))
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// The API view of a post row.
+pub fn post_view(row: PostRow) -> Post {
+    let reactions = reaction_counts(row.reactions);
+    Post {
+        id: row.id,
+        author: Author {
+            id: row.author_id,
+            username: row.author_username,
+        },
+        text: row.text,
+        links: row.links,
+        photos: row
+            .photo_ids
+            .into_iter()
+            .map(|id| PostPhoto {
+                id,
+                url: agora_common::photos::content_url(id),
+            })
+            .collect(),
+        visibility: Visibility::parse(&row.visibility),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        comment_count: row.comment_count,
+        reactions,
+        my_reactions: row.my_reactions,
+    }
+}

@@ -1,0 +1,240 @@
+//! Posts: write, read, edit, delete, a user's posts and the home feed.
+
+use super::{UsersState, no_such_post, post_view};
+use crate::db::{self, FeedScope, Position};
+use crate::model::{Post, PostCreate, PostPage, PostPatch, check_post_fields};
+use actix_web::{HttpRequest, HttpResponse, web};
+use agora_common::openapi::ProblemDoc;
+use agora_common::pagination::{Page, PageParams};
+use agora_common::{ApiError, ApiResult, Caller};
+use std::borrow::Cow;
+use uuid::Uuid;
+
+/// Write a post.
+#[utoipa::path(post, path = "/api/v1/posts", tag = "posts",
+    security(("bearer" = [])),
+    request_body = PostCreate,
+    responses(
+        (status = 201, body = Post),
+        (status = 400, description = "a field is invalid, or a photo is neither the author's nor public (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    body: web::Json<PostCreate>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let post = body.into_inner();
+    let mut errors = check_post_fields(Some(&post.text), Some(&post.links))
+        .err()
+        .unwrap_or_default();
+    if post.photo_ids.len() > 4 {
+        errors.push(agora_common::FieldError::new("photo_ids", "at most 4 photos"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    state
+        .photos
+        .check_usable(caller.user_id, &post.photo_ids, &req)
+        .await?;
+    let mut conn = state.conn().await?;
+    db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
+    let id = db::insert_post(
+        &mut conn,
+        caller.user_id,
+        &post.text,
+        &post.links,
+        &post.photo_ids,
+        post.visibility,
+    )
+    .await?;
+    let row = db::post(&mut conn, caller.user_id, id)
+        .await?
+        .ok_or_else(no_such_post)?;
+    tracing::info!(post_id = %id, "post created");
+    Ok(HttpResponse::Created().json(post_view(row)))
+}
+
+/// Read a post.
+#[utoipa::path(get, path = "/api/v1/posts/{id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the post")),
+    responses(
+        (status = 200, body = Post),
+        (status = 404, description = "no such post, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Post>> {
+    let row = state.visible_post(&caller, path.into_inner(), &req).await?;
+    Ok(web::Json(post_view(row)))
+}
+
+fn author_only() -> ApiError {
+    ApiError::Forbidden(Cow::Borrowed("only the author may change this post"))
+}
+
+/// Edit a post (author only): any of `text`, `links`, `visibility`.
+#[utoipa::path(patch, path = "/api/v1/posts/{id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the post")),
+    request_body = PostPatch,
+    responses(
+        (status = 200, body = Post),
+        (status = 400, description = "a field is invalid (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the caller sees the post but is not its author", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such post, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn update(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: web::Json<PostPatch>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Post>> {
+    let patch = body.into_inner();
+    check_post_fields(patch.text.as_deref(), patch.links.as_deref())
+        .map_err(ApiError::Validation)?;
+    let id = path.into_inner();
+    let post = state.visible_post(&caller, id, &req).await?;
+    if post.author_id != caller.user_id {
+        return Err(author_only());
+    }
+    let mut conn = state.conn().await?;
+    db::update_post(
+        &mut conn,
+        id,
+        patch.text.as_deref(),
+        patch.links.as_deref(),
+        patch.visibility,
+    )
+    .await?;
+    let row = db::post(&mut conn, caller.user_id, id)
+        .await?
+        .ok_or_else(no_such_post)?;
+    Ok(web::Json(post_view(row)))
+}
+
+/// Delete a post (author only); its comments and reactions go with it.
+#[utoipa::path(delete, path = "/api/v1/posts/{id}", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the post")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 403, description = "the caller sees the post but is not its author", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such post, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn delete(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let post = state.visible_post(&caller, id, &req).await?;
+    if post.author_id != caller.user_id {
+        return Err(author_only());
+    }
+    db::delete_post(&mut *state.conn().await?, id).await?;
+    tracing::info!(post_id = %id, "post deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn page_of(rows: Vec<db::PostRow>, limit: u32) -> Page<Post> {
+    let page = Page::from_rows(rows, limit, |r| (r.created_at, r.id));
+    Page {
+        items: page.items.into_iter().map(post_view).collect(),
+        next_cursor: page.next_cursor,
+    }
+}
+
+/// A user's posts that the caller may see, newest first.
+#[utoipa::path(get, path = "/api/v1/users/{id}/posts", tag = "posts",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the author"), PageParams),
+    responses(
+        (status = 200, description = "empty when the author blocks the caller", body = PostPage),
+        (status = 404, description = "no such user", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn by_author(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Page<Post>>> {
+    let page = page.validate::<Position>()?;
+    let author = path.into_inner();
+    if db::profile(&mut *state.conn().await?, caller.user_id, author)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(Cow::Borrowed("no such user")));
+    }
+    let friend = if author == caller.user_id {
+        false
+    } else {
+        let pair = state.relations.pair(caller.user_id, author, &req).await?;
+        if pair.blocked_by {
+            return Ok(web::Json(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            }));
+        }
+        pair.friend
+    };
+    let rows = db::author_page(
+        &mut *state.conn().await?,
+        caller.user_id,
+        author,
+        friend,
+        page.after,
+        page.limit,
+    )
+    .await?;
+    Ok(web::Json(page_of(rows, page.limit)))
+}
+
+/// The caller's home timeline: their own posts and those of the people they follow or
+/// are friends with, as far as they may see them, newest first. One relations call and
+/// one query per page, whatever the number of followees.
+#[utoipa::path(get, path = "/api/v1/feed", tag = "posts",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = PostPage)))]
+pub async fn feed(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    page: web::Query<PageParams>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Page<Post>>> {
+    let page = page.validate::<Position>()?;
+    let graph = state.relations.graph(caller.user_id, &req).await?;
+    // Followees and friends, minus anyone who blocks the caller.
+    let mut authors: Vec<Uuid> = graph
+        .following
+        .iter()
+        .chain(&graph.friends)
+        .filter(|id| !graph.blocked_by.contains(id))
+        .copied()
+        .collect();
+    authors.sort_unstable();
+    authors.dedup();
+    let rows = db::feed_page(
+        &mut *state.conn().await?,
+        caller.user_id,
+        FeedScope {
+            authors: &authors,
+            friends: &graph.friends,
+        },
+        page.after,
+        page.limit,
+    )
+    .await?;
+    Ok(web::Json(page_of(rows, page.limit)))
+}
+

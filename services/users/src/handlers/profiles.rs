@@ -1,0 +1,187 @@
+//! Profiles: lookup, search, the caller's own profile and its edits.
+
+use super::UsersState;
+use crate::db::{self, ProfileRow};
+use crate::model::{Profile, ProfileCounts, ProfilePage, ProfilePatch, UserQuery};
+use actix_web::{HttpRequest, web};
+use agora_common::openapi::ProblemDoc;
+use agora_common::pagination::Page;
+use agora_common::{ApiError, ApiResult, Caller};
+use std::borrow::Cow;
+use uuid::Uuid;
+
+fn no_such_user() -> ApiError {
+    ApiError::NotFound(Cow::Borrowed("no such user"))
+}
+
+/// Profiles with their relation counts: one relations call for all of them.
+async fn with_counts(
+    state: &UsersState,
+    rows: Vec<ProfileRow>,
+    req: &HttpRequest,
+) -> ApiResult<Vec<Profile>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let counts = state.relations.counts(&ids, req).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Profile {
+            counts: ProfileCounts::new(r.posts, counts.get(&r.id).copied().unwrap_or_default()),
+            id: r.id,
+            username: r.username,
+            display_name: r.display_name,
+            bio: r.bio,
+            avatar_url: r.avatar_url,
+            location: r.location,
+            website: r.website,
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+async fn one_with_counts(
+    state: &UsersState,
+    row: ProfileRow,
+    req: &HttpRequest,
+) -> ApiResult<Profile> {
+    with_counts(state, vec![row], req)
+        .await?
+        .pop()
+        .ok_or_else(no_such_user)
+}
+
+/// A user's profile.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the user")),
+    responses(
+        (status = 200, body = Profile),
+        (status = 404, description = "no such user", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Profile>> {
+    let row = db::profile(&mut *state.conn().await?, caller.user_id, path.into_inner())
+        .await?
+        .ok_or_else(no_such_user)?;
+    Ok(web::Json(one_with_counts(&state, row, &req).await?))
+}
+
+/// Checks a `username` or `q` value: 1..=32 of `[A-Za-z0-9_.]`, lowercased.
+fn username_term(field: &'static str, value: &str) -> ApiResult<String> {
+    let ok = (1..=32).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    if ok {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(ApiError::invalid_field(
+            field,
+            "must be 1 to 32 of a-z, 0-9, '_' and '.'",
+        ))
+    }
+}
+
+/// Find users: `?username=` exact lookup, or `?q=` username prefix search.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    security(("bearer" = [])),
+    params(UserQuery, agora_common::pagination::PageParams),
+    responses(
+        (status = 200, description = "`username`: zero or one item; `q`: a page in username order", body = ProfilePage),
+        (status = 400, description = "neither or both of `username` and `q`, or an invalid value", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn search(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    query: web::Query<UserQuery>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Page<Profile>>> {
+    match (&query.username, &query.q) {
+        (Some(username), None) => {
+            let username = username_term("username", username)?;
+            // Validated for a uniform contract, though an exact lookup has one page.
+            query.page.validate::<String>()?;
+            let row =
+                db::profile_by_username(&mut *state.conn().await?, caller.user_id, &username)
+                    .await?;
+            let items = match row {
+                Some(row) => vec![one_with_counts(&state, row, &req).await?],
+                None => Vec::new(),
+            };
+            Ok(web::Json(Page {
+                items,
+                next_cursor: None,
+            }))
+        }
+        (None, Some(q)) => {
+            let prefix = username_term("q", q)?;
+            let page = query.page.validate::<String>()?;
+            let rows = db::profiles_by_prefix(
+                &mut *state.conn().await?,
+                caller.user_id,
+                &prefix,
+                page.after.as_deref(),
+                page.limit,
+            )
+            .await?;
+            let page = Page::from_rows(rows, page.limit, |r| r.username.clone());
+            Ok(web::Json(Page {
+                items: with_counts(&state, page.items, &req).await?,
+                next_cursor: page.next_cursor,
+            }))
+        }
+        _ => Err(ApiError::BadRequest(Cow::Borrowed(
+            "give exactly one of `username` (exact) and `q` (prefix)",
+        ))),
+    }
+}
+
+/// The caller's profile, created from the token if the account's delivery is late.
+async fn own_profile(state: &UsersState, caller: &Caller) -> ApiResult<ProfileRow> {
+    let mut conn = state.conn().await?;
+    if let Some(row) = db::profile(&mut conn, caller.user_id, caller.user_id).await? {
+        return Ok(row);
+    }
+    db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
+    db::profile(&mut conn, caller.user_id, caller.user_id)
+        .await?
+        .ok_or_else(no_such_user)
+}
+
+/// The caller's own profile.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
+    security(("bearer" = [])),
+    responses((status = 200, body = Profile)))]
+pub async fn me(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Profile>> {
+    let row = own_profile(&state, &caller).await?;
+    Ok(web::Json(one_with_counts(&state, row, &req).await?))
+}
+
+/// Edit the caller's profile: any of the fields; `null` or `""` clears one.
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users",
+    security(("bearer" = [])),
+    request_body = ProfilePatch,
+    responses(
+        (status = 200, body = Profile),
+        (status = 400, description = "a field is invalid (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn update_me(
+    state: web::Data<UsersState>,
+    caller: Caller,
+    body: web::Json<ProfilePatch>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Profile>> {
+    let change = body.into_inner().validate().map_err(ApiError::Validation)?;
+    own_profile(&state, &caller).await?;
+    db::update_profile(&mut *state.conn().await?, caller.user_id, change).await?;
+    let row = own_profile(&state, &caller).await?;
+    Ok(web::Json(one_with_counts(&state, row, &req).await?))
+}
+

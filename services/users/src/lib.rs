@@ -1,0 +1,103 @@
+//! The Agora users service: profiles, posts with comments and emoji reactions, and the
+//! home feed. It stores text and links only (photos are references to the photos
+//! service); who may see what is decided with the relations service, per request.
+
+mod db;
+mod dependencies;
+pub mod emoji;
+mod handlers;
+pub mod model;
+mod routes;
+mod schema;
+
+use actix_web::web;
+use agora_common::client::ClientError;
+use agora_common::config::{ConfigError, Env, ServiceBasics};
+use agora_common::ops::{DatabaseReady, DependencyReady, KeysReady};
+use agora_common::{Service, TokenVerifier, db as common_db};
+use dependencies::{Photos, Relations};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use handlers::UsersState;
+
+/// The service's schema migrations, run at start-up.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Everything the users service needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database, token verification, service credential.
+    pub basics: ServiceBasics,
+    /// `RELATIONS_URL`: the relations service's API (required: every visibility
+    /// decision asks it).
+    pub relations_url: String,
+    /// `PHOTOS_URL`: the photos service's API; without it posts take no photos.
+    pub photos_url: Option<String>,
+}
+
+impl Config {
+    /// Reads every setting, failing on the first bad one.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            basics: ServiceBasics::from_env(env)?,
+            relations_url: env.required("RELATIONS_URL")?,
+            photos_url: env.raw("PHOTOS_URL"),
+        })
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Database pool or migrations.
+    #[error(transparent)]
+    Database(#[from] common_db::DbError),
+    /// A dependency's HTTP client.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// Migrates the database and builds the service, ready to serve.
+pub async fn build(config: Config) -> Result<Service, StartError> {
+    let verifier = config.basics.verifier();
+    build_with(config, verifier).await
+}
+
+/// [`build`] with a given token verifier (tests use fixed keys).
+pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Service, StartError> {
+    let basics = &config.basics;
+    common_db::migrate(
+        &basics.database_url,
+        MIGRATIONS,
+        common_db::advisory_lock_key("users"),
+    )
+    .await?;
+    let pool = common_db::pool(&basics.database_url, basics.db_pool_size)?;
+    let relations = basics.client("relations", &config.relations_url)?;
+    let photos = match &config.photos_url {
+        Some(url) => Some(basics.client("photos", url)?),
+        None => None,
+    };
+    let verifier = web::Data::new(verifier);
+    let state = web::Data::new(UsersState {
+        pool: pool.clone(),
+        relations: Relations(relations.clone()),
+        photos: Photos(photos.clone()),
+    });
+    let mut service = Service::new(
+        "users",
+        routes::routes(
+            state,
+            verifier.clone(),
+            web::Data::new(basics.service_token.clone()),
+        ),
+        routes::openapi(),
+    )
+    .with_policy(routes::policy())
+    .ready_when(DatabaseReady(pool))
+    .ready_when(KeysReady(verifier))
+    .ready_when(DependencyReady(relations));
+    if let Some(photos) = photos {
+        service = service.ready_when(DependencyReady(photos));
+    }
+    Ok(service)
+}
