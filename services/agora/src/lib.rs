@@ -5,7 +5,9 @@
 pub mod postgres;
 
 use actix_web::dev::ServerHandle;
+use agora_common::client::ServiceToken;
 use agora_common::client_addr::TrustedProxies;
+use agora_common::config::ServiceBasics;
 use agora_common::db;
 use agora_common::server::Serving;
 use ipnet::IpNet;
@@ -33,6 +35,8 @@ pub struct PlatformConfig {
     pub rate_limit_per_minute: u32,
     /// How long a just-rotated refresh token may be presented again.
     pub refresh_reuse_grace_secs: u64,
+    /// The credential of internal routes (random per start: every service is here).
+    pub internal_token: ServiceToken,
 }
 
 impl PlatformConfig {
@@ -48,8 +52,22 @@ impl PlatformConfig {
             workers: 2,
             rate_limit_per_minute: agora_gateway::DEFAULT_RATE_LIMIT_PER_MINUTE,
             refresh_reuse_grace_secs: 30,
+            internal_token: random_service_token(),
         }
     }
+}
+
+/// A fresh random service credential (256 bits, hex).
+fn random_service_token() -> ServiceToken {
+    let mut bytes = [0u8; 32];
+    // The OS random source failing is not something to run on: fall back to a UUIDv4
+    // pair (also from the OS) rather than a fixed value.
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    ServiceToken::new(&hex).unwrap_or_else(|| unreachable!("64 characters"))
 }
 
 impl PlatformConfig {
@@ -72,6 +90,12 @@ pub enum PlatformError {
     /// The auth service failed to start.
     #[error("auth service: {0}")]
     Auth(#[from] agora_auth::StartError),
+    /// The relations service failed to start.
+    #[error("relations service: {0}")]
+    Relations(#[from] agora_relations::StartError),
+    /// The users service failed to start.
+    #[error("users service: {0}")]
+    Users(#[from] agora_users::StartError),
     /// The gateway could not be built.
     #[error("gateway: {0}")]
     Gateway(#[from] agora_gateway::BuildError),
@@ -137,6 +161,40 @@ impl Platform {
 
     async fn start_all(&mut self, config: &PlatformConfig) -> Result<(), PlatformError> {
         let mut upstreams = Vec::new();
+        // Services verify tokens with the auth service's JWKS, and the auth service tells
+        // users and relations of new accounts: its port is taken first, so the others
+        // can start before it and know where it will be.
+        let auth_listener = listen(LOOPBACK)?;
+        let auth_addr = auth_listener
+            .local_addr()
+            .map_err(|source| PlatformError::Listen {
+                addr: LOOPBACK,
+                source,
+            })?;
+        let basics = |database_url: String| ServiceBasics {
+            database_url,
+            db_pool_size: 10,
+            jwks_url: format!("http://{auth_addr}/api/v1/auth/jwks"),
+            issuer: "agora".into(),
+            audience: "agora".into(),
+            service_token: config.internal_token.clone(),
+        };
+
+        // relations, then users (which asks relations)
+        let relations = agora_relations::Config {
+            basics: basics(config.database("relations").await?),
+        };
+        let relations = self.run(agora_relations::build(relations).await?, None, config.workers)?;
+        let relations_url = relations.base_url.clone();
+        upstreams.push(relations);
+        let users = agora_users::Config {
+            basics: basics(config.database("users").await?),
+            relations_url: relations_url.clone(),
+            photos_url: None,
+        };
+        let users = self.run(agora_users::build(users).await?, None, config.workers)?;
+        let users_url = users.base_url.clone();
+        upstreams.push(users);
 
         // auth
         let mut auth = agora_auth::Config::new(
@@ -150,7 +208,13 @@ impl Platform {
         auth.access_ttl_secs = config.access_ttl_secs;
         auth.trusted_proxies = behind_the_gateway();
         auth.refresh_reuse_grace_secs = config.refresh_reuse_grace_secs;
-        upstreams.push(self.run(agora_auth::build(auth).await?, config.workers)?);
+        auth.account_subscribers = vec![("users", users_url), ("relations", relations_url)];
+        auth.service_token = Some(config.internal_token.clone());
+        upstreams.push(self.run(
+            agora_auth::build(auth).await?,
+            Some(auth_listener),
+            config.workers,
+        )?);
 
         // The gateway last, so it never routes to a service that is not listening.
         let mut gateway = agora_gateway::Config::new(upstreams);
@@ -171,6 +235,7 @@ impl Platform {
     fn run(
         &mut self,
         service: agora_common::Service,
+        api: Option<TcpListener>,
         workers: usize,
     ) -> Result<agora_gateway::Upstream, PlatformError> {
         let name = service.name;
@@ -178,8 +243,12 @@ impl Platform {
             .policy
             .clone()
             .ok_or(PlatformError::NoRoutePolicy(name))?;
+        let api = match api {
+            Some(listener) => listener,
+            None => listen(LOOPBACK)?,
+        };
         let serving = service
-            .serve(listen(LOOPBACK)?, listen(LOOPBACK)?, workers)
+            .serve(api, listen(LOOPBACK)?, workers)
             .map_err(|source| PlatformError::Listen {
                 addr: LOOPBACK,
                 source,

@@ -66,6 +66,12 @@ pub struct Config {
     /// `AUTH_REFRESH_REUSE_GRACE_SECS`: how long after a rotation the rotated token may
     /// be presented again (lost response, two tabs) while its successor is unused.
     pub refresh_reuse_grace_secs: u64,
+    /// `USERS_URL`, `RELATIONS_URL`: the services told of every new account (through
+    /// the outbox, at least once), each with its name.
+    pub account_subscribers: Vec<(&'static str, String)>,
+    /// `INTERNAL_TOKEN`: the service credential those deliveries carry (required when
+    /// there are subscribers).
+    pub service_token: Option<agora_common::client::ServiceToken>,
 }
 
 impl Default for Limits {
@@ -102,6 +108,8 @@ impl Config {
             limits: Limits::default(),
             trusted_proxies: TrustedProxies::none(),
             refresh_reuse_grace_secs: 30,
+            account_subscribers: Vec::new(),
+            service_token: None,
         }
     }
 
@@ -199,6 +207,14 @@ impl Config {
             config.refresh_reuse_grace_secs,
             0..=300,
         )?;
+        config.account_subscribers = [("users", "USERS_URL"), ("relations", "RELATIONS_URL")]
+            .into_iter()
+            .filter_map(|(name, var)| env.raw(var).map(|url| (name, url)))
+            .collect();
+        config.service_token = agora_common::client::ServiceToken::from_env(env)?;
+        if !config.account_subscribers.is_empty() && config.service_token.is_none() {
+            return Err(ConfigError::Missing("INTERNAL_TOKEN".into()));
+        }
         Ok(config)
     }
 }

@@ -1,6 +1,8 @@
 //! The auth service's queries, one function per query.
 
 use crate::schema::{refresh_tokens, users};
+use agora_common::accounts::AccountCreated;
+use agora_common::jobs;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error;
@@ -60,7 +62,9 @@ pub async fn taken(
     ))
 }
 
-/// Creates an account and the first refresh token of a new family, atomically.
+/// Creates an account, the first refresh token of a new family and one delivery job
+/// per subscriber (`delivery_kinds`), atomically: the account exists if and only if
+/// the other services will hear of it. Returns the account and the jobs' ids.
 pub async fn create_account(
     conn: &mut AsyncPgConnection,
     username: &str,
@@ -68,7 +72,8 @@ pub async fn create_account(
     password_hash: &str,
     token_hash: &[u8],
     token_expires_at: DateTime<Utc>,
-) -> Result<Account, Error> {
+    delivery_kinds: &[&'static str],
+) -> Result<(Account, Vec<Uuid>), Error> {
     conn.transaction::<_, Error, _>(async |conn| {
         let account = diesel::insert_into(users::table)
             .values(NewAccountRow {
@@ -88,7 +93,17 @@ pub async fn create_account(
             token_expires_at,
         )
         .await?;
-        Ok(account)
+        let payload = serde_json::to_value(AccountCreated {
+            id: account.id,
+            username: account.username.clone(),
+            created_at: account.created_at,
+        })
+        .map_err(|e| Error::SerializationError(Box::new(e)))?;
+        let mut jobs = Vec::with_capacity(delivery_kinds.len());
+        for kind in delivery_kinds {
+            jobs.push(jobs::enqueue(conn, kind, &payload).await?);
+        }
+        Ok((account, jobs))
     })
     .await
 }

@@ -32,6 +32,36 @@ pub struct AuthState {
     pub throttles: Throttles,
     pub trusted_proxies: TrustedProxies,
     pub reuse_grace: chrono::Duration,
+    pub deliveries: Deliveries,
+}
+
+/// The outbox of new accounts: which job kinds a registration enqueues, and the runner
+/// that delivers them.
+pub struct Deliveries {
+    pub kinds: Vec<&'static str>,
+    pub runner: Option<agora_common::jobs::JobRunner>,
+}
+
+/// How long a registration waits for its deliveries before answering anyway (what is
+/// not delivered by then is retried in the background).
+const DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl Deliveries {
+    /// Delivers a registration's jobs now, so the profile usually exists when the client
+    /// gets its 201; failures stay queued for the background runner.
+    async fn deliver_now(&self, jobs: &[uuid::Uuid]) {
+        let Some(runner) = &self.runner else { return };
+        match tokio::time::timeout(DELIVERY_WAIT, runner.run_now(jobs)).await {
+            Ok(Ok(pass)) if pass.failed == 0 => {}
+            Ok(Ok(pass)) => {
+                tracing::warn!(failed = pass.failed, "account deliveries failed; they will be retried")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "account deliveries not run; they will be retried")
+            }
+            Err(_) => tracing::warn!("account deliveries are slow; they will be retried"),
+        }
+    }
 }
 
 /// The longest `login` accepted (an email address's maximum length).
@@ -135,10 +165,12 @@ pub async fn register(
         &password_hash,
         &refresh_hash,
         expires,
+        &state.deliveries.kinds,
     )
     .await;
-    let account = match created {
-        Ok(account) => account,
+    drop(conn);
+    let (account, jobs) = match created {
+        Ok(created) => created,
         Err(e) => match unique_violation(&e) {
             Some(db::USERNAME_TAKEN) => return Err(taken_conflict(true)),
             Some(db::EMAIL_TAKEN) => return Err(taken_conflict(false)),
@@ -146,6 +178,7 @@ pub async fn register(
         },
     };
     tracing::info!(user_id = %account.id, "account registered");
+    state.deliveries.deliver_now(&jobs).await;
     Ok(HttpResponse::Created().json(state.token_response(account, refresh)?))
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 mod db;
 mod handlers;
 pub mod model;
+mod outbox;
 mod passwords;
 mod routes;
 mod schema;
@@ -39,6 +40,9 @@ pub enum StartError {
     /// Password hasher parameters.
     #[error(transparent)]
     Hasher(#[from] passwords::HashError),
+    /// An account subscriber's HTTP client.
+    #[error(transparent)]
+    Client(#[from] agora_common::client::ClientError),
 }
 
 fn signing_key(source: &SigningKeySource) -> Result<tokens::KeyPair, tokens::KeyError> {
@@ -80,7 +84,9 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
         common_db::advisory_lock_key("auth"),
     )
     .await?;
+    agora_common::jobs::migrate_jobs(&config.database_url).await?;
     let pool = common_db::pool(&config.database_url, config.db_pool_size)?;
+    let deliveries = deliveries(&config, &pool)?;
     let limits = &config.limits;
     let minute = Duration::from_secs(60);
     let state = web::Data::new(AuthState {
@@ -105,6 +111,7 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
         reuse_grace: chrono::Duration::seconds(
             i64::try_from(config.refresh_reuse_grace_secs).unwrap_or(0),
         ),
+        deliveries,
     });
     if config.trusted_proxies.is_empty() {
         tracing::warn!(
@@ -118,6 +125,46 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
             .with_policy(routes::policy())
             .ready_when(DatabaseReady(pool)),
     )
+}
+
+/// The outbox of new accounts: one deliverer per subscriber, and the runner that
+/// retries in the background.
+fn deliveries(
+    config: &Config,
+    pool: &common_db::DbPool,
+) -> Result<handlers::Deliveries, StartError> {
+    let Some(token) = &config.service_token else {
+        return Ok(handlers::Deliveries {
+            kinds: Vec::new(),
+            runner: None,
+        });
+    };
+    let mut kinds = Vec::new();
+    let mut deliverers: Vec<std::sync::Arc<dyn agora_common::jobs::JobHandler>> = Vec::new();
+    for (name, url) in &config.account_subscribers {
+        kinds.push(outbox::kind_for(name));
+        deliverers.push(std::sync::Arc::new(outbox::DeliverAccount::new(
+            name,
+            url,
+            token.clone(),
+        )?));
+    }
+    if kinds.is_empty() {
+        return Ok(handlers::Deliveries {
+            kinds,
+            runner: None,
+        });
+    }
+    let runner = agora_common::jobs::JobRunner::new(
+        pool.clone(),
+        deliverers,
+        agora_common::jobs::RunnerSettings::default(),
+    );
+    runner.clone().spawn();
+    Ok(handlers::Deliveries {
+        kinds,
+        runner: Some(runner),
+    })
 }
 
 /// Hourly clean-up of long-expired refresh tokens, so the table does not grow forever

@@ -89,6 +89,10 @@ impl FromRequest for ServiceCaller {
 /// services' readiness checks use (it says nothing else, so it needs no credential).
 pub const ALIVE_PATH: &str = "/internal/alive";
 
+fn request_id_of(origin: Option<&HttpRequest>) -> Option<RequestId> {
+    origin.and_then(|r| r.extensions().get::<RequestId>().cloned())
+}
+
 /// Who a call is made as.
 #[derive(Clone, Copy)]
 pub enum Credential<'a> {
@@ -198,35 +202,50 @@ impl ServiceClient {
     }
 
     /// `GET path` and decode the JSON answer.
-    pub async fn get<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        credential: Credential<'_>,
+    pub fn get<'a, T: DeserializeOwned + Send + 'a>(
+        &'a self,
+        path: &'a str,
+        credential: Credential<'a>,
         origin: Option<&HttpRequest>,
-    ) -> Result<T, ApiError> {
-        let reply = self
-            .send::<(), T>(reqwest::Method::GET, path, None, credential, origin)
-            .await?;
-        reply
-            .body
-            .ok_or_else(|| self.bad_answer("an empty body where JSON was expected"))
+    ) -> impl std::future::Future<Output = Result<T, ApiError>> + Send + 'a {
+        let request_id = request_id_of(origin);
+        async move {
+            let reply = self
+                .call::<(), T>(reqwest::Method::GET, path, None, credential, request_id)
+                .await?;
+            reply
+                .body
+                .ok_or_else(|| self.bad_answer("an empty body where JSON was expected"))
+        }
     }
 
     /// Any call. `origin` (the request being served) passes on its request id.
     /// Idempotent methods are retried on connection failures and 502/503/504.
-    pub async fn send<B: Serialize, T: DeserializeOwned>(
+    /// (The future is `Send`: it keeps the request id, not the request.)
+    pub fn send<'a, B: Serialize + Sync, T: DeserializeOwned + Send + 'a>(
+        &'a self,
+        method: reqwest::Method,
+        path: &'a str,
+        body: Option<&'a B>,
+        credential: Credential<'a>,
+        origin: Option<&HttpRequest>,
+    ) -> impl std::future::Future<Output = Result<Reply<T>, ApiError>> + Send + 'a {
+        let request_id = request_id_of(origin);
+        self.call(method, path, body, credential, request_id)
+    }
+
+    async fn call<B: Serialize + Sync, T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&B>,
         credential: Credential<'_>,
-        origin: Option<&HttpRequest>,
+        request_id: Option<RequestId>,
     ) -> Result<Reply<T>, ApiError> {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
             .map_err(ApiError::internal)?;
-        let request_id = origin.and_then(|r| r.extensions().get::<RequestId>().cloned());
         let idempotent = matches!(
             method,
             reqwest::Method::GET
