@@ -8,11 +8,15 @@
 #   (${XDG_CACHE_HOME:-~/.cache}/agora/schemathesis-venv-<version>).
 # - Starts `agora up` on a free loopback port with a throwaway state dir (its own PostgreSQL
 #   cluster) and the gateway rate limit off; stops it and removes everything on exit.
-# - Registers a user and fuzzes every operation of GET /api/v1/openapi.json with that
-#   user's bearer token, running every check (status codes, media types, response schemas,
-#   negative/positive data, undeclared methods, Allow headers, ignored auth, ...). Positive
-#   examples for /auth/refresh and /auth/logout get a real refresh token of that user (a
-#   small hooks file), so their success paths are exercised too.
+# - Registers two users and fuzzes every operation of GET /api/v1/openapi.json with the
+#   first one's bearer token, running every check (status codes, media types, response
+#   schemas, negative/positive data, undeclared methods, Allow headers, ignored auth, ...).
+# - A small hooks file gives positive examples what a schema cannot describe: a live
+#   refresh token for /auth/refresh and /auth/logout; the second user's id and posts in
+#   place of generated ids (cross-user paths: following, friend requests, blocks, reading
+#   and editing someone else's post) and never the caller's own id where acting on
+#   oneself is a documented 400; no made-up cursor (cursors are opaque positions), no
+#   made-up comment parent or photo id (references the fuzzer cannot create).
 # Exits with Schemathesis's status: non-zero on any finding.
 #
 # Output is not sanitized (the token and passwords belong to a throwaway instance) so that
@@ -125,6 +129,19 @@ fi
 token() { sed '$d' <<<"$REGISTER" | python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
 ACCESS_TOKEN=$(token access_token)
 REFRESH_TOKEN=$(token refresh_token)
+SELF_ID=$(sed '$d' <<<"$REGISTER" | python3 -c "import json, sys; print(json.load(sys.stdin)['user']['id'])")
+
+# The second user, with a public and a friends-only post the first one may meet.
+OTHER=$(curl -sS -f "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
+  -d "{\"username\":\"${FUZZ_USER}_b\",\"email\":\"${FUZZ_USER}_b@example.org\",\"password\":\"$FUZZ_PASSWORD\"}")
+OTHER_ID=$(python3 -c "import json, sys; print(json.load(sys.stdin)['user']['id'])" <<<"$OTHER")
+OTHER_TOKEN=$(python3 -c "import json, sys; print(json.load(sys.stdin)['access_token'])" <<<"$OTHER")
+OTHER_POSTS=
+for visibility in public friends; do
+  post=$(curl -sS -f "$BASE/api/v1/posts" -H 'content-type: application/json' \
+    -H "Authorization: Bearer $OTHER_TOKEN" -d "{\"text\":\"a $visibility post\",\"visibility\":\"$visibility\"}")
+  OTHER_POSTS="$OTHER_POSTS${OTHER_POSTS:+,}$(python3 -c "import json, sys; print(json.load(sys.stdin)['id'])" <<<"$post")"
+done
 
 # Positive examples of refresh/logout get a live refresh token of the fuzzing user: each
 # successful refresh hands on its successor; after a logout (or a failed refresh) the next
@@ -167,6 +184,55 @@ def before_call(context, case, kwargs):
     case.body = {**case.body, "refresh_token": token}
 
 
+SELF_ID = os.environ["AGORA_FUZZ_SELF_ID"]
+OTHER_ID = os.environ["AGORA_FUZZ_OTHER_ID"]
+OTHER_POSTS = os.environ["AGORA_FUZZ_OTHER_POSTS"].split(",")
+TURN = {"n": 0}
+
+
+def _positive(case):
+    meta = getattr(case, "meta", None)
+    return meta is None or not meta.generation.mode.is_negative
+
+
+def _pick(choices, generated):
+    """Cycle through real ids and the generated one (deterministic per run)."""
+    with LOCK:
+        TURN["n"] += 1
+        n = TURN["n"]
+    options = [*choices, generated]
+    return options[n % len(options)]
+
+
+@schemathesis.hook
+def map_case(context, case):
+    if not _positive(case):
+        return case
+    path = case.operation.path
+    params = case.path_parameters
+    if params:
+        for name, value in list(params.items()):
+            if not isinstance(value, str):
+                continue
+            if path.startswith("/api/v1/posts/{id}") and name == "id":
+                params[name] = _pick(OTHER_POSTS, value)
+            elif name in ("user_id", "id") and (path.startswith("/api/v1/relations/") or path.startswith("/api/v1/users/{id}")):
+                params[name] = _pick([OTHER_ID], value)
+            if params[name] == SELF_ID and name == "user_id":
+                params[name] = OTHER_ID  # acting on oneself is a documented 400
+    if isinstance(case.query, dict):
+        case.query.pop("cursor", None)
+    if isinstance(case.body, dict):
+        if path == "/api/v1/relations/friend-requests" and isinstance(case.body.get("to"), str):
+            to = _pick([OTHER_ID], case.body["to"])
+            case.body["to"] = OTHER_ID if to == SELF_ID else to
+        if path == "/api/v1/posts":
+            case.body.pop("photo_ids", None)
+        if path.endswith("/comments"):
+            case.body.pop("parent_id", None)
+    return case
+
+
 @schemathesis.hook
 def after_call(context, case, response):
     if _target(case) and case.operation.path.endswith("/auth/refresh") and response.status_code == 200:
@@ -200,6 +266,9 @@ NO_COLOR=1 \
   AGORA_FUZZ_LOGIN="$FUZZ_USER" \
   AGORA_FUZZ_PASSWORD="$FUZZ_PASSWORD" \
   AGORA_FUZZ_REFRESH_TOKEN="$REFRESH_TOKEN" \
+  AGORA_FUZZ_SELF_ID="$SELF_ID" \
+  AGORA_FUZZ_OTHER_ID="$OTHER_ID" \
+  AGORA_FUZZ_OTHER_POSTS="$OTHER_POSTS" \
   "$VENV/bin/schemathesis" --no-color --config-file "$WORK/schemathesis.toml" run "$BASE/api/v1/openapi.json" \
   --url "$BASE" \
   --header "Authorization: Bearer $ACCESS_TOKEN" \

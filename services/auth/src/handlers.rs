@@ -138,7 +138,7 @@ fn new_token() -> ApiResult<(String, Vec<u8>)> {
 pub async fn register(
     state: web::Data<AuthState>,
     req: HttpRequest,
-    body: web::Json<RegisterRequest>,
+    body: agora_common::extract::Json<RegisterRequest>,
 ) -> ApiResult<HttpResponse> {
     state
         .throttles
@@ -202,7 +202,7 @@ fn taken_conflict(username: bool) -> ApiError {
 pub async fn login(
     state: web::Data<AuthState>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: agora_common::extract::Json<LoginRequest>,
 ) -> ApiResult<HttpResponse> {
     let LoginRequest { login, password } = body.into_inner();
     let mut errors = Vec::new();
@@ -233,7 +233,12 @@ pub async fn login(
         .acquire(&client)
         .map_err(rate_limited)?;
 
-    let account = db::find_for_login(&mut *state.pool.get().await?, &login).await?;
+    // PostgreSQL text cannot hold NUL: such a login names no account.
+    let account = if login.contains('\0') {
+        None
+    } else {
+        db::find_for_login(&mut *state.pool.get().await?, &login).await?
+    };
     // Unknown logins are throttled by name exactly like accounts are by id, so the
     // throttle does not tell which accounts exist.
     let subject = throttles.accounts.key(match &account {
@@ -278,7 +283,7 @@ pub async fn login(
     ))]
 pub async fn refresh(
     state: web::Data<AuthState>,
-    body: web::Json<RefreshRequest>,
+    body: agora_common::extract::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
     let presented = body.into_inner().refresh_token;
     check_refresh_token(&presented)?;
@@ -319,7 +324,7 @@ pub async fn refresh(
 pub async fn logout(
     state: web::Data<AuthState>,
     caller: Caller,
-    body: web::Json<RefreshRequest>,
+    body: agora_common::extract::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
     let token = body.into_inner().refresh_token;
     check_refresh_token(&token)?;
@@ -365,7 +370,7 @@ pub async fn change_password(
     state: web::Data<AuthState>,
     req: HttpRequest,
     caller: Caller,
-    body: web::Json<PasswordChangeRequest>,
+    body: agora_common::extract::Json<PasswordChangeRequest>,
 ) -> ApiResult<HttpResponse> {
     let PasswordChangeRequest {
         current_password,

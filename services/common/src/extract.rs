@@ -62,6 +62,57 @@ fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::NotFound(Cow::Borrowed("no such resource")).into()
 }
 
+/// A JSON request body that must be an object. serde's derived `Deserialize` also
+/// reads a struct from an array (`[null, null]` would fill the first two fields), so
+/// handlers take this instead of `web::Json`: an array or scalar body is a 400.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    /// The body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Deserializes `T` only from a map.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Visitor(std::marker::PhantomData))
+            .map(ObjectOnly)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let body = web::Json::<ObjectOnly<T>>::from_request(req, payload);
+        Box::pin(async move { body.await.map(|json| Json(json.into_inner().0)) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,7 +126,7 @@ mod tests {
         name: String,
     }
 
-    async fn echo(_body: web::Json<Body>) -> HttpResponse {
+    async fn echo(_body: Json<Body>) -> HttpResponse {
         HttpResponse::NoContent().finish()
     }
 
@@ -87,7 +138,14 @@ mod tests {
                 .route("/", web::post().to(echo)),
         )
         .await;
-        let cases: [(&str, &str, StatusCode, &str); 4] = [
+        let cases: [(&str, &str, StatusCode, &str); 6] = [
+            (
+                "application/json",
+                "[\"a\"]",
+                StatusCode::BAD_REQUEST,
+                "a JSON object",
+            ),
+            ("application/json", "3", StatusCode::BAD_REQUEST, "a JSON object"),
             (
                 "application/json",
                 "{\"name\":\"a\",\"nmae\":1}",

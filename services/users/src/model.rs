@@ -164,17 +164,17 @@ pub struct UserQuery {
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     #[serde(default, deserialize_with = "patch_field")]
-    #[schema(value_type = Option<String>, max_length = 64, nullable)]
+    #[schema(value_type = Option<String>, max_length = 64, pattern = "^[^\\u0000]*$", nullable)]
     pub display_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
-    #[schema(value_type = Option<String>, max_length = 500, nullable)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = "^[^\\u0000]*$", nullable)]
     pub bio: Option<Option<String>>,
     /// An http(s) URL or `/api/v1/photos/{id}/content`.
     #[serde(default, deserialize_with = "patch_field")]
     #[schema(value_type = Option<String>, max_length = 2048, pattern = r"^(|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?|/api/v1/photos/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/content)$", nullable)]
     pub avatar_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
-    #[schema(value_type = Option<String>, max_length = 64, nullable)]
+    #[schema(value_type = Option<String>, max_length = 64, pattern = "^[^\\u0000]*$", nullable)]
     pub location: Option<Option<String>>,
     /// An http(s) URL or `/api/v1/photos/{id}/content`.
     #[serde(default, deserialize_with = "patch_field")]
@@ -201,7 +201,7 @@ fn text_field(
 ) -> Option<Option<String>> {
     let value = value?.filter(|v| !v.is_empty());
     if let Some(v) = &value {
-        if v.chars().count() > max {
+        if v.chars().count() > max || v.contains('\0') {
             errors.push(FieldError::new(field, message));
         }
     }
@@ -227,10 +227,10 @@ impl ProfilePatch {
     pub fn validate(self) -> Result<ProfileChange, Vec<FieldError>> {
         let mut errors = Vec::new();
         let change = ProfileChange {
-            display_name: text_field(&mut errors, "display_name", self.display_name, 64, "must be at most 64 characters"),
-            bio: text_field(&mut errors, "bio", self.bio, 500, "must be at most 500 characters"),
+            display_name: text_field(&mut errors, "display_name", self.display_name, 64, "must be at most 64 characters, without NUL"),
+            bio: text_field(&mut errors, "bio", self.bio, 500, "must be at most 500 characters, without NUL"),
             avatar_url: url_field(&mut errors, "avatar_url", self.avatar_url),
-            location: text_field(&mut errors, "location", self.location, 64, "must be at most 64 characters"),
+            location: text_field(&mut errors, "location", self.location, 64, "must be at most 64 characters, without NUL"),
             website: url_field(&mut errors, "website", self.website),
         };
         if errors.is_empty() { Ok(change) } else { Err(errors) }
@@ -283,17 +283,15 @@ pub struct PostPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostCreate {
-    /// 1..=5000 characters.
-    #[schema(min_length = 1, max_length = 5000)]
+    /// 1..=5000 characters (no NUL: PostgreSQL text cannot hold it).
+    #[schema(min_length = 1, max_length = 5000, pattern = "^[^\\u0000]*$")]
     pub text: String,
     /// At most 10 http(s) URLs.
-    #[serde(default)]
     #[schema(max_items = 10, value_type = Option<Vec<LinkDoc>>)]
-    pub links: Vec<String>,
+    pub links: Option<Vec<String>>,
     /// At most 4 photos, each the author's own or public.
-    #[serde(default)]
     #[schema(max_items = 4, value_type = Option<Vec<Uuid>>)]
-    pub photo_ids: Vec<Uuid>,
+    pub photo_ids: Option<Vec<Uuid>>,
     /// Default `public`.
     #[serde(default)]
     pub visibility: Visibility,
@@ -303,8 +301,8 @@ pub struct PostCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostPatch {
-    /// 1..=5000 characters.
-    #[schema(min_length = 1, max_length = 5000)]
+    /// 1..=5000 characters (no NUL).
+    #[schema(min_length = 1, max_length = 5000, pattern = "^[^\\u0000]*$")]
     pub text: Option<String>,
     /// At most 10 http(s) URLs; replaces the list.
     #[schema(max_items = 10, value_type = Option<Vec<LinkDoc>>)]
@@ -317,12 +315,17 @@ pub struct PostPatch {
 #[schema(value_type = String, max_length = 2048, pattern = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?$")]
 pub struct LinkDoc(#[allow(dead_code)] String);
 
+/// Whether `text` has 1..=`max` characters and no NUL (PostgreSQL text cannot hold it).
+pub fn text_within(text: &str, max: usize) -> bool {
+    (1..=max).contains(&text.chars().count()) && !text.contains('\0')
+}
+
 /// Checks post text and links; all problems at once.
 pub fn check_post_fields(text: Option<&str>, links: Option<&[String]>) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     if let Some(text) = text {
-        if !(1..=5000).contains(&text.chars().count()) {
-            errors.push(FieldError::new("text", "must be 1 to 5000 characters"));
+        if !text_within(text, 5000) {
+            errors.push(FieldError::new("text", "must be 1 to 5000 characters, without NUL"));
         }
     }
     if let Some(links) = links {
@@ -342,8 +345,8 @@ pub fn check_post_fields(text: Option<&str>, links: Option<&[String]>) -> Result
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentCreate {
-    /// 1..=2000 characters.
-    #[schema(min_length = 1, max_length = 2000)]
+    /// 1..=2000 characters (no NUL).
+    #[schema(min_length = 1, max_length = 2000, pattern = "^[^\\u0000]*$")]
     pub text: String,
     /// The comment this replies to (on the same post).
     pub parent_id: Option<Uuid>,

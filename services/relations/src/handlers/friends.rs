@@ -37,7 +37,7 @@ enum Sent {
 pub async fn send(
     state: web::Data<RelationsState>,
     caller: Caller,
-    body: web::Json<FriendRequestCreate>,
+    body: agora_common::extract::Json<FriendRequestCreate>,
 ) -> ApiResult<HttpResponse> {
     let other = body.to;
     not_self(&caller, other, "you cannot befriend yourself")?;

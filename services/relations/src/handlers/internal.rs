@@ -16,7 +16,7 @@ pub async fn account_created(
     state: web::Data<RelationsState>,
     _service: ServiceCaller,
     path: web::Path<Uuid>,
-    body: web::Json<AccountCreated>,
+    body: agora_common::extract::Json<AccountCreated>,
 ) -> ApiResult<HttpResponse> {
     if path.into_inner() != body.id {
         return Err(ApiError::invalid_field("id", "must match the path"));
@@ -57,7 +57,7 @@ pub async fn pair(
 pub async fn counts(
     state: web::Data<RelationsState>,
     _service: ServiceCaller,
-    body: web::Json<CountsRequest>,
+    body: agora_common::extract::Json<CountsRequest>,
 ) -> ApiResult<web::Json<HashMap<Uuid, Counts>>> {
     if body.ids.len() > MAX_COUNT_IDS {
         return Err(ApiError::invalid_field("ids", "at most 100 ids"));

@@ -29,12 +29,15 @@ pub async fn create(
     state: web::Data<UsersState>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: web::Json<CommentCreate>,
+    body: agora_common::extract::Json<CommentCreate>,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let comment = body.into_inner();
-    if !(1..=2000).contains(&comment.text.chars().count()) {
-        return Err(ApiError::invalid_field("text", "must be 1 to 2000 characters"));
+    if !crate::model::text_within(&comment.text, 2000) {
+        return Err(ApiError::invalid_field(
+            "text",
+            "must be 1 to 2000 characters, without NUL",
+        ));
     }
     let post = path.into_inner();
     state.visible_post(&caller, post, &req).await?;

@@ -15,7 +15,7 @@ pub async fn account_created(
     state: web::Data<UsersState>,
     _service: ServiceCaller,
     path: web::Path<Uuid>,
-    body: web::Json<AccountCreated>,
+    body: agora_common::extract::Json<AccountCreated>,
 ) -> ApiResult<HttpResponse> {
     if path.into_inner() != body.id {
         return Err(ApiError::invalid_field("id", "must match the path"));

@@ -21,14 +21,16 @@ use uuid::Uuid;
 pub async fn create(
     state: web::Data<UsersState>,
     caller: Caller,
-    body: web::Json<PostCreate>,
+    body: agora_common::extract::Json<PostCreate>,
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let post = body.into_inner();
-    let mut errors = check_post_fields(Some(&post.text), Some(&post.links))
+    let links = post.links.unwrap_or_default();
+    let photo_ids = post.photo_ids.unwrap_or_default();
+    let mut errors = check_post_fields(Some(&post.text), Some(&links))
         .err()
         .unwrap_or_default();
-    if post.photo_ids.len() > 4 {
+    if photo_ids.len() > 4 {
         errors.push(agora_common::FieldError::new("photo_ids", "at most 4 photos"));
     }
     if !errors.is_empty() {
@@ -36,7 +38,7 @@ pub async fn create(
     }
     state
         .photos
-        .check_usable(caller.user_id, &post.photo_ids, &req)
+        .check_usable(caller.user_id, &photo_ids, &req)
         .await?;
     let mut conn = state.conn().await?;
     db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
@@ -44,8 +46,8 @@ pub async fn create(
         &mut conn,
         caller.user_id,
         &post.text,
-        &post.links,
-        &post.photo_ids,
+        &links,
+        &photo_ids,
         post.visibility,
     )
     .await?;
@@ -93,7 +95,7 @@ pub async fn update(
     state: web::Data<UsersState>,
     caller: Caller,
     path: web::Path<Uuid>,
-    body: web::Json<PostPatch>,
+    body: agora_common::extract::Json<PostPatch>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Post>> {
     let patch = body.into_inner();

@@ -175,7 +175,7 @@ pub async fn me(
 pub async fn update_me(
     state: web::Data<UsersState>,
     caller: Caller,
-    body: web::Json<ProfilePatch>,
+    body: agora_common::extract::Json<ProfilePatch>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Profile>> {
     let change = body.into_inner().validate().map_err(ApiError::Validation)?;
