@@ -184,7 +184,11 @@ impl Platform {
         let relations = agora_relations::Config {
             basics: basics(config.database("relations").await?),
         };
-        let relations = self.run(agora_relations::build(relations).await?, None, config.workers)?;
+        let relations = self.run(
+            agora_relations::build(relations).await?,
+            None,
+            config.workers,
+        )?;
         let relations_url = relations.base_url.clone();
         upstreams.push(relations);
         let users = agora_users::Config {

@@ -25,7 +25,13 @@ async fn person(p: &TestPlatform, name: &str) -> Person {
     }
 }
 
-async fn call(p: &TestPlatform, who: &Person, method: &str, path: &str, body: Option<Value>) -> Reply {
+async fn call(
+    p: &TestPlatform,
+    who: &Person,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
     send(
         method,
         &p.url(path),
@@ -36,16 +42,41 @@ async fn call(p: &TestPlatform, who: &Person, method: &str, path: &str, body: Op
     .await
 }
 
-async fn ok(p: &TestPlatform, who: &Person, method: &str, path: &str, body: Option<Value>) -> Value {
+async fn ok(
+    p: &TestPlatform,
+    who: &Person,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
     let reply = call(p, who, method, path, body).await;
-    assert!((200..300).contains(&reply.status), "{method} {path}: {} {}", reply.status, reply.body);
+    assert!(
+        (200..300).contains(&reply.status),
+        "{method} {path}: {} {}",
+        reply.status,
+        reply.body
+    );
     reply.body
 }
 
 async fn befriend(p: &TestPlatform, a: &Person, b: &Person) {
-    let request = ok(p, a, "POST", "/api/v1/relations/friend-requests", Some(json!({"to": b.id}))).await;
+    let request = ok(
+        p,
+        a,
+        "POST",
+        "/api/v1/relations/friend-requests",
+        Some(json!({"to": b.id})),
+    )
+    .await;
     let id = request["id"].as_str().unwrap();
-    let accepted = ok(p, b, "POST", &format!("/api/v1/relations/friend-requests/{id}/accept"), None).await;
+    let accepted = ok(
+        p,
+        b,
+        "POST",
+        &format!("/api/v1/relations/friend-requests/{id}/accept"),
+        None,
+    )
+    .await;
     assert_eq!(accepted["status"], "accepted");
 }
 
@@ -67,14 +98,39 @@ async fn two_people_meet_befriend_post_react_comment_and_block() {
     let dave = person(&p, "dave").await;
 
     // Profiles exist as soon as registration answered.
-    let profile = ok(&p, &alice, "GET", &format!("/api/v1/users/{}", bob.id), None).await;
+    let profile = ok(
+        &p,
+        &alice,
+        "GET",
+        &format!("/api/v1/users/{}", bob.id),
+        None,
+    )
+    .await;
     assert_eq!(profile["username"], "bob");
-    assert_eq!(profile["counts"], json!({"posts": 0, "followers": 0, "following": 0, "friends": 0}));
+    assert_eq!(
+        profile["counts"],
+        json!({"posts": 0, "followers": 0, "following": 0, "friends": 0})
+    );
     let found = ok(&p, &alice, "GET", "/api/v1/users?username=BOB", None).await;
     assert_eq!(found["items"][0]["id"], bob.id.as_str());
-    let me = ok(&p, &dave, "PATCH", "/api/v1/users/me", Some(json!({"display_name": "Dave", "website": "https://dave.example"}))).await;
+    let me = ok(
+        &p,
+        &dave,
+        "PATCH",
+        "/api/v1/users/me",
+        Some(json!({"display_name": "Dave", "website": "https://dave.example"})),
+    )
+    .await;
     assert_eq!(me["display_name"], "Dave");
-    call(&p, &dave, "PATCH", "/api/v1/users/me", Some(json!({"website": "javascript:alert(1)"}))).await.assert_problem(400);
+    call(
+        &p,
+        &dave,
+        "PATCH",
+        "/api/v1/users/me",
+        Some(json!({"website": "javascript:alert(1)"})),
+    )
+    .await
+    .assert_problem(400);
 
     // Both are friends of carol: alice is suggested bob, and befriends him.
     befriend(&p, &alice, &carol).await;
@@ -84,84 +140,385 @@ async fn two_people_meet_befriend_post_react_comment_and_block() {
     assert_eq!(first["user"]["username"], "bob", "{suggestions}");
     assert_eq!(first["mutual_friends"], 1);
     let bob_id = first["user"]["id"].as_str().unwrap();
-    ok(&p, &alice, "PUT", &format!("/api/v1/relations/following/{bob_id}"), None).await;
+    ok(
+        &p,
+        &alice,
+        "PUT",
+        &format!("/api/v1/relations/following/{bob_id}"),
+        None,
+    )
+    .await;
     befriend(&p, &alice, &bob).await;
-    let counts = ok(&p, &carol, "GET", &format!("/api/v1/users/{}", bob.id), None).await["counts"].clone();
-    assert_eq!((counts["followers"].clone(), counts["friends"].clone()), (json!(1), json!(2)));
+    let counts = ok(
+        &p,
+        &carol,
+        "GET",
+        &format!("/api/v1/users/{}", bob.id),
+        None,
+    )
+    .await["counts"]
+        .clone();
+    assert_eq!(
+        (counts["followers"].clone(), counts["friends"].clone()),
+        (json!(1), json!(2))
+    );
 
     // Posts with each visibility.
     let mut posts = std::collections::HashMap::new();
-    for (who, visibility) in [(&bob, "public"), (&bob, "friends"), (&bob, "private"), (&alice, "public")] {
+    for (who, visibility) in [
+        (&bob, "public"),
+        (&bob, "friends"),
+        (&bob, "private"),
+        (&alice, "public"),
+    ] {
         let text = format!("{} {visibility}", who.name);
-        let reply = call(&p, who, "POST", "/api/v1/posts", Some(json!({"text": text, "visibility": visibility, "links": ["https://example.org/a"]}))).await;
+        let reply = call(
+            &p,
+            who,
+            "POST",
+            "/api/v1/posts",
+            Some(
+                json!({"text": text, "visibility": visibility, "links": ["https://example.org/a"]}),
+            ),
+        )
+        .await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         assert_eq!(reply.body["author"]["username"], who.name.as_str());
         posts.insert(text, reply.body["id"].as_str().unwrap().to_owned());
     }
     let post = |key: &str| posts[key].clone();
     // Who sees what.
-    assert_eq!(call(&p, &alice, "GET", &format!("/api/v1/posts/{}", post("bob friends")), None).await.status, 200);
-    call(&p, &alice, "GET", &format!("/api/v1/posts/{}", post("bob private")), None).await.assert_problem(404);
-    call(&p, &dave, "GET", &format!("/api/v1/posts/{}", post("bob friends")), None).await.assert_problem(404);
-    assert_eq!(call(&p, &dave, "GET", &format!("/api/v1/posts/{}", post("bob public")), None).await.status, 200);
-    call(&p, &dave, "PATCH", &format!("/api/v1/posts/{}", post("bob public")), Some(json!({"text": "mine now"}))).await.assert_problem(403);
-    call(&p, &dave, "DELETE", &format!("/api/v1/posts/{}", post("bob friends")), None).await.assert_problem(404);
-    assert_eq!(texts(&ok(&p, &dave, "GET", &format!("/api/v1/users/{}/posts", bob.id), None).await), vec!["bob public"]);
-    assert_eq!(texts(&ok(&p, &alice, "GET", &format!("/api/v1/users/{}/posts", bob.id), None).await), vec!["bob friends", "bob public"]);
+    assert_eq!(
+        call(
+            &p,
+            &alice,
+            "GET",
+            &format!("/api/v1/posts/{}", post("bob friends")),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    call(
+        &p,
+        &alice,
+        "GET",
+        &format!("/api/v1/posts/{}", post("bob private")),
+        None,
+    )
+    .await
+    .assert_problem(404);
+    call(
+        &p,
+        &dave,
+        "GET",
+        &format!("/api/v1/posts/{}", post("bob friends")),
+        None,
+    )
+    .await
+    .assert_problem(404);
+    assert_eq!(
+        call(
+            &p,
+            &dave,
+            "GET",
+            &format!("/api/v1/posts/{}", post("bob public")),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    call(
+        &p,
+        &dave,
+        "PATCH",
+        &format!("/api/v1/posts/{}", post("bob public")),
+        Some(json!({"text": "mine now"})),
+    )
+    .await
+    .assert_problem(403);
+    call(
+        &p,
+        &dave,
+        "DELETE",
+        &format!("/api/v1/posts/{}", post("bob friends")),
+        None,
+    )
+    .await
+    .assert_problem(404);
+    assert_eq!(
+        texts(
+            &ok(
+                &p,
+                &dave,
+                "GET",
+                &format!("/api/v1/users/{}/posts", bob.id),
+                None
+            )
+            .await
+        ),
+        vec!["bob public"]
+    );
+    assert_eq!(
+        texts(
+            &ok(
+                &p,
+                &alice,
+                "GET",
+                &format!("/api/v1/users/{}/posts", bob.id),
+                None
+            )
+            .await
+        ),
+        vec!["bob friends", "bob public"]
+    );
 
     // Reactions and comments.
     let bob_public = post("bob public");
     let thumbs = "%F0%9F%91%8D"; // 👍
-    let reacted = ok(&p, &alice, "PUT", &format!("/api/v1/posts/{bob_public}/reactions/{thumbs}"), None).await;
-    assert_eq!(reacted, json!({"reactions": {"👍": 1}, "my_reactions": ["👍"]}));
-    ok(&p, &alice, "PUT", &format!("/api/v1/posts/{bob_public}/reactions/{thumbs}"), None).await;
+    let reacted = ok(
+        &p,
+        &alice,
+        "PUT",
+        &format!("/api/v1/posts/{bob_public}/reactions/{thumbs}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        reacted,
+        json!({"reactions": {"👍": 1}, "my_reactions": ["👍"]})
+    );
+    ok(
+        &p,
+        &alice,
+        "PUT",
+        &format!("/api/v1/posts/{bob_public}/reactions/{thumbs}"),
+        None,
+    )
+    .await;
     let family = "%F0%9F%91%A8%E2%80%8D%F0%9F%91%A9%E2%80%8D%F0%9F%91%A7"; // ZWJ sequence
-    ok(&p, &bob, "PUT", &format!("/api/v1/posts/{bob_public}/reactions/{family}"), None).await;
+    ok(
+        &p,
+        &bob,
+        "PUT",
+        &format!("/api/v1/posts/{bob_public}/reactions/{family}"),
+        None,
+    )
+    .await;
     for bad in ["ok", "%F0%9F%91%8D%F0%9F%91%8D", "%E2%9D%A4"] {
-        call(&p, &alice, "PUT", &format!("/api/v1/posts/{bob_public}/reactions/{bad}"), None).await.assert_problem(400);
+        call(
+            &p,
+            &alice,
+            "PUT",
+            &format!("/api/v1/posts/{bob_public}/reactions/{bad}"),
+            None,
+        )
+        .await
+        .assert_problem(400);
     }
-    let comment = ok(&p, &alice, "POST", &format!("/api/v1/posts/{bob_public}/comments"), Some(json!({"text": "nice"}))).await;
-    let reply = ok(&p, &bob, "POST", &format!("/api/v1/posts/{bob_public}/comments"), Some(json!({"text": "thanks", "parent_id": comment["id"]}))).await;
+    let comment = ok(
+        &p,
+        &alice,
+        "POST",
+        &format!("/api/v1/posts/{bob_public}/comments"),
+        Some(json!({"text": "nice"})),
+    )
+    .await;
+    let reply = ok(
+        &p,
+        &bob,
+        "POST",
+        &format!("/api/v1/posts/{bob_public}/comments"),
+        Some(json!({"text": "thanks", "parent_id": comment["id"]})),
+    )
+    .await;
     assert_eq!(reply["parent_id"], comment["id"]);
     let other_post = post("alice public");
-    call(&p, &bob, "POST", &format!("/api/v1/posts/{other_post}/comments"), Some(json!({"text": "x", "parent_id": comment["id"]}))).await.assert_problem(400);
-    let thread = ok(&p, &dave, "GET", &format!("/api/v1/posts/{bob_public}/comments", ), None).await;
+    call(
+        &p,
+        &bob,
+        "POST",
+        &format!("/api/v1/posts/{other_post}/comments"),
+        Some(json!({"text": "x", "parent_id": comment["id"]})),
+    )
+    .await
+    .assert_problem(400);
+    let thread = ok(
+        &p,
+        &dave,
+        "GET",
+        &format!("/api/v1/posts/{bob_public}/comments",),
+        None,
+    )
+    .await;
     assert_eq!(texts(&thread), vec!["nice", "thanks"], "oldest first");
-    let seen = ok(&p, &bob, "GET", &format!("/api/v1/posts/{bob_public}"), None).await;
+    let seen = ok(
+        &p,
+        &bob,
+        "GET",
+        &format!("/api/v1/posts/{bob_public}"),
+        None,
+    )
+    .await;
     assert_eq!(seen["comment_count"], 2);
     assert_eq!(seen["reactions"]["👍"], 1);
     assert_eq!(seen["my_reactions"], json!(["👨‍👩‍👧"]));
-    call(&p, &dave, "DELETE", &format!("/api/v1/posts/{bob_public}/comments/{}", comment["id"].as_str().unwrap()), None).await.assert_problem(403);
+    call(
+        &p,
+        &dave,
+        "DELETE",
+        &format!(
+            "/api/v1/posts/{bob_public}/comments/{}",
+            comment["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await
+    .assert_problem(403);
 
     // Feeds: own posts and friends'/followees', newest first, as far as visible.
-    assert_eq!(texts(&ok(&p, &alice, "GET", "/api/v1/feed", None).await), vec!["alice public", "bob friends", "bob public"]);
-    assert_eq!(texts(&ok(&p, &bob, "GET", "/api/v1/feed", None).await), vec!["alice public", "bob private", "bob friends", "bob public"]);
-    assert_eq!(texts(&ok(&p, &dave, "GET", "/api/v1/feed", None).await), Vec::<String>::new());
+    assert_eq!(
+        texts(&ok(&p, &alice, "GET", "/api/v1/feed", None).await),
+        vec!["alice public", "bob friends", "bob public"]
+    );
+    assert_eq!(
+        texts(&ok(&p, &bob, "GET", "/api/v1/feed", None).await),
+        vec!["alice public", "bob private", "bob friends", "bob public"]
+    );
+    assert_eq!(
+        texts(&ok(&p, &dave, "GET", "/api/v1/feed", None).await),
+        Vec::<String>::new()
+    );
     // Pages are disjoint and end with a null cursor.
     let first = ok(&p, &bob, "GET", "/api/v1/feed?limit=3", None).await;
-    let rest = ok(&p, &bob, "GET", &format!("/api/v1/feed?limit=3&cursor={}", first["next_cursor"].as_str().unwrap()), None).await;
+    let rest = ok(
+        &p,
+        &bob,
+        "GET",
+        &format!(
+            "/api/v1/feed?limit=3&cursor={}",
+            first["next_cursor"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
     assert_eq!(texts(&rest), vec!["bob public"]);
     assert_eq!(rest["next_cursor"], Value::Null);
-    call(&p, &bob, "GET", "/api/v1/feed?cursor=garbage", None).await.assert_problem(400);
-    call(&p, &bob, "GET", "/api/v1/feed?limit=0", None).await.assert_problem(400);
+    call(&p, &bob, "GET", "/api/v1/feed?cursor=garbage", None)
+        .await
+        .assert_problem(400);
+    call(&p, &bob, "GET", "/api/v1/feed?limit=0", None)
+        .await
+        .assert_problem(400);
 
     // The block: everything is hidden both ways, at once.
-    assert_eq!(call(&p, &bob, "PUT", &format!("/api/v1/relations/blocks/{}", alice.id), None).await.status, 204);
-    assert_eq!(texts(&ok(&p, &alice, "GET", "/api/v1/feed", None).await), vec!["alice public"]);
-    assert_eq!(texts(&ok(&p, &bob, "GET", "/api/v1/feed", None).await), vec!["bob private", "bob friends", "bob public"]);
-    call(&p, &alice, "GET", &format!("/api/v1/posts/{bob_public}"), None).await.assert_problem(404);
-    call(&p, &alice, "PUT", &format!("/api/v1/posts/{bob_public}/reactions/{thumbs}"), None).await.assert_problem(404);
-    assert!(texts(&ok(&p, &alice, "GET", &format!("/api/v1/users/{}/posts", bob.id), None).await).is_empty());
-    call(&p, &alice, "PUT", &format!("/api/v1/relations/following/{}", bob.id), None).await.assert_problem(403);
-    let summary = ok(&p, &alice, "GET", &format!("/api/v1/relations/users/{}/summary", bob.id), None).await;
-    assert_eq!((summary["is_friend"].clone(), summary["is_following"].clone()), (json!(false), json!(false)));
+    assert_eq!(
+        call(
+            &p,
+            &bob,
+            "PUT",
+            &format!("/api/v1/relations/blocks/{}", alice.id),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        texts(&ok(&p, &alice, "GET", "/api/v1/feed", None).await),
+        vec!["alice public"]
+    );
+    assert_eq!(
+        texts(&ok(&p, &bob, "GET", "/api/v1/feed", None).await),
+        vec!["bob private", "bob friends", "bob public"]
+    );
+    call(
+        &p,
+        &alice,
+        "GET",
+        &format!("/api/v1/posts/{bob_public}"),
+        None,
+    )
+    .await
+    .assert_problem(404);
+    call(
+        &p,
+        &alice,
+        "PUT",
+        &format!("/api/v1/posts/{bob_public}/reactions/{thumbs}"),
+        None,
+    )
+    .await
+    .assert_problem(404);
+    assert!(
+        texts(
+            &ok(
+                &p,
+                &alice,
+                "GET",
+                &format!("/api/v1/users/{}/posts", bob.id),
+                None
+            )
+            .await
+        )
+        .is_empty()
+    );
+    call(
+        &p,
+        &alice,
+        "PUT",
+        &format!("/api/v1/relations/following/{}", bob.id),
+        None,
+    )
+    .await
+    .assert_problem(403);
+    let summary = ok(
+        &p,
+        &alice,
+        "GET",
+        &format!("/api/v1/relations/users/{}/summary", bob.id),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            summary["is_friend"].clone(),
+            summary["is_following"].clone()
+        ),
+        (json!(false), json!(false))
+    );
 
     // Deleting a post takes its comments and reactions along.
-    assert_eq!(call(&p, &bob, "DELETE", &format!("/api/v1/posts/{bob_public}"), None).await.status, 204);
-    call(&p, &bob, "GET", &format!("/api/v1/posts/{bob_public}/comments"), None).await.assert_problem(404);
+    assert_eq!(
+        call(
+            &p,
+            &bob,
+            "DELETE",
+            &format!("/api/v1/posts/{bob_public}"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    call(
+        &p,
+        &bob,
+        "GET",
+        &format!("/api/v1/posts/{bob_public}/comments"),
+        None,
+    )
+    .await
+    .assert_problem(404);
 
     // Internal routes are not reachable through the gateway.
-    let internal = get(&p.url(&format!("/internal/users/{}/graph", bob.id)), Some(&bob.token)).await;
+    let internal = get(
+        &p.url(&format!("/internal/users/{}/graph", bob.id)),
+        Some(&bob.token),
+    )
+    .await;
     assert_eq!(internal.status, 404);
     let alive_only = get(&p.url("/api/v1/users/me"), None).await;
     alive_only.assert_problem(401);
@@ -171,15 +528,28 @@ async fn two_people_meet_befriend_post_react_comment_and_block() {
 async fn a_dependency_outage_is_a_clean_503_and_readiness_says_why() {
     let p = support::start().await;
     let alice = person(&p, "alice").await;
-    let relations = p.platform.as_ref().unwrap().server_handle("relations").unwrap();
+    let relations = p
+        .platform
+        .as_ref()
+        .unwrap()
+        .server_handle("relations")
+        .unwrap();
     relations.stop(false).await;
     let feed = call(&p, &alice, "GET", "/api/v1/feed", None).await;
     feed.assert_problem(503);
-    assert!(feed.body["detail"].as_str().unwrap().contains("relations"), "{}", feed.body);
+    assert!(
+        feed.body["detail"].as_str().unwrap().contains("relations"),
+        "{}",
+        feed.body
+    );
     let ready = get(&p.ops_url("users", "/readyz"), None).await;
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.body["status"], "degraded");
-    assert!(ready.body["degraded"]["relations"].is_string(), "{}", ready.body);
+    assert!(
+        ready.body["degraded"]["relations"].is_string(),
+        "{}",
+        ready.body
+    );
 }
 
 #[actix_web::test]
@@ -193,7 +563,10 @@ async fn a_registration_during_a_users_outage_keeps_its_profile_queued() {
         json!({"username": "late", "email": "late@example.org", "password": "password-late"}),
     )
     .await;
-    assert_eq!(reply.status, 201, "registration does not depend on the users service");
+    assert_eq!(
+        reply.status, 201,
+        "registration does not depend on the users service"
+    );
     // The delivery to users waits in the auth service's outbox; relations got its own.
     let auth_db = agora_common::db::with_database(
         &p.config.database_server_url,

@@ -54,7 +54,10 @@ impl Deliveries {
         match tokio::time::timeout(DELIVERY_WAIT, runner.run_now(jobs)).await {
             Ok(Ok(pass)) if pass.failed == 0 => {}
             Ok(Ok(pass)) => {
-                tracing::warn!(failed = pass.failed, "account deliveries failed; they will be retried")
+                tracing::warn!(
+                    failed = pass.failed,
+                    "account deliveries failed; they will be retried"
+                )
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "account deliveries not run; they will be retried")

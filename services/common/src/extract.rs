@@ -145,7 +145,12 @@ mod tests {
                 StatusCode::BAD_REQUEST,
                 "a JSON object",
             ),
-            ("application/json", "3", StatusCode::BAD_REQUEST, "a JSON object"),
+            (
+                "application/json",
+                "3",
+                StatusCode::BAD_REQUEST,
+                "a JSON object",
+            ),
             (
                 "application/json",
                 "{\"name\":\"a\",\"nmae\":1}",

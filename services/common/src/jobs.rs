@@ -165,34 +165,35 @@ impl JobRunner {
         // Whose lease it is: a runner whose lease expired must not delete or reschedule
         // the job another runner has claimed since.
         let token = Uuid::new_v4();
-        let claimed: Vec<Claimed> = match only {
-            None => diesel::sql_query(
-                "UPDATE agora_jobs SET locked_until = now() + $1 * interval '1 millisecond', \
+        let claimed: Vec<Claimed> =
+            match only {
+                None => diesel::sql_query(
+                    "UPDATE agora_jobs SET locked_until = now() + $1 * interval '1 millisecond', \
                      locked_by = $3, attempts = attempts + 1 \
                  WHERE id IN (SELECT id FROM agora_jobs \
                      WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
                      ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  RETURNING id, kind, payload, attempts",
-            )
-            .bind::<diesel::sql_types::BigInt, _>(lease_ms)
-            .bind::<diesel::sql_types::BigInt, _>(self.settings.batch)
-            .bind::<diesel::sql_types::Uuid, _>(token)
-            .load(&mut conn)
-            .await?,
-            Some(ids) => diesel::sql_query(
-                "UPDATE agora_jobs SET locked_until = now() + $1 * interval '1 millisecond', \
+                )
+                .bind::<diesel::sql_types::BigInt, _>(lease_ms)
+                .bind::<diesel::sql_types::BigInt, _>(self.settings.batch)
+                .bind::<diesel::sql_types::Uuid, _>(token)
+                .load(&mut conn)
+                .await?,
+                Some(ids) => diesel::sql_query(
+                    "UPDATE agora_jobs SET locked_until = now() + $1 * interval '1 millisecond', \
                      locked_by = $3, attempts = attempts + 1 \
                  WHERE id IN (SELECT id FROM agora_jobs \
                      WHERE id = ANY($2) AND (locked_until IS NULL OR locked_until < now()) \
                      FOR UPDATE SKIP LOCKED) \
                  RETURNING id, kind, payload, attempts",
-            )
-            .bind::<diesel::sql_types::BigInt, _>(lease_ms)
-            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
-            .bind::<diesel::sql_types::Uuid, _>(token)
-            .load(&mut conn)
-            .await?,
-        };
+                )
+                .bind::<diesel::sql_types::BigInt, _>(lease_ms)
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+                .bind::<diesel::sql_types::Uuid, _>(token)
+                .load(&mut conn)
+                .await?,
+            };
         // Each job gets its share of the lease, so none runs on after the lease ends.
         let share = self
             .settings

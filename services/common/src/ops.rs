@@ -108,9 +108,8 @@ pub(crate) async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
         (true, false) => {
             HttpResponse::Ok().json(json!({"status": "degraded", "degraded": degraded}))
         }
-        (false, _) => HttpResponse::ServiceUnavailable().json(
-            json!({"status": "not ready", "failed": failures, "degraded": degraded}),
-        ),
+        (false, _) => HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "not ready", "failed": failures, "degraded": degraded})),
     }
 }
 

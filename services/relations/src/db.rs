@@ -5,7 +5,10 @@
 //! during a request or two follows at once are serialised per pair; primary keys and
 //! the one-pending-request-per-pair index back that up.
 
-use crate::model::{Counts, FriendRequest, Graph, Pair, PendingRequest, Person, RequestStatus, Suggestion, Summary, UserRef};
+use crate::model::{
+    Counts, FriendRequest, Graph, Pair, PendingRequest, Person, RequestStatus, Suggestion, Summary,
+    UserRef,
+};
 use crate::schema::{accounts, blocks, follows, friend_requests, friendships, likes, matches};
 use chrono::{DateTime, Utc};
 use diesel::dsl::exists;
@@ -185,8 +188,12 @@ pub async fn pending_between(
 ) -> Result<Option<RequestRow>, Error> {
     friend_requests::table
         .filter(
-            (friend_requests::from_id.eq(a).and(friend_requests::to_id.eq(b)))
-                .or(friend_requests::from_id.eq(b).and(friend_requests::to_id.eq(a))),
+            (friend_requests::from_id
+                .eq(a)
+                .and(friend_requests::to_id.eq(b)))
+            .or(friend_requests::from_id
+                .eq(b)
+                .and(friend_requests::to_id.eq(a))),
         )
         .select(RequestRow::as_select())
         .first(conn)
@@ -280,8 +287,12 @@ async fn delete_matches(conn: &mut AsyncPgConnection, a: Uuid, b: Uuid) -> Resul
 pub async fn block(conn: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> Result<(), Error> {
     diesel::delete(
         follows::table.filter(
-            (follows::follower_id.eq(me).and(follows::followee_id.eq(other)))
-                .or(follows::follower_id.eq(other).and(follows::followee_id.eq(me))),
+            (follows::follower_id
+                .eq(me)
+                .and(follows::followee_id.eq(other)))
+            .or(follows::follower_id
+                .eq(other)
+                .and(follows::followee_id.eq(me))),
         ),
     )
     .execute(conn)
@@ -298,8 +309,12 @@ pub async fn block(conn: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> Resul
     delete_matches(conn, me, other).await?;
     diesel::delete(
         friend_requests::table.filter(
-            (friend_requests::from_id.eq(me).and(friend_requests::to_id.eq(other)))
-                .or(friend_requests::from_id.eq(other).and(friend_requests::to_id.eq(me))),
+            (friend_requests::from_id
+                .eq(me)
+                .and(friend_requests::to_id.eq(other)))
+            .or(friend_requests::from_id
+                .eq(other)
+                .and(friend_requests::to_id.eq(me))),
         ),
     )
     .execute(conn)
@@ -402,7 +417,10 @@ pub async fn requests_page(
 ) -> Result<Vec<RequestRow>, Error> {
     let mut query = friend_requests::table
         .select(RequestRow::as_select())
-        .order((friend_requests::created_at.desc(), friend_requests::id.desc()))
+        .order((
+            friend_requests::created_at.desc(),
+            friend_requests::id.desc(),
+        ))
         .limit(i64::from(limit) + 1)
         .into_boxed();
     query = if incoming {
@@ -414,7 +432,9 @@ pub async fn requests_page(
         query = query.filter(
             friend_requests::created_at
                 .lt(at)
-                .or(friend_requests::created_at.eq(at).and(friend_requests::id.lt(id))),
+                .or(friend_requests::created_at
+                    .eq(at)
+                    .and(friend_requests::id.lt(id))),
         );
     }
     query.load(conn).await

@@ -1,8 +1,6 @@
 //! The relations service's paths and its OpenAPI document.
 
-use crate::handlers::{
-    RelationsState, blocks, follows, friends, internal, likes, people,
-};
+use crate::handlers::{RelationsState, blocks, follows, friends, internal, likes, people};
 use actix_web::web;
 use agora_common::TokenVerifier;
 use agora_common::client::ServiceToken;
@@ -72,8 +70,14 @@ pub fn routes(
                     .route("/suggestions", web::get().to(people::suggestions))
                     .route("/friend-requests", web::post().to(friends::send))
                     .route("/friend-requests", web::get().to(friends::list))
-                    .route("/friend-requests/{id}/accept", web::post().to(friends::accept))
-                    .route("/friend-requests/{id}/decline", web::post().to(friends::decline))
+                    .route(
+                        "/friend-requests/{id}/accept",
+                        web::post().to(friends::accept),
+                    )
+                    .route(
+                        "/friend-requests/{id}/decline",
+                        web::post().to(friends::decline),
+                    )
                     .route("/friend-requests/{id}", web::delete().to(friends::cancel))
                     .route("/friends/{user_id}", web::delete().to(friends::unfriend))
                     .route("/likes/{user_id}", web::put().to(likes::like))
@@ -92,4 +96,3 @@ pub fn routes(
             );
     })
 }
-

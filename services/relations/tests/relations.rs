@@ -67,7 +67,13 @@ impl Harness {
         }
     }
 
-    async fn call(&self, who: &User, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        who: &User,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .request(method, format!("{}/api/v1/relations{path}", self.api))
@@ -97,12 +103,22 @@ impl Harness {
 
     async fn befriend(&self, a: &User, b: &User) {
         let (status, body) = self
-            .call(a, Method::POST, "/friend-requests", Some(json!({"to": b.id})))
+            .call(
+                a,
+                Method::POST,
+                "/friend-requests",
+                Some(json!({"to": b.id})),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let id = body["id"].as_str().unwrap().to_owned();
         let (status, body) = self
-            .call(b, Method::POST, &format!("/friend-requests/{id}/accept"), None)
+            .call(
+                b,
+                Method::POST,
+                &format!("/friend-requests/{id}/accept"),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -122,7 +138,11 @@ async fn follow_is_idempotent_and_checked() {
     let h = start().await;
     let (alice, bob) = (h.user("alice").await, h.user("bob").await);
     for _ in 0..2 {
-        assert_eq!(h.status(&alice, Method::PUT, &format!("/following/{}", bob.id)).await, StatusCode::NO_CONTENT);
+        assert_eq!(
+            h.status(&alice, Method::PUT, &format!("/following/{}", bob.id))
+                .await,
+            StatusCode::NO_CONTENT
+        );
     }
     let s = h.summary(&alice, &bob).await;
     assert_eq!(s["followers"], 1);
@@ -132,70 +152,272 @@ async fn follow_is_idempotent_and_checked() {
     assert_eq!(followers["items"][0]["username"], alice.name.as_str());
     assert_eq!(followers["next_cursor"], Value::Null);
 
-    assert_eq!(h.status(&alice, Method::PUT, &format!("/following/{}", alice.id)).await, StatusCode::BAD_REQUEST);
-    assert_eq!(h.status(&alice, Method::PUT, &format!("/following/{}", Uuid::now_v7())).await, StatusCode::NOT_FOUND);
-    assert_eq!(h.status(&alice, Method::DELETE, &format!("/following/{}", Uuid::now_v7())).await, StatusCode::NOT_FOUND);
-    assert_eq!(h.status(&alice, Method::PUT, "/following/not-a-uuid").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.status(&alice, Method::PUT, &format!("/following/{}", alice.id))
+            .await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        h.status(
+            &alice,
+            Method::PUT,
+            &format!("/following/{}", Uuid::now_v7())
+        )
+        .await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.status(
+            &alice,
+            Method::DELETE,
+            &format!("/following/{}", Uuid::now_v7())
+        )
+        .await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.status(&alice, Method::PUT, "/following/not-a-uuid").await,
+        StatusCode::NOT_FOUND
+    );
     for _ in 0..2 {
-        assert_eq!(h.status(&alice, Method::DELETE, &format!("/following/{}", bob.id)).await, StatusCode::NO_CONTENT);
+        assert_eq!(
+            h.status(&alice, Method::DELETE, &format!("/following/{}", bob.id))
+                .await,
+            StatusCode::NO_CONTENT
+        );
     }
     assert_eq!(h.summary(&alice, &bob).await["followers"], 0);
     // No token, or a forged one.
-    let anonymous = h.http.put(format!("{}/api/v1/relations/following/{}", h.api, bob.id)).send().await.unwrap();
+    let anonymous = h
+        .http
+        .put(format!("{}/api/v1/relations/following/{}", h.api, bob.id))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[actix_web::test]
 async fn friend_requests_follow_the_contract() {
     let h = start().await;
-    let (alice, bob, carol) = (h.user("alice").await, h.user("bob").await, h.user("carol").await);
-    let (status, req) = h.call(&alice, Method::POST, "/friend-requests", Some(json!({"to": bob.id}))).await;
+    let (alice, bob, carol) = (
+        h.user("alice").await,
+        h.user("bob").await,
+        h.user("carol").await,
+    );
+    let (status, req) = h
+        .call(
+            &alice,
+            Method::POST,
+            "/friend-requests",
+            Some(json!({"to": bob.id})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(req["status"], "pending");
     assert_eq!(req["from"], alice.id.to_string());
     let id = req["id"].as_str().unwrap().to_owned();
     // Asking again, asking oneself, unknown people, unknown fields.
-    assert_eq!(h.call(&alice, Method::POST, "/friend-requests", Some(json!({"to": bob.id}))).await.0, StatusCode::CONFLICT);
-    assert_eq!(h.call(&alice, Method::POST, "/friend-requests", Some(json!({"to": alice.id}))).await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(h.call(&alice, Method::POST, "/friend-requests", Some(json!({"to": Uuid::now_v7()}))).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(h.call(&alice, Method::POST, "/friend-requests", Some(json!({"to": bob.id, "too": 1}))).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        h.call(
+            &alice,
+            Method::POST,
+            "/friend-requests",
+            Some(json!({"to": bob.id}))
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        h.call(
+            &alice,
+            Method::POST,
+            "/friend-requests",
+            Some(json!({"to": alice.id}))
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        h.call(
+            &alice,
+            Method::POST,
+            "/friend-requests",
+            Some(json!({"to": Uuid::now_v7()}))
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.call(
+            &alice,
+            Method::POST,
+            "/friend-requests",
+            Some(json!({"to": bob.id, "too": 1}))
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
 
-    assert_eq!(ids(&h.get(&bob, "/friend-requests?direction=incoming").await), vec![id.clone()]);
-    assert_eq!(ids(&h.get(&alice, "/friend-requests?direction=outgoing").await), vec![id.clone()]);
+    assert_eq!(
+        ids(&h.get(&bob, "/friend-requests?direction=incoming").await),
+        vec![id.clone()]
+    );
+    assert_eq!(
+        ids(&h.get(&alice, "/friend-requests?direction=outgoing").await),
+        vec![id.clone()]
+    );
     assert!(ids(&h.get(&alice, "/friend-requests").await).is_empty());
-    assert_eq!(h.status(&alice, Method::GET, "/friend-requests?direction=sideways").await, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        h.status(&alice, Method::GET, "/friend-requests?direction=sideways")
+            .await,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(h.summary(&bob, &alice).await["friend_request"], "incoming");
     assert_eq!(h.summary(&alice, &bob).await["friend_request"], "outgoing");
 
     // Only the recipient accepts or declines; only the sender cancels; others see nothing.
-    assert_eq!(h.status(&alice, Method::POST, &format!("/friend-requests/{id}/accept")).await, StatusCode::FORBIDDEN);
-    assert_eq!(h.status(&carol, Method::POST, &format!("/friend-requests/{id}/accept")).await, StatusCode::NOT_FOUND);
-    assert_eq!(h.status(&bob, Method::DELETE, &format!("/friend-requests/{id}")).await, StatusCode::FORBIDDEN);
-    assert_eq!(h.status(&carol, Method::DELETE, &format!("/friend-requests/{id}")).await, StatusCode::NOT_FOUND);
-    let (status, accepted) = h.call(&bob, Method::POST, &format!("/friend-requests/{id}/accept"), None).await;
+    assert_eq!(
+        h.status(
+            &alice,
+            Method::POST,
+            &format!("/friend-requests/{id}/accept")
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        h.status(
+            &carol,
+            Method::POST,
+            &format!("/friend-requests/{id}/accept")
+        )
+        .await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.status(&bob, Method::DELETE, &format!("/friend-requests/{id}"))
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        h.status(&carol, Method::DELETE, &format!("/friend-requests/{id}"))
+            .await,
+        StatusCode::NOT_FOUND
+    );
+    let (status, accepted) = h
+        .call(
+            &bob,
+            Method::POST,
+            &format!("/friend-requests/{id}/accept"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(accepted["status"], "accepted");
-    assert_eq!(h.status(&bob, Method::POST, &format!("/friend-requests/{id}/accept")).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.status(&bob, Method::POST, &format!("/friend-requests/{id}/accept"))
+            .await,
+        StatusCode::NOT_FOUND
+    );
     let s = h.summary(&alice, &bob).await;
-    assert_eq!((s["is_friend"].clone(), s["friends"].clone(), s["friend_request"].clone()), (json!(true), json!(1), json!("none")));
-    assert_eq!(h.call(&bob, Method::POST, "/friend-requests", Some(json!({"to": alice.id}))).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        (
+            s["is_friend"].clone(),
+            s["friends"].clone(),
+            s["friend_request"].clone()
+        ),
+        (json!(true), json!(1), json!("none"))
+    );
+    assert_eq!(
+        h.call(
+            &bob,
+            Method::POST,
+            "/friend-requests",
+            Some(json!({"to": alice.id}))
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
 
     // Crossing requests: the second one accepts the first.
-    let (status, _) = h.call(&carol, Method::POST, "/friend-requests", Some(json!({"to": alice.id}))).await;
+    let (status, _) = h
+        .call(
+            &carol,
+            Method::POST,
+            "/friend-requests",
+            Some(json!({"to": alice.id})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, crossing) = h.call(&alice, Method::POST, "/friend-requests", Some(json!({"to": carol.id}))).await;
+    let (status, crossing) = h
+        .call(
+            &alice,
+            Method::POST,
+            "/friend-requests",
+            Some(json!({"to": carol.id})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(crossing["status"], "accepted");
-    assert_eq!(h.get(&alice, &format!("/users/{}/friends", alice.id)).await["items"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        h.get(&alice, &format!("/users/{}/friends", alice.id)).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Decline and cancel remove the request; unfriend ends the friendship.
-    let (_, to_decline) = h.call(&h.user("dave").await, Method::POST, "/friend-requests", Some(json!({"to": bob.id}))).await;
-    assert_eq!(h.status(&bob, Method::POST, &format!("/friend-requests/{}/decline", to_decline["id"].as_str().unwrap())).await, StatusCode::NO_CONTENT);
+    let (_, to_decline) = h
+        .call(
+            &h.user("dave").await,
+            Method::POST,
+            "/friend-requests",
+            Some(json!({"to": bob.id})),
+        )
+        .await;
+    assert_eq!(
+        h.status(
+            &bob,
+            Method::POST,
+            &format!(
+                "/friend-requests/{}/decline",
+                to_decline["id"].as_str().unwrap()
+            )
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
     let eve = h.user("eve").await;
-    let (_, to_cancel) = h.call(&eve, Method::POST, "/friend-requests", Some(json!({"to": bob.id}))).await;
-    assert_eq!(h.status(&eve, Method::DELETE, &format!("/friend-requests/{}", to_cancel["id"].as_str().unwrap())).await, StatusCode::NO_CONTENT);
+    let (_, to_cancel) = h
+        .call(
+            &eve,
+            Method::POST,
+            "/friend-requests",
+            Some(json!({"to": bob.id})),
+        )
+        .await;
+    assert_eq!(
+        h.status(
+            &eve,
+            Method::DELETE,
+            &format!("/friend-requests/{}", to_cancel["id"].as_str().unwrap())
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
     assert!(ids(&h.get(&bob, "/friend-requests").await).is_empty());
-    assert_eq!(h.status(&alice, Method::DELETE, &format!("/friends/{}", bob.id)).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(&alice, Method::DELETE, &format!("/friends/{}", bob.id))
+            .await,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(h.summary(&alice, &bob).await["is_friend"], false);
     assert_eq!(h.summary(&bob, &bob).await["friends"], 0);
 }
@@ -206,8 +428,18 @@ async fn crossing_requests_sent_at_once_end_as_one_friendship() {
     for _ in 0..10 {
         let (a, b) = (h.user("a").await, h.user("b").await);
         let (x, y) = futures_util::join!(
-            h.call(&a, Method::POST, "/friend-requests", Some(json!({"to": b.id}))),
-            h.call(&b, Method::POST, "/friend-requests", Some(json!({"to": a.id}))),
+            h.call(
+                &a,
+                Method::POST,
+                "/friend-requests",
+                Some(json!({"to": b.id}))
+            ),
+            h.call(
+                &b,
+                Method::POST,
+                "/friend-requests",
+                Some(json!({"to": a.id}))
+            ),
         );
         let mut statuses = [x.0.as_u16(), y.0.as_u16()];
         statuses.sort_unstable();
@@ -234,7 +466,12 @@ async fn concurrent_follows_and_a_block_during_a_request_stay_consistent() {
         let (c, d) = (h.user("c").await, h.user("d").await);
         let block_path = format!("/blocks/{}", c.id);
         let (request, block) = futures_util::join!(
-            h.call(&c, Method::POST, "/friend-requests", Some(json!({"to": d.id}))),
+            h.call(
+                &c,
+                Method::POST,
+                "/friend-requests",
+                Some(json!({"to": d.id}))
+            ),
             h.status(&d, Method::PUT, &block_path),
         );
         assert_eq!(block, StatusCode::NO_CONTENT);
@@ -251,17 +488,45 @@ async fn blocking_removes_every_tie_and_refuses_new_ones() {
     let (a, b) = (h.user("a").await, h.user("b").await);
     h.befriend(&a, &b).await;
     for (x, y) in [(&a, &b), (&b, &a)] {
-        assert_eq!(h.status(x, Method::PUT, &format!("/following/{}", y.id)).await, StatusCode::NO_CONTENT);
+        assert_eq!(
+            h.status(x, Method::PUT, &format!("/following/{}", y.id))
+                .await,
+            StatusCode::NO_CONTENT
+        );
     }
-    assert_eq!(h.call(&a, Method::PUT, &format!("/likes/{}", b.id), None).await.1["matched"], false);
-    assert_eq!(h.call(&b, Method::PUT, &format!("/likes/{}", a.id), None).await.1["matched"], true);
+    assert_eq!(
+        h.call(&a, Method::PUT, &format!("/likes/{}", b.id), None)
+            .await
+            .1["matched"],
+        false
+    );
+    assert_eq!(
+        h.call(&b, Method::PUT, &format!("/likes/{}", a.id), None)
+            .await
+            .1["matched"],
+        true
+    );
     assert_eq!(ids(&h.get(&a, "/matches").await), vec![b.id.to_string()]);
 
-    assert_eq!(h.status(&a, Method::PUT, &format!("/blocks/{}", b.id)).await, StatusCode::NO_CONTENT);
-    assert_eq!(h.status(&a, Method::PUT, &format!("/blocks/{}", b.id)).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(&a, Method::PUT, &format!("/blocks/{}", b.id))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.status(&a, Method::PUT, &format!("/blocks/{}", b.id))
+            .await,
+        StatusCode::NO_CONTENT
+    );
     let s = h.summary(&a, &b).await;
     assert_eq!(
-        (s["followers"].clone(), s["following"].clone(), s["friends"].clone(), s["is_friend"].clone(), s["blocked"].clone()),
+        (
+            s["followers"].clone(),
+            s["following"].clone(),
+            s["friends"].clone(),
+            s["is_friend"].clone(),
+            s["blocked"].clone()
+        ),
         (json!(0), json!(0), json!(0), json!(false), json!(true))
     );
     assert!(ids(&h.get(&a, "/matches").await).is_empty());
@@ -269,13 +534,42 @@ async fn blocking_removes_every_tie_and_refuses_new_ones() {
     assert_eq!(ids(&h.get(&a, "/blocks").await), vec![b.id.to_string()]);
     // Both directions are refused while the block lasts.
     for (x, y) in [(&a, &b), (&b, &a)] {
-        assert_eq!(h.status(x, Method::PUT, &format!("/following/{}", y.id)).await, StatusCode::FORBIDDEN);
-        assert_eq!(h.status(x, Method::PUT, &format!("/likes/{}", y.id)).await, StatusCode::FORBIDDEN);
-        assert_eq!(h.call(x, Method::POST, "/friend-requests", Some(json!({"to": y.id}))).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(
+            h.status(x, Method::PUT, &format!("/following/{}", y.id))
+                .await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            h.status(x, Method::PUT, &format!("/likes/{}", y.id)).await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            h.call(
+                x,
+                Method::POST,
+                "/friend-requests",
+                Some(json!({"to": y.id}))
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN
+        );
     }
-    assert_eq!(h.status(&a, Method::PUT, &format!("/blocks/{}", a.id)).await, StatusCode::BAD_REQUEST);
-    assert_eq!(h.status(&a, Method::DELETE, &format!("/blocks/{}", b.id)).await, StatusCode::NO_CONTENT);
-    assert_eq!(h.status(&b, Method::PUT, &format!("/following/{}", a.id)).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(&a, Method::PUT, &format!("/blocks/{}", a.id))
+            .await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        h.status(&a, Method::DELETE, &format!("/blocks/{}", b.id))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.status(&b, Method::PUT, &format!("/following/{}", a.id))
+            .await,
+        StatusCode::NO_CONTENT
+    );
     assert!(ids(&h.get(&a, "/blocks").await).is_empty());
 }
 
@@ -301,11 +595,27 @@ async fn suggestions_rank_friends_of_friends_and_followees_choices() {
     h.befriend(&f1, &already).await;
     // me follows f1 and f2; both follow `followed`.
     for f in [&f1, &f2] {
-        assert_eq!(h.status(&me, Method::PUT, &format!("/following/{}", f.id)).await, StatusCode::NO_CONTENT);
-        assert_eq!(h.status(f, Method::PUT, &format!("/following/{}", followed.id)).await, StatusCode::NO_CONTENT);
+        assert_eq!(
+            h.status(&me, Method::PUT, &format!("/following/{}", f.id))
+                .await,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            h.status(f, Method::PUT, &format!("/following/{}", followed.id))
+                .await,
+            StatusCode::NO_CONTENT
+        );
     }
-    assert_eq!(h.status(&me, Method::PUT, &format!("/following/{}", already.id)).await, StatusCode::NO_CONTENT);
-    assert_eq!(h.status(&blocked, Method::PUT, &format!("/blocks/{}", me.id)).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        h.status(&me, Method::PUT, &format!("/following/{}", already.id))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.status(&blocked, Method::PUT, &format!("/blocks/{}", me.id))
+            .await,
+        StatusCode::NO_CONTENT
+    );
 
     let list = h.get(&me, "/suggestions").await;
     let got: Vec<(String, i64, i64, i64)> = list["items"]
@@ -331,13 +641,32 @@ async fn suggestions_rank_friends_of_friends_and_followees_choices() {
         ],
         "self, friends, followees and blocked users are never suggested"
     );
-    assert_eq!(h.get(&me, "/suggestions?limit=1").await["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        h.get(&me, "/suggestions?limit=1").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     for bad in ["0", "101", "x"] {
-        assert_eq!(h.status(&me, Method::GET, &format!("/suggestions?limit={bad}")).await, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            h.status(&me, Method::GET, &format!("/suggestions?limit={bad}"))
+                .await,
+            StatusCode::BAD_REQUEST
+        );
     }
     // Following the suggestion removes it.
-    assert_eq!(h.status(&me, Method::PUT, &format!("/following/{}", two_mutual.id)).await, StatusCode::NO_CONTENT);
-    assert!(!h.get(&me, "/suggestions").await.to_string().contains(&two_mutual.name));
+    assert_eq!(
+        h.status(&me, Method::PUT, &format!("/following/{}", two_mutual.id))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        !h.get(&me, "/suggestions")
+            .await
+            .to_string()
+            .contains(&two_mutual.name)
+    );
 }
 
 #[actix_web::test]
@@ -347,7 +676,11 @@ async fn lists_paginate_into_disjoint_pages() {
     let mut fans = Vec::new();
     for i in 0..7 {
         let fan = h.user(&format!("fan{i}")).await;
-        assert_eq!(h.status(&fan, Method::PUT, &format!("/following/{}", star.id)).await, StatusCode::NO_CONTENT);
+        assert_eq!(
+            h.status(&fan, Method::PUT, &format!("/following/{}", star.id))
+                .await,
+            StatusCode::NO_CONTENT
+        );
         fans.push(fan.id.to_string());
     }
     let mut seen = Vec::new();
@@ -362,14 +695,33 @@ async fn lists_paginate_into_disjoint_pages() {
     }
     fans.reverse();
     assert_eq!(seen, fans, "newest first, each follower exactly once");
-    for bad in ["limit=0", "limit=101", "limit=abc", "cursor=garbage", "cursor=%22%22"] {
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=abc",
+        "cursor=garbage",
+        "cursor=%22%22",
+    ] {
         assert_eq!(
-            h.status(&star, Method::GET, &format!("/users/{}/followers?{bad}", star.id)).await,
+            h.status(
+                &star,
+                Method::GET,
+                &format!("/users/{}/followers?{bad}", star.id)
+            )
+            .await,
             StatusCode::BAD_REQUEST,
             "{bad}"
         );
     }
-    assert_eq!(h.status(&star, Method::GET, &format!("/users/{}/followers", Uuid::now_v7())).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.status(
+            &star,
+            Method::GET,
+            &format!("/users/{}/followers", Uuid::now_v7())
+        )
+        .await,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[actix_web::test]
@@ -377,11 +729,23 @@ async fn internal_routes_need_the_service_credential() {
     let h = start().await;
     let a = h.user("a").await;
     let graph = format!("{}/internal/users/{}/graph", h.api, a.id);
-    let user_token = h.http.get(&graph).bearer_auth(&a.token).send().await.unwrap();
+    let user_token = h
+        .http
+        .get(&graph)
+        .bearer_auth(&a.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(user_token.status(), StatusCode::UNAUTHORIZED);
     let none = h.http.get(&graph).send().await.unwrap();
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
-    let ok = h.http.get(&graph).bearer_auth(INTERNAL).send().await.unwrap();
+    let ok = h
+        .http
+        .get(&graph)
+        .bearer_auth(INTERNAL)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     // An account delivered twice is one account.
     let b = h.user("b").await;
@@ -401,8 +765,24 @@ async fn internal_routes_need_the_service_credential() {
         id: newcomer_id,
         name: "newcomer_xyz".into(),
     };
-    assert_eq!(h.status(&newcomer, Method::PUT, &format!("/following/{}", a.id)).await, StatusCode::NO_CONTENT);
-    assert_eq!(h.get(&a, &format!("/users/{}/followers", a.id)).await["items"][0]["username"], "newcomer_xyz");
-    let graph: Value = h.http.get(format!("{}/internal/users/{}/graph", h.api, newcomer.id)).bearer_auth(INTERNAL).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        h.status(&newcomer, Method::PUT, &format!("/following/{}", a.id))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.get(&a, &format!("/users/{}/followers", a.id)).await["items"][0]["username"],
+        "newcomer_xyz"
+    );
+    let graph: Value = h
+        .http
+        .get(format!("{}/internal/users/{}/graph", h.api, newcomer.id))
+        .bearer_auth(INTERNAL)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(graph["following"], json!([a.id]));
 }

@@ -104,9 +104,8 @@ pub async fn profile_by_username(
     viewer: Uuid,
     username: &str,
 ) -> Result<Option<ProfileRow>, Error> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!("SELECT {PROFILE_COLUMNS} FROM profiles p WHERE p.username = $2")
-    });
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {PROFILE_COLUMNS} FROM profiles p WHERE p.username = $2"));
     diesel::sql_query(SQL.as_str())
         .bind::<SqlUuid, _>(viewer)
         .bind::<Text, _>(username)
@@ -134,7 +133,10 @@ pub async fn profiles_by_prefix(
     });
     let pattern = format!(
         "{}%",
-        prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
     );
     diesel::sql_query(SQL.as_str())
         .bind::<SqlUuid, _>(viewer)
@@ -384,7 +386,15 @@ pub async fn comment_owner(
         .optional()
 }
 
-type CommentTuple = (Uuid, Uuid, Option<Uuid>, Uuid, String, String, DateTime<Utc>);
+type CommentTuple = (
+    Uuid,
+    Uuid,
+    Option<Uuid>,
+    Uuid,
+    String,
+    String,
+    DateTime<Utc>,
+);
 
 fn comment_view(row: CommentTuple) -> Comment {
     let (id, post_id, parent_id, author_id, username, text, created_at) = row;

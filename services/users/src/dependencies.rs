@@ -5,7 +5,9 @@
 use actix_web::HttpRequest;
 use agora_common::client::{Credential, ServiceClient};
 use agora_common::photos::{USABLE_PATH, UsableRequest, UsableResponse};
-use agora_common::relations::{COUNTS_PATH, Counts, CountsRequest, Graph, Pair, graph_path, pair_path};
+use agora_common::relations::{
+    COUNTS_PATH, Counts, CountsRequest, Graph, Pair, graph_path, pair_path,
+};
 use agora_common::{ApiError, ApiResult, FieldError};
 use std::collections::HashMap;
 use uuid::Uuid;

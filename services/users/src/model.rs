@@ -38,7 +38,8 @@ pub fn check_web_url(url: &str) -> Result<(), &'static str> {
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
     let tail_ok = tail.bytes().all(|b| (b'!'..=b'~').contains(&b));
     if host_ok && port_ok && tail_ok {
         Ok(())
@@ -49,7 +50,9 @@ pub fn check_web_url(url: &str) -> Result<(), &'static str> {
 
 /// The photo a `/api/v1/photos/{id}/content` reference names.
 pub fn photo_reference(url: &str) -> Option<Uuid> {
-    let id = url.strip_prefix("/api/v1/photos/")?.strip_suffix("/content")?;
+    let id = url
+        .strip_prefix("/api/v1/photos/")?
+        .strip_suffix("/content")?;
     // Only the hyphenated form the pattern allows.
     (id.len() == 36).then(|| Uuid::parse_str(id).ok()).flatten()
 }
@@ -59,7 +62,9 @@ pub fn check_profile_url(url: &str) -> Result<(), &'static str> {
     if photo_reference(url).is_some() {
         return Ok(());
     }
-    check_web_url(url).map_err(|_| "must be an http(s) URL of at most 2048 characters or /api/v1/photos/{id}/content")
+    check_web_url(url).map_err(
+        |_| "must be an http(s) URL of at most 2048 characters or /api/v1/photos/{id}/content",
+    )
 }
 
 /// Who can see a post.
@@ -200,10 +205,11 @@ fn text_field(
     message: &'static str,
 ) -> Option<Option<String>> {
     let value = value?.filter(|v| !v.is_empty());
-    if let Some(v) = &value {
-        if v.chars().count() > max || v.contains('\0') {
-            errors.push(FieldError::new(field, message));
-        }
+    if value
+        .as_ref()
+        .is_some_and(|v| v.chars().count() > max || v.contains('\0'))
+    {
+        errors.push(FieldError::new(field, message));
     }
     Some(value)
 }
@@ -214,10 +220,8 @@ fn url_field(
     value: Option<Option<String>>,
 ) -> Option<Option<String>> {
     let value = value?.filter(|v| !v.is_empty());
-    if let Some(v) = &value {
-        if let Err(message) = check_profile_url(v) {
-            errors.push(FieldError::new(field, message));
-        }
+    if let Some(Err(message)) = value.as_deref().map(check_profile_url) {
+        errors.push(FieldError::new(field, message));
     }
     Some(value)
 }
@@ -227,13 +231,35 @@ impl ProfilePatch {
     pub fn validate(self) -> Result<ProfileChange, Vec<FieldError>> {
         let mut errors = Vec::new();
         let change = ProfileChange {
-            display_name: text_field(&mut errors, "display_name", self.display_name, 64, "must be at most 64 characters, without NUL"),
-            bio: text_field(&mut errors, "bio", self.bio, 500, "must be at most 500 characters, without NUL"),
+            display_name: text_field(
+                &mut errors,
+                "display_name",
+                self.display_name,
+                64,
+                "must be at most 64 characters, without NUL",
+            ),
+            bio: text_field(
+                &mut errors,
+                "bio",
+                self.bio,
+                500,
+                "must be at most 500 characters, without NUL",
+            ),
             avatar_url: url_field(&mut errors, "avatar_url", self.avatar_url),
-            location: text_field(&mut errors, "location", self.location, 64, "must be at most 64 characters, without NUL"),
+            location: text_field(
+                &mut errors,
+                "location",
+                self.location,
+                64,
+                "must be at most 64 characters, without NUL",
+            ),
             website: url_field(&mut errors, "website", self.website),
         };
-        if errors.is_empty() { Ok(change) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(change)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -321,12 +347,16 @@ pub fn text_within(text: &str, max: usize) -> bool {
 }
 
 /// Checks post text and links; all problems at once.
-pub fn check_post_fields(text: Option<&str>, links: Option<&[String]>) -> Result<(), Vec<FieldError>> {
+pub fn check_post_fields(
+    text: Option<&str>,
+    links: Option<&[String]>,
+) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
-    if let Some(text) = text {
-        if !text_within(text, 5000) {
-            errors.push(FieldError::new("text", "must be 1 to 5000 characters, without NUL"));
-        }
+    if text.is_some_and(|text| !text_within(text, 5000)) {
+        errors.push(FieldError::new(
+            "text",
+            "must be 1 to 5000 characters, without NUL",
+        ));
     }
     if let Some(links) = links {
         if links.len() > 10 {
@@ -338,7 +368,11 @@ pub fn check_post_fields(text: Option<&str>, links: Option<&[String]>) -> Result
             }
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// `POST /posts/{id}/comments`.
@@ -410,7 +444,10 @@ mod tests {
     #[test]
     fn photo_references_are_exact() {
         let id = Uuid::now_v7();
-        assert_eq!(photo_reference(&format!("/api/v1/photos/{id}/content")), Some(id));
+        assert_eq!(
+            photo_reference(&format!("/api/v1/photos/{id}/content")),
+            Some(id)
+        );
         assert!(photo_reference(&format!("/api/v1/photos/{}/content", id.simple())).is_none());
         assert!(check_profile_url(&format!("/api/v1/photos/{id}/thumbnail")).is_err());
     }

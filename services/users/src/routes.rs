@@ -89,11 +89,20 @@ pub fn routes(
                     .route("/{id}", web::delete().to(posts::delete))
                     .route("/{id}/comments", web::post().to(comments::create))
                     .route("/{id}/comments", web::get().to(comments::list))
-                    .route("/{id}/comments/{comment_id}", web::delete().to(comments::delete))
+                    .route(
+                        "/{id}/comments/{comment_id}",
+                        web::delete().to(comments::delete),
+                    )
                     .route("/{id}/reactions/{emoji}", web::put().to(reactions::add))
-                    .route("/{id}/reactions/{emoji}", web::delete().to(reactions::remove)),
+                    .route(
+                        "/{id}/reactions/{emoji}",
+                        web::delete().to(reactions::remove),
+                    ),
             )
             .route("/api/v1/feed", web::get().to(posts::feed))
-            .route("/internal/accounts/{id}", web::put().to(internal::account_created));
+            .route(
+                "/internal/accounts/{id}",
+                web::put().to(internal::account_created),
+            );
     })
 }

@@ -27,9 +27,13 @@ pub async fn block(
 ) -> ApiResult<HttpResponse> {
     let other = path.into_inner();
     not_self(&caller, other, "you cannot block yourself")?;
-    pair_write(&mut *state.conn().await?, &caller, other, false, |c, me, other| {
-        Box::pin(async move { db::block(c, me, other).await.map(Ok) })
-    })
+    pair_write(
+        &mut *state.conn().await?,
+        &caller,
+        other,
+        false,
+        |c, me, other| Box::pin(async move { db::block(c, me, other).await.map(Ok) }),
+    )
     .await?;
     Ok(HttpResponse::NoContent().finish())
 }

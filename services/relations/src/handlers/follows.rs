@@ -24,9 +24,13 @@ pub async fn follow(
 ) -> ApiResult<HttpResponse> {
     let other = path.into_inner();
     not_self(&caller, other, "you cannot follow yourself")?;
-    pair_write(&mut *state.conn().await?, &caller, other, true, |c, me, other| {
-        Box::pin(async move { db::follow(c, me, other).await.map(Ok) })
-    })
+    pair_write(
+        &mut *state.conn().await?,
+        &caller,
+        other,
+        true,
+        |c, me, other| Box::pin(async move { db::follow(c, me, other).await.map(Ok) }),
+    )
     .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -41,30 +41,36 @@ pub async fn send(
 ) -> ApiResult<HttpResponse> {
     let other = body.to;
     not_self(&caller, other, "you cannot befriend yourself")?;
-    let sent = pair_write(&mut *state.conn().await?, &caller, other, true, |c, me, other| {
-        Box::pin(async move {
-            if db::are_friends(c, me, other).await? {
-                return Ok(Err(ApiError::Conflict(Cow::Borrowed(
-                    "you are already friends",
-                ))));
-            }
-            match db::pending_between(c, me, other).await? {
-                Some(request) if request.from_id == me => Ok(Err(ApiError::Conflict(
-                    Cow::Borrowed("you have already asked; the request is pending"),
-                ))),
-                Some(request) => {
-                    // Crossing requests: theirs is accepted by this one.
-                    db::delete_request(c, request.id).await?;
-                    db::befriend(c, me, other).await?;
-                    Ok(Ok(Sent::Accepted(request.view(RequestStatus::Accepted))))
+    let sent = pair_write(
+        &mut *state.conn().await?,
+        &caller,
+        other,
+        true,
+        |c, me, other| {
+            Box::pin(async move {
+                if db::are_friends(c, me, other).await? {
+                    return Ok(Err(ApiError::Conflict(Cow::Borrowed(
+                        "you are already friends",
+                    ))));
                 }
-                None => {
-                    let request = db::insert_request(c, me, other).await?;
-                    Ok(Ok(Sent::Pending(request.view(RequestStatus::Pending))))
+                match db::pending_between(c, me, other).await? {
+                    Some(request) if request.from_id == me => Ok(Err(ApiError::Conflict(
+                        Cow::Borrowed("you have already asked; the request is pending"),
+                    ))),
+                    Some(request) => {
+                        // Crossing requests: theirs is accepted by this one.
+                        db::delete_request(c, request.id).await?;
+                        db::befriend(c, me, other).await?;
+                        Ok(Ok(Sent::Accepted(request.view(RequestStatus::Accepted))))
+                    }
+                    None => {
+                        let request = db::insert_request(c, me, other).await?;
+                        Ok(Ok(Sent::Pending(request.view(RequestStatus::Pending))))
+                    }
                 }
-            }
-        })
-    })
+            })
+        },
+    )
     .await?;
     Ok(match sent {
         Sent::Pending(request) => HttpResponse::Created().json(request),
@@ -122,7 +128,7 @@ async fn settle(
     let me = caller.user_id;
     let not_found = || ApiError::NotFound(Cow::Borrowed("no such friend request"));
     let mut conn = state.conn().await?;
-    let outcome = transaction_with_retry(&mut conn, |c| {
+    transaction_with_retry(&mut conn, |c| {
         Box::pin(async move {
             let Some(request) = db::find_request(c, id).await? else {
                 return Ok(Err(not_found()));
@@ -155,8 +161,7 @@ async fn settle(
             })))
         })
     })
-    .await?;
-    outcome
+    .await?
 }
 
 /// Accept a request sent to the caller.

@@ -3,10 +3,10 @@
 
 use super::RelationsState;
 use crate::db;
-use agora_common::relations::{Counts, CountsRequest, Graph, MAX_COUNT_IDS, Pair};
 use actix_web::{HttpResponse, web};
 use agora_common::accounts::AccountCreated;
 use agora_common::client::ServiceCaller;
+use agora_common::relations::{Counts, CountsRequest, Graph, MAX_COUNT_IDS, Pair};
 use agora_common::{ApiError, ApiResult};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -49,9 +49,10 @@ pub async fn pair(
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<web::Json<Pair>> {
     let (user, other) = path.into_inner();
-    Ok(web::Json(db::pair(&mut *state.conn().await?, user, other).await?))
+    Ok(web::Json(
+        db::pair(&mut *state.conn().await?, user, other).await?,
+    ))
 }
-
 
 /// `POST /internal/counts`: followers, following and friends of up to 100 users.
 pub async fn counts(
@@ -65,4 +66,3 @@ pub async fn counts(
     let rows = db::counts(&mut *state.conn().await?, &body.ids).await?;
     Ok(web::Json(rows.into_iter().collect()))
 }
-

@@ -28,9 +28,13 @@ pub async fn like(
 ) -> ApiResult<web::Json<LikeOutcome>> {
     let other = path.into_inner();
     not_self(&caller, other, "you cannot like yourself")?;
-    let matched = pair_write(&mut *state.conn().await?, &caller, other, true, |c, me, other| {
-        Box::pin(async move { db::like(c, me, other).await.map(Ok) })
-    })
+    let matched = pair_write(
+        &mut *state.conn().await?,
+        &caller,
+        other,
+        true,
+        |c, me, other| Box::pin(async move { db::like(c, me, other).await.map(Ok) }),
+    )
     .await?;
     Ok(web::Json(LikeOutcome { matched }))
 }

@@ -41,9 +41,7 @@ pub fn unknown_user() -> ApiError {
 }
 
 pub fn blocked() -> ApiError {
-    ApiError::Forbidden(Cow::Borrowed(
-        "not possible: one of you blocks the other",
-    ))
+    ApiError::Forbidden(Cow::Borrowed("not possible: one of you blocks the other"))
 }
 
 /// 404 unless the user exists.
@@ -74,7 +72,7 @@ where
         + 'static,
 {
     let me = caller.user_id;
-    let outcome = transaction_with_retry(conn, |c| {
+    transaction_with_retry(conn, |c| {
         // Owned: the transaction's future may outlive any borrow of the request.
         let name = caller.username.clone();
         Box::pin(async move {
@@ -88,8 +86,7 @@ where
             work(c, me, other).await
         })
     })
-    .await?;
-    outcome
+    .await?
 }
 
 /// The future type of a [`pair_write`] step: an answer for the client (`Err` for a
@@ -98,6 +95,7 @@ pub mod db_tx {
     use agora_common::ApiResult;
     use diesel::result::Error;
     /// A boxed transactional step.
-    pub type Work<'r, T> =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<ApiResult<T>, Error>> + Send + 'r>>;
+    pub type Work<'r, T> = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<ApiResult<T>, Error>> + Send + 'r>,
+    >;
 }

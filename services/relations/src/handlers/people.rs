@@ -42,7 +42,14 @@ pub async fn followers(
     path: web::Path<Uuid>,
     page: web::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<Person>>> {
-    list_page(&state, PeopleList::Followers, path.into_inner(), &page, true).await
+    list_page(
+        &state,
+        PeopleList::Followers,
+        path.into_inner(),
+        &page,
+        true,
+    )
+    .await
 }
 
 /// Whom a user follows, newest first.
@@ -59,7 +66,14 @@ pub async fn following(
     path: web::Path<Uuid>,
     page: web::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<Person>>> {
-    list_page(&state, PeopleList::Following, path.into_inner(), &page, true).await
+    list_page(
+        &state,
+        PeopleList::Following,
+        path.into_inner(),
+        &page,
+        true,
+    )
+    .await
 }
 
 /// A user's friends, newest friendship first.
@@ -95,7 +109,9 @@ pub async fn summary(
     let subject = path.into_inner();
     let mut conn = state.conn().await?;
     require_user(&mut conn, subject).await?;
-    Ok(web::Json(db::summary(&mut conn, caller.user_id, subject).await?))
+    Ok(web::Json(
+        db::summary(&mut conn, caller.user_id, subject).await?,
+    ))
 }
 
 /// People the caller may know, best first.
@@ -112,7 +128,10 @@ pub async fn suggestions(
         None => 10,
         Some(n @ 1..=100) => n as u32,
         Some(_) => {
-            return Err(ApiError::invalid_field("limit", "must be between 1 and 100"));
+            return Err(ApiError::invalid_field(
+                "limit",
+                "must be between 1 and 100",
+            ));
         }
     };
     let items = db::suggestions(&mut *state.conn().await?, caller.user_id, limit).await?;

@@ -49,8 +49,14 @@ pub async fn create(
         }
     }
     db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
-    let created =
-        db::insert_comment(&mut conn, post, comment.parent_id, caller.user_id, &comment.text).await;
+    let created = db::insert_comment(
+        &mut conn,
+        post,
+        comment.parent_id,
+        caller.user_id,
+        &comment.text,
+    )
+    .await;
     match created {
         Ok(created) => Ok(HttpResponse::Created().json(created)),
         // The parent (or the post) was deleted meanwhile.

@@ -48,7 +48,10 @@ impl UsersState {
         if visibility == Visibility::Private {
             return Err(no_such_post());
         }
-        let pair = self.relations.pair(caller.user_id, post.author_id, req).await?;
+        let pair = self
+            .relations
+            .pair(caller.user_id, post.author_id, req)
+            .await?;
         if may_see(visibility, &pair) {
             Ok(post)
         } else {

@@ -31,7 +31,10 @@ pub async fn create(
         .err()
         .unwrap_or_default();
     if photo_ids.len() > 4 {
-        errors.push(agora_common::FieldError::new("photo_ids", "at most 4 photos"));
+        errors.push(agora_common::FieldError::new(
+            "photo_ids",
+            "at most 4 photos",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -239,4 +242,3 @@ pub async fn feed(
     .await?;
     Ok(web::Json(page_of(rows, page.limit)))
 }
-

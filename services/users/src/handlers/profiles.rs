@@ -104,9 +104,8 @@ pub async fn search(
             let username = username_term("username", username)?;
             // Validated for a uniform contract, though an exact lookup has one page.
             query.page.validate::<String>()?;
-            let row =
-                db::profile_by_username(&mut *state.conn().await?, caller.user_id, &username)
-                    .await?;
+            let row = db::profile_by_username(&mut *state.conn().await?, caller.user_id, &username)
+                .await?;
             let items = match row {
                 Some(row) => vec![one_with_counts(&state, row, &req).await?],
                 None => Vec::new(),
@@ -184,4 +183,3 @@ pub async fn update_me(
     let row = own_profile(&state, &caller).await?;
     Ok(web::Json(one_with_counts(&state, row, &req).await?))
 }
-

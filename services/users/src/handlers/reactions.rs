@@ -76,6 +76,12 @@ pub async fn remove(
     let (post, emoji) = path.into_inner();
     let emoji = parse(&emoji)?;
     state.visible_post(&caller, post, &req).await?;
-    db::remove_reaction(&mut *state.conn().await?, post, caller.user_id, emoji.as_str()).await?;
+    db::remove_reaction(
+        &mut *state.conn().await?,
+        post,
+        caller.user_id,
+        emoji.as_str(),
+    )
+    .await?;
     Ok(web::Json(summary(&state, post, caller.user_id).await?))
 }
