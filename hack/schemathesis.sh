@@ -142,6 +142,10 @@ for visibility in public friends; do
     -H "Authorization: Bearer $OTHER_TOKEN" -d "{\"text\":\"a $visibility post\",\"visibility\":\"$visibility\"}")
   OTHER_POSTS="$OTHER_POSTS${OTHER_POSTS:+,}$(python3 -c "import json, sys; print(json.load(sys.stdin)['id'])" <<<"$post")"
 done
+# ... and a friend request to the first one, for accept/decline to find.
+INCOMING=$(curl -sS -f "$BASE/api/v1/relations/friend-requests" -H 'content-type: application/json' \
+  -H "Authorization: Bearer $OTHER_TOKEN" -d "{\"to\":\"$SELF_ID\"}")
+INCOMING_ID=$(python3 -c "import json, sys; print(json.load(sys.stdin)['id'])" <<<"$INCOMING")
 
 # Positive examples of refresh/logout get a live refresh token of the fuzzing user: each
 # successful refresh hands on its successor; after a logout (or a failed refresh) the next
@@ -187,6 +191,7 @@ def before_call(context, case, kwargs):
 SELF_ID = os.environ["AGORA_FUZZ_SELF_ID"]
 OTHER_ID = os.environ["AGORA_FUZZ_OTHER_ID"]
 OTHER_POSTS = os.environ["AGORA_FUZZ_OTHER_POSTS"].split(",")
+INCOMING_ID = os.environ["AGORA_FUZZ_INCOMING_REQUEST"]
 TURN = {"n": 0}
 
 
@@ -216,6 +221,8 @@ def map_case(context, case):
                 continue
             if path.startswith("/api/v1/posts/{id}") and name == "id":
                 params[name] = _pick(OTHER_POSTS, value)
+            elif path.startswith("/api/v1/relations/friend-requests/{id}"):
+                params[name] = _pick([INCOMING_ID], value)
             elif name in ("user_id", "id") and (path.startswith("/api/v1/relations/") or path.startswith("/api/v1/users/{id}")):
                 params[name] = _pick([OTHER_ID], value)
             if params[name] == SELF_ID and name == "user_id":
@@ -269,6 +276,7 @@ NO_COLOR=1 \
   AGORA_FUZZ_SELF_ID="$SELF_ID" \
   AGORA_FUZZ_OTHER_ID="$OTHER_ID" \
   AGORA_FUZZ_OTHER_POSTS="$OTHER_POSTS" \
+  AGORA_FUZZ_INCOMING_REQUEST="$INCOMING_ID" \
   "$VENV/bin/schemathesis" --no-color --config-file "$WORK/schemathesis.toml" run "$BASE/api/v1/openapi.json" \
   --url "$BASE" \
   --header "Authorization: Bearer $ACCESS_TOKEN" \

@@ -78,14 +78,14 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
         KeySource::Static(issuer.jwks().clone()),
     ));
 
-    common_db::migrate(
+    agora_common::jobs::migrate_jobs(&config.database_url).await?;
+    let pool = common_db::prepare(
         &config.database_url,
         MIGRATIONS,
-        common_db::advisory_lock_key("auth"),
+        "auth",
+        config.db_pool_size,
     )
     .await?;
-    agora_common::jobs::migrate_jobs(&config.database_url).await?;
-    let pool = common_db::pool(&config.database_url, config.db_pool_size)?;
     let deliveries = deliveries(&config, &pool)?;
     let limits = &config.limits;
     let minute = Duration::from_secs(60);

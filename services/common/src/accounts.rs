@@ -23,3 +23,17 @@ pub struct AccountCreated {
 pub fn account_path(id: Uuid) -> String {
     format!("/internal/accounts/{id}")
 }
+
+impl AccountCreated {
+    /// A delivery to `/internal/accounts/{path_id}` must be about that account.
+    pub fn check_path(&self, path_id: Uuid) -> Result<(), crate::problem::ApiError> {
+        if self.id == path_id {
+            Ok(())
+        } else {
+            Err(crate::problem::ApiError::invalid_field(
+                "id",
+                "must match the path",
+            ))
+        }
+    }
+}

@@ -187,6 +187,18 @@ pub fn advisory_lock_key(service: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
+/// What every service does with its database at start-up: run its migrations (under
+/// the advisory lock of its name), then open the pool.
+pub async fn prepare(
+    database_url: &str,
+    migrations: EmbeddedMigrations,
+    service: &str,
+    pool_size: usize,
+) -> Result<DbPool, DbError> {
+    migrate(database_url, migrations, advisory_lock_key(service)).await?;
+    pool(database_url, pool_size)
+}
+
 /// Runs pending migrations while holding `pg_advisory_lock(lock_key)`.
 ///
 /// Diesel's migration harness is synchronous; it runs on its own thread through

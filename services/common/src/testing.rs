@@ -115,3 +115,25 @@ pub fn serve(service: crate::Service) -> TestServer {
     actix_web::rt::spawn(serving.ops);
     server
 }
+
+/// Delivers an account to a service's `PUT /internal/accounts/{id}` as the auth
+/// service's outbox would (panics unless it answers 204).
+pub async fn deliver_account(base_url: &str, service_token: &str, id: uuid::Uuid, username: &str) {
+    let delivery = crate::accounts::AccountCreated {
+        id,
+        username: username.to_owned(),
+        created_at: chrono::Utc::now(),
+    };
+    let status = reqwest::Client::new()
+        .put(format!("{base_url}{}", crate::accounts::account_path(id)))
+        .bearer_auth(service_token)
+        .json(&delivery)
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(
+        status.ok(),
+        Some(204),
+        "delivering account {id} to {base_url}"
+    );
+}

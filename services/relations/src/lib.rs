@@ -51,13 +51,13 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
 /// [`build`] with a given token verifier (tests use fixed keys).
 pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Service, StartError> {
     let basics = &config.basics;
-    common_db::migrate(
+    let pool = common_db::prepare(
         &basics.database_url,
         MIGRATIONS,
-        common_db::advisory_lock_key("relations"),
+        "relations",
+        basics.db_pool_size,
     )
     .await?;
-    let pool = common_db::pool(&basics.database_url, basics.db_pool_size)?;
     let verifier = web::Data::new(verifier);
     let state = web::Data::new(RelationsState { pool: pool.clone() });
     Ok(Service::new(

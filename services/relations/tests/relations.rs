@@ -51,15 +51,7 @@ impl Harness {
     async fn user(&self, name: &str) -> User {
         let id = Uuid::now_v7();
         let name = format!("{name}_{}", &id.simple().to_string()[24..]);
-        let resp = self
-            .http
-            .put(format!("{}/internal/accounts/{id}", self.api))
-            .bearer_auth(INTERNAL)
-            .json(&json!({"id": id, "username": name, "created_at": "2026-11-25T00:00:00Z"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        testing::deliver_account(&self.api, INTERNAL, id, &name).await;
         User {
             token: self.keys.token(id, &name),
             id,

@@ -65,13 +65,13 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
 /// [`build`] with a given token verifier (tests use fixed keys).
 pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Service, StartError> {
     let basics = &config.basics;
-    common_db::migrate(
+    let pool = common_db::prepare(
         &basics.database_url,
         MIGRATIONS,
-        common_db::advisory_lock_key("users"),
+        "users",
+        basics.db_pool_size,
     )
     .await?;
-    let pool = common_db::pool(&basics.database_url, basics.db_pool_size)?;
     let relations = basics.client("relations", &config.relations_url)?;
     let photos = match &config.photos_url {
         Some(url) => Some(basics.client("photos", url)?),

@@ -149,7 +149,7 @@ pub struct ProfilePage {
     pub next_cursor: Option<String>,
 }
 
-/// `GET /users` query: exactly one of `username` and `q`.
+/// `GET /users` query: `username` and `q` filter together; neither lists everyone.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {

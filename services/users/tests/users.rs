@@ -71,15 +71,7 @@ impl Harness {
         let id = Uuid::now_v7();
         let name = format!("{name}_{}", &id.simple().to_string()[26..]);
         for base in [&self.users, &self.relations] {
-            let resp = self
-                .http
-                .put(format!("{base}/internal/accounts/{id}"))
-                .bearer_auth(INTERNAL)
-                .json(&json!({"id": id, "username": name, "created_at": "2026-11-25T00:00:00Z"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+            testing::deliver_account(base, INTERNAL, id, &name).await;
         }
         User {
             token: self.keys.token(id, &name),
@@ -244,10 +236,10 @@ async fn profiles_follow_the_field_rules() {
         StatusCode::NOT_FOUND
     );
     for bad in [
-        "",
         "?username=a%20b",
         "?q=",
-        "?username=alice&q=al",
+        "?username=",
+        "?q=al&cursor=x",
         "?q=al&limit=101",
         &format!("?q={}", "a".repeat(33)),
     ] {
@@ -322,6 +314,23 @@ async fn username_search_is_by_prefix_and_paginates() {
         .ok(&me, Method::GET, "/api/v1/users?username=nobody_here", None)
         .await;
     assert_eq!(none, json!({"items": [], "next_cursor": null}));
+    // Both filters apply together; neither lists everyone.
+    let both = format!("/api/v1/users?username={}&q={prefix}_", names[1]);
+    assert_eq!(
+        h.ok(&me, Method::GET, &both, None).await["items"][0]["username"],
+        names[1].as_str()
+    );
+    let elsewhere = format!("/api/v1/users?username={}&q=zz", names[1]);
+    assert!(
+        h.ok(&me, Method::GET, &elsewhere, None).await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let everyone = h
+        .ok(&me, Method::GET, "/api/v1/users?limit=100", None)
+        .await;
+    assert_eq!(everyone["items"].as_array().unwrap().len(), 7);
 }
 
 #[actix_web::test]

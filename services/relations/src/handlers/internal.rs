@@ -18,9 +18,7 @@ pub async fn account_created(
     path: web::Path<Uuid>,
     body: agora_common::extract::Json<AccountCreated>,
 ) -> ApiResult<HttpResponse> {
-    if path.into_inner() != body.id {
-        return Err(ApiError::invalid_field("id", "must match the path"));
-    }
+    body.check_path(path.into_inner())?;
     db::upsert_account(
         &mut *state.conn().await?,
         body.id,

@@ -4,9 +4,9 @@
 use super::UsersState;
 use crate::db;
 use actix_web::{HttpResponse, web};
+use agora_common::ApiResult;
 use agora_common::accounts::AccountCreated;
 use agora_common::client::ServiceCaller;
-use agora_common::{ApiError, ApiResult};
 use uuid::Uuid;
 
 /// `PUT /internal/accounts/{id}`: an account exists; its profile is created
@@ -17,9 +17,7 @@ pub async fn account_created(
     path: web::Path<Uuid>,
     body: agora_common::extract::Json<AccountCreated>,
 ) -> ApiResult<HttpResponse> {
-    if path.into_inner() != body.id {
-        return Err(ApiError::invalid_field("id", "must match the path"));
-    }
+    body.check_path(path.into_inner())?;
     db::upsert_profile(
         &mut *state.conn().await?,
         body.id,

@@ -85,13 +85,14 @@ fn username_term(field: &'static str, value: &str) -> ApiResult<String> {
     }
 }
 
-/// Find users: `?username=` exact lookup, or `?q=` username prefix search.
+/// Find users: `?username=` exact lookup, `?q=` username prefix search; both filters
+/// apply together, and neither lists everyone (username order, paginated).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     security(("bearer" = [])),
     params(UserQuery, agora_common::pagination::PageParams),
     responses(
-        (status = 200, description = "`username`: zero or one item; `q`: a page in username order", body = ProfilePage),
-        (status = 400, description = "neither or both of `username` and `q`, or an invalid value", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 200, description = "`username`: zero or one item; otherwise a page in username order", body = ProfilePage),
+        (status = 400, description = "an invalid `username`, `q`, `limit` or `cursor`", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn search(
     state: web::Data<UsersState>,
@@ -99,43 +100,48 @@ pub async fn search(
     query: web::Query<UserQuery>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<Profile>>> {
-    match (&query.username, &query.q) {
-        (Some(username), None) => {
-            let username = username_term("username", username)?;
-            // Validated for a uniform contract, though an exact lookup has one page.
-            query.page.validate::<String>()?;
-            let row = db::profile_by_username(&mut *state.conn().await?, caller.user_id, &username)
-                .await?;
-            let items = match row {
-                Some(row) => vec![one_with_counts(&state, row, &req).await?],
-                None => Vec::new(),
-            };
-            Ok(web::Json(Page {
-                items,
-                next_cursor: None,
-            }))
-        }
-        (None, Some(q)) => {
-            let prefix = username_term("q", q)?;
-            let page = query.page.validate::<String>()?;
-            let rows = db::profiles_by_prefix(
-                &mut *state.conn().await?,
-                caller.user_id,
-                &prefix,
-                page.after.as_deref(),
-                page.limit,
-            )
-            .await?;
-            let page = Page::from_rows(rows, page.limit, |r| r.username.clone());
-            Ok(web::Json(Page {
-                items: with_counts(&state, page.items, &req).await?,
-                next_cursor: page.next_cursor,
-            }))
-        }
-        _ => Err(ApiError::BadRequest(Cow::Borrowed(
-            "give exactly one of `username` (exact) and `q` (prefix)",
-        ))),
+    let username = query
+        .username
+        .as_deref()
+        .map(|u| username_term("username", u))
+        .transpose()?;
+    let prefix = query
+        .q
+        .as_deref()
+        .map(|q| username_term("q", q))
+        .transpose()?
+        .unwrap_or_default();
+    let page = query.page.validate::<String>()?;
+    if let Some(username) = username {
+        let row = match username.starts_with(&prefix) {
+            true => {
+                db::profile_by_username(&mut *state.conn().await?, caller.user_id, &username)
+                    .await?
+            }
+            false => None,
+        };
+        let items = match row {
+            Some(row) => vec![one_with_counts(&state, row, &req).await?],
+            None => Vec::new(),
+        };
+        return Ok(web::Json(Page {
+            items,
+            next_cursor: None,
+        }));
     }
+    let rows = db::profiles_by_prefix(
+        &mut *state.conn().await?,
+        caller.user_id,
+        &prefix,
+        page.after.as_deref(),
+        page.limit,
+    )
+    .await?;
+    let page = Page::from_rows(rows, page.limit, |r| r.username.clone());
+    Ok(web::Json(Page {
+        items: with_counts(&state, page.items, &req).await?,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// The caller's profile, created from the token if the account's delivery is late.
