@@ -375,15 +375,17 @@ pub fn service_settings(owner: &Owner, name: &str) -> BTreeMap<String, String> {
         ),
         ("TRUSTED_PROXY_HOPS".to_owned(), "1".to_owned()),
     ]);
-    match name {
-        "users" => {
-            settings.insert("RELATIONS_URL".to_owned(), url("relations"));
-            settings.insert("PHOTOS_URL".to_owned(), url("photos"));
-        }
-        "relations" | "photos" | "events" => {
-            settings.insert("USERS_URL".to_owned(), url("users"));
-        }
-        _ => {}
+    // Who calls whom: auth tells users and relations of new accounts (its outbox);
+    // users asks relations for visibility and photos for photo references; events
+    // asks relations for friends-only events.
+    let calls: &[(&str, &str)] = match name {
+        "auth" => &[("USERS_URL", "users"), ("RELATIONS_URL", "relations")],
+        "users" => &[("RELATIONS_URL", "relations"), ("PHOTOS_URL", "photos")],
+        "events" => &[("RELATIONS_URL", "relations")],
+        _ => &[],
+    };
+    for (var, service) in calls {
+        settings.insert((*var).to_owned(), url(service));
     }
     settings
 }
@@ -513,6 +515,10 @@ mod tests {
             "http://demo-auth:8080/api/v1/auth/jwks"
         );
         assert_eq!(users["RELATIONS_URL"], "http://demo-relations:8080");
+        let auth = service_settings(&owner, "auth");
+        assert_eq!(auth["USERS_URL"], "http://demo-users:8080");
+        assert_eq!(auth["RELATIONS_URL"], "http://demo-relations:8080");
+        assert!(!service_settings(&owner, "relations").contains_key("USERS_URL"));
         assert_eq!(users["OPS_LISTEN_ADDR"], "0.0.0.0:9090");
         let svc = service(&owner, "users").spec.unwrap();
         let ports: Vec<i32> = svc.ports.unwrap().iter().map(|p| p.port).collect();

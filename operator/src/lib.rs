@@ -3,6 +3,8 @@
 
 pub mod build;
 pub mod crd;
+pub mod database;
+pub mod secrets;
 
 pub use crd::{SocialPlatform, SocialPlatformSpec, SocialPlatformStatus};
 

@@ -1,0 +1,151 @@
+//! The platform's Secrets: generated once by the operator and never overwritten (the
+//! apply stage creates them only when absent), so keys and passwords survive every
+//! reconcile and operator restart. Names are `<platform>-…`.
+
+use crate::build::Owner;
+use crate::database;
+use base64::Engine;
+use k8s_openapi::api::core::v1::Secret;
+use std::collections::BTreeMap;
+
+/// The random source failed (no secret can be made without it).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw random bytes for a secret")]
+pub struct RandomError(#[source] getrandom::Error);
+
+/// `bytes` random bytes as lowercase hex.
+pub fn random_hex(bytes: usize) -> Result<String, RandomError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(RandomError)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A fresh Ed25519 private key as PKCS#8 PEM (RFC 8410: a fixed 16-byte prefix and the
+/// 32-byte seed), the format the auth service reads from `AUTH_SIGNING_KEY`.
+pub fn ed25519_pem() -> Result<String, RandomError> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let mut der = [0u8; 48];
+    der[..16].copy_from_slice(&PREFIX);
+    getrandom::fill(&mut der[16..]).map_err(RandomError)?;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    Ok(format!(
+        "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+    ))
+}
+
+fn secret(owner: &Owner, component: &str, name: String, data: BTreeMap<String, String>) -> Secret {
+    Secret {
+        metadata: owner.meta(component, name),
+        type_: Some("Opaque".to_owned()),
+        string_data: Some(data),
+        ..Secret::default()
+    }
+}
+
+/// `<platform>-postgres`: the managed database's superuser password.
+pub fn superuser_secret_name(owner: &Owner) -> String {
+    database::host(owner)
+}
+
+/// The managed database's superuser Secret.
+pub fn superuser_secret(owner: &Owner) -> Result<Secret, RandomError> {
+    Ok(secret(
+        owner,
+        database::COMPONENT,
+        superuser_secret_name(owner),
+        BTreeMap::from([("password".to_owned(), random_hex(24)?)]),
+    ))
+}
+
+/// `<platform>-<service>-database`: a service's database credentials.
+pub fn database_secret_name(owner: &Owner, service: &str) -> String {
+    format!("{}-database", owner.child_name(service))
+}
+
+/// A service's database credentials: role and database named after the service, a
+/// random password, and the `DATABASE_URL` the service reads.
+pub fn database_secret(owner: &Owner, service: &str) -> Result<Secret, RandomError> {
+    let password = random_hex(24)?;
+    let url = format!(
+        "postgres://{service}:{password}@{}:{}/{service}",
+        database::host(owner),
+        database::PORT
+    );
+    Ok(secret(
+        owner,
+        service,
+        database_secret_name(owner, service),
+        BTreeMap::from([
+            ("username".to_owned(), service.to_owned()),
+            ("password".to_owned(), password),
+            ("database".to_owned(), service.to_owned()),
+            ("url".to_owned(), url),
+        ]),
+    ))
+}
+
+/// `<platform>-keys`: what the services share — the auth service's signing key, the
+/// credential of internal routes, and the photos service's share-link key.
+pub fn keys_secret_name(owner: &Owner) -> String {
+    owner.child_name("keys")
+}
+
+/// The shared keys Secret.
+pub fn keys_secret(owner: &Owner) -> Result<Secret, RandomError> {
+    Ok(secret(
+        owner,
+        "keys",
+        keys_secret_name(owner),
+        BTreeMap::from([
+            ("auth-signing-key".to_owned(), ed25519_pem()?),
+            ("internal-token".to_owned(), random_hex(32)?),
+            ("share-link-key".to_owned(), random_hex(32)?),
+        ]),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner() -> Owner {
+        let p: crate::SocialPlatform = serde_json::from_value(serde_json::json!({
+            "apiVersion": "agora.dev/v1alpha1",
+            "kind": "SocialPlatform",
+            "metadata": {"name": "demo", "namespace": "social", "uid": "1234"},
+            "spec": {"host": "demo.example"},
+        }))
+        .unwrap();
+        Owner::of(&p).unwrap()
+    }
+
+    #[test]
+    fn secrets_are_random_owned_and_named_per_platform() {
+        let owner = owner();
+        let a = database_secret(&owner, "users").unwrap();
+        let b = database_secret(&owner, "users").unwrap();
+        let (a, b) = (a.string_data.unwrap(), b.string_data.unwrap());
+        assert_ne!(a["password"], b["password"], "a fresh password each time");
+        assert_eq!(a["password"].len(), 48);
+        assert_eq!(
+            a["url"],
+            format!(
+                "postgres://users:{}@demo-postgres:5432/users",
+                a["password"]
+            )
+        );
+        let keys = keys_secret(&owner).unwrap();
+        assert_eq!(keys.metadata.name.as_deref(), Some("demo-keys"));
+        assert!(keys.metadata.owner_references.is_some());
+        let data = keys.string_data.unwrap();
+        assert!(data["auth-signing-key"].starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        assert_eq!(data["internal-token"].len(), 64);
+        assert_eq!(
+            superuser_secret(&owner).unwrap().metadata.name.as_deref(),
+            Some("demo-postgres")
+        );
+    }
+}
