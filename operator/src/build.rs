@@ -2,7 +2,7 @@
 //! objects it should own. No I/O here, so every rule is unit-tested with plain values;
 //! the apply stage sends the result with server-side apply.
 
-use crate::crd::{ServiceSpec, SocialPlatform};
+use crate::crd::{DatabaseMode, ServiceSpec, SocialPlatform};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -12,9 +12,10 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount, ServicePort,
-    ServiceSpec as CoreServiceSpec, Volume, VolumeMount,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec as CoreServiceSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -186,6 +187,8 @@ pub fn deployment(
     spec: &ServiceSpec,
     config_hash: &str,
 ) -> Deployment {
+    let mut env = secret_env(platform, owner, name);
+    env.extend(spec.env.iter().cloned());
     let child = owner.child_name(name);
     let container = Container {
         name: name.to_owned(),
@@ -210,7 +213,7 @@ pub fn deployment(
             }),
             ..EnvFromSource::default()
         }]),
-        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+        env: (!env.is_empty()).then_some(env),
         resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
         liveness_probe: Some(probe("/healthz", 10, 3)),
         readiness_probe: Some(probe("/readyz", 5, 2)),
@@ -285,6 +288,51 @@ pub fn deployment(
         }),
         status: None,
     }
+}
+
+fn from_secret(var: &str, secret: String, key: &str) -> EnvVar {
+    EnvVar {
+        name: var.to_owned(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret,
+                key: key.to_owned(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// What a service reads from Secrets (never from its ConfigMap): its database URL, the
+/// credential of internal routes, and the keys only some services hold.
+pub fn secret_env(platform: &SocialPlatform, owner: &Owner, name: &str) -> Vec<EnvVar> {
+    let keys = crate::secrets::keys_secret_name(owner);
+    let mut env = vec![from_secret(
+        "INTERNAL_TOKEN",
+        keys.clone(),
+        "internal-token",
+    )];
+    let database = &platform.spec.database;
+    match (database.mode, &database.external) {
+        (DatabaseMode::External, Some(external)) => env.push(from_secret(
+            "DATABASE_URL",
+            external.secret_ref.name.clone(),
+            name,
+        )),
+        _ => env.push(from_secret(
+            "DATABASE_URL",
+            crate::secrets::database_secret_name(owner, name),
+            "url",
+        )),
+    }
+    match name {
+        "auth" => env.push(from_secret("AUTH_SIGNING_KEY", keys, "auth-signing-key")),
+        "photos" => env.push(from_secret("PHOTOS_SHARE_LINK_KEY", keys, "share-link-key")),
+        _ => {}
+    }
+    env
 }
 
 /// A PodDisruptionBudget keeping one pod up during voluntary disruptions, when the

@@ -2,8 +2,10 @@
 //! controller that turns one into a running social network.
 
 pub mod build;
+pub mod controller;
 pub mod crd;
 pub mod database;
+pub mod edge;
 pub mod secrets;
 
 pub use crd::{SocialPlatform, SocialPlatformSpec, SocialPlatformStatus};

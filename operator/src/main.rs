@@ -1,9 +1,10 @@
-//! `agora-operator crd` prints the SocialPlatform CRD. (The controller itself is the
-//! operator issue's next step; until it lands, running without `crd` says so.)
+//! `agora-operator` runs the SocialPlatform controller (in-cluster configuration, or
+//! `KUBECONFIG` outside a cluster); `agora-operator crd` prints the CRD.
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         Some("crd") => match agora_operator::crd_yaml() {
             Ok(yaml) => {
@@ -15,9 +16,29 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        _ => {
-            eprintln!("usage: agora-operator crd   (prints the SocialPlatform CRD)");
-            eprintln!("the controller is not part of this build yet");
+        None => {
+            tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            match kube::Client::try_default().await {
+                Ok(client) => {
+                    tracing::info!("agora-operator started");
+                    agora_operator::controller::run(client, None).await;
+                    tracing::info!("agora-operator stopped");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: no Kubernetes configuration: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some(other) => {
+            eprintln!("usage: agora-operator [crd]   (unknown argument {other:?})");
             ExitCode::from(2)
         }
     }

@@ -1,0 +1,246 @@
+//! The edge: how clients reach the platform through the cluster's ingress controller.
+//! Two Ingresses share the host: `<platform>` carries every service's area behind the
+//! chosen auth middleware, `<platform>-public` the contract's public endpoints without
+//! it (exact paths, which ingress controllers prefer over prefixes). The services verify
+//! tokens themselves too, so `authMiddleware: None` is still safe.
+
+use crate::build::{API_PORT, Owner};
+use crate::crd::{AuthMiddleware, SocialPlatform};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use std::collections::BTreeMap;
+
+/// The path prefixes each service answers (its route policy's areas).
+pub fn areas(service: &str) -> &'static [&'static str] {
+    match service {
+        "auth" => &["/api/v1/auth", "/.well-known/jwks.json"],
+        "users" => &["/api/v1/users", "/api/v1/posts", "/api/v1/feed"],
+        "photos" => &["/api/v1/photos"],
+        "relations" => &["/api/v1/relations"],
+        "events" => &["/api/v1/events"],
+        _ => &[],
+    }
+}
+
+/// The contract's public endpoints (no token), by service.
+const PUBLIC: [(&str, &str); 5] = [
+    ("auth", "/api/v1/auth/register"),
+    ("auth", "/api/v1/auth/login"),
+    ("auth", "/api/v1/auth/refresh"),
+    ("auth", "/api/v1/auth/jwks"),
+    ("auth", "/.well-known/jwks.json"),
+];
+
+/// The forward-auth endpoint of the platform's auth service, inside the cluster.
+pub fn verify_url(owner: &Owner, namespace: &str) -> String {
+    format!(
+        "http://{}.{namespace}.svc.cluster.local:{API_PORT}/api/v1/auth/verify",
+        owner.child_name("auth")
+    )
+}
+
+/// The name of the Traefik `Middleware`.
+pub fn middleware_name(owner: &Owner) -> String {
+    owner.child_name("forward-auth")
+}
+
+/// Traefik's `Middleware` API (`traefik.io/v1alpha1`).
+pub fn middleware_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("traefik.io", "v1alpha1", "Middleware"),
+        "middlewares",
+    )
+}
+
+/// A Traefik forwardAuth `Middleware` asking the auth service's `/verify`, and passing
+/// its `X-User-Id`/`X-User-Name` on to the services.
+pub fn traefik_middleware(owner: &Owner, namespace: &str) -> DynamicObject {
+    let mut object = DynamicObject::new(&middleware_name(owner), &middleware_resource())
+        .within(namespace)
+        .data(serde_json::json!({
+            "spec": {"forwardAuth": {
+                "address": verify_url(owner, namespace),
+                "authResponseHeaders": ["X-User-Id", "X-User-Name"],
+            }}
+        }));
+    object.metadata = owner.meta("edge", middleware_name(owner));
+    object
+}
+
+fn path(owner: &Owner, service: &str, path: &str, exact: bool) -> HTTPIngressPath {
+    HTTPIngressPath {
+        path: Some(path.to_owned()),
+        path_type: if exact { "Exact" } else { "Prefix" }.to_owned(),
+        backend: IngressBackend {
+            service: Some(IngressServiceBackend {
+                name: owner.child_name(service),
+                port: Some(ServiceBackendPort {
+                    name: Some("http".to_owned()),
+                    ..ServiceBackendPort::default()
+                }),
+            }),
+            ..IngressBackend::default()
+        },
+    }
+}
+
+fn ingress(
+    platform: &SocialPlatform,
+    owner: &Owner,
+    name: String,
+    paths: Vec<HTTPIngressPath>,
+    annotations: BTreeMap<String, String>,
+) -> Ingress {
+    let edge = &platform.spec.edge;
+    let mut metadata = owner.meta("edge", name);
+    metadata.annotations = (!annotations.is_empty()).then_some(annotations);
+    Ingress {
+        metadata,
+        spec: Some(IngressSpec {
+            ingress_class_name: edge.class_name.clone(),
+            tls: edge.tls.as_ref().map(|tls| {
+                vec![IngressTLS {
+                    hosts: Some(vec![platform.spec.host.clone()]),
+                    secret_name: Some(tls.secret_name.clone()),
+                }]
+            }),
+            rules: Some(vec![IngressRule {
+                host: Some(platform.spec.host.clone()),
+                http: Some(HTTPIngressRuleValue { paths }),
+            }]),
+            ..IngressSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The two Ingresses for the enabled services: `(protected, public)`.
+pub fn ingresses(
+    platform: &SocialPlatform,
+    owner: &Owner,
+    namespace: &str,
+    enabled: &[&str],
+) -> (Ingress, Ingress) {
+    let protected_paths = enabled
+        .iter()
+        .flat_map(|service| {
+            areas(service)
+                .iter()
+                .map(move |p| path(owner, service, p, false))
+        })
+        .collect();
+    let annotations = match platform.spec.edge.auth_middleware {
+        AuthMiddleware::Traefik => BTreeMap::from([(
+            "traefik.ingress.kubernetes.io/router.middlewares".to_owned(),
+            format!("{namespace}-{}@kubernetescrd", middleware_name(owner)),
+        )]),
+        AuthMiddleware::Nginx => BTreeMap::from([
+            (
+                "nginx.ingress.kubernetes.io/auth-url".to_owned(),
+                verify_url(owner, namespace),
+            ),
+            (
+                "nginx.ingress.kubernetes.io/auth-response-headers".to_owned(),
+                "X-User-Id,X-User-Name".to_owned(),
+            ),
+        ]),
+        AuthMiddleware::EnvoyGateway | AuthMiddleware::None => BTreeMap::new(),
+    };
+    let public_paths = PUBLIC
+        .iter()
+        .filter(|(service, _)| enabled.contains(service))
+        .map(|(service, p)| path(owner, service, p, true))
+        .collect();
+    (
+        ingress(
+            platform,
+            owner,
+            owner.name().to_owned(),
+            protected_paths,
+            annotations,
+        ),
+        ingress(
+            platform,
+            owner,
+            format!("{}-public", owner.name()),
+            public_paths,
+            BTreeMap::new(),
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(edge: serde_json::Value) -> SocialPlatform {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "agora.dev/v1alpha1",
+            "kind": "SocialPlatform",
+            "metadata": {"name": "demo", "namespace": "social", "uid": "1234"},
+            "spec": {"host": "demo.example", "edge": edge},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn protected_areas_get_the_middleware_and_public_paths_do_not() {
+        let p = platform(serde_json::json!({"className": "traefik"}));
+        let owner = Owner::of(&p).unwrap();
+        let (protected, public) = ingresses(&p, &owner, "social", &["auth", "users", "relations"]);
+        assert_eq!(
+            protected.metadata.annotations.unwrap()["traefik.ingress.kubernetes.io/router.middlewares"],
+            "social-demo-forward-auth@kubernetescrd"
+        );
+        let spec = protected.spec.unwrap();
+        assert_eq!(spec.ingress_class_name.as_deref(), Some("traefik"));
+        let rule = &spec.rules.unwrap()[0];
+        assert_eq!(rule.host.as_deref(), Some("demo.example"));
+        let paths: Vec<(String, String)> = rule
+            .http
+            .as_ref()
+            .unwrap()
+            .paths
+            .iter()
+            .map(|p| {
+                (
+                    p.path.clone().unwrap(),
+                    p.backend.service.as_ref().unwrap().name.clone(),
+                )
+            })
+            .collect();
+        assert!(paths.contains(&("/api/v1/feed".into(), "demo-users".into())));
+        assert!(paths.contains(&("/api/v1/relations".into(), "demo-relations".into())));
+        assert!(
+            !paths.iter().any(|(p, _)| p.starts_with("/api/v1/photos")),
+            "photos is not enabled"
+        );
+        assert!(public.metadata.annotations.is_none());
+        let public_rules = public.spec.unwrap().rules.unwrap();
+        let public_paths = &public_rules[0].http.as_ref().unwrap().paths;
+        assert!(public_paths.iter().all(|p| p.path_type == "Exact"));
+        assert_eq!(public_paths.len(), 5);
+        let middleware = traefik_middleware(&owner, "social");
+        assert_eq!(
+            middleware.data["spec"]["forwardAuth"]["address"],
+            "http://demo-auth.social.svc.cluster.local:8080/api/v1/auth/verify"
+        );
+    }
+
+    #[test]
+    fn nginx_and_none_need_no_custom_resources() {
+        let p = platform(serde_json::json!({"authMiddleware": "Nginx"}));
+        let owner = Owner::of(&p).unwrap();
+        let (protected, _) = ingresses(&p, &owner, "social", &["auth"]);
+        let annotations = protected.metadata.annotations.unwrap();
+        assert!(
+            annotations["nginx.ingress.kubernetes.io/auth-url"].ends_with("/api/v1/auth/verify")
+        );
+        let p = platform(serde_json::json!({"authMiddleware": "None"}));
+        let (protected, _) = ingresses(&p, &Owner::of(&p).unwrap(), "social", &["auth"]);
+        assert!(protected.metadata.annotations.is_none());
+    }
+}

@@ -1,0 +1,277 @@
+//! The controller against the real control plane of `hack/k8s-env.sh` (kwok nodes make
+//! pods Ready and Job pods Succeeded): a minimal platform gets every child, owned and
+//! labelled, and becomes Ready; drift is corrected; spec changes roll out; disabling a
+//! service removes its children; a steady state writes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
+
+use agora_kube_testenv::{TestEnv, wait_until};
+use agora_operator::SocialPlatform;
+use agora_operator::controller::{self, Context};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{CustomResourceExt, Resource, ResourceExt};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn install_crd(env: &TestEnv) {
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    let crd = SocialPlatform::crd();
+    let name = crd.metadata.name.clone().unwrap();
+    crds.patch(
+        &name,
+        &PatchParams::apply("agora-operator-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "the CRD is established",
+        Duration::from_secs(30),
+        || async {
+            let crd = crds.get(&name).await?;
+            Ok(crd.status.and_then(|s| s.conditions).is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            }))
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// A volume the database's claim can bind (the test control plane has no provisioner).
+async fn volume_for(env: &TestEnv, namespace: &str) {
+    let volumes: Api<PersistentVolume> = Api::all(env.client());
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": format!("pv-{namespace}"), "labels": {"agora.dev/test-env": "true"}},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "hostPath": {"path": format!("/tmp/pv-{namespace}")},
+        }
+    }))
+    .unwrap();
+    volumes.create(&PostParams::default(), &pv).await.unwrap();
+}
+
+fn ready(platform: &SocialPlatform) -> bool {
+    platform.status.as_ref().is_some_and(|s| {
+        s.observed_generation == platform.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+async fn wait_ready(api: &Api<SocialPlatform>, name: &str) -> SocialPlatform {
+    wait_until(
+        "the platform is Ready",
+        Duration::from_secs(120),
+        || async { Ok(ready(&api.get(name).await?)) },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!("{e:?}");
+    });
+    api.get(name).await.unwrap()
+}
+
+fn owned_by(object: &impl Resource, platform: &SocialPlatform) -> bool {
+    object.meta().owner_references.as_ref().is_some_and(|refs| {
+        refs.iter()
+            .any(|r| r.uid == platform.uid().unwrap() && r.controller == Some(true))
+    })
+}
+
+#[tokio::test]
+async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
+    let env = TestEnv::connect().await.unwrap();
+    install_crd(&env).await;
+    let ns = env.namespace("sp-controller").await.unwrap();
+    volume_for(&env, ns.name()).await;
+    let namespace = ns.name().to_owned();
+    let client = env.client();
+    let running = tokio::spawn(async move { controller::run(client, Some(&namespace)).await });
+
+    let api: Api<SocialPlatform> = ns.api();
+    let platform: SocialPlatform = serde_json::from_value(json!({
+        "apiVersion": "agora.dev/v1alpha1",
+        "kind": "SocialPlatform",
+        "metadata": {"name": "demo"},
+        "spec": {"host": "demo.localtest.me", "edge": {"authMiddleware": "None"}},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &platform).await.unwrap();
+    let platform = wait_ready(&api, "demo").await;
+    let status = platform.status.clone().unwrap();
+    assert_eq!(status.url.as_deref(), Some("http://demo.localtest.me"));
+    assert_eq!(status.services["users"].ready_replicas, 1);
+
+    // Every child: owned, labelled, named per platform.
+    let selector = ListParams::default().labels("app.kubernetes.io/instance=demo");
+    let deployments = ns.api::<Deployment>().list(&selector).await.unwrap();
+    let mut names: Vec<String> = deployments.iter().map(|d| d.name_any()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["demo-auth", "demo-photos", "demo-relations", "demo-users"]
+    );
+    assert!(deployments.iter().all(|d| owned_by(d, &platform)));
+    let labels: BTreeMap<String, String> = deployments.items[0].labels().clone();
+    assert_eq!(labels["app.kubernetes.io/part-of"], "agora");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "agora-operator");
+    assert_eq!(
+        ns.api::<StatefulSet>()
+            .list(&selector)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        ns.api::<Job>().list(&selector).await.unwrap().items.len(),
+        1
+    );
+    assert_eq!(
+        ns.api::<Service>()
+            .list(&selector)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
+    assert_eq!(
+        ns.api::<ServiceAccount>()
+            .list(&selector)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+    let ingresses = ns.api::<Ingress>().list(&selector).await.unwrap();
+    assert_eq!(ingresses.items.len(), 2);
+    assert!(ingresses.iter().all(|i| owned_by(i, &platform)));
+    let secrets = ns.api::<Secret>().list(&selector).await.unwrap();
+    // keys, the superuser, one database per service.
+    assert_eq!(secrets.items.len(), 6);
+    let users = ns.api::<Deployment>().get("demo-users").await.unwrap();
+    let env_names: Vec<String> = users.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(env_names, ["INTERNAL_TOKEN", "DATABASE_URL"]);
+    let settings = ns
+        .api::<ConfigMap>()
+        .get("demo-users")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(settings["RELATIONS_URL"], "http://demo-relations:8080");
+
+    // A steady state writes nothing: reconciling again changes no resourceVersion.
+    let versions = |list: Vec<(String, Option<String>)>| list;
+    let snapshot = || async {
+        let mut all = Vec::new();
+        for d in ns.api::<Deployment>().list(&selector).await.unwrap() {
+            all.push((d.name_any(), d.resource_version()));
+        }
+        for s in ns.api::<Secret>().list(&selector).await.unwrap() {
+            all.push((s.name_any(), s.resource_version()));
+        }
+        for c in ns.api::<ConfigMap>().list(&selector).await.unwrap() {
+            all.push((c.name_any(), c.resource_version()));
+        }
+        for i in ns.api::<Ingress>().list(&selector).await.unwrap() {
+            all.push((i.name_any(), i.resource_version()));
+        }
+        let p = api.get("demo").await.unwrap();
+        all.push((p.name_any(), p.resource_version()));
+        versions(all)
+    };
+    let before = snapshot().await;
+    let ctx = Arc::new(Context::new(env.client()));
+    controller::reconcile(Arc::new(api.get("demo").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    controller::reconcile(Arc::new(api.get("demo").await.unwrap()), ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot().await,
+        before,
+        "a steady-state reconcile wrote something"
+    );
+
+    // Drift: a deleted Deployment comes back.
+    let deployments_api: Api<Deployment> = ns.api();
+    let old_uid = deployments_api.get("demo-users").await.unwrap().uid();
+    deployments_api
+        .delete("demo-users", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until(
+        "the users Deployment comes back",
+        Duration::from_secs(60),
+        || async {
+            Ok(deployments_api
+                .get_opt("demo-users")
+                .await?
+                .is_some_and(|d| d.uid() != old_uid))
+        },
+    )
+    .await
+    .unwrap();
+
+    // Scale users to 3 and disable photos.
+    api.patch(
+        "demo",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"spec": {"services": {"users": {"replicas": 3}, "photos": {"enabled": false}}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "users scaled and photos gone",
+        Duration::from_secs(60),
+        || async {
+            let users = deployments_api.get("demo-users").await?;
+            let photos = deployments_api.get_opt("demo-photos").await?;
+            Ok(users.spec.and_then(|s| s.replicas) == Some(3) && photos.is_none())
+        },
+    )
+    .await
+    .unwrap();
+    let platform = wait_ready(&api, "demo").await;
+    assert_eq!(platform.status.unwrap().services.get("photos"), None);
+    assert!(
+        ns.api::<Service>()
+            .get_opt("demo-photos")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    running.abort();
+    let _ = Api::<PersistentVolume>::all(env.client())
+        .delete(&format!("pv-{}", ns.name()), &DeleteParams::default())
+        .await;
+    ns.cleanup().await.unwrap();
+}
