@@ -438,7 +438,8 @@ async fn reconcile_edge(
             .await
         {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.is_not_found() => {
+            // No such resource type: the CRD is not installed.
+            Err(kube::Error::Api(status)) if status.code == 404 => {
                 return Ok((false, "MiddlewareCRDMissing".into(), "Traefik's Middleware CRD (traefik.io/v1alpha1) is not installed; install Traefik or choose another authMiddleware".into()));
             }
             Err(e) => return Err(kube_err(format!("applying middleware {name}"))(e)),

@@ -45,7 +45,8 @@ async fn install_crd(env: &TestEnv) {
     .unwrap();
 }
 
-/// A volume the database's claim can bind (the test control plane has no provisioner).
+/// A volume for the database's claim of platform `demo` (the test control plane has no
+/// provisioner), bound to that claim so no other test's claim can take it.
 async fn volume_for(env: &TestEnv, namespace: &str) {
     let volumes: Api<PersistentVolume> = Api::all(env.client());
     let pv: PersistentVolume = serde_json::from_value(json!({
@@ -56,6 +57,7 @@ async fn volume_for(env: &TestEnv, namespace: &str) {
             "capacity": {"storage": "1Gi"},
             "accessModes": ["ReadWriteOnce"],
             "persistentVolumeReclaimPolicy": "Delete",
+            "claimRef": {"namespace": namespace, "name": "data-demo-postgres-0"},
             "hostPath": {"path": format!("/tmp/pv-{namespace}")},
         }
     }))
@@ -103,13 +105,11 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     let running = tokio::spawn(async move { controller::run(client, Some(&namespace)).await });
 
     let api: Api<SocialPlatform> = ns.api();
-    let platform: SocialPlatform = serde_json::from_value(json!({
-        "apiVersion": "agora.dev/v1alpha1",
-        "kind": "SocialPlatform",
-        "metadata": {"name": "demo"},
-        "spec": {"host": "demo.localtest.me", "edge": {"authMiddleware": "None"}},
-    }))
-    .unwrap();
+    // The README's example, as a user applies it.
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../k8s/examples/demo.yaml");
+    let platform: SocialPlatform =
+        serde_saphyr::from_str(&std::fs::read_to_string(demo).unwrap()).unwrap();
+    assert_eq!(platform.name_any(), "demo");
     api.create(&PostParams::default(), &platform).await.unwrap();
     let platform = wait_ready(&api, "demo").await;
     let status = platform.status.clone().unwrap();
@@ -269,9 +269,76 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
             .is_none()
     );
 
+    // Deleting the platform takes every child along (garbage collection by owner).
+    api.delete("demo", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    wait_until("every child is gone", Duration::from_secs(90), || async {
+        let left = ns.api::<Deployment>().list(&selector).await?.items.len()
+            + ns.api::<StatefulSet>().list(&selector).await?.items.len()
+            + ns.api::<Secret>().list(&selector).await?.items.len()
+            + ns.api::<Ingress>().list(&selector).await?.items.len()
+            + ns.api::<ConfigMap>().list(&selector).await?.items.len();
+        Ok(left == 0)
+    })
+    .await
+    .unwrap();
+
     running.abort();
     let _ = Api::<PersistentVolume>::all(env.client())
         .delete(&format!("pv-{}", ns.name()), &DeleteParams::default())
         .await;
+    ns.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_platforms_share_a_namespace_and_a_missing_traefik_is_reported() {
+    let env = TestEnv::connect().await.unwrap();
+    install_crd(&env).await;
+    let ns = env.namespace("sp-two").await.unwrap();
+    let api: Api<SocialPlatform> = ns.api();
+    let ctx = Arc::new(Context::new(env.client()));
+    for (name, middleware) in [("one", "None"), ("two", "Traefik")] {
+        let platform: SocialPlatform = serde_json::from_value(json!({
+            "apiVersion": "agora.dev/v1alpha1",
+            "kind": "SocialPlatform",
+            "metadata": {"name": name},
+            "spec": {"host": format!("{name}.localtest.me"), "edge": {"authMiddleware": middleware},
+                     "services": {"photos": {"enabled": false}}},
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &platform).await.unwrap();
+        controller::reconcile(Arc::new(api.get(name).await.unwrap()), ctx.clone())
+            .await
+            .unwrap();
+    }
+    for name in ["one", "two"] {
+        let selector = ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"));
+        let deployments = ns.api::<Deployment>().list(&selector).await.unwrap();
+        assert_eq!(deployments.items.len(), 3, "{name}: auth, users, relations");
+        assert!(
+            deployments
+                .iter()
+                .all(|d| d.name_any().starts_with(&format!("{name}-")))
+        );
+    }
+    // The test control plane has no Traefik: the platform says so instead of failing.
+    let two = api.get("two").await.unwrap().status.unwrap();
+    let edge = two
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "EdgeReady")
+        .unwrap();
+    assert_eq!(
+        (edge.status.as_str(), edge.reason.as_str()),
+        ("False", "MiddlewareCRDMissing")
+    );
+    let one = api.get("one").await.unwrap().status.unwrap();
+    let edge = one
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "EdgeReady")
+        .unwrap();
+    assert_eq!(edge.status, "True");
     ns.cleanup().await.unwrap();
 }
