@@ -6,6 +6,7 @@ pub mod controller;
 pub mod crd;
 pub mod database;
 pub mod edge;
+pub mod leader;
 pub mod secrets;
 
 pub use crd::{SocialPlatform, SocialPlatformSpec, SocialPlatformStatus};

@@ -24,15 +24,39 @@ async fn main() -> ExitCode {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .init();
-            match kube::Client::try_default().await {
-                Ok(client) => {
-                    tracing::info!("agora-operator started");
-                    agora_operator::controller::run(client, None).await;
+            let client = match kube::Client::try_default().await {
+                Ok(client) => client,
+                Err(error) => {
+                    eprintln!("error: no Kubernetes configuration: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            // The Lease lives beside the operator (downward API in its Deployment).
+            let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+            let identity = std::env::var("POD_NAME")
+                .unwrap_or_else(|_| format!("agora-operator-{}", std::process::id()));
+            tracing::info!(%namespace, %identity, "agora-operator started; waiting for the lease");
+            let outcome = agora_operator::leader::lead(
+                client.clone(),
+                &namespace,
+                &identity,
+                agora_operator::leader::Timing::default(),
+                agora_operator::controller::run(client, None),
+                shutdown_signal(),
+            )
+            .await;
+            match outcome {
+                Ok(agora_operator::leader::Outcome::LostLease) => {
+                    // Restart clean and rejoin the election.
+                    tracing::error!("lost the lease to another replica; exiting");
+                    ExitCode::FAILURE
+                }
+                Ok(_) => {
                     tracing::info!("agora-operator stopped");
                     ExitCode::SUCCESS
                 }
                 Err(error) => {
-                    eprintln!("error: no Kubernetes configuration: {error}");
+                    tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "leader election failed");
                     ExitCode::FAILURE
                 }
             }
@@ -41,5 +65,20 @@ async fn main() -> ExitCode {
             eprintln!("usage: agora-operator [crd]   (unknown argument {other:?})");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }

@@ -342,3 +342,75 @@ async fn two_platforms_share_a_namespace_and_a_missing_traefik_is_reported() {
     assert_eq!(edge.status, "True");
     ns.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn one_replica_leads_and_the_other_takes_over_when_it_stops() {
+    use agora_operator::leader::{Outcome, Timing, lead};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = TestEnv::connect().await.unwrap();
+    let ns = env.namespace("sp-lease").await.unwrap();
+    let timing = Timing {
+        duration: 6,
+        grace: 2,
+    };
+    let (stop_first, first_stops) = tokio::sync::oneshot::channel::<()>();
+    let first_leads = Arc::new(AtomicBool::new(false));
+    let second_leads = Arc::new(AtomicBool::new(false));
+    let first = {
+        let (client, namespace, flag) = (env.client(), ns.name().to_owned(), first_leads.clone());
+        tokio::spawn(async move {
+            let work = async move {
+                flag.store(true, Ordering::SeqCst);
+                let _ = first_stops.await;
+            };
+            lead(
+                client,
+                &namespace,
+                "first",
+                timing,
+                work,
+                std::future::pending(),
+            )
+            .await
+        })
+    };
+    wait_until(
+        "the first replica leads",
+        Duration::from_secs(30),
+        || async { Ok(first_leads.load(Ordering::SeqCst)) },
+    )
+    .await
+    .unwrap();
+    let second = {
+        let (client, namespace, flag) = (env.client(), ns.name().to_owned(), second_leads.clone());
+        tokio::spawn(async move {
+            let work = async move {
+                flag.store(true, Ordering::SeqCst);
+            };
+            lead(
+                client,
+                &namespace,
+                "second",
+                timing,
+                work,
+                std::future::pending(),
+            )
+            .await
+        })
+    };
+    // While the first holds the Lease (renewing it), the second waits.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(!second_leads.load(Ordering::SeqCst), "two leaders at once");
+    // The first stops and releases the Lease: the second leads well before expiry.
+    let stopped_at = std::time::Instant::now();
+    stop_first.send(()).unwrap();
+    assert_eq!(first.await.unwrap().unwrap(), Outcome::Finished);
+    assert_eq!(second.await.unwrap().unwrap(), Outcome::Finished);
+    assert!(second_leads.load(Ordering::SeqCst));
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(6),
+        "failover took {:?}",
+        stopped_at.elapsed()
+    );
+    ns.cleanup().await.unwrap();
+}
