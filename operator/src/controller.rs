@@ -9,6 +9,7 @@ use crate::crd::{
     AuthMiddleware, DatabaseMode, EdgeKind, SERVICES, ServiceStatus, SocialPlatform,
     SocialPlatformStatus,
 };
+use crate::metrics::Metrics;
 use crate::{database, edge, secrets};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -20,6 +21,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -49,6 +51,17 @@ pub enum Error {
     Random(#[from] secrets::RandomError),
 }
 
+impl Error {
+    /// The metric label of the failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Build(_) => "build",
+            Self::Kube { .. } => "kube",
+            Self::Random(_) => "random",
+        }
+    }
+}
+
 fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let action = action.into();
     move |source| Error::Kube { action, source }
@@ -58,6 +71,10 @@ fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 pub struct Context {
     /// The API client.
     pub client: Client,
+    /// Reconcile metrics (served on the ops port).
+    pub metrics: Arc<Metrics>,
+    /// Publishes Kubernetes Events about platforms.
+    recorder: Recorder,
     /// Consecutive failures per platform (`namespace/name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -65,9 +82,33 @@ pub struct Context {
 impl Context {
     /// A context over `client`.
     pub fn new(client: Client) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
         Self {
+            recorder: Recorder::new(client.clone(), reporter),
             client,
+            metrics: Arc::new(Metrics::default()),
             failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes an Event about `platform` (best effort: a lost Event is only logged).
+    async fn event(&self, platform: &SocialPlatform, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self
+            .recorder
+            .publish(&event, &platform.object_ref(&()))
+            .await
+        {
+            tracing::warn!(%error, "cannot publish an event");
         }
     }
 
@@ -162,8 +203,19 @@ struct Observed {
     edge: (bool, String, String),
 }
 
-/// Reconciles one platform.
+/// Reconciles one platform (timed and counted).
 pub async fn reconcile(platform: Arc<SocialPlatform>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = ctx.metrics.start();
+    let outcome = reconcile_platform(platform, ctx.clone()).await;
+    ctx.metrics
+        .finish(started, outcome.as_ref().err().map(Error::reason));
+    outcome
+}
+
+async fn reconcile_platform(
+    platform: Arc<SocialPlatform>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let owner = Owner::of(&platform)?;
     let ns = platform.namespace().unwrap_or_default();
     let client = ctx.client.clone();
@@ -556,6 +608,31 @@ async fn update_status(
             .map(|(n, s, _)| (n, s))
             .collect(),
     };
+    let was_ready = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    if ready != was_ready {
+        let (type_, reason, note) = if ready {
+            (
+                EventType::Normal,
+                "Ready",
+                "the platform serves its API".to_owned(),
+            )
+        } else {
+            let waiting: Vec<&str> = status
+                .conditions
+                .iter()
+                .filter(|c| c.type_ != "Ready" && c.status != "True")
+                .map(|c| c.message.as_str())
+                .collect();
+            (EventType::Warning, "NotReady", waiting.join("; "))
+        };
+        // The first status of a new platform is not a transition worth a warning.
+        if ready || !previous.conditions.is_empty() {
+            ctx.event(platform, type_, reason, note).await;
+        }
+    }
     if platform.status.as_ref() != Some(&status) {
         let api: Api<SocialPlatform> = Api::namespaced(
             ctx.client.clone(),
@@ -588,11 +665,20 @@ pub fn error_policy(platform: Arc<SocialPlatform>, error: &Error, ctx: Arc<Conte
     let delay = Duration::from_secs(1u64 << failures.saturating_sub(1).min(8))
         .min(Duration::from_secs(300));
     tracing::warn!(platform = %Context::key(&platform), %error, failures, retry_in_s = delay.as_secs(), "reconcile failed");
+    // One Event per failure streak, not per retry.
+    if failures == 1 {
+        let note = error.to_string();
+        tokio::spawn(async move {
+            ctx.event(&platform, EventType::Warning, "ReconcileFailed", note)
+                .await;
+        });
+    }
     Action::requeue(delay)
 }
 
 /// Runs the controller until a shutdown signal, over every namespace or one.
-pub async fn run(client: Client, namespace: Option<&str>) {
+pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
+    let client = ctx.client.clone();
     fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -604,7 +690,6 @@ pub async fn run(client: Client, namespace: Option<&str>) {
         }
     }
     let config = watcher::Config::default();
-    let ctx = Arc::new(Context::new(client.clone()));
     let c = &client;
     Controller::new(api::<SocialPlatform>(c, namespace), config.clone())
         .owns(api::<Deployment>(c, namespace), config.clone())

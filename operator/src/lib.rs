@@ -7,6 +7,7 @@ pub mod crd;
 pub mod database;
 pub mod edge;
 pub mod leader;
+pub mod metrics;
 pub mod secrets;
 
 pub use crd::{SocialPlatform, SocialPlatformSpec, SocialPlatformStatus};

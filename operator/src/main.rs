@@ -35,13 +35,27 @@ async fn main() -> ExitCode {
             let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
             let identity = std::env::var("POD_NAME")
                 .unwrap_or_else(|_| format!("agora-operator-{}", std::process::id()));
-            tracing::info!(%namespace, %identity, "agora-operator started; waiting for the lease");
+            let ctx = std::sync::Arc::new(agora_operator::controller::Context::new(client.clone()));
+            let addr = agora_operator::metrics::listen_addr();
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    tokio::spawn(agora_operator::metrics::serve(
+                        listener,
+                        ctx.metrics.clone(),
+                    ));
+                }
+                Err(error) => {
+                    eprintln!("error: cannot listen on {addr} (OPS_LISTEN_ADDR): {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            tracing::info!(%namespace, %identity, %addr, "agora-operator started; waiting for the lease");
             let outcome = agora_operator::leader::lead(
                 client.clone(),
                 &namespace,
                 &identity,
                 agora_operator::leader::Timing::default(),
-                agora_operator::controller::run(client, None),
+                agora_operator::controller::run(ctx, None),
                 shutdown_signal(),
             )
             .await;

@@ -101,8 +101,13 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     let ns = env.namespace("sp-controller").await.unwrap();
     volume_for(&env, ns.name()).await;
     let namespace = ns.name().to_owned();
-    let client = env.client();
-    let running = tokio::spawn(async move { controller::run(client, Some(&namespace)).await });
+    let running_ctx = Arc::new(Context::new(env.client()));
+    let metrics = running_ctx.metrics.clone();
+    let running = tokio::spawn(async move { controller::run(running_ctx, Some(&namespace)).await });
+    // The ops endpoints of the running controller.
+    let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ops_addr = ops.local_addr().unwrap();
+    let serving = tokio::spawn(agora_operator::metrics::serve(ops, metrics));
 
     let api: Api<SocialPlatform> = ns.api();
     // The README's example, as a user applies it.
@@ -183,6 +188,39 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
         .data
         .unwrap();
     assert_eq!(settings["RELATIONS_URL"], "http://demo-relations:8080");
+
+    // The transition to Ready is an Event; the reconciles are counted.
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    wait_until("a Ready event", Duration::from_secs(30), || async {
+        Ok(events.list(&ListParams::default()).await?.iter().any(|e| {
+            e.reason.as_deref() == Some("Ready")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("demo")
+        }))
+    })
+    .await
+    .unwrap();
+    let scrape = |path: &'static str| async move {
+        let mut stream = tokio::net::TcpStream::connect(ops_addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: ops\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        text
+    };
+    let metrics_text = scrape("/metrics").await;
+    assert!(metrics_text.starts_with("HTTP/1.1 200"), "{metrics_text}");
+    assert!(
+        metrics_text.contains("agora_operator_reconciles_total"),
+        "{metrics_text}"
+    );
+    assert!(metrics_text.contains("agora_operator_reconcile_duration_seconds_bucket"));
+    assert!(scrape("/readyz").await.starts_with("HTTP/1.1 200"));
+    assert!(scrape("/healthz").await.starts_with("HTTP/1.1 200"));
 
     // A steady state writes nothing: reconciling again changes no resourceVersion.
     let versions = |list: Vec<(String, Option<String>)>| list;
@@ -285,6 +323,7 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     .unwrap();
 
     running.abort();
+    serving.abort();
     let _ = Api::<PersistentVolume>::all(env.client())
         .delete(&format!("pv-{}", ns.name()), &DeleteParams::default())
         .await;
