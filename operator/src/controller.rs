@@ -10,13 +10,13 @@ use crate::crd::{
     SocialPlatformStatus,
 };
 use crate::metrics::Metrics;
-use crate::{database, edge, secrets};
+use crate::{database, edge, network, secrets};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -328,6 +328,11 @@ async fn reconcile_database(
         &database::provision_config(owner),
     )
     .await?;
+    apply(
+        &Api::<NetworkPolicy>::namespaced(client.clone(), ns),
+        &network::database_policy(owner),
+    )
+    .await?;
     let set = apply(
         &Api::<StatefulSet>::namespaced(client.clone(), ns),
         &database::stateful_set(platform, owner),
@@ -400,6 +405,7 @@ async fn reconcile_services(
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
     let scalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
     let mut observed = Vec::new();
     for name in SERVICES {
         let Some(spec) = platform.spec.services.get(name) else {
@@ -414,6 +420,7 @@ async fn reconcile_services(
             delete_if_present(&accounts, &child).await?;
             delete_if_present(&budgets, &child).await?;
             delete_if_present(&scalers, &child).await?;
+            delete_if_present(&policies, &child).await?;
             continue;
         }
         let settings = build::service_settings(owner, name);
@@ -421,6 +428,7 @@ async fn reconcile_services(
         apply(&accounts, &build::service_account(owner, name)).await?;
         apply(&maps, &build::config_map(owner, name, settings)).await?;
         apply(&services, &build::service(owner, name)).await?;
+        apply(&policies, &network::service_policy(owner, name)).await?;
         let deployment = apply(
             &deployments,
             &build::deployment(platform, owner, name, spec, &hash),
@@ -699,6 +707,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
         .owns(api::<StatefulSet>(c, namespace), config.clone())
         .owns(api::<Job>(c, namespace), config.clone())
         .owns(api::<Ingress>(c, namespace), config.clone())
+        .owns(api::<NetworkPolicy>(c, namespace), config.clone())
         .owns(api::<Secret>(c, namespace), config.clone())
         .owns(api::<PodDisruptionBudget>(c, namespace), config.clone())
         .owns(api::<HorizontalPodAutoscaler>(c, namespace), config)

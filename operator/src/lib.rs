@@ -8,6 +8,7 @@ pub mod database;
 pub mod edge;
 pub mod leader;
 pub mod metrics;
+pub mod network;
 pub mod secrets;
 
 pub use crd::{SocialPlatform, SocialPlatformSpec, SocialPlatformStatus};

@@ -168,6 +168,14 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     let ingresses = ns.api::<Ingress>().list(&selector).await.unwrap();
     assert_eq!(ingresses.items.len(), 2);
     assert!(ingresses.iter().all(|i| owned_by(i, &platform)));
+    let policies = ns
+        .api::<k8s_openapi::api::networking::v1::NetworkPolicy>()
+        .list(&selector)
+        .await
+        .unwrap();
+    let mut policy_names: Vec<String> = policies.iter().map(|p| p.name_any()).collect();
+    policy_names.sort();
+    assert_eq!(policy_names, ["demo-auth", "demo-photos", "demo-postgres", "demo-relations", "demo-users"]);
     let secrets = ns.api::<Secret>().list(&selector).await.unwrap();
     // keys, the superuser, one database per service.
     assert_eq!(secrets.items.len(), 6);
