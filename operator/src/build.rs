@@ -12,10 +12,11 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
     SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec as CoreServiceSpec, Volume,
-    VolumeMount,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -28,6 +29,8 @@ use std::collections::BTreeMap;
 pub const API_PORT: i32 = 8080;
 /// The port of every service's operations endpoints (probes, metrics).
 pub const OPS_PORT: i32 = 9090;
+/// Where the photos service keeps photo bytes on its volume (`PHOTOS_STORAGE_DIR`).
+pub const PHOTOS_DIR: &str = "/var/lib/agora/photos";
 /// The operator's field manager and `managed-by` label value.
 pub const MANAGER: &str = "agora-operator";
 
@@ -189,6 +192,36 @@ pub fn deployment(
 ) -> Deployment {
     let mut env = secret_env(platform, owner, name);
     env.extend(spec.env.iter().cloned());
+    // The photos service keeps its bytes on the platform's volume, unless they go to S3.
+    let photo_volume = (name == "photos")
+        .then(|| platform.spec.photos.storage.pvc.as_ref())
+        .flatten()
+        .is_some();
+    let mut mounts = vec![VolumeMount {
+        name: "tmp".to_owned(),
+        mount_path: "/tmp".to_owned(),
+        ..VolumeMount::default()
+    }];
+    let mut volumes = vec![Volume {
+        name: "tmp".to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    if photo_volume {
+        mounts.push(VolumeMount {
+            name: "photos".to_owned(),
+            mount_path: PHOTOS_DIR.to_owned(),
+            ..VolumeMount::default()
+        });
+        volumes.push(Volume {
+            name: "photos".to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: owner.child_name("photos"),
+                read_only: Some(false),
+            }),
+            ..Volume::default()
+        });
+    }
     let child = owner.child_name(name);
     let container = Container {
         name: name.to_owned(),
@@ -228,11 +261,7 @@ pub fn deployment(
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".to_owned(),
-            mount_path: "/tmp".to_owned(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(mounts),
         ..Container::default()
     };
     let replicas = if spec.enabled { spec.replicas } else { 0 };
@@ -245,12 +274,20 @@ pub fn deployment(
                 match_labels: Some(owner.selector(name)),
                 ..LabelSelector::default()
             },
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".to_owned()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString::Int(0)),
-                    max_surge: Some(IntOrString::Int(1)),
-                }),
+            // A ReadWriteOnce volume cannot be held by the old and the new pod at once.
+            strategy: Some(if photo_volume {
+                DeploymentStrategy {
+                    type_: Some("Recreate".to_owned()),
+                    rolling_update: None,
+                }
+            } else {
+                DeploymentStrategy {
+                    type_: Some("RollingUpdate".to_owned()),
+                    rolling_update: Some(RollingUpdateDeployment {
+                        max_unavailable: Some(IntOrString::Int(0)),
+                        max_surge: Some(IntOrString::Int(1)),
+                    }),
+                }
             }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -276,11 +313,7 @@ pub fn deployment(
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "tmp".to_owned(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(volumes),
                     ..PodSpec::default()
                 }),
             },
@@ -329,7 +362,22 @@ pub fn secret_env(platform: &SocialPlatform, owner: &Owner, name: &str) -> Vec<E
     }
     match name {
         "auth" => env.push(from_secret("AUTH_SIGNING_KEY", keys, "auth-signing-key")),
-        "photos" => env.push(from_secret("PHOTOS_SHARE_LINK_KEY", keys, "share-link-key")),
+        "photos" => {
+            env.push(from_secret("PHOTOS_SHARE_LINK_KEY", keys, "share-link-key"));
+            if let Some(s3) = &platform.spec.photos.storage.s3 {
+                let secret = s3.secret_ref.name.clone();
+                env.push(from_secret(
+                    "AWS_ACCESS_KEY_ID",
+                    secret.clone(),
+                    "accessKeyId",
+                ));
+                env.push(from_secret(
+                    "AWS_SECRET_ACCESS_KEY",
+                    secret,
+                    "secretAccessKey",
+                ));
+            }
+        }
         _ => {}
     }
     env
@@ -393,6 +441,43 @@ pub fn autoscaler(
         }),
         status: None,
     })
+}
+
+/// The photos service's volume (`photos.storage.pvc`), when photos are not in S3.
+pub fn photo_claim(platform: &SocialPlatform, owner: &Owner) -> Option<PersistentVolumeClaim> {
+    let pvc = platform.spec.photos.storage.pvc.as_ref()?;
+    Some(PersistentVolumeClaim {
+        metadata: owner.meta("photos", owner.child_name("photos")),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            storage_class_name: pvc.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_owned(), pvc.size.clone())])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// Photo storage settings: the directory on the volume, or the S3 bucket (its
+/// credentials come from the referenced Secret, see [`secret_env`]).
+pub fn photo_settings(platform: &SocialPlatform) -> BTreeMap<String, String> {
+    let storage = &platform.spec.photos.storage;
+    let mut settings = BTreeMap::new();
+    if let Some(s3) = &storage.s3 {
+        settings.insert("PHOTOS_S3_BUCKET".to_owned(), s3.bucket.clone());
+        if let Some(endpoint) = &s3.endpoint {
+            settings.insert("PHOTOS_S3_ENDPOINT".to_owned(), endpoint.clone());
+        }
+        if let Some(region) = &s3.region {
+            settings.insert("PHOTOS_S3_REGION".to_owned(), region.clone());
+        }
+    } else {
+        settings.insert("PHOTOS_STORAGE_DIR".to_owned(), PHOTOS_DIR.to_owned());
+    }
+    settings
 }
 
 /// A service's ConfigMap: where it listens and how it finds the others. Secrets
@@ -551,6 +636,45 @@ mod tests {
         let d = deployment(&p, &owner, "relations", relations, "h");
         assert_eq!(d.spec.unwrap().replicas, None);
         assert!(disruption_budget(&owner, "relations", relations).is_some());
+    }
+
+    #[test]
+    fn photos_keep_their_bytes_on_a_volume_unless_in_s3() {
+        let p = platform(serde_json::json!({"host": "demo.example"}));
+        let owner = Owner::of(&p).unwrap();
+        let d = deployment(&p, &owner, "photos", &p.spec.services.photos, "h")
+            .spec
+            .unwrap();
+        assert_eq!(d.strategy.unwrap().type_.as_deref(), Some("Recreate"));
+        let pod = d.template.spec.unwrap();
+        let claim = pod.volumes.unwrap()[1]
+            .persistent_volume_claim
+            .clone()
+            .unwrap();
+        assert_eq!(claim.claim_name, "demo-photos");
+        assert_eq!(
+            photo_claim(&p, &owner).unwrap().metadata.name.as_deref(),
+            Some("demo-photos")
+        );
+        assert_eq!(photo_settings(&p)["PHOTOS_STORAGE_DIR"], PHOTOS_DIR);
+
+        let s3 = platform(
+            serde_json::json!({"host": "demo.example", "photos": {"storage": {
+                "s3": {"bucket": "photos", "secretRef": {"name": "s3-creds"}}
+            }}}),
+        );
+        let owner = Owner::of(&s3).unwrap();
+        assert!(photo_claim(&s3, &owner).is_none());
+        assert_eq!(photo_settings(&s3)["PHOTOS_S3_BUCKET"], "photos");
+        let env: Vec<String> = secret_env(&s3, &owner, "photos")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert!(env.contains(&"AWS_SECRET_ACCESS_KEY".to_owned()));
+        let d = deployment(&s3, &owner, "photos", &s3.spec.services.photos, "h")
+            .spec
+            .unwrap();
+        assert_eq!(d.strategy.unwrap().type_.as_deref(), Some("RollingUpdate"));
     }
 
     #[test]

@@ -15,7 +15,9 @@ use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -423,7 +425,25 @@ async fn reconcile_services(
             delete_if_present(&policies, &child).await?;
             continue;
         }
-        let settings = build::service_settings(owner, name);
+        let mut settings = build::service_settings(owner, name);
+        if name == "photos" {
+            settings.extend(build::photo_settings(platform));
+            if let Some(claim) = build::photo_claim(platform, owner) {
+                let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+                // A claim's size may grow but its other fields are fixed: create it once.
+                if claims
+                    .get_opt(&child)
+                    .await
+                    .map_err(kube_err(format!("reading claim {child}")))?
+                    .is_none()
+                {
+                    claims
+                        .create(&PostParams::default(), &claim)
+                        .await
+                        .map_err(kube_err(format!("creating claim {child}")))?;
+                }
+            }
+        }
         let hash = database::short_hash(&format!("{settings:?}"));
         apply(&accounts, &build::service_account(owner, name)).await?;
         apply(&maps, &build::config_map(owner, name, settings)).await?;

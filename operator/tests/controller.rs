@@ -45,24 +45,27 @@ async fn install_crd(env: &TestEnv) {
     .unwrap();
 }
 
-/// A volume for the database's claim of platform `demo` (the test control plane has no
-/// provisioner), bound to that claim so no other test's claim can take it.
-async fn volume_for(env: &TestEnv, namespace: &str) {
+/// Volumes for the claims of platform `demo`, the database's and the photos' (the test
+/// control plane has no provisioner), each bound to its claim so no other test's claim
+/// can take it.
+async fn volumes_for(env: &TestEnv, namespace: &str) {
     let volumes: Api<PersistentVolume> = Api::all(env.client());
-    let pv: PersistentVolume = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": format!("pv-{namespace}"), "labels": {"agora.dev/test-env": "true"}},
-        "spec": {
-            "capacity": {"storage": "1Gi"},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Delete",
-            "claimRef": {"namespace": namespace, "name": "data-demo-postgres-0"},
-            "hostPath": {"path": format!("/tmp/pv-{namespace}")},
-        }
-    }))
-    .unwrap();
-    volumes.create(&PostParams::default(), &pv).await.unwrap();
+    for (claim, size) in [("data-demo-postgres-0", "1Gi"), ("demo-photos", "5Gi")] {
+        let pv: PersistentVolume = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": format!("{namespace}-{claim}"), "labels": {"agora.dev/test-env": "true"}},
+            "spec": {
+                "capacity": {"storage": size},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "claimRef": {"namespace": namespace, "name": claim},
+                "hostPath": {"path": format!("/tmp/{namespace}-{claim}")},
+            }
+        }))
+        .unwrap();
+        volumes.create(&PostParams::default(), &pv).await.unwrap();
+    }
 }
 
 fn ready(platform: &SocialPlatform) -> bool {
@@ -99,7 +102,7 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     let env = TestEnv::connect().await.unwrap();
     install_crd(&env).await;
     let ns = env.namespace("sp-controller").await.unwrap();
-    volume_for(&env, ns.name()).await;
+    volumes_for(&env, ns.name()).await;
     let namespace = ns.name().to_owned();
     let running_ctx = Arc::new(Context::new(env.client()));
     let metrics = running_ctx.metrics.clone();
@@ -175,7 +178,16 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
         .unwrap();
     let mut policy_names: Vec<String> = policies.iter().map(|p| p.name_any()).collect();
     policy_names.sort();
-    assert_eq!(policy_names, ["demo-auth", "demo-photos", "demo-postgres", "demo-relations", "demo-users"]);
+    assert_eq!(
+        policy_names,
+        [
+            "demo-auth",
+            "demo-photos",
+            "demo-postgres",
+            "demo-relations",
+            "demo-users"
+        ]
+    );
     let secrets = ns.api::<Secret>().list(&selector).await.unwrap();
     // keys, the superuser, one database per service.
     assert_eq!(secrets.items.len(), 6);
@@ -284,23 +296,31 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     .await
     .unwrap();
 
-    // Scale users to 3 and disable photos.
+    // A new version, users scaled to 3, photos disabled.
     api.patch(
         "demo",
         &PatchParams::default(),
-        &Patch::Merge(
-            json!({"spec": {"services": {"users": {"replicas": 3}, "photos": {"enabled": false}}}}),
-        ),
+        &Patch::Merge(json!({"spec": {
+            "version": "0.2.0",
+            "services": {"users": {"replicas": 3}, "photos": {"enabled": false}},
+        }})),
     )
     .await
     .unwrap();
     wait_until(
-        "users scaled and photos gone",
+        "users on the new image, scaled, and photos gone",
         Duration::from_secs(60),
         || async {
             let users = deployments_api.get("demo-users").await?;
             let photos = deployments_api.get_opt("demo-photos").await?;
-            Ok(users.spec.and_then(|s| s.replicas) == Some(3) && photos.is_none())
+            let spec = users.spec.unwrap_or_default();
+            let image = spec
+                .template
+                .spec
+                .and_then(|p| p.containers[0].image.clone());
+            Ok(spec.replicas == Some(3)
+                && image.as_deref() == Some("ghcr.io/agora-social/users:0.2.0")
+                && photos.is_none())
         },
     )
     .await
@@ -332,9 +352,11 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
 
     running.abort();
     serving.abort();
-    let _ = Api::<PersistentVolume>::all(env.client())
-        .delete(&format!("pv-{}", ns.name()), &DeleteParams::default())
-        .await;
+    for claim in ["data-demo-postgres-0", "demo-photos"] {
+        let _ = Api::<PersistentVolume>::all(env.client())
+            .delete(&format!("{}-{claim}", ns.name()), &DeleteParams::default())
+            .await;
+    }
     ns.cleanup().await.unwrap();
 }
 
