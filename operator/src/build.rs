@@ -193,10 +193,7 @@ pub fn deployment(
     let mut env = secret_env(platform, owner, name);
     env.extend(spec.env.iter().cloned());
     // The photos service keeps its bytes on the platform's volume, unless they go to S3.
-    let photo_volume = (name == "photos")
-        .then(|| platform.spec.photos.storage.pvc.as_ref())
-        .flatten()
-        .is_some();
+    let photo_volume = name == "photos" && platform.spec.photos.storage.pvc.is_some();
     let mut mounts = vec![VolumeMount {
         name: "tmp".to_owned(),
         mount_path: "/tmp".to_owned(),
