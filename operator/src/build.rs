@@ -335,7 +335,9 @@ fn from_secret(var: &str, secret: String, key: &str) -> EnvVar {
     }
 }
 
-/// What a service reads from Secrets (never from its ConfigMap): its database URL, the
+/// What a service reads from Secrets (never from its ConfigMap): its database URL (its
+/// generated Secret, which names the managed or CloudNativePG host; or the External
+/// Secret's key named after the service), the
 /// credential of internal routes, and the keys only some services hold.
 pub fn secret_env(platform: &SocialPlatform, owner: &Owner, name: &str) -> Vec<EnvVar> {
     let keys = crate::secrets::keys_secret_name(owner);

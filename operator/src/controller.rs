@@ -298,11 +298,7 @@ async fn reconcile_database(
             });
         }
         DatabaseMode::CloudNativePg => {
-            return Ok((
-                false,
-                "Unsupported".into(),
-                "database.mode CloudNativePG is not supported by this operator version yet; use Managed or External".into(),
-            ));
+            return reconcile_cloudnative(platform, owner, ns, client, enabled).await;
         }
         DatabaseMode::Managed => {}
     }
@@ -315,7 +311,7 @@ async fn reconcile_database(
     for service in enabled {
         ensure_secret(
             &secret_api,
-            secrets::database_secret(owner, service),
+            secrets::database_secret(owner, service, &database::host(owner)),
             &secrets::database_secret_name(owner, service),
         )
         .await?;
@@ -393,6 +389,87 @@ async fn reconcile_database(
             format!("job {job_name} has not completed yet"),
         ),
     })
+}
+
+/// CloudNativePG: a `Cluster` with the services' roles and a `Database` each. Without
+/// CloudNativePG's CRDs the platform says so (`DatabaseReady=False`), it does not fail.
+async fn reconcile_cloudnative(
+    platform: &SocialPlatform,
+    owner: &Owner,
+    ns: &str,
+    client: &Client,
+    enabled: &[&str],
+) -> Result<(bool, String, String), Error> {
+    use database::cloudnative;
+    let secret_api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    for service in enabled {
+        ensure_secret(
+            &secret_api,
+            secrets::database_secret(owner, service, &cloudnative::host(owner)),
+            &secrets::database_secret_name(owner, service),
+        )
+        .await?;
+    }
+    let clusters: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &cloudnative::cluster_resource());
+    let cluster = cloudnative::cluster(platform, owner, enabled);
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    let applied = clusters
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&cluster),
+        )
+        .await;
+    let cluster = match applied {
+        Ok(cluster) => cluster,
+        // No such resource type: CloudNativePG is not installed.
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            return Ok((
+                false,
+                "CloudNativePGMissing".into(),
+                "CloudNativePG's CRDs (postgresql.cnpg.io/v1) are not installed; install its operator or choose another database.mode".into(),
+            ));
+        }
+        Err(e) => return Err(kube_err(format!("applying cluster {name}"))(e)),
+    };
+    let databases: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &cloudnative::database_resource());
+    let mut pending = Vec::new();
+    for service in enabled {
+        let database = cloudnative::database(owner, service);
+        let name = database.metadata.name.clone().unwrap_or_default();
+        let applied = databases
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&database),
+            )
+            .await
+            .map_err(kube_err(format!("applying database {name}")))?;
+        if !cloudnative::database_applied(&applied) {
+            pending.push(*service);
+        }
+    }
+    Ok(
+        match (cloudnative::cluster_ready(&cluster), pending.is_empty()) {
+            (true, true) => (
+                true,
+                "Provisioned".into(),
+                format!("CloudNativePG databases ready for {}", enabled.join(", ")),
+            ),
+            (false, _) => (
+                false,
+                "ClusterNotReady".into(),
+                format!("CloudNativePG cluster {name} has no ready instance yet"),
+            ),
+            (true, false) => (
+                false,
+                "Provisioning".into(),
+                format!("waiting for the databases of {}", pending.join(", ")),
+            ),
+        },
+    )
 }
 
 async fn reconcile_services(

@@ -66,12 +66,12 @@ pub fn database_secret_name(owner: &Owner, service: &str) -> String {
 }
 
 /// A service's database credentials: role and database named after the service, a
-/// random password, and the `DATABASE_URL` the service reads.
-pub fn database_secret(owner: &Owner, service: &str) -> Result<Secret, RandomError> {
+/// random password, and the `DATABASE_URL` the service reads (on `host`). The
+/// `username`/`password` keys are also what CloudNativePG reads for a managed role.
+pub fn database_secret(owner: &Owner, service: &str, host: &str) -> Result<Secret, RandomError> {
     let password = random_hex(24)?;
     let url = format!(
-        "postgres://{service}:{password}@{}:{}/{service}",
-        database::host(owner),
+        "postgres://{service}:{password}@{host}:{}/{service}",
         database::PORT
     );
     Ok(secret(
@@ -125,8 +125,8 @@ mod tests {
     #[test]
     fn secrets_are_random_owned_and_named_per_platform() {
         let owner = owner();
-        let a = database_secret(&owner, "users").unwrap();
-        let b = database_secret(&owner, "users").unwrap();
+        let a = database_secret(&owner, "users", "demo-postgres").unwrap();
+        let b = database_secret(&owner, "users", "demo-postgres").unwrap();
         let (a, b) = (a.string_data.unwrap(), b.string_data.unwrap());
         assert_ne!(a["password"], b["password"], "a fresh password each time");
         assert_eq!(a["password"].len(), 48);

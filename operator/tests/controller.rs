@@ -391,6 +391,37 @@ async fn two_platforms_share_a_namespace_and_a_missing_traefik_is_reported() {
                 .all(|d| d.name_any().starts_with(&format!("{name}-")))
         );
     }
+    // Without CloudNativePG's CRDs, that mode is reported, not a crash loop.
+    let cnpg: SocialPlatform = serde_json::from_value(json!({
+        "apiVersion": "agora.dev/v1alpha1",
+        "kind": "SocialPlatform",
+        "metadata": {"name": "three"},
+        "spec": {"host": "three.localtest.me", "edge": {"authMiddleware": "None"},
+                 "database": {"mode": "CloudNativePG"}},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &cnpg).await.unwrap();
+    controller::reconcile(Arc::new(api.get("three").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    let three = api.get("three").await.unwrap().status.unwrap();
+    let db = three
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "DatabaseReady")
+        .unwrap();
+    assert_eq!(
+        (db.status.as_str(), db.reason.as_str()),
+        ("False", "CloudNativePGMissing")
+    );
+    let url_of = ns
+        .api::<Secret>()
+        .get("three-users-database")
+        .await
+        .unwrap();
+    let url = String::from_utf8(url_of.data.unwrap()["url"].0.clone()).unwrap();
+    assert!(url.contains("@three-postgres-rw:5432/users"), "{url}");
+
     // The test control plane has no Traefik: the platform says so instead of failing.
     let two = api.get("two").await.unwrap().status.unwrap();
     let edge = two

@@ -3,6 +3,8 @@
 //! and a database per enabled service from their generated Secrets. Pure builders, like
 //! the rest of the build stage.
 
+pub mod cloudnative;
+
 use crate::build::Owner;
 use crate::crd::SocialPlatform;
 use crate::secrets;
