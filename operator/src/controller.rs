@@ -569,15 +569,70 @@ async fn reconcile_edge(
     enabled: &[&str],
 ) -> Result<(bool, String, String), Error> {
     let edge = &platform.spec.edge;
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &edge::http_route_resource());
+    let (route, public_route) = edge::http_routes(platform, owner, ns, enabled);
     if edge.kind == EdgeKind::GatewayApi {
+        // The edge moved to Gateway API: the Ingresses go.
+        delete_if_present(&ingresses, owner.name()).await?;
+        delete_if_present(&ingresses, &format!("{}-public", owner.name())).await?;
+        for object in [&route, &public_route] {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            match routes
+                .patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(object),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    return Ok((
+                        false,
+                        "GatewayAPIMissing".into(),
+                        "Gateway API's CRDs (gateway.networking.k8s.io/v1) are not installed"
+                            .into(),
+                    ));
+                }
+                Err(e) => return Err(kube_err(format!("applying route {name}"))(e)),
+            }
+        }
+        if edge.auth_middleware == AuthMiddleware::EnvoyGateway {
+            let policies: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), ns, &edge::security_policy_resource());
+            let policy = edge::security_policy(owner, ns);
+            let name = policy.metadata.name.clone().unwrap_or_default();
+            match policies
+                .patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&policy),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    return Ok((false, "EnvoyGatewayMissing".into(), "Envoy Gateway's SecurityPolicy CRD (gateway.envoyproxy.io/v1alpha1) is not installed".into()));
+                }
+                Err(e) => return Err(kube_err(format!("applying security policy {name}"))(e)),
+            }
+        }
         return Ok((
-            false,
-            "Unsupported".into(),
-            "edge.kind GatewayAPI is not supported by this operator version yet; use Ingress"
-                .into(),
+            true,
+            "Routed".into(),
+            format!("{} routes the API", platform.spec.host),
         ));
     }
-    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    // The edge is an Ingress: routes of an earlier Gateway API edge go (if that API exists).
+    for name in [owner.name().to_owned(), format!("{}-public", owner.name())] {
+        match routes.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => return Err(kube_err(format!("deleting route {name}"))(e)),
+        }
+    }
     let (protected, public) = edge::ingresses(platform, owner, ns, enabled);
     apply(&ingresses, &protected).await?;
     apply(&ingresses, &public).await?;

@@ -172,6 +172,92 @@ pub fn ingresses(
     )
 }
 
+/// Gateway API's `HTTPRoute` (`gateway.networking.k8s.io/v1`).
+pub fn http_route_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    )
+}
+
+/// Envoy Gateway's `SecurityPolicy` (`gateway.envoyproxy.io/v1alpha1`).
+pub fn security_policy_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.envoyproxy.io", "v1alpha1", "SecurityPolicy"),
+        "securitypolicies",
+    )
+}
+
+fn route_rule(owner: &Owner, service: &str, path: &str, exact: bool) -> serde_json::Value {
+    serde_json::json!({
+        "matches": [{"path": {"type": if exact { "Exact" } else { "PathPrefix" }, "value": path}}],
+        "backendRefs": [{"name": owner.child_name(service), "port": API_PORT}],
+    })
+}
+
+/// The two `HTTPRoute`s (`edge.kind: GatewayAPI`), `(protected, public)`, attached to
+/// `edge.gateway`; the same split as the Ingresses.
+pub fn http_routes(
+    platform: &SocialPlatform,
+    owner: &Owner,
+    namespace: &str,
+    enabled: &[&str],
+) -> (DynamicObject, DynamicObject) {
+    let gateway = platform.spec.edge.gateway.as_ref();
+    let parent = serde_json::json!({
+        "name": gateway.map(|g| g.name.clone()).unwrap_or_default(),
+        "namespace": gateway
+            .and_then(|g| g.namespace.clone())
+            .unwrap_or_else(|| namespace.to_owned()),
+    });
+    let route = |name: String, rules: Vec<serde_json::Value>| {
+        let mut object = DynamicObject::new(&name, &http_route_resource())
+            .within(namespace)
+            .data(serde_json::json!({"spec": {
+                "parentRefs": [parent.clone()],
+                "hostnames": [platform.spec.host],
+                "rules": rules,
+            }}));
+        object.metadata = owner.meta("edge", name);
+        object
+    };
+    let protected = enabled
+        .iter()
+        .flat_map(|service| {
+            areas(service)
+                .iter()
+                .map(move |p| route_rule(owner, service, p, false))
+        })
+        .collect();
+    let public = PUBLIC
+        .iter()
+        .filter(|(service, _)| enabled.contains(service))
+        .map(|(service, p)| route_rule(owner, service, p, true))
+        .collect();
+    (
+        route(owner.name().to_owned(), protected),
+        route(format!("{}-public", owner.name()), public),
+    )
+}
+
+/// An Envoy Gateway `SecurityPolicy` on the protected route: external authorization by
+/// the auth service's `/verify`, passing `X-User-Id`/`X-User-Name` on.
+pub fn security_policy(owner: &Owner, namespace: &str) -> DynamicObject {
+    let name = owner.child_name("forward-auth");
+    let mut object = DynamicObject::new(&name, &security_policy_resource())
+        .within(namespace)
+        .data(serde_json::json!({"spec": {
+            "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": owner.name()}],
+            "extAuth": {"http": {
+                "backendRefs": [{"name": owner.child_name("auth"), "port": API_PORT}],
+                "path": "/api/v1/auth/verify",
+                "headersToBackend": ["X-User-Id", "X-User-Name"],
+            }},
+        }}));
+    object.metadata = owner.meta("edge", name);
+    object
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +313,42 @@ mod tests {
         assert_eq!(
             middleware.data["spec"]["forwardAuth"]["address"],
             "http://demo-auth.social.svc.cluster.local:8080/api/v1/auth/verify"
+        );
+    }
+
+    #[test]
+    fn gateway_api_routes_attach_to_the_named_gateway() {
+        let p = platform(serde_json::json!({
+            "kind": "GatewayAPI", "authMiddleware": "EnvoyGateway",
+            "gateway": {"name": "edge", "namespace": "gateways"},
+        }));
+        let owner = Owner::of(&p).unwrap();
+        let (protected, public) = http_routes(&p, &owner, "social", &["auth", "users"]);
+        assert_eq!(protected.metadata.name.as_deref(), Some("demo"));
+        let spec = &protected.data["spec"];
+        assert_eq!(
+            spec["parentRefs"][0],
+            serde_json::json!({"name": "edge", "namespace": "gateways"})
+        );
+        assert_eq!(spec["hostnames"][0], "demo.example");
+        let rules = spec["rules"].as_array().unwrap();
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["matches"][0]["path"]["value"] == "/api/v1/feed"
+                    && r["backendRefs"][0]["name"] == "demo-users")
+        );
+        let public_rules = public.data["spec"]["rules"].as_array().unwrap();
+        assert!(
+            public_rules
+                .iter()
+                .all(|r| r["matches"][0]["path"]["type"] == "Exact")
+        );
+        let policy = security_policy(&owner, "social");
+        assert_eq!(policy.data["spec"]["targetRefs"][0]["name"], "demo");
+        assert_eq!(
+            policy.data["spec"]["extAuth"]["http"]["path"],
+            "/api/v1/auth/verify"
         );
     }
 

@@ -422,6 +422,31 @@ async fn two_platforms_share_a_namespace_and_a_missing_traefik_is_reported() {
     let url = String::from_utf8(url_of.data.unwrap()["url"].0.clone()).unwrap();
     assert!(url.contains("@three-postgres-rw:5432/users"), "{url}");
 
+    // Nor Gateway API: a GatewayAPI edge is reported the same way.
+    let routed: SocialPlatform = serde_json::from_value(json!({
+        "apiVersion": "agora.dev/v1alpha1",
+        "kind": "SocialPlatform",
+        "metadata": {"name": "four"},
+        "spec": {"host": "four.localtest.me",
+                 "edge": {"kind": "GatewayAPI", "authMiddleware": "EnvoyGateway", "gateway": {"name": "edge"}}},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &routed).await.unwrap();
+    controller::reconcile(Arc::new(api.get("four").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    let four = api.get("four").await.unwrap().status.unwrap();
+    let edge = four
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "EdgeReady")
+        .unwrap();
+    assert_eq!(
+        (edge.status.as_str(), edge.reason.as_str()),
+        ("False", "GatewayAPIMissing")
+    );
+    assert!(ns.api::<Ingress>().get_opt("four").await.unwrap().is_none());
+
     // The test control plane has no Traefik: the platform says so instead of failing.
     let two = api.get("two").await.unwrap().status.unwrap();
     let edge = two
