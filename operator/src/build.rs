@@ -320,7 +320,8 @@ pub fn deployment(
     }
 }
 
-fn from_secret(var: &str, secret: String, key: &str) -> EnvVar {
+/// An environment variable read from a Secret's key (which must exist).
+pub fn from_secret(var: &str, secret: String, key: &str) -> EnvVar {
     EnvVar {
         name: var.to_owned(),
         value_from: Some(EnvVarSource {

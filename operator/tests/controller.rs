@@ -4,6 +4,8 @@
 //! service removes its children; a steady state writes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
+mod support;
+
 use agora_kube_testenv::{TestEnv, wait_until};
 use agora_operator::SocialPlatform;
 use agora_operator::controller::{self, Context};
@@ -11,39 +13,13 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{CustomResourceExt, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-async fn install_crd(env: &TestEnv) {
-    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
-    let crd = SocialPlatform::crd();
-    let name = crd.metadata.name.clone().unwrap();
-    crds.patch(
-        &name,
-        &PatchParams::apply("agora-operator-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap();
-    wait_until(
-        "the CRD is established",
-        Duration::from_secs(30),
-        || async {
-            let crd = crds.get(&name).await?;
-            Ok(crd.status.and_then(|s| s.conditions).is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            }))
-        },
-    )
-    .await
-    .unwrap();
-}
+use support::install_crd;
 
 /// Volumes for the claims of platform `demo`, the database's and the photos' (the test
 /// control plane has no provisioner), each bound to its claim so no other test's claim
@@ -262,7 +238,17 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
         all.push((p.name_any(), p.resource_version()));
         versions(all)
     };
-    let before = snapshot().await;
+    // Steady means: nothing changed over a few seconds (kwok and the controllers may
+    // still be settling pod and Deployment statuses right after Ready).
+    let mut before = snapshot().await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = snapshot().await;
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let ctx = Arc::new(Context::new(env.client()));
     controller::reconcile(Arc::new(api.get("demo").await.unwrap()), ctx.clone())
         .await

@@ -3,13 +3,13 @@
 //! the host pattern and the CEL rules). These tests fail, never skip, without it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-use agora_kube_testenv::{TestEnv, wait_until};
+mod support;
+
+use agora_kube_testenv::TestEnv;
 use agora_operator::SocialPlatform;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use std::time::Duration;
+use support::install_crd;
 
 #[test]
 fn the_checked_in_crd_is_what_the_code_generates() {
@@ -23,32 +23,6 @@ fn the_checked_in_crd_is_what_the_code_generates() {
         checked_in == generated,
         "crds/socialplatforms.agora.dev.yaml is stale: run `cargo run -p agora-operator -- crd > crds/socialplatforms.agora.dev.yaml`"
     );
-}
-
-async fn install_crd(env: &TestEnv) {
-    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
-    let crd = SocialPlatform::crd();
-    let name = crd.metadata.name.clone().unwrap();
-    crds.patch(
-        &name,
-        &PatchParams::apply("agora-operator-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap();
-    wait_until(
-        "the CRD is established",
-        Duration::from_secs(30),
-        || async {
-            let crd = crds.get(&name).await?;
-            Ok(crd.status.and_then(|s| s.conditions).is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            }))
-        },
-    )
-    .await
-    .unwrap();
 }
 
 fn platform(name: &str, spec: Value) -> SocialPlatform {

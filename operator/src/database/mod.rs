@@ -5,17 +5,16 @@
 
 pub mod cloudnative;
 
-use crate::build::Owner;
+use crate::build::{Owner, from_secret};
 use crate::crd::SocialPlatform;
 use crate::secrets;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec as CoreServiceSpec,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, ExecAction,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Service,
+    ServicePort, ServiceSpec as CoreServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -48,21 +47,6 @@ fn image(platform: &SocialPlatform) -> String {
         .image
         .clone()
         .unwrap_or_else(|| DEFAULT_IMAGE.to_owned())
-}
-
-fn secret_env(name: &str, secret: String, key: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_owned(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret,
-                key: key.to_owned(),
-                optional: Some(false),
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }
 }
 
 fn env(name: &str, value: &str) -> EnvVar {
@@ -153,7 +137,7 @@ pub fn stateful_set(platform: &SocialPlatform, owner: &Owner) -> StatefulSet {
             ..ContainerPort::default()
         }]),
         env: Some(vec![
-            secret_env(
+            from_secret(
                 "POSTGRES_PASSWORD",
                 secrets::superuser_secret_name(owner),
                 "password",
@@ -324,7 +308,7 @@ pub fn provision_job(platform: &SocialPlatform, owner: &Owner, services: &[&str]
                             env("PGPORT", &PORT.to_string()),
                             env("PGUSER", "postgres"),
                             env("PGDATABASE", "postgres"),
-                            secret_env(
+                            from_secret(
                                 "PGPASSWORD",
                                 secrets::superuser_secret_name(owner),
                                 "password",

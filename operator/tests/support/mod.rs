@@ -1,0 +1,37 @@
+//! What the operator's integration tests share.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
+#![allow(dead_code)]
+
+use agora_kube_testenv::{TestEnv, wait_until};
+use agora_operator::SocialPlatform;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use std::time::Duration;
+
+/// Installs (or updates) the SocialPlatform CRD and waits until it is established.
+pub async fn install_crd(env: &TestEnv) {
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    let crd = SocialPlatform::crd();
+    let name = crd.metadata.name.clone().unwrap();
+    crds.patch(
+        &name,
+        &PatchParams::apply("agora-operator-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "the CRD is established",
+        Duration::from_secs(30),
+        || async {
+            let crd = crds.get(&name).await?;
+            Ok(crd.status.and_then(|s| s.conditions).is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            }))
+        },
+    )
+    .await
+    .unwrap();
+}
