@@ -241,6 +241,20 @@ pub async fn post(
         .optional()
 }
 
+/// Who wrote a post and who may see it: what a visibility check needs, without the
+/// counts and reactions of [`post`].
+pub async fn post_access(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<(Uuid, String)>, Error> {
+    posts::table
+        .find(id)
+        .select((posts::author_id, posts::visibility))
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// Who may see which posts, for a feed page: the viewer's own, and those of followees
 /// and friends (`authors`) that are public, or for friends and written by a friend.
 pub struct FeedScope<'a> {

@@ -40,7 +40,7 @@ pub async fn create(
         ));
     }
     let post = path.into_inner();
-    state.visible_post(&caller, post, &req).await?;
+    state.visible_post_author(&caller, post, &req).await?;
     let mut conn = state.conn().await?;
     if let Some(parent) = comment.parent_id {
         match db::comment_owner(&mut conn, parent).await? {
@@ -86,7 +86,7 @@ pub async fn list(
 ) -> ApiResult<web::Json<Page<Comment>>> {
     let page = page.validate::<Position>()?;
     let post = path.into_inner();
-    state.visible_post(&caller, post, &req).await?;
+    state.visible_post_author(&caller, post, &req).await?;
     let rows = db::comments_page(&mut *state.conn().await?, post, page.after, page.limit).await?;
     Ok(web::Json(Page::from_rows(rows, page.limit, |c| {
         (c.created_at, c.id)
@@ -112,13 +112,13 @@ pub async fn delete(
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let (post_id, comment_id) = path.into_inner();
-    let post = state.visible_post(&caller, post_id, &req).await?;
+    let post_author = state.visible_post_author(&caller, post_id, &req).await?;
     let mut conn = state.conn().await?;
     let owner = db::comment_owner(&mut conn, comment_id)
         .await?
         .filter(|o| o.post_id == post_id)
         .ok_or(ApiError::NotFound(Cow::Borrowed("no such comment")))?;
-    if owner.author_id != caller.user_id && post.author_id != caller.user_id {
+    if owner.author_id != caller.user_id && post_author != caller.user_id {
         return Err(ApiError::Forbidden(Cow::Borrowed(
             "only the comment's author or the post's author may delete it",
         )));

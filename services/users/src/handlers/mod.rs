@@ -30,7 +30,7 @@ impl UsersState {
         Ok(self.pool.get().await?)
     }
 
-    /// A post the caller may see, else 404 (whether it exists or not).
+    /// A post the caller may see, with its details, else 404 (whether it exists or not).
     pub async fn visible_post(
         &self,
         caller: &Caller,
@@ -41,19 +41,44 @@ impl UsersState {
         let post = db::post(&mut *self.conn().await?, caller.user_id, id)
             .await?
             .ok_or_else(no_such_post)?;
-        if post.author_id == caller.user_id {
-            return Ok(post);
-        }
         let visibility = Visibility::parse(&post.visibility);
+        self.check_visible(caller, post.author_id, visibility, req)
+            .await?;
+        Ok(post)
+    }
+
+    /// The author of a post the caller may see, else 404: for actions on a post
+    /// (comments, reactions, deletion) that need no details of it.
+    pub async fn visible_post_author(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        req: &HttpRequest,
+    ) -> ApiResult<Uuid> {
+        let (author, visibility) = db::post_access(&mut *self.conn().await?, id)
+            .await?
+            .ok_or_else(no_such_post)?;
+        self.check_visible(caller, author, Visibility::parse(&visibility), req)
+            .await?;
+        Ok(author)
+    }
+
+    async fn check_visible(
+        &self,
+        caller: &Caller,
+        author: Uuid,
+        visibility: Visibility,
+        req: &HttpRequest,
+    ) -> ApiResult<()> {
+        if author == caller.user_id {
+            return Ok(());
+        }
         if visibility == Visibility::Private {
             return Err(no_such_post());
         }
-        let pair = self
-            .relations
-            .pair(caller.user_id, post.author_id, req)
-            .await?;
+        let pair = self.relations.pair(caller.user_id, author, req).await?;
         if may_see(visibility, &pair) {
-            Ok(post)
+            Ok(())
         } else {
             Err(no_such_post())
         }

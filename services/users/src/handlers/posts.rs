@@ -140,8 +140,8 @@ pub async fn delete(
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let post = state.visible_post(&caller, id, &req).await?;
-    if post.author_id != caller.user_id {
+    let author = state.visible_post_author(&caller, id, &req).await?;
+    if author != caller.user_id {
         return Err(author_only());
     }
     db::delete_post(&mut *state.conn().await?, id).await?;
@@ -220,11 +220,12 @@ pub async fn feed(
     let page = page.validate::<Position>()?;
     let graph = state.relations.graph(caller.user_id, &req).await?;
     // Followees and friends, minus anyone who blocks the caller.
+    let blocked_by: std::collections::HashSet<&Uuid> = graph.blocked_by.iter().collect();
     let mut authors: Vec<Uuid> = graph
         .following
         .iter()
         .chain(&graph.friends)
-        .filter(|id| !graph.blocked_by.contains(id))
+        .filter(|id| !blocked_by.contains(id))
         .copied()
         .collect();
     authors.sort_unstable();

@@ -46,7 +46,7 @@ pub async fn add(
 ) -> ApiResult<web::Json<Reactions>> {
     let (post, emoji) = path.into_inner();
     let emoji = parse(&emoji)?;
-    state.visible_post(&caller, post, &req).await?;
+    state.visible_post_author(&caller, post, &req).await?;
     {
         let mut conn = state.conn().await?;
         db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
@@ -75,7 +75,7 @@ pub async fn remove(
 ) -> ApiResult<web::Json<Reactions>> {
     let (post, emoji) = path.into_inner();
     let emoji = parse(&emoji)?;
-    state.visible_post(&caller, post, &req).await?;
+    state.visible_post_author(&caller, post, &req).await?;
     db::remove_reaction(
         &mut *state.conn().await?,
         post,
