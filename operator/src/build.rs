@@ -341,6 +341,10 @@ pub fn from_secret(var: &str, secret: String, key: &str) -> EnvVar {
 /// Secret's key named after the service), the
 /// credential of internal routes, and the keys only some services hold.
 pub fn secret_env(platform: &SocialPlatform, owner: &Owner, name: &str) -> Vec<EnvVar> {
+    if name == "gateway" {
+        // Only public keys (fetched from auth): no database, no internal routes.
+        return Vec::new();
+    }
     let keys = crate::secrets::keys_secret_name(owner);
     let mut env = vec![from_secret(
         "INTERNAL_TOKEN",
@@ -490,17 +494,14 @@ pub fn config_map(owner: &Owner, name: &str, settings: BTreeMap<String, String>)
     }
 }
 
-/// The settings every service gets, plus the URLs of the services it talks to.
-pub fn service_settings(owner: &Owner, name: &str) -> BTreeMap<String, String> {
+/// The settings every workload gets, plus the URLs of the enabled services it talks to
+/// (a disabled one is left unset, which each service treats as "not deployed").
+pub fn service_settings(owner: &Owner, name: &str, enabled: &[&str]) -> BTreeMap<String, String> {
     let url = |service: &str| format!("http://{}:{API_PORT}", owner.child_name(service));
     let mut settings = BTreeMap::from([
         ("LISTEN_ADDR".to_owned(), format!("0.0.0.0:{API_PORT}")),
         ("OPS_LISTEN_ADDR".to_owned(), format!("0.0.0.0:{OPS_PORT}")),
         ("LOG_FORMAT".to_owned(), "json".to_owned()),
-        (
-            "AUTH_JWKS_URL".to_owned(),
-            format!("{}/api/v1/auth/jwks", url("auth")),
-        ),
         // Behind the ingress controller: one proxy hop from inside the cluster.
         (
             "TRUSTED_PROXIES".to_owned(),
@@ -508,6 +509,12 @@ pub fn service_settings(owner: &Owner, name: &str) -> BTreeMap<String, String> {
         ),
         ("TRUSTED_PROXY_HOPS".to_owned(), "1".to_owned()),
     ]);
+    if enabled.contains(&"auth") {
+        settings.insert(
+            "AUTH_JWKS_URL".to_owned(),
+            format!("{}/api/v1/auth/jwks", url("auth")),
+        );
+    }
     // Who calls whom: auth tells users and relations of new accounts (its outbox);
     // users asks relations for visibility and photos for photo references; events
     // asks relations for friends-only events.
@@ -518,7 +525,20 @@ pub fn service_settings(owner: &Owner, name: &str) -> BTreeMap<String, String> {
         _ => &[],
     };
     for (var, service) in calls {
-        settings.insert((*var).to_owned(), url(service));
+        if enabled.contains(service) {
+            settings.insert((*var).to_owned(), url(service));
+        }
+    }
+    if name == "gateway" {
+        // The gateway asks each upstream for its routes and OpenAPI document at start;
+        // a change of this list changes the config hash, so the gateway restarts.
+        let upstreams: Vec<String> = enabled
+            .iter()
+            .filter(|s| **s != "gateway")
+            .map(|s| url(s))
+            .collect();
+        settings.insert("GATEWAY_UPSTREAMS".to_owned(), upstreams.join(","));
+        settings.insert("GATEWAY_UPSTREAM_OPS_PORT".to_owned(), OPS_PORT.to_string());
     }
     settings
 }
@@ -681,17 +701,35 @@ mod tests {
     fn services_find_each_other_by_name() {
         let p = platform(serde_json::json!({"host": "demo.example"}));
         let owner = Owner::of(&p).unwrap();
-        let users = service_settings(&owner, "users");
+        let all = ["auth", "users", "photos", "relations", "gateway"];
+        let users = service_settings(&owner, "users", &all);
         assert_eq!(
             users["AUTH_JWKS_URL"],
             "http://demo-auth:8080/api/v1/auth/jwks"
         );
         assert_eq!(users["RELATIONS_URL"], "http://demo-relations:8080");
-        let auth = service_settings(&owner, "auth");
+        assert_eq!(users["PHOTOS_URL"], "http://demo-photos:8080");
+        let auth = service_settings(&owner, "auth", &all);
         assert_eq!(auth["USERS_URL"], "http://demo-users:8080");
         assert_eq!(auth["RELATIONS_URL"], "http://demo-relations:8080");
-        assert!(!service_settings(&owner, "relations").contains_key("USERS_URL"));
+        assert!(!service_settings(&owner, "relations", &all).contains_key("USERS_URL"));
         assert_eq!(users["OPS_LISTEN_ADDR"], "0.0.0.0:9090");
+        // A disabled service is not named: the caller knows it is not deployed.
+        let without_photos = service_settings(&owner, "users", &["auth", "users", "relations"]);
+        assert!(!without_photos.contains_key("PHOTOS_URL"));
+        // The gateway discovers the enabled services, and holds no secret.
+        let gateway = service_settings(&owner, "gateway", &all);
+        assert_eq!(
+            gateway["GATEWAY_UPSTREAMS"],
+            "http://demo-auth:8080,http://demo-users:8080,http://demo-photos:8080,http://demo-relations:8080"
+        );
+        assert_eq!(gateway["GATEWAY_UPSTREAM_OPS_PORT"], "9090");
+        assert!(secret_env(&p, &owner, "gateway").is_empty());
+        assert!(
+            secret_env(&p, &owner, "users")
+                .iter()
+                .any(|e| e.name == "DATABASE_URL")
+        );
         let svc = service(&owner, "users").spec.unwrap();
         let ports: Vec<i32> = svc.ports.unwrap().iter().map(|p| p.port).collect();
         assert_eq!(ports, [API_PORT, OPS_PORT]);

@@ -7,7 +7,7 @@
 use crate::build::{self, MANAGER, Owner};
 use crate::crd::{
     AuthMiddleware, DatabaseMode, EdgeKind, SERVICES, ServiceStatus, SocialPlatform,
-    SocialPlatformStatus,
+    SocialPlatformStatus, WORKLOADS,
 };
 use crate::metrics::Metrics;
 use crate::{database, edge, network, secrets};
@@ -184,9 +184,21 @@ where
     }
 }
 
-/// The enabled services, in the canonical order.
+/// The enabled services (those with a database), in the canonical order.
 pub fn enabled_services(platform: &SocialPlatform) -> Vec<&'static str> {
-    SERVICES
+    enabled_of(platform, SERVICES)
+}
+
+/// The enabled workloads (services and gateway), in the canonical order.
+pub fn enabled_workloads(platform: &SocialPlatform) -> Vec<&'static str> {
+    enabled_of(platform, WORKLOADS)
+}
+
+fn enabled_of<const N: usize>(
+    platform: &SocialPlatform,
+    names: [&'static str; N],
+) -> Vec<&'static str> {
+    names
         .into_iter()
         .filter(|s| {
             platform
@@ -222,6 +234,7 @@ async fn reconcile_platform(
     let ns = platform.namespace().unwrap_or_default();
     let client = ctx.client.clone();
     let enabled = enabled_services(&platform);
+    let workloads = enabled_workloads(&platform);
 
     // Secrets first: everything else refers to them.
     let secret_api: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -232,8 +245,8 @@ async fn reconcile_platform(
     )
     .await?;
     let database = reconcile_database(&platform, &owner, &ns, &client, &enabled).await?;
-    let services = reconcile_services(&platform, &owner, &ns, &client).await?;
-    let edge = reconcile_edge(&platform, &owner, &ns, &client, &enabled).await?;
+    let services = reconcile_services(&platform, &owner, &ns, &client, &workloads).await?;
+    let edge = reconcile_edge(&platform, &owner, &ns, &client, &workloads).await?;
     let ready = update_status(
         &platform,
         &ctx,
@@ -477,6 +490,7 @@ async fn reconcile_services(
     owner: &Owner,
     ns: &str,
     client: &Client,
+    enabled: &[&str],
 ) -> Result<Vec<(String, ServiceStatus, bool)>, Error> {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
@@ -486,7 +500,7 @@ async fn reconcile_services(
     let scalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
     let mut observed = Vec::new();
-    for name in SERVICES {
+    for name in WORKLOADS {
         let Some(spec) = platform.spec.services.get(name) else {
             continue;
         };
@@ -502,7 +516,7 @@ async fn reconcile_services(
             delete_if_present(&policies, &child).await?;
             continue;
         }
-        let mut settings = build::service_settings(owner, name);
+        let mut settings = build::service_settings(owner, name, enabled);
         if name == "photos" {
             settings.extend(build::photo_settings(platform));
             if let Some(claim) = build::photo_claim(platform, owner) {
@@ -525,7 +539,7 @@ async fn reconcile_services(
         apply(&accounts, &build::service_account(owner, name)).await?;
         apply(&maps, &build::config_map(owner, name, settings)).await?;
         apply(&services, &build::service(owner, name)).await?;
-        apply(&policies, &network::service_policy(owner, name)).await?;
+        apply(&policies, &network::service_policy(platform, owner, name)).await?;
         let deployment = apply(
             &deployments,
             &build::deployment(platform, owner, name, spec, &hash),

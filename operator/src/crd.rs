@@ -12,8 +12,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The services of a platform, in the order they are listed everywhere.
+/// The services of a platform, each with a database of its own, in the order they are
+/// listed everywhere.
 pub const SERVICES: [&str; 5] = ["auth", "users", "photos", "relations", "events"];
+
+/// Every workload: the services, then the gateway (no database). In a cluster the
+/// ingress routes each service's area straight to it; the gateway answers what belongs
+/// to no service: the merged OpenAPI document and problem+json for unknown API paths.
+pub const WORKLOADS: [&str; 6] = ["auth", "users", "photos", "relations", "events", "gateway"];
 
 /// A whole Agora social network.
 // kube's `printcolumn(...)` is repeated once per column, by design.
@@ -342,6 +348,10 @@ pub struct Services {
     /// Events and RSVPs (off unless enabled).
     #[serde(default = "ServiceSpec::disabled")]
     pub events: ServiceSpec,
+    /// The API gateway behind the edge: the merged OpenAPI document at
+    /// `/api/v1/openapi.json` and problem+json answers for unknown API paths.
+    #[serde(default)]
+    pub gateway: ServiceSpec,
 }
 
 impl Default for Services {
@@ -352,6 +362,7 @@ impl Default for Services {
             photos: ServiceSpec::default(),
             relations: ServiceSpec::default(),
             events: ServiceSpec::disabled(),
+            gateway: ServiceSpec::default(),
         }
     }
 }
@@ -365,6 +376,7 @@ impl Services {
             "photos" => Some(&self.photos),
             "relations" => Some(&self.relations),
             "events" => Some(&self.events),
+            "gateway" => Some(&self.gateway),
             _ => None,
         }
     }

@@ -1,8 +1,12 @@
 //! The edge: how clients reach the platform through the cluster's ingress controller.
 //! Two Ingresses share the host: `<platform>` carries every service's area behind the
 //! chosen auth middleware, `<platform>-public` the contract's public endpoints without
-//! it (exact paths, which ingress controllers prefer over prefixes). The services verify
-//! tokens themselves too, so `authMiddleware: None` is still safe.
+//! it (exact paths, which ingress controllers prefer over prefixes) and, for whatever
+//! no service owns, the gateway (the merged OpenAPI document, problem+json 404s; the
+//! shortest prefix, so any service's area wins over it). Public paths with an id in
+//! them (photo content) cannot be an Ingress path: they stay behind the middleware,
+//! whose `/verify` lets them through without a token. The services verify tokens
+//! themselves too, so `authMiddleware: None` is still safe.
 
 use crate::build::{API_PORT, Owner};
 use crate::crd::{AuthMiddleware, SocialPlatform};
@@ -25,13 +29,15 @@ pub fn areas(service: &str) -> &'static [&'static str] {
     }
 }
 
-/// The contract's public endpoints (no token), by service.
-const PUBLIC: [(&str, &str); 5] = [
-    ("auth", "/api/v1/auth/register"),
-    ("auth", "/api/v1/auth/login"),
-    ("auth", "/api/v1/auth/refresh"),
-    ("auth", "/api/v1/auth/jwks"),
-    ("auth", "/.well-known/jwks.json"),
+/// The contract's public endpoints (no token), by workload: `(workload, path, exact)`.
+const PUBLIC: [(&str, &str, bool); 7] = [
+    ("auth", "/api/v1/auth/register", true),
+    ("auth", "/api/v1/auth/login", true),
+    ("auth", "/api/v1/auth/refresh", true),
+    ("auth", "/api/v1/auth/jwks", true),
+    ("auth", "/.well-known/jwks.json", true),
+    ("gateway", "/api/v1/openapi.json", true),
+    ("gateway", "/api/v1", false),
 ];
 
 /// The forward-auth endpoint of the platform's auth service, inside the cluster.
@@ -151,8 +157,8 @@ pub fn ingresses(
     };
     let public_paths = PUBLIC
         .iter()
-        .filter(|(service, _)| enabled.contains(service))
-        .map(|(service, p)| path(owner, service, p, true))
+        .filter(|(service, ..)| enabled.contains(service))
+        .map(|(service, p, exact)| path(owner, service, p, *exact))
         .collect();
     (
         ingress(
@@ -231,8 +237,8 @@ pub fn http_routes(
         .collect();
     let public = PUBLIC
         .iter()
-        .filter(|(service, _)| enabled.contains(service))
-        .map(|(service, p)| route_rule(owner, service, p, true))
+        .filter(|(service, ..)| enabled.contains(service))
+        .map(|(service, p, exact)| route_rule(owner, service, p, *exact))
         .collect();
     (
         route(owner.name().to_owned(), protected),
@@ -241,7 +247,10 @@ pub fn http_routes(
 }
 
 /// An Envoy Gateway `SecurityPolicy` on the protected route: external authorization by
-/// the auth service's `/verify`, passing `X-User-Id`/`X-User-Name` on.
+/// the auth service's `/verify`, passing `X-User-Id`/`X-User-Name` on. Envoy Gateway
+/// makes `path` a prefix (Envoy's `path_prefix`): the check arrives as
+/// `/api/v1/auth/verify/<original path>` with the original method, which the auth
+/// service answers for exactly that reason.
 pub fn security_policy(owner: &Owner, namespace: &str) -> DynamicObject {
     let name = owner.child_name("forward-auth");
     let mut object = DynamicObject::new(&name, &security_policy_resource())
@@ -308,7 +317,29 @@ mod tests {
         let public_rules = public.spec.unwrap().rules.unwrap();
         let public_paths = &public_rules[0].http.as_ref().unwrap().paths;
         assert!(public_paths.iter().all(|p| p.path_type == "Exact"));
-        assert_eq!(public_paths.len(), 5);
+        assert_eq!(public_paths.len(), 5, "no gateway enabled");
+        // With the gateway: its document, and the rest of /api/v1 as the shortest prefix.
+        let (_, public) = ingresses(&p, &owner, "social", &["auth", "users", "gateway"]);
+        let paths: Vec<(String, String, String)> = public.spec.unwrap().rules.unwrap()[0]
+            .http
+            .as_ref()
+            .unwrap()
+            .paths
+            .iter()
+            .map(|p| {
+                (
+                    p.path.clone().unwrap(),
+                    p.path_type.clone(),
+                    p.backend.service.as_ref().unwrap().name.clone(),
+                )
+            })
+            .collect();
+        assert!(paths.contains(&(
+            "/api/v1/openapi.json".into(),
+            "Exact".into(),
+            "demo-gateway".into()
+        )));
+        assert!(paths.contains(&("/api/v1".into(), "Prefix".into(), "demo-gateway".into())));
         let middleware = traefik_middleware(&owner, "social");
         assert_eq!(
             middleware.data["spec"]["forwardAuth"]["address"],
@@ -344,6 +375,11 @@ mod tests {
                 .iter()
                 .all(|r| r["matches"][0]["path"]["type"] == "Exact")
         );
+        let (_, public) = http_routes(&p, &owner, "social", &["auth", "gateway"]);
+        let rules = public.data["spec"]["rules"].as_array().unwrap();
+        assert!(rules.iter().any(|r| r["matches"][0]["path"]
+            == serde_json::json!({"type": "PathPrefix", "value": "/api/v1"})
+            && r["backendRefs"][0]["name"] == "demo-gateway"));
         let policy = security_policy(&owner, "social");
         assert_eq!(policy.data["spec"]["targetRefs"][0]["name"], "demo");
         assert_eq!(

@@ -4,37 +4,10 @@
 
 use crate::build::Owner;
 use crate::database;
-use base64::Engine;
 use k8s_openapi::api::core::v1::Secret;
 use std::collections::BTreeMap;
 
-/// The random source failed (no secret can be made without it).
-#[derive(Debug, thiserror::Error)]
-#[error("cannot draw random bytes for a secret")]
-pub struct RandomError(#[source] getrandom::Error);
-
-/// `bytes` random bytes as lowercase hex.
-pub fn random_hex(bytes: usize) -> Result<String, RandomError> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(RandomError)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// A fresh Ed25519 private key as PKCS#8 PEM (RFC 8410: a fixed 16-byte prefix and the
-/// 32-byte seed), the format the auth service reads from `AUTH_SIGNING_KEY`.
-pub fn ed25519_pem() -> Result<String, RandomError> {
-    const PREFIX: [u8; 16] = [
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    let mut der = [0u8; 48];
-    der[..16].copy_from_slice(&PREFIX);
-    getrandom::fill(&mut der[16..]).map_err(RandomError)?;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    Ok(format!(
-        "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
-    ))
-}
+pub use agora_keys::{RandomError, ed25519_pem, random_hex};
 
 fn secret(owner: &Owner, component: &str, name: String, data: BTreeMap<String, String>) -> Secret {
     Secret {

@@ -107,7 +107,13 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     names.sort();
     assert_eq!(
         names,
-        ["demo-auth", "demo-photos", "demo-relations", "demo-users"]
+        [
+            "demo-auth",
+            "demo-gateway",
+            "demo-photos",
+            "demo-relations",
+            "demo-users"
+        ]
     );
     assert!(deployments.iter().all(|d| owned_by(d, &platform)));
     let labels: BTreeMap<String, String> = deployments.items[0].labels().clone();
@@ -133,7 +139,8 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
             .unwrap()
             .items
             .len(),
-        5
+        6,
+        "five workloads and the database"
     );
     assert_eq!(
         ns.api::<ServiceAccount>()
@@ -142,7 +149,7 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
             .unwrap()
             .items
             .len(),
-        4
+        5
     );
     let ingresses = ns.api::<Ingress>().list(&selector).await.unwrap();
     assert_eq!(ingresses.items.len(), 2);
@@ -158,6 +165,7 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
         policy_names,
         [
             "demo-auth",
+            "demo-gateway",
             "demo-photos",
             "demo-postgres",
             "demo-relations",
@@ -370,7 +378,11 @@ async fn two_platforms_share_a_namespace_and_a_missing_traefik_is_reported() {
     for name in ["one", "two"] {
         let selector = ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"));
         let deployments = ns.api::<Deployment>().list(&selector).await.unwrap();
-        assert_eq!(deployments.items.len(), 3, "{name}: auth, users, relations");
+        assert_eq!(
+            deployments.items.len(),
+            4,
+            "{name}: auth, users, relations, gateway"
+        );
         assert!(
             deployments
                 .iter()

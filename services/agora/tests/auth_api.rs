@@ -92,6 +92,69 @@ async fn register_login_me_and_jwks() {
     get(&p.url("/api/v1/auth/verify"), Some("garbage"))
         .await
         .assert_problem(401);
+
+    // As an ingress middleware asks it, straight at the auth service: a public photo's
+    // bytes pass without a token (and without identity), anything else does not.
+    let verify_url = p.service_url("auth", "/api/v1/auth/verify");
+    let content = "/api/v1/photos/0192f3a4-0000-7000-8000-000000000001/content?sig=x";
+    for (method_header, uri_header) in [
+        ("x-forwarded-method", "x-forwarded-uri"), // Traefik
+        ("x-original-method", "x-original-uri"),   // ingress-nginx
+    ] {
+        for token in [None, Some("garbage")] {
+            let r = send(
+                "GET",
+                &verify_url,
+                token,
+                &[(method_header, "GET"), (uri_header, content)],
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{method_header} {token:?}: {}", r.body);
+            assert_eq!(r.header("x-user-id"), None);
+        }
+        // A valid token on a public route still names the caller.
+        let r = send(
+            "GET",
+            &verify_url,
+            Some(&access),
+            &[(method_header, "HEAD"), (uri_header, content)],
+            None,
+        )
+        .await;
+        assert_eq!(r.header("x-user-id"), Some(id.as_str()));
+        // Writes to a photo, and other services' paths, are not public.
+        for (method, uri) in [
+            ("DELETE", content),
+            ("GET", "/api/v1/photos/0192f3a4-0000-7000-8000-000000000001"),
+            ("GET", "/api/v1/users/me"),
+        ] {
+            send(
+                "GET",
+                &verify_url,
+                None,
+                &[(method_header, method), (uri_header, uri)],
+                None,
+            )
+            .await
+            .assert_problem(401);
+        }
+    }
+    // As Envoy Gateway's external authorization asks it: the original method, and the
+    // original path after `/verify`.
+    let envoy = |path: &str| p.service_url("auth", &format!("/api/v1/auth/verify{path}"));
+    let r = send("GET", &envoy(content), None, &[], None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-user-id"), None);
+    send("POST", &envoy("/api/v1/posts"), None, &[], None)
+        .await
+        .assert_problem(401);
+    let r = send("POST", &envoy("/api/v1/posts"), Some(&access), &[], None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-user-name"), Some("alice.b_1"));
+    send("DELETE", &envoy(content), None, &[], None)
+        .await
+        .assert_problem(401);
 }
 
 #[actix_web::test]

@@ -5,12 +5,15 @@ use crate::model::*;
 use crate::passwords::Passwords;
 use crate::throttle::{LoginThrottle, Subject};
 use crate::tokens::{TokenIssuer, new_refresh_token, refresh_token_hash};
+use actix_web::http::Method;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
+use agora_common::auth::{TokenError, bearer_token};
 use agora_common::client_addr::{TrustedProxies, rate_key};
 use agora_common::db::{DbPool, unique_violation};
+use agora_common::photos;
 use agora_common::ratelimit::RateLimiter;
-use agora_common::{ApiError, ApiResult, Caller, FieldError};
+use agora_common::{ApiError, ApiResult, Caller, FieldError, TokenVerifier};
 use chrono::Utc;
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -432,20 +435,93 @@ pub async fn jwks(state: web::Data<AuthState>) -> HttpResponse {
         .json(state.tokens.jwks())
 }
 
-/// Forward-auth for ingress middleware: 200 with identity headers for a valid token.
+/// Forward-auth for ingress middlewares: 200 with identity headers for a valid token,
+/// 401 without one. The contract's public routes that an Ingress cannot list (a public
+/// photo's bytes: an id in the path) pass without identity headers when the token is
+/// absent or bad; the service behind decides from there. The original request comes as
+/// Traefik sends it (`X-Forwarded-Method`/`-Uri`) or as ingress-nginx does
+/// (`X-Original-Method`/`-URI`).
 #[utoipa::path(get, path = "/api/v1/auth/verify", tag = "auth", security(("bearer" = [])),
+    params(
+        ("X-Forwarded-Method" = Option<String>, Header, description = "the original method (Traefik forwardAuth)"),
+        ("X-Forwarded-Uri" = Option<String>, Header, description = "the original path and query (Traefik forwardAuth)"),
+        ("X-Original-Method" = Option<String>, Header, description = "the original method (ingress-nginx auth-url)"),
+        ("X-Original-URI" = Option<String>, Header, description = "the original path and query (ingress-nginx auth-url)"),
+    ),
     responses(
-        (status = 200, description = "valid; X-User-Id and X-User-Name headers name the caller"),
+        (status = 200, description = "valid (X-User-Id and X-User-Name headers name the caller), or a public route (no such headers)"),
         (status = 401, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json", description = "the key set cannot be loaded"),
     ))]
-pub async fn verify(caller: Caller) -> ApiResult<HttpResponse> {
-    let mut buf = uuid::Uuid::encode_buffer();
-    let id = caller.user_id.hyphenated().encode_lower(&mut buf);
-    let id = HeaderValue::from_str(id).map_err(ApiError::internal)?;
-    let name = HeaderValue::from_str(&caller.username).map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("x-user-id", id))
-        .insert_header(("x-user-name", name))
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .finish())
+pub async fn verify(
+    req: HttpRequest,
+    verifier: web::Data<TokenVerifier>,
+) -> ApiResult<HttpResponse> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let original = header("x-forwarded-method")
+        .zip(header("x-forwarded-uri"))
+        .or_else(|| header("x-original-method").zip(header("x-original-uri")))
+        .and_then(|(method, uri)| Some((Method::from_bytes(method.as_bytes()).ok()?, uri)));
+    let public = original.is_some_and(|(method, uri)| photos::is_public(&method, uri));
+    answer_verify(&req, &verifier, public).await
+}
+
+/// Forward-auth as Envoy's external authorization asks it (Envoy Gateway's
+/// `SecurityPolicy`): the original method, and the original path after `/verify`.
+/// Not in the OpenAPI document: its path is a whole URL path, which OpenAPI cannot
+/// express as a parameter; it answers as `GET /verify` does.
+pub async fn verify_prefixed(
+    req: HttpRequest,
+    verifier: web::Data<TokenVerifier>,
+) -> ApiResult<HttpResponse> {
+    let path = req.match_info().get("path").unwrap_or_default();
+    let original = format!("/{path}");
+    let public = photos::is_public(req.method(), &original);
+    answer_verify(&req, &verifier, public).await
+}
+
+async fn answer_verify(
+    req: &HttpRequest,
+    verifier: &TokenVerifier,
+    public: bool,
+) -> ApiResult<HttpResponse> {
+    let caller = match bearer_token(req) {
+        Some(token) => match verifier.verify(token).await {
+            Ok(caller) => Some(caller),
+            Err(TokenError::KeysUnavailable(reason)) => {
+                tracing::warn!(%reason, "cannot verify tokens: key set unavailable");
+                return Err(ApiError::Unavailable(Cow::Borrowed(
+                    "token verification is unavailable",
+                )));
+            }
+            // A bad token on a public route: anonymous, as the gateway treats it.
+            Err(_) if public => None,
+            Err(_) => {
+                return Err(ApiError::Unauthorized(Cow::Borrowed(
+                    "invalid or expired access token",
+                )));
+            }
+        },
+        None if public => None,
+        None => {
+            return Err(ApiError::Unauthorized(Cow::Borrowed(
+                "a bearer access token is required",
+            )));
+        }
+    };
+    let mut response = HttpResponse::Ok();
+    response.insert_header((CACHE_CONTROL, "no-store"));
+    if let Some(caller) = caller {
+        let mut buf = uuid::Uuid::encode_buffer();
+        let id = caller.user_id.hyphenated().encode_lower(&mut buf);
+        response.insert_header((
+            "x-user-id",
+            HeaderValue::from_str(id).map_err(ApiError::internal)?,
+        ));
+        response.insert_header((
+            "x-user-name",
+            HeaderValue::from_str(&caller.username).map_err(ApiError::internal)?,
+        ));
+    }
+    Ok(response.finish())
 }

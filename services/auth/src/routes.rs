@@ -57,7 +57,11 @@ pub fn routes(state: web::Data<AuthState>, verifier: web::Data<TokenVerifier>) -
                     .route("/me", web::get().to(handlers::me))
                     .route("/password", web::put().to(handlers::change_password))
                     .route("/jwks", web::get().to(handlers::jwks))
-                    .route("/verify", web::get().to(handlers::verify)),
+                    .route("/verify", web::get().to(handlers::verify))
+                    .route(
+                        "/verify/{path:.*}",
+                        web::route().to(handlers::verify_prefixed),
+                    ),
             )
             .route("/.well-known/jwks.json", web::get().to(handlers::jwks));
     })

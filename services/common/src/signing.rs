@@ -3,8 +3,6 @@
 //! The auth service signs with it; every service's tests mint tokens with it.
 
 use crate::auth::AccessClaims;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use uuid::Uuid;
@@ -52,21 +50,10 @@ impl KeyPair {
 
 /// A new Ed25519 private key as PKCS#8 PEM.
 pub fn generate_pem() -> Result<String, KeyError> {
-    // PKCS#8 v1 wrapping of a 32-byte Ed25519 seed (RFC 8410): fixed 16-byte prefix.
-    const PREFIX: [u8; 16] = [
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    let mut der = [0u8; 48];
-    der[..16].copy_from_slice(&PREFIX);
-    getrandom::fill(&mut der[16..]).map_err(|e| KeyError::Invalid {
+    agora_keys::ed25519_pem().map_err(|e| KeyError::Invalid {
         origin: "generated key".into(),
         reason: e.to_string(),
-    })?;
-    Ok(format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        STANDARD.encode(der)
-    ))
+    })
 }
 
 /// Issues access tokens and publishes the key set.
