@@ -57,6 +57,30 @@ impl PlatformConfig {
     }
 }
 
+/// The key that signs photo share links: made once per state directory and kept, so
+/// links stay valid across restarts.
+fn share_link_key(state_dir: &std::path::Path) -> Result<Vec<u8>, PlatformError> {
+    let path = state_dir.join("keys").join("photos-share-link-key");
+    let state = |source| PlatformError::State {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read(&path) {
+        Ok(key) if key.len() >= 32 => return Ok(key),
+        Ok(_) => {} // too short to be ours: replace it
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(state(e)),
+    }
+    let key = agora_keys::random_hex(32)
+        .map_err(|e| state(std::io::Error::other(e)))?
+        .into_bytes();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(state)?;
+    }
+    postgres::write_private(&path, &key).map_err(state)?;
+    Ok(key)
+}
+
 /// A fresh random service credential (256 bits, hex).
 fn random_service_token() -> ServiceToken {
     let mut bytes = [0u8; 32];
@@ -96,6 +120,17 @@ pub enum PlatformError {
     /// The users service failed to start.
     #[error("users service: {0}")]
     Users(#[from] agora_users::StartError),
+    /// The photos service failed to start.
+    #[error("photos service: {0}")]
+    Photos(#[from] agora_photos::StartError),
+    /// Local state (a key file) could not be read or written.
+    #[error("state in {path}: {source}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The gateway could not be built.
     #[error("gateway: {0}")]
     Gateway(#[from] agora_gateway::BuildError),
@@ -191,10 +226,26 @@ impl Platform {
         )?;
         let relations_url = relations.base_url.clone();
         upstreams.push(relations);
+
+        // photos (bytes under the state directory), then users (which asks photos)
+        let photos = agora_photos::Config {
+            basics: basics(config.database("photos").await?),
+            storage: agora_photos::storage::StorageConfig::Directory(
+                config.state_dir.join("photos"),
+            ),
+            share_link_key: share_link_key(&config.state_dir)?,
+            max_upload: agora_photos::DEFAULT_MAX_UPLOAD,
+            limits: agora_photos::imaging::DecodeLimits::default(),
+            decode_concurrency: config.workers.max(1),
+        };
+        let photos = self.run(agora_photos::build(photos).await?, None, config.workers)?;
+        let photos_url = photos.base_url.clone();
+        upstreams.push(photos);
+
         let users = agora_users::Config {
             basics: basics(config.database("users").await?),
             relations_url: relations_url.clone(),
-            photos_url: None,
+            photos_url: Some(photos_url),
         };
         let users = self.run(agora_users::build(users).await?, None, config.workers)?;
         let users_url = users.base_url.clone();

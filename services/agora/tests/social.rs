@@ -591,3 +591,128 @@ async fn a_registration_during_a_users_outage_keeps_its_profile_queued() {
     assert_eq!(kinds, vec![("account.created:users", 1)]);
     p.stop().await;
 }
+
+/// A PNG whose pixels depend on `seed`.
+fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, seed]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+async fn upload(
+    p: &TestPlatform,
+    who: &Person,
+    file: &[u8],
+    visibility: &str,
+    tags: &str,
+) -> Value {
+    let boundary = "agora-e2e-boundary";
+    let mut body = Vec::new();
+    body.extend(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend(file);
+    for (name, value) in [("visibility", visibility), ("tags", tags)] {
+        body.extend(
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let reply = send(
+        "POST",
+        &p.url("/api/v1/photos"),
+        Some(&who.token),
+        &[],
+        Some((&content_type, body)),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body
+}
+
+/// Photos through the gateway: a public photo found by tag and reused in someone
+/// else's post without re-uploading it, its bytes open to anyone; a private photo
+/// refused in another's post, hidden without a token, shared by a link, and a tampered
+/// link refused.
+#[actix_web::test]
+async fn photos_are_found_by_tag_reused_in_posts_and_shared_by_link() {
+    let p = support::start().await;
+    let alice = person(&p, "alice").await;
+    let bob = person(&p, "bob").await;
+    let beach = upload(&p, &alice, &png(1), "public", "beach,sunset").await;
+    let secret = upload(&p, &alice, &png(2), "private", "beach").await;
+
+    // Bob finds the public one (only) by tag, and posts it.
+    let found = ok(&p, &bob, "GET", "/api/v1/photos?tag=beach&tag=sunset", None).await;
+    assert_eq!(found["items"][0]["id"], beach["id"]);
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+    let post = ok(
+        &p,
+        &bob,
+        "POST",
+        "/api/v1/posts",
+        Some(json!({"text": "found this", "photo_ids": [beach["id"]], "visibility": "public"})),
+    )
+    .await;
+    assert_eq!(post["photos"][0]["id"], beach["id"], "{post}");
+    // Alice's private photo is not his to use.
+    let refused = call(
+        &p,
+        &bob,
+        "POST",
+        "/api/v1/posts",
+        Some(json!({"text": "taken", "photo_ids": [secret["id"]]})),
+    )
+    .await;
+    refused.assert_problem(400);
+    assert!(
+        ok(
+            &p,
+            &alice,
+            "POST",
+            "/api/v1/posts",
+            Some(json!({"text": "mine", "photo_ids": [secret["id"]]}))
+        )
+        .await
+        .is_object()
+    );
+
+    // Public bytes need no token, through the gateway too; private ones do.
+    let public = get(&p.url(beach["url"].as_str().unwrap()), None).await;
+    assert_eq!(public.status, 200);
+    assert_eq!(public.header("content-type"), Some("image/png"));
+    let hidden = secret["url"].as_str().unwrap();
+    get(&p.url(hidden), None).await.assert_problem(404);
+    get(&p.url(hidden), Some(&bob.token))
+        .await
+        .assert_problem(404);
+    assert_eq!(get(&p.url(hidden), Some(&alice.token)).await.status, 200);
+    let link = ok(
+        &p,
+        &alice,
+        "POST",
+        &format!(
+            "/api/v1/photos/{}/share-links",
+            secret["id"].as_str().unwrap()
+        ),
+        Some(json!({"expires_in_seconds": 600})),
+    )
+    .await;
+    let shared = link["url"].as_str().unwrap();
+    assert_eq!(get(&p.url(shared), None).await.status, 200);
+    let tampered = shared.replace("sig=", "sig=x");
+    get(&p.url(&tampered), None).await.assert_problem(404);
+    // The merged document carries the photos rows.
+    let spec = get(&p.url("/api/v1/openapi.json"), None).await;
+    assert!(spec.body["paths"]["/api/v1/photos/{id}/content"]["get"].is_object());
+}

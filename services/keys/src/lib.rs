@@ -11,15 +11,20 @@ pub struct RandomError(#[source] getrandom::Error);
 
 /// `bytes` random bytes as lowercase hex (`2 × bytes` characters).
 pub fn random_hex(bytes: usize) -> Result<String, RandomError> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(RandomError)?;
-    let mut hex = String::with_capacity(bytes * 2);
-    for b in buf {
+    Ok(to_hex(&buf))
+}
+
+/// Lowercase hex of `bytes` (digests, keys).
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         hex.push(char::from(DIGITS[usize::from(b >> 4)]));
         hex.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
-    Ok(hex)
+    hex
 }
 
 /// A new Ed25519 private key as PKCS#8 PEM: RFC 8410's fixed 16-byte prefix and a
@@ -51,6 +56,7 @@ mod tests {
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
         assert_ne!(a, random_hex(32).unwrap());
+        assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]
