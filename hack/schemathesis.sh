@@ -148,6 +148,27 @@ INCOMING=$(curl -sS -f "$BASE/api/v1/relations/friend-requests" -H 'content-type
   -H "Authorization: Bearer $OTHER_TOKEN" -d "{\"to\":\"$SELF_ID\"}")
 INCOMING_ID=$(python3 -c "import json, sys; print(json.load(sys.stdin)['id'])" <<<"$INCOMING")
 
+# Photos to meet: one of the fuzzing user's own, and a public and a private one of the
+# second user (a tiny PNG written by Python's zlib: no imaging library needed).
+python3 - "$WORK/tiny.png" <<'PY'
+import struct, sys, zlib
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+rows = b"".join(b"\0" + b"".join(bytes([x * 60, y * 60, 128]) for x in range(4)) for y in range(4))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)) \
+    + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+open(sys.argv[1], "wb").write(png)
+PY
+photo_id() { python3 -c "import json, sys; print(json.load(sys.stdin)['id'])"; }
+OWN_PHOTO=$(curl -sS -f "$BASE/api/v1/photos" -H "Authorization: Bearer $ACCESS_TOKEN" \
+  -F "file=@$WORK/tiny.png" -F visibility=private -F tags=fuzz | photo_id)
+OTHER_PHOTOS=
+for visibility in public private; do
+  OTHER_PHOTOS="$OTHER_PHOTOS${OTHER_PHOTOS:+,}$(curl -sS -f "$BASE/api/v1/photos" \
+    -H "Authorization: Bearer $OTHER_TOKEN" -F "file=@$WORK/tiny.png" -F "visibility=$visibility" \
+    -F tags=fuzz,sample | photo_id)"
+done
+
 # Positive examples of refresh/logout get a live refresh token of the fuzzing user: each
 # successful refresh hands on its successor; after a logout (or a failed refresh) the next
 # one comes from a login. Negative examples are left alone.
@@ -193,12 +214,22 @@ SELF_ID = os.environ["AGORA_FUZZ_SELF_ID"]
 OTHER_ID = os.environ["AGORA_FUZZ_OTHER_ID"]
 OTHER_POSTS = os.environ["AGORA_FUZZ_OTHER_POSTS"].split(",")
 INCOMING_ID = os.environ["AGORA_FUZZ_INCOMING_REQUEST"]
+PHOTOS = [os.environ["AGORA_FUZZ_OWN_PHOTO"], *os.environ["AGORA_FUZZ_OTHER_PHOTOS"].split(",")]
 TURN = {"n": 0}
 
 
 def _positive(case):
     meta = getattr(case, "meta", None)
     return meta is None or not meta.generation.mode.is_negative
+
+
+def _stateful(case):
+    meta = getattr(case, "meta", None)
+    return meta is not None and str(meta.phase.name) == "stateful"
+
+
+with open(os.environ["AGORA_FUZZ_PNG"], "rb") as f:
+    PNG = f.read()
 
 
 def _pick(choices, generated):
@@ -215,12 +246,18 @@ def map_case(context, case):
     if not _positive(case):
         return case
     path = case.operation.path
+    if path == "/api/v1/photos" and case.operation.method.upper() == "POST" and isinstance(case.body, dict):
+        # "Any bytes" is schema-valid for a binary field; only images are (415 otherwise).
+        case.body["file"] = PNG
     params = case.path_parameters
-    if params:
+    # Stateful sequences link a created resource to the next call: keep their ids.
+    if params and not _stateful(case):
         for name, value in list(params.items()):
             if not isinstance(value, str):
                 continue
-            if path.startswith("/api/v1/posts/{id}") and name == "id":
+            if path.startswith("/api/v1/photos/{id}") and name == "id":
+                params[name] = _pick(PHOTOS, value)
+            elif path.startswith("/api/v1/posts/{id}") and name == "id":
                 params[name] = _pick(OTHER_POSTS, value)
             elif path.startswith("/api/v1/relations/friend-requests/{id}"):
                 params[name] = _pick([INCOMING_ID], value)
@@ -234,8 +271,9 @@ def map_case(context, case):
         if path == "/api/v1/relations/friend-requests" and isinstance(case.body.get("to"), str):
             to = _pick([OTHER_ID], case.body["to"])
             case.body["to"] = OTHER_ID if to == SELF_ID else to
-        if path == "/api/v1/posts":
-            case.body.pop("photo_ids", None)
+        if path == "/api/v1/posts" and isinstance(case.body.get("photo_ids"), list):
+            # Usable photos (own, or another's public one); made-up ids are a documented 400.
+            case.body["photo_ids"] = PHOTOS[:2][: len(case.body["photo_ids"])]
         if path.endswith("/comments"):
             case.body.pop("parent_id", None)
     return case
@@ -278,6 +316,9 @@ NO_COLOR=1 \
   AGORA_FUZZ_OTHER_ID="$OTHER_ID" \
   AGORA_FUZZ_OTHER_POSTS="$OTHER_POSTS" \
   AGORA_FUZZ_INCOMING_REQUEST="$INCOMING_ID" \
+  AGORA_FUZZ_OWN_PHOTO="$OWN_PHOTO" \
+  AGORA_FUZZ_PNG="$WORK/tiny.png" \
+  AGORA_FUZZ_OTHER_PHOTOS="$OTHER_PHOTOS" \
   "$VENV/bin/schemathesis" --no-color --config-file "$WORK/schemathesis.toml" run "$BASE/api/v1/openapi.json" \
   --url "$BASE" \
   --header "Authorization: Bearer $ACCESS_TOKEN" \

@@ -119,6 +119,15 @@ impl AllowIndex {
                 paths.push((template, value));
             }
         }
+        // As routers do, a literal segment wins over a parameter where both match
+        // (`/photos/tags` before `/photos/{id}`).
+        paths.sort_by_key(|(template, _)| {
+            template
+                .segments
+                .iter()
+                .map(|s| matches!(s, Segment::Param))
+                .collect::<Vec<bool>>()
+        });
         Self { paths }
     }
 
@@ -277,6 +286,27 @@ mod tests {
             Some(&b"POST"[..])
         );
         assert!(index.allowed("/api/v1/nope").is_none());
+    }
+
+    #[test]
+    fn literal_paths_win_over_templates_for_allowed_methods() {
+        let doc = serde_json::json!({"paths": {
+            "/api/v1/photos/{id}": {"get": {}, "patch": {}, "delete": {}},
+            "/api/v1/photos/tags": {"get": {}},
+        }});
+        let index = AllowIndex::from_openapi(&doc);
+        assert_eq!(
+            index
+                .allowed("/api/v1/photos/tags")
+                .map(|v| v.to_str().unwrap()),
+            Some("GET, HEAD")
+        );
+        assert_eq!(
+            index
+                .allowed("/api/v1/photos/123")
+                .map(|v| v.to_str().unwrap()),
+            Some("GET, DELETE, PATCH, HEAD")
+        );
     }
 
     #[test]

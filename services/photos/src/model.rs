@@ -67,6 +67,27 @@ pub struct Photo {
     pub created_at: DateTime<Utc>,
 }
 
+/// One tag, as the documents show it: 1..=32 of `[a-z0-9_-]` (a schema only: tags are
+/// plain strings in code, checked by [`check_tags`]).
+pub struct Tag;
+
+impl utoipa::PartialSchema for Tag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[a-z0-9_-]{1,32}$"))
+            .min_length(Some(1))
+            .max_length(Some(MAX_TAG_LEN))
+            .into()
+    }
+}
+
+impl ToSchema for Tag {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("PhotoTag")
+    }
+}
+
 /// A page of photos.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PhotoPage {
@@ -81,7 +102,7 @@ pub struct PhotoPage {
 pub struct PhotoPatch {
     pub visibility: Option<Visibility>,
     /// Each 1..=32 of `[a-z0-9_-]`, at most 10 (duplicates are merged).
-    #[schema(max_items = 10)]
+    #[schema(value_type = Option<Vec<Tag>>, max_items = 10)]
     pub tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "some_or_null")]
     #[schema(value_type = Option<String>, max_length = 500)]
@@ -99,8 +120,21 @@ fn some_or_null<'de, D: serde::Deserializer<'de>>(
 #[serde(deny_unknown_fields)]
 pub struct ShareLinkRequest {
     /// Lifetime, 60..=604800 seconds.
-    #[schema(minimum = 60, maximum = 604800)]
+    #[schema(value_type = i64, minimum = 60, maximum = 604800)]
+    #[serde(deserialize_with = "whole_number")]
     pub expires_in_seconds: i64,
+}
+
+/// A JSON integer, also when written as `1152.0` (JSON Schema's `integer` allows it).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom("expected a whole number")),
+    }
 }
 
 /// A share link.
@@ -152,13 +186,13 @@ pub fn check_tags(field: &'static str, tags: &[String]) -> Result<Vec<String>, F
     Ok(out)
 }
 
-/// Splits the comma-separated `tags` form field (blank items are not tags: `"a,,b"` is
+/// Splits the comma-separated `tags` form field (blank items and spaces are
 /// refused, `""` is none).
 pub fn parse_tag_field(text: &str) -> Result<Vec<String>, FieldError> {
     if text.is_empty() {
         return Ok(Vec::new());
     }
-    let tags: Vec<String> = text.split(',').map(|t| t.trim().to_owned()).collect();
+    let tags: Vec<String> = text.split(',').map(str::to_owned).collect();
     check_tags("tags", &tags)
 }
 
@@ -188,6 +222,7 @@ mod tests {
         );
         assert!(parse_tag_field("").unwrap().is_empty());
         assert!(parse_tag_field("a,,b").is_err());
+        assert!(parse_tag_field("a, b").is_err());
         assert!(parse_tag_field("Cat").is_err());
         assert!(parse_tag_field(&"x".repeat(33)).is_err());
         let eleven = (0..11).map(|i| i.to_string()).collect::<Vec<_>>().join(",");

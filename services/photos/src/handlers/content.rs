@@ -36,6 +36,9 @@ async fn readable(
     id: Uuid,
     link: &LinkParams,
 ) -> ApiResult<PhotoRow> {
+    if link.sig.as_deref().is_some_and(|s| s.len() > 128) {
+        return Err(ApiError::invalid_field("sig", "at most 128 characters"));
+    }
     let photo = crate::db::photo(&mut *state.conn().await?, id)
         .await?
         .ok_or_else(no_such_photo)?;

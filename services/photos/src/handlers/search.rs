@@ -45,8 +45,8 @@ fn parse_search(query: &str) -> Result<SearchQuery, ApiError> {
 #[utoipa::path(get, path = "/api/v1/photos", tag = "photos",
     security(("bearer" = [])),
     params(
-        ("tag" = Option<Vec<String>>, Query, explode = true, description = "repeatable: photos having all of them; each 1..=32 of [a-z0-9_-], at most 10"),
-        ("owner" = Option<String>, Query, description = "`me`: the caller's own photos, any visibility"),
+        ("tag" = Option<Vec<crate::model::Tag>>, Query, explode = true, max_items = 10, description = "repeatable: photos having all of them"),
+        ("owner" = Option<String>, Query, pattern = "^me$", description = "`me`: the caller's own photos, any visibility"),
         PageParams,
     ),
     responses(

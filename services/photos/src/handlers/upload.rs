@@ -16,20 +16,28 @@ use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use uuid::Uuid;
 
-/// The form fields, for the OpenAPI document.
-#[derive(utoipa::ToSchema)]
+/// The form fields, for the OpenAPI document only (the handler reads the stream). The
+/// optional fields may be left out, but are never `null`.
+#[derive(utoipa::ToSchema, serde::Deserialize)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// JPEG, PNG, GIF or WebP (detected from the bytes), at most the configured size.
-    #[schema(value_type = String, format = Binary)]
+    #[schema(value_type = String, format = Binary, content_media_type = "image/*")]
     file: Vec<u8>,
     /// `public` or `private` (default).
-    visibility: Option<Visibility>,
+    #[serde(default)]
+    visibility: Visibility,
     /// Comma-separated, each 1..=32 of `[a-z0-9_-]`, at most 10.
-    #[schema(max_length = 400)]
-    tags: Option<String>,
+    #[serde(default)]
+    #[schema(
+        max_length = 329,
+        pattern = "^([a-z0-9_-]{1,32}(,[a-z0-9_-]{1,32}){0,9})?$"
+    )]
+    tags: String,
+    /// At most 500 characters.
+    #[serde(default)]
     #[schema(max_length = 500)]
-    caption: Option<String>,
+    caption: String,
 }
 
 /// Longest text field (a caption is ≤ 500 characters, ≤ 2000 bytes).
