@@ -5,6 +5,8 @@
 #   - a local Kubernetes control plane (hack/k8s-env.sh: etcd, kube-apiserver,
 #     kube-controller-manager, kube-scheduler, kwok), built from Go modules on first use
 #     and cached; stopped afterwards unless it was already running.
+#   - a real S3-compatible server (hack/s3-server.sh: versitygw, built from its Go module
+#     on first use and cached) for the photos service's S3 backend;
 #   - then the drift check of generated diesel schemas (hack/diesel-schema.sh),
 #   - then the contract check: schemathesis against a running `agora up`
 #     (hack/schemathesis.sh), which fails on any disagreement with the OpenAPI document.
@@ -49,6 +51,7 @@ cleanup() {
   "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
   if [ "$K8S_STARTED" = 1 ]; then hack/k8s-env.sh stop >&2 || true; fi
+  hack/s3-server.sh stop || true
 }
 trap cleanup EXIT
 
@@ -61,6 +64,8 @@ echo "throwaway PostgreSQL on 127.0.0.1:$PG_PORT ($PG_DIR)" >&2
 # The Kubernetes control plane for the operator-side tests.
 if ! hack/k8s-env.sh status >/dev/null 2>&1; then K8S_STARTED=1; fi
 eval "$(hack/k8s-env.sh start)"
+# A real S3-compatible server (versitygw) for the photos service's S3 backend.
+eval "$(hack/s3-server.sh start)"
 
 export AGORA_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export RUST_LOG="${RUST_LOG:-warn}"

@@ -50,15 +50,18 @@ pub struct Config {
 
 impl Config {
     /// Reads every setting, failing on the first bad one: `PHOTOS_STORAGE_DIR`, or
-    /// `PHOTOS_S3_BUCKET` (with `PHOTOS_S3_ENDPOINT`, `PHOTOS_S3_REGION` and the
-    /// standard `AWS_*` credentials).
+    /// `PHOTOS_S3_BUCKET` (with `PHOTOS_S3_ENDPOINT`, `PHOTOS_S3_REGION`,
+    /// `PHOTOS_S3_PREFIX`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`).
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let storage = match (env.raw("PHOTOS_S3_BUCKET"), env.raw("PHOTOS_STORAGE_DIR")) {
-            (Some(bucket), _) => StorageConfig::S3 {
+            (Some(bucket), _) => StorageConfig::S3(storage::S3Config {
                 bucket,
                 endpoint: env.raw("PHOTOS_S3_ENDPOINT"),
                 region: env.raw("PHOTOS_S3_REGION"),
-            },
+                prefix: env.raw("PHOTOS_S3_PREFIX"),
+                access_key_id: env.required("AWS_ACCESS_KEY_ID")?,
+                secret_access_key: env.required("AWS_SECRET_ACCESS_KEY")?,
+            }),
             (None, Some(dir)) => StorageConfig::Directory(dir.into()),
             (None, None) => return Err(ConfigError::Missing("PHOTOS_STORAGE_DIR".into())),
         };

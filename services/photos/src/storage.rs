@@ -9,6 +9,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{GetOptions, ObjectStore, PutOptions, PutPayload};
 use std::sync::Arc;
 
@@ -27,19 +28,45 @@ pub enum Variant {
 }
 
 /// The configured backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum StorageConfig {
     /// A directory (created if missing).
     Directory(std::path::PathBuf),
-    /// An S3 bucket; credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
-    S3 {
-        /// Bucket name.
-        bucket: String,
-        /// Endpoint URL for S3-compatible stores (MinIO, …); AWS when absent.
-        endpoint: Option<String>,
-        /// Region (`us-east-1` when absent).
-        region: Option<String>,
-    },
+    /// An S3 bucket (which must exist).
+    S3(S3Config),
+}
+
+/// Where and how to reach an S3-compatible bucket.
+#[derive(Clone)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Endpoint URL for S3-compatible stores (MinIO, versitygw, …); AWS when absent.
+    pub endpoint: Option<String>,
+    /// Region (`us-east-1` when absent).
+    pub region: Option<String>,
+    /// A key prefix, so several platforms can share a bucket.
+    pub prefix: Option<String>,
+    /// Access key id (never logged).
+    pub access_key_id: String,
+    /// Secret access key (never logged).
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Directory(dir) => f.debug_tuple("Directory").field(dir).finish(),
+            // The credentials stay out of logs.
+            Self::S3(s3) => f
+                .debug_struct("S3")
+                .field("bucket", &s3.bucket)
+                .field("endpoint", &s3.endpoint)
+                .field("region", &s3.region)
+                .field("prefix", &s3.prefix)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// The photo blob store.
@@ -67,21 +94,24 @@ impl Storage {
                 })?;
                 Arc::new(LocalFileSystem::new_with_prefix(dir)?)
             }
-            StorageConfig::S3 {
-                bucket,
-                endpoint,
-                region,
-            } => {
-                let mut builder = AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_region(region.as_deref().unwrap_or("us-east-1"));
-                if let Some(endpoint) = endpoint {
+            StorageConfig::S3(s3) => {
+                // Only what is configured here: no credentials picked up from elsewhere.
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(&s3.bucket)
+                    .with_region(s3.region.as_deref().unwrap_or("us-east-1"))
+                    .with_access_key_id(&s3.access_key_id)
+                    .with_secret_access_key(&s3.secret_access_key);
+                if let Some(endpoint) = &s3.endpoint {
                     builder = builder
                         .with_endpoint(endpoint)
                         .with_allow_http(endpoint.starts_with("http://"))
                         .with_virtual_hosted_style_request(false);
                 }
-                Arc::new(builder.build()?)
+                let bucket = builder.build()?;
+                match s3.prefix.as_deref().filter(|p| !p.is_empty()) {
+                    Some(prefix) => Arc::new(PrefixStore::new(bucket, prefix)),
+                    None => Arc::new(bucket),
+                }
             }
         };
         Ok(Self { store })

@@ -8,7 +8,7 @@ use agora_common::config::ServiceBasics;
 use agora_common::testing::{self, TestKeys};
 use agora_photos::imaging::DecodeLimits;
 use agora_photos::links::LinkSigner;
-use agora_photos::storage::StorageConfig;
+use agora_photos::storage::{S3Config, StorageConfig};
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, Rgb, RgbImage};
 use reqwest::{Method, StatusCode};
@@ -39,9 +39,40 @@ struct Reply {
     body: Value,
 }
 
+/// The service storing photos in a fresh local directory.
 async fn start() -> Harness {
-    let keys = TestKeys::new();
     let dir = std::env::temp_dir().join(format!("agora-photos-test-{}", Uuid::now_v7()));
+    start_with(StorageConfig::Directory(dir.clone()), dir).await
+}
+
+/// The service storing photos in the real S3-compatible server `hack/test.sh` starts
+/// (versitygw: `hack/s3-server.sh`), under a fresh key prefix; `dir` is where that
+/// server's posix backend keeps those objects, so tests can count them.
+async fn start_s3() -> Harness {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is unset: run the tests with hack/test.sh, or eval \"$(hack/s3-server.sh start)\"")
+        })
+    };
+    let bucket = var("AGORA_TEST_S3_BUCKET");
+    let prefix = format!("test-{}", Uuid::now_v7());
+    let dir = PathBuf::from(var("AGORA_TEST_S3_ROOT"))
+        .join("root")
+        .join(&bucket)
+        .join(&prefix);
+    let storage = StorageConfig::S3(S3Config {
+        bucket,
+        endpoint: Some(var("AGORA_TEST_S3_ENDPOINT")),
+        region: None,
+        prefix: Some(prefix),
+        access_key_id: var("AGORA_TEST_S3_ACCESS_KEY"),
+        secret_access_key: var("AGORA_TEST_S3_SECRET_KEY"),
+    });
+    start_with(storage, dir).await
+}
+
+async fn start_with(storage: StorageConfig, dir: PathBuf) -> Harness {
+    let keys = TestKeys::new();
     let config = agora_photos::Config {
         basics: ServiceBasics {
             database_url: testing::fresh_database("photos").await,
@@ -51,7 +82,7 @@ async fn start() -> Harness {
             audience: "agora".into(),
             service_token: ServiceToken::new(INTERNAL).unwrap(),
         },
-        storage: StorageConfig::Directory(dir.clone()),
+        storage,
         share_link_key: LINK_KEY.to_vec(),
         max_upload: MAX_UPLOAD,
         limits: DecodeLimits::default(),
@@ -222,7 +253,15 @@ fn id_of(photo: &Value) -> String {
 
 #[actix_web::test]
 async fn upload_serve_deduplicate_and_delete() {
-    let h = start().await;
+    upload_serve_deduplicate_and_delete_in(start().await).await;
+}
+
+#[actix_web::test]
+async fn upload_serve_deduplicate_and_delete_in_s3() {
+    upload_serve_deduplicate_and_delete_in(start_s3().await).await;
+}
+
+async fn upload_serve_deduplicate_and_delete_in(h: Harness) {
     let (alice, bob) = (h.user(), h.user());
     let file = jpeg(800, 400, 1);
     let photo = h.uploaded(&alice, &file, "public", "sea,sunset").await;
@@ -296,7 +335,15 @@ async fn upload_serve_deduplicate_and_delete() {
 
 #[actix_web::test]
 async fn concurrent_uploads_and_deletes_of_the_same_bytes_never_lose_them() {
-    let h = start().await;
+    uploads_racing_deletes_in(start().await).await;
+}
+
+#[actix_web::test]
+async fn concurrent_uploads_and_deletes_of_the_same_bytes_never_lose_them_in_s3() {
+    uploads_racing_deletes_in(start_s3().await).await;
+}
+
+async fn uploads_racing_deletes_in(h: Harness) {
     let alice = h.user();
     let file = jpeg(64, 64, 9);
     for _ in 0..6 {
