@@ -712,6 +712,26 @@ async fn photos_are_found_by_tag_reused_in_posts_and_shared_by_link() {
     assert_eq!(get(&p.url(shared), None).await.status, 200);
     let tampered = shared.replace("sig=", "sig=x");
     get(&p.url(&tampered), None).await.assert_problem(404);
+    // A photo avatar: one's own (even private) or a public one, never another's private one.
+    let avatar = |photo: &Value| json!({"avatar_url": photo["url"]});
+    assert_eq!(
+        ok(
+            &p,
+            &alice,
+            "PATCH",
+            "/api/v1/users/me",
+            Some(avatar(&secret))
+        )
+        .await["avatar_url"],
+        secret["url"]
+    );
+    call(&p, &bob, "PATCH", "/api/v1/users/me", Some(avatar(&secret)))
+        .await
+        .assert_problem(400);
+    assert_eq!(
+        ok(&p, &bob, "PATCH", "/api/v1/users/me", Some(avatar(&beach))).await["avatar_url"],
+        beach["url"]
+    );
     // The merged document carries the photos rows.
     let spec = get(&p.url("/api/v1/openapi.json"), None).await;
     assert!(spec.body["paths"]["/api/v1/photos/{id}/content"]["get"].is_object());

@@ -65,6 +65,7 @@ impl Photos {
         &self,
         owner: Uuid,
         ids: &[Uuid],
+        field: impl Fn(usize) -> String,
         origin: &HttpRequest,
     ) -> ApiResult<()> {
         if ids.is_empty() {
@@ -97,10 +98,7 @@ impl Photos {
             .enumerate()
             .filter(|(_, id)| !usable.contains(id))
             .map(|(i, _)| {
-                FieldError::new(
-                    format!("photo_ids[{i}]"),
-                    "no such photo among yours and the public ones",
-                )
+                FieldError::new(field(i), "no such photo among yours and the public ones")
             })
             .collect();
         if errors.is_empty() {

@@ -148,7 +148,20 @@ fn texts(page: &Value) -> Vec<String> {
 async fn profiles_follow_the_field_rules() {
     let h = start().await;
     let alice = h.user("alice").await;
+    // A photo avatar must exist among the caller's and the public photos: with no photos
+    // service here, none does (the happy path is in the end-to-end tests).
     let photo = format!("/api/v1/photos/{}/content", Uuid::now_v7());
+    let (status, body) = h
+        .call(
+            &alice,
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(json!({"avatar_url": photo})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["field"], "avatar_url");
+    let photo = "https://cdn.example/alice.png".to_owned();
     let me = h
         .ok(
             &alice,

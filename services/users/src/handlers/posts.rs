@@ -41,7 +41,12 @@ pub async fn create(
     }
     state
         .photos
-        .check_usable(caller.user_id, &photo_ids, &req)
+        .check_usable(
+            caller.user_id,
+            &photo_ids,
+            |i| format!("photo_ids[{i}]"),
+            &req,
+        )
         .await?;
     let mut conn = state.conn().await?;
     db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;

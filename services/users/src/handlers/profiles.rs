@@ -175,7 +175,7 @@ pub async fn me(
     request_body = ProfilePatch,
     responses(
         (status = 200, body = Profile),
-        (status = 400, description = "a field is invalid (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "a field is invalid, or a photo avatar is neither the caller's nor public (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn update_me(
     state: web::Data<UsersState>,
@@ -184,6 +184,18 @@ pub async fn update_me(
     req: HttpRequest,
 ) -> ApiResult<web::Json<Profile>> {
     let change = body.into_inner().validate().map_err(ApiError::Validation)?;
+    // A photo avatar must be the caller's own photo or a public one, as in posts.
+    if let Some(photo) = change
+        .avatar_url
+        .as_ref()
+        .and_then(|url| url.as_deref())
+        .and_then(crate::model::photo_reference)
+    {
+        state
+            .photos
+            .check_usable(caller.user_id, &[photo], |_| "avatar_url".to_owned(), &req)
+            .await?;
+    }
     own_profile(&state, &caller).await?;
     db::update_profile(&mut *state.conn().await?, caller.user_id, change).await?;
     let row = own_profile(&state, &caller).await?;
