@@ -250,8 +250,13 @@ def map_case(context, case):
         # "Any bytes" is schema-valid for a binary field; only images are (415 otherwise).
         case.body["file"] = PNG
     params = case.path_parameters
-    # Stateful sequences link a created resource to the next call: keep their ids.
-    if params and not _stateful(case):
+    # Stateful sequences link a created resource to the next call: keep their ids
+    # (but acting on oneself is still a documented 400).
+    if params and _stateful(case):
+        for name, value in list(params.items()):
+            if value == SELF_ID and name == "user_id":
+                params[name] = OTHER_ID
+    elif params:
         for name, value in list(params.items()):
             if not isinstance(value, str):
                 continue
@@ -272,8 +277,9 @@ def map_case(context, case):
             to = _pick([OTHER_ID], case.body["to"])
             case.body["to"] = OTHER_ID if to == SELF_ID else to
         if path == "/api/v1/posts" and isinstance(case.body.get("photo_ids"), list):
-            # Usable photos (own, or another's public one); made-up ids are a documented 400.
-            case.body["photo_ids"] = PHOTOS[:2][: len(case.body["photo_ids"])]
+            # A usable photo that stays so (the other user's public one: the fuzzing user
+            # cannot delete or hide it); made-up ids are a documented 400.
+            case.body["photo_ids"] = PHOTOS[1:2][: len(case.body["photo_ids"])]
         if path.endswith("/comments"):
             case.body.pop("parent_id", None)
     return case

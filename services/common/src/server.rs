@@ -174,8 +174,10 @@ impl Service {
 }
 
 /// No route matched: 405 with `Allow` when the path is documented with other methods
-/// (actix answers 404 when a resource's method guard fails), else 404.
-async fn not_found_or_not_allowed(req: HttpRequest) -> HttpResponse {
+/// (actix answers 404 when a resource's method guard fails), else 404. Also the
+/// default of a resource that must not fall through to a template after it (a literal
+/// `/photos/tags` before `/photos/{id}`).
+pub async fn not_found_or_not_allowed(req: HttpRequest) -> HttpResponse {
     match req
         .app_data::<web::Data<AllowIndex>>()
         .and_then(|index| index.allowed(req.path()))

@@ -61,7 +61,15 @@ pub fn routes(
                 web::scope("/api/v1/photos")
                     .route("", web::post().to(upload::upload))
                     .route("", web::get().to(search::list))
-                    .route("/tags", web::get().to(search::tags))
+                    // A resource without a method guard, so `PATCH /tags` is a 405 here
+                    // instead of falling through to `/{id}`.
+                    .service(
+                        web::resource("/tags")
+                            .route(web::get().to(search::tags))
+                            .default_service(web::to(
+                                agora_common::server::not_found_or_not_allowed,
+                            )),
+                    )
                     .route("/{id}", web::get().to(photos::get))
                     .route("/{id}", web::patch().to(photos::update))
                     .route("/{id}", web::delete().to(photos::delete))

@@ -19,6 +19,7 @@ use uuid::Uuid;
 /// The form fields, for the OpenAPI document only (the handler reads the stream). The
 /// optional fields may be left out, but are never `null`.
 #[derive(utoipa::ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)] // documents `additionalProperties: false`: other fields are a 400
 #[allow(dead_code)]
 pub struct UploadForm {
     /// JPEG, PNG, GIF or WebP (detected from the bytes), at most the configured size.
