@@ -24,6 +24,8 @@ async fn main() -> ExitCode {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .init();
+            // kube's TLS provider, chosen explicitly (see the workspace's `rustls` entry).
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let client = match kube::Client::try_default().await {
                 Ok(client) => client,
                 Err(error) => {

@@ -117,6 +117,7 @@ impl TestEnv {
             .await
             .map_err(kubeconfig_error)?;
         let server = config.cluster_url.to_string();
+        install_tls_provider();
         let client = Client::try_from(config.clone())?;
         let not_ready = |detail: String| Error::NotReady {
             server: server.clone(),
@@ -372,6 +373,14 @@ fn random_suffix() -> String {
         n /= 36;
     }
     s
+}
+
+/// kube's TLS provider (ring), installed once per process: a workspace build also
+/// compiles rustls's aws-lc-rs (for the photos service's S3 client), and with two
+/// providers rustls chooses neither on its own.
+fn install_tls_provider() {
+    // Err: one is installed already, which is all this wants.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[cfg(test)]

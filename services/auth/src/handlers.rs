@@ -8,7 +8,7 @@ use crate::tokens::{TokenIssuer, new_refresh_token, refresh_token_hash};
 use actix_web::http::Method;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use agora_common::auth::{TokenError, bearer_token};
+use agora_common::auth::{bearer_token, identify};
 use agora_common::client_addr::{TrustedProxies, rate_key};
 use agora_common::db::{DbPool, unique_violation};
 use agora_common::photos;
@@ -485,30 +485,7 @@ async fn answer_verify(
     verifier: &TokenVerifier,
     public: bool,
 ) -> ApiResult<HttpResponse> {
-    let caller = match bearer_token(req) {
-        Some(token) => match verifier.verify(token).await {
-            Ok(caller) => Some(caller),
-            Err(TokenError::KeysUnavailable(reason)) => {
-                tracing::warn!(%reason, "cannot verify tokens: key set unavailable");
-                return Err(ApiError::Unavailable(Cow::Borrowed(
-                    "token verification is unavailable",
-                )));
-            }
-            // A bad token on a public route: anonymous, as the gateway treats it.
-            Err(_) if public => None,
-            Err(_) => {
-                return Err(ApiError::Unauthorized(Cow::Borrowed(
-                    "invalid or expired access token",
-                )));
-            }
-        },
-        None if public => None,
-        None => {
-            return Err(ApiError::Unauthorized(Cow::Borrowed(
-                "a bearer access token is required",
-            )));
-        }
-    };
+    let caller = identify(verifier, bearer_token(req), public).await?;
     let mut response = HttpResponse::Ok();
     response.insert_header((CACHE_CONTROL, "no-store"));
     if let Some(caller) = caller {

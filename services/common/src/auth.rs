@@ -346,19 +346,40 @@ async fn authenticate(
     token: Option<String>,
     verifier: Option<web::Data<TokenVerifier>>,
 ) -> Result<Caller, ApiError> {
-    let token = token.ok_or(ApiError::Unauthorized(Cow::Borrowed(
-        "a bearer access token is required",
-    )))?;
     let verifier = verifier
         .ok_or_else(|| ApiError::internal("TokenVerifier is not registered as app data"))?;
-    match verifier.verify(&token).await {
-        Ok(caller) => Ok(caller),
+    identify(&verifier, token.as_deref(), false)
+        .await?
+        .ok_or_else(|| ApiError::internal("a required token named nobody"))
+}
+
+/// Who a request's bearer token names, as an edge decides it (the gateway, forward-auth
+/// for ingress middlewares): a public route passes without a token or with a bad one
+/// (`None`: anonymous, the service behind decides); elsewhere a missing or bad token is
+/// a 401. A key-set outage is a 503 either way.
+pub async fn identify(
+    verifier: &TokenVerifier,
+    token: Option<&str>,
+    public: bool,
+) -> Result<Option<Caller>, ApiError> {
+    let Some(token) = token else {
+        return if public {
+            Ok(None)
+        } else {
+            Err(ApiError::Unauthorized(Cow::Borrowed(
+                "a bearer access token is required",
+            )))
+        };
+    };
+    match verifier.verify(token).await {
+        Ok(caller) => Ok(Some(caller)),
         Err(TokenError::KeysUnavailable(reason)) => {
             tracing::warn!(%reason, "cannot verify tokens: key set unavailable");
             Err(ApiError::Unavailable(Cow::Borrowed(
                 "token verification is unavailable",
             )))
         }
+        Err(_) if public => Ok(None),
         Err(err) => {
             tracing::debug!(error = %err, "token refused");
             Err(invalid_token())

@@ -7,7 +7,7 @@ use crate::routes::{RouteTable, Upstream, is_public};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
-use agora_common::auth::{TokenError, bearer_token};
+use agora_common::auth::{bearer_token, identify};
 use agora_common::middleware::MetricRoute;
 use agora_common::{ApiError, TokenVerifier};
 use awc::error::{PayloadError, SendRequestError};
@@ -112,29 +112,7 @@ async fn forward(
     // Authenticate at the edge. Public paths pass without a token, but a token they
     // carry must still be valid to name a user.
     let public = is_public(upstream, req.method(), req.path());
-    let identity = match bearer_token(&req) {
-        Some(token) => match verifier.verify(token).await {
-            Ok(caller) => Some(caller),
-            Err(TokenError::KeysUnavailable(reason)) => {
-                tracing::warn!(%reason, "cannot verify tokens: key set unavailable");
-                return Err(ApiError::Unavailable(Cow::Borrowed(
-                    "token verification is unavailable",
-                )));
-            }
-            Err(_) if public => None,
-            Err(_) => {
-                return Err(ApiError::Unauthorized(Cow::Borrowed(
-                    "invalid or expired access token",
-                )));
-            }
-        },
-        None if public => None,
-        None => {
-            return Err(ApiError::Unauthorized(Cow::Borrowed(
-                "a bearer access token is required",
-            )));
-        }
-    };
+    let identity = identify(verifier, bearer_token(&req), public).await?;
 
     let limit = upstream.policy.max_body_bytes;
     let declared_length = content_length(req.headers());
