@@ -123,6 +123,9 @@ pub enum PlatformError {
     /// The photos service failed to start.
     #[error("photos service: {0}")]
     Photos(#[from] agora_photos::StartError),
+    /// The events service failed to start.
+    #[error("events service: {0}")]
+    Events(#[from] agora_events::StartError),
     /// Local state (a key file) could not be read or written.
     #[error("state in {path}: {source}")]
     State {
@@ -250,6 +253,12 @@ impl Platform {
         let users = self.run(agora_users::build(users).await?, None, config.workers)?;
         let users_url = users.base_url.clone();
         upstreams.push(users);
+
+        let events = agora_events::Config {
+            basics: basics(config.database("events").await?),
+            relations_url: relations_url.clone(),
+        };
+        upstreams.push(self.run(agora_events::build(events).await?, None, config.workers)?);
 
         // auth
         let mut auth = agora_auth::Config::new(

@@ -736,3 +736,88 @@ async fn photos_are_found_by_tag_reused_in_posts_and_shared_by_link() {
     let spec = get(&p.url("/api/v1/openapi.json"), None).await;
     assert!(spec.body["paths"]["/api/v1/photos/{id}/content"]["get"].is_object());
 }
+
+/// A friends-only event through the gateway: the organizer's friends see it and answer,
+/// a stranger finds nothing; answers change and are counted; the organizer alone edits.
+#[actix_web::test]
+async fn friends_answer_a_friends_only_event() {
+    let p = support::start().await;
+    let alice = person(&p, "alice").await;
+    let bob = person(&p, "bob").await;
+    let carol = person(&p, "carol").await;
+    befriend(&p, &alice, &bob).await;
+    let starts = "2099-07-14T18:00:00Z";
+    let event = ok(
+        &p,
+        &alice,
+        "POST",
+        "/api/v1/events",
+        Some(json!({
+            "title": "Rooftop dinner", "location": "Lyon", "starts_at": starts,
+            "ends_at": "2099-07-14T23:00:00Z", "visibility": "friends",
+        })),
+    )
+    .await;
+    let id = event["id"].as_str().unwrap();
+    let path = format!("/api/v1/events/{id}");
+    let rsvp = format!("{path}/rsvp");
+
+    // The end must follow the start.
+    call(
+        &p,
+        &alice,
+        "POST",
+        "/api/v1/events",
+        Some(json!({"title": "Oops", "starts_at": starts, "ends_at": "2099-07-14T17:00:00Z", "visibility": "public"})),
+    )
+    .await
+    .assert_problem(400);
+
+    // Bob, a friend, finds it in his window and answers; Carol, a stranger, cannot.
+    let window = "/api/v1/events?from=2099-07-01T00:00:00Z&to=2099-08-01T00:00:00Z";
+    let found = ok(&p, &bob, "GET", window, None).await;
+    assert_eq!(found["items"][0]["id"], id);
+    ok(
+        &p,
+        &bob,
+        "PUT",
+        &rsvp,
+        Some(json!({"status": "interested"})),
+    )
+    .await;
+    let answered = ok(&p, &bob, "PUT", &rsvp, Some(json!({"status": "going"}))).await;
+    assert_eq!(
+        answered["rsvp_counts"],
+        json!({"going": 1, "interested": 0, "not_going": 0})
+    );
+    assert_eq!(answered["my_rsvp"], "going");
+    let stranger = ok(&p, &carol, "GET", window, None).await;
+    assert_eq!(stranger["items"], json!([]));
+    call(&p, &carol, "GET", &path, None)
+        .await
+        .assert_problem(404);
+    call(&p, &carol, "PUT", &rsvp, Some(json!({"status": "going"})))
+        .await
+        .assert_problem(404);
+
+    // The organizer sees who comes; only the organizer edits.
+    let attendees = ok(&p, &alice, "GET", &format!("{path}/attendees"), None).await;
+    assert_eq!(attendees["items"][0]["user"]["username"], bob.name.as_str());
+    assert_eq!(attendees["counts"]["going"], 1);
+    call(&p, &bob, "PATCH", &path, Some(json!({"title": "Mine now"})))
+        .await
+        .assert_problem(403);
+    let moved = ok(
+        &p,
+        &alice,
+        "PATCH",
+        &path,
+        Some(json!({"starts_at": "2099-07-14T19:00:00Z"})),
+    )
+    .await;
+    assert_eq!(moved["rsvp_counts"]["going"], 1);
+    assert_eq!(ok(&p, &alice, "DELETE", &path, None).await, Value::Null);
+    call(&p, &bob, "GET", &path, None).await.assert_problem(404);
+    let spec = get(&p.url("/api/v1/openapi.json"), None).await;
+    assert!(spec.body["paths"]["/api/v1/events/{id}/rsvp"]["put"].is_object());
+}

@@ -8,6 +8,28 @@ use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, web};
 use std::borrow::Cow;
 
+/// For PATCH bodies, where absent and `null` differ: `#[serde(default, deserialize_with
+/// = "agora_common::extract::nullable")]` on an `Option<Option<T>>` reads absent as
+/// `None` (keep), `null` as `Some(None)` (clear) and a value as `Some(Some(v))`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// For optional fields that may not be `null` (a PATCH that can change but not clear
+/// them): `#[serde(default, deserialize_with = "agora_common::extract::present")]` on an
+/// `Option<T>` reads absent as `None` and refuses `null` (400).
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// Default JSON body limit (bytes) for services that take small JSON documents.
 pub const DEFAULT_JSON_LIMIT: usize = 64 * 1024;
 

@@ -1,7 +1,11 @@
 //! What other services ask the relations service, on its internal routes: the wire
-//! types both sides share, and the paths.
+//! types both sides share, the paths, and the client the asking services use.
 
+use crate::client::{Credential, ServiceClient};
+use crate::problem::ApiResult;
+use actix_web::HttpRequest;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// `GET /internal/users/{id}/graph`: everyone a user is related to (one call per feed
@@ -65,3 +69,47 @@ pub fn pair_path(user: Uuid, other: Uuid) -> String {
 
 /// The counts path.
 pub const COUNTS_PATH: &str = "/internal/counts";
+
+/// The relations service as another service asks it: on every visibility decision,
+/// never cached, so the caller's own changes apply at once.
+#[derive(Clone)]
+pub struct Relations(pub ServiceClient);
+
+impl Relations {
+    /// Everyone `user` is related to (one call, whatever their number).
+    pub async fn graph(&self, user: Uuid, origin: &HttpRequest) -> ApiResult<Graph> {
+        self.0
+            .get(&graph_path(user), Credential::Service, Some(origin))
+            .await
+    }
+
+    /// How `user` relates to `other`.
+    pub async fn pair(&self, user: Uuid, other: Uuid, origin: &HttpRequest) -> ApiResult<Pair> {
+        self.0
+            .get(&pair_path(user, other), Credential::Service, Some(origin))
+            .await
+    }
+
+    /// Followers, following and friends of up to [`MAX_COUNT_IDS`] users (one call).
+    pub async fn counts(
+        &self,
+        ids: &[Uuid],
+        origin: &HttpRequest,
+    ) -> ApiResult<HashMap<Uuid, Counts>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let body = CountsRequest { ids: ids.to_vec() };
+        let reply = self
+            .0
+            .send::<_, HashMap<Uuid, Counts>>(
+                reqwest::Method::POST,
+                COUNTS_PATH,
+                Some(&body),
+                Credential::Service,
+                Some(origin),
+            )
+            .await?;
+        Ok(reply.body.unwrap_or_default())
+    }
+}

@@ -100,19 +100,15 @@ pub struct PhotoPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhotoPatch {
+    #[serde(default, deserialize_with = "agora_common::extract::present")]
     pub visibility: Option<Visibility>,
     /// Each 1..=32 of `[a-z0-9_-]`, at most 10 (duplicates are merged).
+    #[serde(default, deserialize_with = "agora_common::extract::present")]
     #[schema(value_type = Option<Vec<Tag>>, max_items = 10)]
     pub tags: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(default, deserialize_with = "agora_common::extract::nullable")]
     #[schema(value_type = Option<String>, max_length = 500)]
     pub caption: Option<Option<String>>,
-}
-
-fn some_or_null<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    Ok(Some(Option::deserialize(d)?))
 }
 
 /// `POST /photos/{id}/share-links`.

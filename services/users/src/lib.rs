@@ -14,8 +14,9 @@ use actix_web::web;
 use agora_common::client::ClientError;
 use agora_common::config::{ConfigError, Env, ServiceBasics};
 use agora_common::ops::{DatabaseReady, DependencyReady, KeysReady};
+use agora_common::relations::Relations;
 use agora_common::{Service, TokenVerifier, db as common_db};
-use dependencies::{Photos, Relations};
+use dependencies::Photos;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use handlers::UsersState;
 

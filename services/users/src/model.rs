@@ -4,7 +4,7 @@ use agora_common::FieldError;
 use agora_common::pagination::PageParams;
 use agora_common::relations::Counts;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -100,11 +100,6 @@ impl Visibility {
     }
 }
 
-/// `null` and absent differ in a PATCH: absent keeps, `null` (or `""`) clears.
-fn patch_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
 /// A user's profile.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Profile {
@@ -168,21 +163,21 @@ pub struct UserQuery {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
-    #[serde(default, deserialize_with = "patch_field")]
+    #[serde(default, deserialize_with = "agora_common::extract::nullable")]
     #[schema(value_type = Option<String>, max_length = 64, pattern = "^[^\\u0000]*$", nullable)]
     pub display_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "patch_field")]
+    #[serde(default, deserialize_with = "agora_common::extract::nullable")]
     #[schema(value_type = Option<String>, max_length = 500, pattern = "^[^\\u0000]*$", nullable)]
     pub bio: Option<Option<String>>,
     /// An http(s) URL or `/api/v1/photos/{id}/content`.
-    #[serde(default, deserialize_with = "patch_field")]
+    #[serde(default, deserialize_with = "agora_common::extract::nullable")]
     #[schema(value_type = Option<String>, max_length = 2048, pattern = r"^(|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?|/api/v1/photos/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/content)$", nullable)]
     pub avatar_url: Option<Option<String>>,
-    #[serde(default, deserialize_with = "patch_field")]
+    #[serde(default, deserialize_with = "agora_common::extract::nullable")]
     #[schema(value_type = Option<String>, max_length = 64, pattern = "^[^\\u0000]*$", nullable)]
     pub location: Option<Option<String>>,
     /// An http(s) URL or `/api/v1/photos/{id}/content`.
-    #[serde(default, deserialize_with = "patch_field")]
+    #[serde(default, deserialize_with = "agora_common::extract::nullable")]
     #[schema(value_type = Option<String>, max_length = 2048, pattern = r"^(|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?|/api/v1/photos/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/content)$", nullable)]
     pub website: Option<Option<String>>,
 }
@@ -328,11 +323,14 @@ pub struct PostCreate {
 #[serde(deny_unknown_fields)]
 pub struct PostPatch {
     /// 1..=5000 characters (no NUL).
+    #[serde(default, deserialize_with = "agora_common::extract::present")]
     #[schema(min_length = 1, max_length = 5000, pattern = "^[^\\u0000]*$")]
     pub text: Option<String>,
     /// At most 10 http(s) URLs; replaces the list.
+    #[serde(default, deserialize_with = "agora_common::extract::present")]
     #[schema(max_items = 10, value_type = Option<Vec<LinkDoc>>)]
     pub links: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "agora_common::extract::present")]
     pub visibility: Option<Visibility>,
 }
 

@@ -7,11 +7,12 @@ pub mod profiles;
 pub mod reactions;
 
 use crate::db::{self, PostRow};
-use crate::dependencies::{Photos, Relations};
+use crate::dependencies::Photos;
 use crate::model::{Author, Post, PostPhoto, Visibility};
 use actix_web::HttpRequest;
 use agora_common::db::{DbConn, DbPool};
 use agora_common::relations::Pair;
+use agora_common::relations::Relations;
 use agora_common::{ApiError, ApiResult, Caller};
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -1,0 +1,3 @@
+DROP TABLE rsvps;
+DROP FUNCTION rsvps_count();
+DROP TABLE events;

@@ -1,0 +1,180 @@
+//! Events: create, list a time window, read, edit, delete.
+
+use super::{EventsState, event_view, no_such_event};
+use crate::db::{self, Position, Window};
+use crate::model::{Event, EventCreate, EventFields, EventPage, EventPatch, EventQuery, storable};
+use actix_web::{HttpRequest, HttpResponse, web};
+use agora_common::openapi::ProblemDoc;
+use agora_common::pagination::{Page, PageParams};
+use agora_common::{ApiError, ApiResult, Caller};
+use chrono::{DateTime, Utc};
+use std::borrow::Cow;
+use uuid::Uuid;
+
+/// Create an event; the caller organizes it.
+#[utoipa::path(post, path = "/api/v1/events", tag = "events",
+    security(("bearer" = [])),
+    request_body = EventCreate,
+    responses(
+        (status = 201, body = Event),
+        (status = 400, description = "a field is invalid, or `ends_at` is not after `starts_at` (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    state: web::Data<EventsState>,
+    caller: Caller,
+    body: agora_common::extract::Json<EventCreate>,
+) -> ApiResult<HttpResponse> {
+    let fields = EventFields::create(body.into_inner()).map_err(ApiError::Validation)?;
+    let id = Uuid::now_v7();
+    let mut conn = state.conn().await?;
+    db::insert_event(&mut conn, id, caller.user_id, &caller.username, &fields).await?;
+    let row = db::event(&mut conn, caller.user_id, id)
+        .await?
+        .ok_or_else(no_such_event)?;
+    tracing::info!(event_id = %id, "event created");
+    Ok(HttpResponse::Created().json(event_view(row)))
+}
+
+/// The latest instant a listing reaches when `to` is not given.
+fn end_of_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC) // 9999-12-31T23:59:59Z
+}
+
+/// Events the caller may see that start in a time window (default: from now on),
+/// soonest first: public ones, friends-only ones of the caller's friends, the caller's
+/// own. One relations call and one query per page.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+    security(("bearer" = [])),
+    params(EventQuery, PageParams),
+    responses(
+        (status = 200, body = EventPage),
+        (status = 400, description = "`to` is not after `from`, an instant is outside the years 0001 to 9999, or the page parameters are invalid", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    state: web::Data<EventsState>,
+    caller: Caller,
+    query: web::Query<EventQuery>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Page<Event>>> {
+    let query = query.into_inner();
+    let page = query.page.validate::<Position>()?;
+    let from = query.from.unwrap_or_else(Utc::now);
+    let to = query.to.unwrap_or_else(end_of_time);
+    for (field, at) in [("from", from), ("to", to)] {
+        if !storable(at) {
+            return Err(ApiError::invalid_field(
+                field,
+                "must be in the years 0001 to 9999",
+            ));
+        }
+    }
+    if to <= from {
+        return Err(ApiError::invalid_field("to", "must be after from"));
+    }
+    let graph = state.relations.graph(caller.user_id, &req).await?;
+    let rows = db::window_page(
+        &mut *state.conn().await?,
+        Window {
+            viewer: caller.user_id,
+            from,
+            to,
+            organizer: query.organizer,
+            friends: &graph.friends,
+            blocked_by: &graph.blocked_by,
+        },
+        page.after,
+        page.limit,
+    )
+    .await?;
+    let page = Page::from_rows(rows, page.limit, |r| (r.starts_at, r.id));
+    Ok(web::Json(Page {
+        items: page.items.into_iter().map(event_view).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Read an event.
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the event")),
+    responses(
+        (status = 200, body = Event),
+        (status = 404, description = "no such event, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn get(
+    state: web::Data<EventsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Event>> {
+    let row = state
+        .visible_event(&caller, path.into_inner(), &req)
+        .await?;
+    Ok(web::Json(event_view(row)))
+}
+
+fn organizer_only() -> ApiError {
+    ApiError::Forbidden(Cow::Borrowed("only the organizer may change this event"))
+}
+
+/// Edit an event (organizer only): any of its fields.
+#[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the event")),
+    request_body = EventPatch,
+    responses(
+        (status = 200, body = Event),
+        (status = 400, description = "a field is invalid, or `ends_at` would not be after `starts_at` (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "the caller sees the event but is not its organizer", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such event, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn update(
+    state: web::Data<EventsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: agora_common::extract::Json<EventPatch>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Event>> {
+    let id = path.into_inner();
+    let event = state.visible_event(&caller, id, &req).await?;
+    if event.organizer_id != caller.user_id {
+        return Err(organizer_only());
+    }
+    let fields = event
+        .fields()
+        .patched(body.into_inner())
+        .map_err(ApiError::Validation)?;
+    let mut conn = state.conn().await?;
+    if !db::update_event(&mut conn, id, &fields).await? {
+        return Err(no_such_event());
+    }
+    let row = db::event(&mut conn, caller.user_id, id)
+        .await?
+        .ok_or_else(no_such_event)?;
+    Ok(web::Json(event_view(row)))
+}
+
+/// Delete an event (organizer only); its answers go with it.
+#[utoipa::path(delete, path = "/api/v1/events/{id}", tag = "events",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the event")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 403, description = "the caller sees the event but is not its organizer", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such event, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn delete(
+    state: web::Data<EventsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let event = state.visible_event(&caller, id, &req).await?;
+    if event.organizer_id != caller.user_id {
+        return Err(organizer_only());
+    }
+    db::delete_event(&mut *state.conn().await?, id).await?;
+    tracing::info!(event_id = %id, "event deleted");
+    Ok(HttpResponse::NoContent().finish())
+}

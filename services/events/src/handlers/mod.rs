@@ -1,0 +1,87 @@
+//! Request handlers: extract, authorize, one query, map to the response.
+
+pub mod events;
+pub mod rsvps;
+
+use crate::db::{self, EventRow};
+use crate::model::{Event, EventVisibility, Person, RsvpCounts, RsvpStatus};
+use actix_web::HttpRequest;
+use agora_common::db::{DbConn, DbPool};
+use agora_common::relations::Relations;
+use agora_common::{ApiError, ApiResult, Caller};
+use std::borrow::Cow;
+use uuid::Uuid;
+
+/// Everything the handlers share.
+pub struct EventsState {
+    pub pool: DbPool,
+    pub relations: Relations,
+}
+
+impl EventsState {
+    /// A pooled connection (503 when the database is unavailable).
+    pub async fn conn(&self) -> ApiResult<DbConn> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// An event the caller may see, else 404 (whether it exists or not): public ones
+    /// unless the organizer blocks the caller, friends-only ones for the organizer's
+    /// friends, every one for its organizer.
+    pub async fn visible_event(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        req: &HttpRequest,
+    ) -> ApiResult<EventRow> {
+        // The connection goes back to the pool before the relations call.
+        let event = db::event(&mut *self.conn().await?, caller.user_id, id)
+            .await?
+            .ok_or_else(no_such_event)?;
+        if event.organizer_id == caller.user_id {
+            return Ok(event);
+        }
+        let pair = self
+            .relations
+            .pair(caller.user_id, event.organizer_id, req)
+            .await?;
+        let visible = !pair.blocked_by
+            && match EventVisibility::parse(&event.visibility) {
+                EventVisibility::Public => true,
+                EventVisibility::Friends => pair.friend,
+            };
+        if visible {
+            Ok(event)
+        } else {
+            Err(no_such_event())
+        }
+    }
+}
+
+pub fn no_such_event() -> ApiError {
+    ApiError::NotFound(Cow::Borrowed("no such event"))
+}
+
+/// The API view of an event row.
+pub fn event_view(row: EventRow) -> Event {
+    Event {
+        id: row.id,
+        organizer: Person {
+            id: row.organizer_id,
+            username: row.organizer_username,
+        },
+        title: row.title,
+        description: row.description,
+        starts_at: row.starts_at,
+        ends_at: row.ends_at,
+        location: row.location,
+        visibility: EventVisibility::parse(&row.visibility),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        rsvp_counts: RsvpCounts {
+            going: i64::from(row.going),
+            interested: i64::from(row.interested),
+            not_going: i64::from(row.not_going),
+        },
+        my_rsvp: row.my_rsvp.as_deref().map(RsvpStatus::parse),
+    }
+}

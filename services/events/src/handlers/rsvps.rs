@@ -1,0 +1,116 @@
+//! RSVPs: answer, change or withdraw an answer, and the attendee list.
+
+use super::{EventsState, event_view, no_such_event};
+use crate::db::{self, Position};
+use crate::model::{Attendee, AttendeePage, AttendeeQuery, Event, Person, RsvpRequest, RsvpStatus};
+use actix_web::{HttpRequest, HttpResponse, web};
+use agora_common::openapi::ProblemDoc;
+use agora_common::pagination::{Page, PageParams};
+use agora_common::{ApiError, ApiResult, Caller};
+use std::borrow::Cow;
+use uuid::Uuid;
+
+/// Answer an invitation, or change the answer (one per person and event). Anyone who
+/// sees the event may answer, until it is over.
+#[utoipa::path(put, path = "/api/v1/events/{id}/rsvp", tag = "events",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the event")),
+    request_body = RsvpRequest,
+    responses(
+        (status = 200, description = "the event with its new counts and the caller's answer", body = Event),
+        (status = 400, description = "`status` is not one of the three", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such event, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "the event is over", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn set(
+    state: web::Data<EventsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: agora_common::extract::Json<RsvpRequest>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<Event>> {
+    let id = path.into_inner();
+    let event = state.visible_event(&caller, id, &req).await?;
+    if event.is_over(chrono::Utc::now()) {
+        return Err(ApiError::Conflict(Cow::Borrowed(
+            "the event is over; answers are closed",
+        )));
+    }
+    let mut conn = state.conn().await?;
+    if !db::set_rsvp(&mut conn, id, caller.user_id, &caller.username, body.status).await? {
+        return Err(no_such_event());
+    }
+    let row = db::event(&mut conn, caller.user_id, id)
+        .await?
+        .ok_or_else(no_such_event)?;
+    Ok(web::Json(event_view(row)))
+}
+
+/// Withdraw the caller's answer (idempotent).
+#[utoipa::path(delete, path = "/api/v1/events/{id}/rsvp", tag = "events",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the event")),
+    responses(
+        (status = 204, description = "the caller has no answer on this event"),
+        (status = 404, description = "no such event, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn withdraw(
+    state: web::Data<EventsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    state.visible_event(&caller, id, &req).await?;
+    db::delete_rsvp(&mut *state.conn().await?, id, caller.user_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who answered, in answer order (all answers or one status), with the counts per status.
+#[utoipa::path(get, path = "/api/v1/events/{id}/attendees", tag = "events",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the event"), AttendeeQuery, PageParams),
+    responses(
+        (status = 200, body = AttendeePage),
+        (status = 400, description = "`status` or the page parameters are invalid", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such event, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn attendees(
+    state: web::Data<EventsState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    query: web::Query<AttendeeQuery>,
+    req: HttpRequest,
+) -> ApiResult<web::Json<AttendeePage>> {
+    let query = query.into_inner();
+    let page = query.page.validate::<Position>()?;
+    let id = path.into_inner();
+    let event = state.visible_event(&caller, id, &req).await?;
+    let rows = db::attendee_page(
+        &mut *state.conn().await?,
+        id,
+        query.status,
+        page.after,
+        page.limit,
+    )
+    .await?;
+    let page = Page::from_rows(rows, page.limit, |r| (r.created_at, r.user_id));
+    let counts = event_view(event).rsvp_counts;
+    Ok(web::Json(AttendeePage {
+        items: page
+            .items
+            .into_iter()
+            .map(|r| Attendee {
+                user: Person {
+                    id: r.user_id,
+                    username: r.username,
+                },
+                status: RsvpStatus::parse(&r.status),
+                responded_at: r.created_at,
+                updated_at: r.updated_at,
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+        counts,
+    }))
+}

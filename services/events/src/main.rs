@@ -1,0 +1,14 @@
+//! The events service as its own process (containers); configuration from the environment.
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    agora_common::runtime::run_service(|env| async move {
+        // Boxed, not stringified: `run_service` prints the whole cause chain.
+        let config = agora_events::Config::from_env(&env)
+            .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?;
+        agora_events::build(config)
+            .await
+            .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+    })
+    .await
+}
