@@ -14,7 +14,7 @@
 # - A small hooks file gives positive examples what a schema cannot describe: a live
 #   refresh token for /auth/refresh and /auth/logout; the second user's id and posts in
 #   place of generated ids (cross-user paths: following, friend requests, blocks, reading
-#   and editing someone else's post) and never the caller's own id where acting on
+#   and editing someone else's post or event) and never the caller's own id where acting on
 #   oneself is a documented 400; no made-up cursor (cursors are opaque positions), no
 #   made-up comment parent or photo id (references the fuzzer cannot create).
 # Exits with Schemathesis's status: non-zero on any finding.
@@ -148,6 +148,15 @@ INCOMING=$(curl -sS -f "$BASE/api/v1/relations/friend-requests" -H 'content-type
   -H "Authorization: Bearer $OTHER_TOKEN" -d "{\"to\":\"$SELF_ID\"}")
 INCOMING_ID=$(python3 -c "import json, sys; print(json.load(sys.stdin)['id'])" <<<"$INCOMING")
 
+# ... and events of the second user: a public one and a friends-only one (invisible).
+OTHER_EVENTS=
+for visibility in public friends; do
+  event=$(curl -sS -f "$BASE/api/v1/events" -H 'content-type: application/json' \
+    -H "Authorization: Bearer $OTHER_TOKEN" \
+    -d "{\"title\":\"a $visibility event\",\"starts_at\":\"2099-01-01T10:00:00Z\",\"visibility\":\"$visibility\"}")
+  OTHER_EVENTS="$OTHER_EVENTS${OTHER_EVENTS:+,}$(python3 -c "import json, sys; print(json.load(sys.stdin)['id'])" <<<"$event")"
+done
+
 # Photos to meet: one of the fuzzing user's own, and a public and a private one of the
 # second user (a tiny PNG written by Python's zlib: no imaging library needed).
 python3 - "$WORK/tiny.png" <<'PY'
@@ -173,6 +182,7 @@ done
 # successful refresh hands on its successor; after a logout (or a failed refresh) the next
 # one comes from a login. Negative examples are left alone.
 cat >"$WORK/hooks.py" <<'EOF'
+import datetime
 import os
 import threading
 
@@ -213,6 +223,7 @@ def before_call(context, case, kwargs):
 SELF_ID = os.environ["AGORA_FUZZ_SELF_ID"]
 OTHER_ID = os.environ["AGORA_FUZZ_OTHER_ID"]
 OTHER_POSTS = os.environ["AGORA_FUZZ_OTHER_POSTS"].split(",")
+OTHER_EVENTS = os.environ["AGORA_FUZZ_OTHER_EVENTS"].split(",")
 INCOMING_ID = os.environ["AGORA_FUZZ_INCOMING_REQUEST"]
 PHOTOS = [os.environ["AGORA_FUZZ_OWN_PHOTO"], *os.environ["AGORA_FUZZ_OTHER_PHOTOS"].split(",")]
 TURN = {"n": 0}
@@ -230,6 +241,21 @@ def _stateful(case):
 
 with open(os.environ["AGORA_FUZZ_PNG"], "rb") as f:
     PNG = f.read()
+
+
+def _instant(text):
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+
+
+def _before(start, end):
+    """Whether instant `end` follows `start` (the default start is now)."""
+    end = _instant(end)
+    start = _instant(start) if start is not None else datetime.datetime.now(datetime.timezone.utc)
+    return end is not None and start is not None and start.tzinfo is not None \
+        and end.tzinfo is not None and end > start
 
 
 def _pick(choices, generated):
@@ -264,6 +290,8 @@ def map_case(context, case):
                 params[name] = _pick(PHOTOS, value)
             elif path.startswith("/api/v1/posts/{id}") and name == "id":
                 params[name] = _pick(OTHER_POSTS, value)
+            elif path.startswith("/api/v1/events/{id}") and name == "id":
+                params[name] = _pick(OTHER_EVENTS, value)
             elif path.startswith("/api/v1/relations/friend-requests/{id}"):
                 params[name] = _pick([INCOMING_ID], value)
             elif name in ("user_id", "id") and (path.startswith("/api/v1/relations/") or path.startswith("/api/v1/users/{id}")):
@@ -272,6 +300,8 @@ def map_case(context, case):
                 params[name] = OTHER_ID  # acting on oneself is a documented 400
     if isinstance(case.query, dict):
         case.query.pop("cursor", None)
+        if path == "/api/v1/events" and not _before(case.query.get("from"), case.query.get("to")):
+            case.query.pop("to", None)  # `to` after `from` (default now): beyond a schema
     if isinstance(case.body, dict):
         if path == "/api/v1/relations/friend-requests" and isinstance(case.body.get("to"), str):
             to = _pick([OTHER_ID], case.body["to"])
@@ -282,6 +312,13 @@ def map_case(context, case):
             case.body["photo_ids"] = PHOTOS[1:2][: len(case.body["photo_ids"])]
         if path.endswith("/comments"):
             case.body.pop("parent_id", None)
+        if path.startswith("/api/v1/events") and "starts_at" in case.body:
+            # `ends_at` after `starts_at` is beyond a schema: keep it only when it is;
+            # otherwise clear it (a PATCH's new start could pass the stored end).
+            if not _before(case.body["starts_at"], case.body.get("ends_at")):
+                case.body["ends_at"] = None
+        elif path.startswith("/api/v1/events/{id}") and "ends_at" in case.body:
+            case.body.pop("ends_at")  # the stored start is unknown here
     return case
 
 
@@ -321,6 +358,7 @@ NO_COLOR=1 \
   AGORA_FUZZ_SELF_ID="$SELF_ID" \
   AGORA_FUZZ_OTHER_ID="$OTHER_ID" \
   AGORA_FUZZ_OTHER_POSTS="$OTHER_POSTS" \
+  AGORA_FUZZ_OTHER_EVENTS="$OTHER_EVENTS" \
   AGORA_FUZZ_INCOMING_REQUEST="$INCOMING_ID" \
   AGORA_FUZZ_OWN_PHOTO="$OWN_PHOTO" \
   AGORA_FUZZ_PNG="$WORK/tiny.png" \

@@ -148,6 +148,7 @@ pub struct EventPatch {
     /// 1..=200 characters, not only spaces (no NUL).
     #[serde(default, deserialize_with = "agora_common::extract::present")]
     #[schema(
+        nullable = false,
         min_length = 1,
         max_length = 200,
         pattern = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"
@@ -157,6 +158,7 @@ pub struct EventPatch {
     #[schema(value_type = Option<String>, max_length = 5000, pattern = "^[^\\u0000]*$", nullable)]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "agora_common::extract::present")]
+    #[schema(nullable = false)]
     pub starts_at: Option<DateTime<Utc>>,
     /// Must be after `starts_at` (the new one, or the current one).
     #[serde(default, deserialize_with = "agora_common::extract::nullable")]
@@ -166,6 +168,7 @@ pub struct EventPatch {
     #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000]*$", nullable)]
     pub location: Option<Option<String>>,
     #[serde(default, deserialize_with = "agora_common::extract::present")]
+    #[schema(nullable = false)]
     pub visibility: Option<EventVisibility>,
 }
 

@@ -101,10 +101,11 @@ pub struct PhotoPage {
 #[serde(deny_unknown_fields)]
 pub struct PhotoPatch {
     #[serde(default, deserialize_with = "agora_common::extract::present")]
+    #[schema(nullable = false)]
     pub visibility: Option<Visibility>,
     /// Each 1..=32 of `[a-z0-9_-]`, at most 10 (duplicates are merged).
     #[serde(default, deserialize_with = "agora_common::extract::present")]
-    #[schema(value_type = Option<Vec<Tag>>, max_items = 10)]
+    #[schema(nullable = false, value_type = Option<Vec<Tag>>, max_items = 10)]
     pub tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "agora_common::extract::nullable")]
     #[schema(value_type = Option<String>, max_length = 500)]

@@ -324,13 +324,19 @@ pub struct PostCreate {
 pub struct PostPatch {
     /// 1..=5000 characters (no NUL).
     #[serde(default, deserialize_with = "agora_common::extract::present")]
-    #[schema(min_length = 1, max_length = 5000, pattern = "^[^\\u0000]*$")]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 5000,
+        pattern = "^[^\\u0000]*$"
+    )]
     pub text: Option<String>,
     /// At most 10 http(s) URLs; replaces the list.
     #[serde(default, deserialize_with = "agora_common::extract::present")]
-    #[schema(max_items = 10, value_type = Option<Vec<LinkDoc>>)]
+    #[schema(nullable = false, max_items = 10, value_type = Option<Vec<LinkDoc>>)]
     pub links: Option<Vec<String>>,
     #[serde(default, deserialize_with = "agora_common::extract::present")]
+    #[schema(nullable = false)]
     pub visibility: Option<Visibility>,
 }
 
