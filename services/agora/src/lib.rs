@@ -3,6 +3,7 @@
 //! own container, and the gateway routes to them.
 
 pub mod postgres;
+pub mod seed;
 
 use actix_web::dev::ServerHandle;
 use agora_common::client::ServiceToken;

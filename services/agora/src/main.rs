@@ -38,25 +38,101 @@ enum Command {
         #[arg(long, env = "GATEWAY_RATE_LIMIT_PER_MINUTE", default_value_t = agora_gateway::DEFAULT_RATE_LIMIT_PER_MINUTE)]
         rate_limit_per_minute: u32,
     },
+    /// Fill a running platform with demo data through its public API: people with
+    /// profiles and avatars, follows and friendships, photos, posts, comments, reactions,
+    /// events and RSVPs. The same --seed gives the same data.
+    Seed {
+        /// The platform's base URL (the gateway, or the ingress).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// How many people.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+        users: u32,
+        /// Average posts per person (the most active post several times more).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=1000))]
+        posts_per_user: u32,
+        /// Picks the data; usernames carry it, so two seeds can share a platform.
+        #[arg(long, default_value_t = 1)]
+        seed: u32,
+        /// Every demo account's password.
+        #[arg(
+            long,
+            env = "AGORA_SEED_PASSWORD",
+            default_value = "agora-demo-password",
+            hide_env_values = true
+        )]
+        password: String,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+        concurrency: u32,
+    },
 }
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     agora_common::telemetry::init();
-    let Command::Up {
-        listen,
-        state_dir,
-        database_url,
-        rate_limit_per_minute,
-    } = Cli::parse().command;
-    match up(listen, state_dir, database_url, rate_limit_per_minute).await {
+    let result = match Cli::parse().command {
+        Command::Up {
+            listen,
+            state_dir,
+            database_url,
+            rate_limit_per_minute,
+        } => up(listen, state_dir, database_url, rate_limit_per_minute).await,
+        Command::Seed {
+            url,
+            users,
+            posts_per_user,
+            seed,
+            password,
+            concurrency,
+        } => {
+            let options = agora::seed::SeedOptions {
+                url,
+                users: users as usize,
+                posts_per_user: posts_per_user as usize,
+                seed,
+                password,
+                concurrency: concurrency as usize,
+            };
+            run_seed(&options).await
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            tracing::error!(error = %message, "agora up failed");
+            tracing::error!(error = %message, "agora failed");
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run_seed(options: &agora::seed::SeedOptions) -> Result<(), String> {
+    eprintln!(
+        "seeding {} with {} people (seed {})...",
+        options.url, options.users, options.seed
+    );
+    let summary = agora::seed::run(options, &|line| eprintln!("  {line}"))
+        .await
+        .map_err(|e| agora_common::problem::Chain(&e).to_string())?;
+    println!(
+        "seeded: {} people, {} follows, {} friendships, {} photos, {} posts, {} comments, \
+         {} reactions, {} events, {} RSVPs",
+        summary.users,
+        summary.follows,
+        summary.friendships,
+        summary.photos,
+        summary.posts,
+        summary.comments,
+        summary.reactions,
+        summary.events,
+        summary.rsvps
+    );
+    println!("demo accounts (password: {}):", options.password);
+    for (username, id) in &summary.demo_accounts {
+        println!("  {username}  (id {id})");
+    }
+    Ok(())
 }
 
 async fn up(
