@@ -137,3 +137,45 @@ pub async fn deliver_account(base_url: &str, service_token: &str, id: uuid::Uuid
         "delivering account {id} to {base_url}"
     );
 }
+
+/// The settings every service under test shares: its database, the platform's issuer
+/// and audience, an unused JWKS URL (tests verify with [`TestKeys::verifier`]) and the
+/// internal credential.
+pub fn basics(database_url: String, internal_token: &str) -> crate::config::ServiceBasics {
+    let Some(service_token) = crate::client::ServiceToken::new(internal_token) else {
+        panic!("an internal token has at least 32 characters")
+    };
+    crate::config::ServiceBasics {
+        database_url,
+        db_pool_size: 10,
+        jwks_url: "http://127.0.0.1:9/unused".into(),
+        issuer: "agora".into(),
+        audience: "agora".into(),
+        service_token,
+    }
+}
+
+/// One JSON call with a bearer token: the status and the body (`null` when empty or
+/// not JSON). Panics only when the server cannot be reached.
+pub async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = http.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = match req.send().await {
+        Ok(resp) => resp,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}

@@ -3,9 +3,7 @@
 //! their counts, attendee lists and time-window pagination.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-use agora_common::client::ServiceToken;
-use agora_common::config::ServiceBasics;
-use agora_common::testing::{self, TestKeys};
+use agora_common::testing::{self, TestKeys, basics};
 use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -25,22 +23,11 @@ struct User {
     token: String,
 }
 
-fn basics(database_url: String) -> ServiceBasics {
-    ServiceBasics {
-        database_url,
-        db_pool_size: 10,
-        jwks_url: "http://127.0.0.1:9/unused".into(),
-        issuer: "agora".into(),
-        audience: "agora".into(),
-        service_token: ServiceToken::new(INTERNAL).unwrap(),
-    }
-}
-
 async fn start() -> Harness {
     let keys = TestKeys::new();
     let relations = agora_relations::build_with(
         agora_relations::Config {
-            basics: basics(testing::fresh_database("events_rel").await),
+            basics: basics(testing::fresh_database("events_rel").await, INTERNAL),
         },
         keys.verifier(),
     )
@@ -49,7 +36,7 @@ async fn start() -> Harness {
     let relations = testing::serve(relations);
     let events = agora_events::build_with(
         agora_events::Config {
-            basics: basics(testing::fresh_database("events").await),
+            basics: basics(testing::fresh_database("events").await, INTERNAL),
             relations_url: relations.api.clone(),
         },
         keys.verifier(),
@@ -93,17 +80,14 @@ impl Harness {
         } else {
             &self.events
         };
-        let mut req = self
-            .http
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(&who.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        testing::call(
+            &self.http,
+            method,
+            &format!("{base}{path}"),
+            &who.token,
+            body,
+        )
+        .await
     }
 
     async fn ok(&self, who: &User, method: Method, path: &str, body: Option<Value>) -> Value {

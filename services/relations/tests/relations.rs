@@ -2,8 +2,6 @@
 //! relations rows, the unhappy paths, and the races the pair lock exists for.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-use agora_common::client::ServiceToken;
-use agora_common::config::ServiceBasics;
 use agora_common::testing::{self, TestKeys};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -25,16 +23,9 @@ struct User {
 
 async fn start() -> Harness {
     let keys = TestKeys::new();
-    let config = agora_relations::Config {
-        basics: ServiceBasics {
-            database_url: testing::fresh_database("relations").await,
-            db_pool_size: 20,
-            jwks_url: "http://127.0.0.1:9/unused".into(),
-            issuer: "agora".into(),
-            audience: "agora".into(),
-            service_token: ServiceToken::new(INTERNAL).unwrap(),
-        },
-    };
+    let mut basics = testing::basics(testing::fresh_database("relations").await, INTERNAL);
+    basics.db_pool_size = 20; // the race tests hold many connections at once
+    let config = agora_relations::Config { basics };
     let service = agora_relations::build_with(config, keys.verifier())
         .await
         .unwrap();
@@ -66,17 +57,8 @@ impl Harness {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}/api/v1/relations{path}", self.api))
-            .bearer_auth(&who.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let url = format!("{}/api/v1/relations{path}", self.api);
+        testing::call(&self.http, method, &url, &who.token, body).await
     }
 
     async fn status(&self, who: &User, method: Method, path: &str) -> StatusCode {

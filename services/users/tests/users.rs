@@ -2,9 +2,7 @@
 //! contract's field rules, visibility, pagination and read-your-writes.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-use agora_common::client::ServiceToken;
-use agora_common::config::ServiceBasics;
-use agora_common::testing::{self, TestKeys};
+use agora_common::testing::{self, TestKeys, basics};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -24,22 +22,11 @@ struct User {
     token: String,
 }
 
-fn basics(database_url: String) -> ServiceBasics {
-    ServiceBasics {
-        database_url,
-        db_pool_size: 10,
-        jwks_url: "http://127.0.0.1:9/unused".into(),
-        issuer: "agora".into(),
-        audience: "agora".into(),
-        service_token: ServiceToken::new(INTERNAL).unwrap(),
-    }
-}
-
 async fn start() -> Harness {
     let keys = TestKeys::new();
     let relations = agora_relations::build_with(
         agora_relations::Config {
-            basics: basics(testing::fresh_database("users_rel").await),
+            basics: basics(testing::fresh_database("users_rel").await, INTERNAL),
         },
         keys.verifier(),
     )
@@ -48,7 +35,7 @@ async fn start() -> Harness {
     let relations = testing::serve(relations);
     let users = agora_users::build_with(
         agora_users::Config {
-            basics: basics(testing::fresh_database("users").await),
+            basics: basics(testing::fresh_database("users").await, INTERNAL),
             relations_url: relations.api.clone(),
             photos_url: None,
         },
@@ -92,17 +79,14 @@ impl Harness {
         } else {
             &self.users
         };
-        let mut req = self
-            .http
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(&who.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        testing::call(
+            &self.http,
+            method,
+            &format!("{base}{path}"),
+            &who.token,
+            body,
+        )
+        .await
     }
 
     async fn ok(&self, who: &User, method: Method, path: &str, body: Option<Value>) -> Value {
