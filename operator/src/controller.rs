@@ -863,27 +863,35 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
             None => Api::all(client.clone()),
         }
     }
-    let config = watcher::Config::default();
+    // Children are watched by their managed-by label only: without it the operator would
+    // cache every Secret and ConfigMap of the cluster.
+    let config = watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by={}",
+        crate::build::MANAGER
+    ));
     let c = &client;
-    Controller::new(api::<SocialPlatform>(c, namespace), config.clone())
-        .owns(api::<Deployment>(c, namespace), config.clone())
-        .owns(api::<Service>(c, namespace), config.clone())
-        .owns(api::<ConfigMap>(c, namespace), config.clone())
-        .owns(api::<ServiceAccount>(c, namespace), config.clone())
-        .owns(api::<StatefulSet>(c, namespace), config.clone())
-        .owns(api::<Job>(c, namespace), config.clone())
-        .owns(api::<Ingress>(c, namespace), config.clone())
-        .owns(api::<NetworkPolicy>(c, namespace), config.clone())
-        .owns(api::<Secret>(c, namespace), config.clone())
-        .owns(api::<PodDisruptionBudget>(c, namespace), config.clone())
-        .owns(api::<HorizontalPodAutoscaler>(c, namespace), config)
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|outcome| async move {
-            match outcome {
-                Ok((object, _)) => tracing::debug!(platform = %object.name, "reconciled"),
-                Err(error) => tracing::debug!(%error, "reconcile pass ended with an error"),
-            }
-        })
-        .await;
+    Controller::new(
+        api::<SocialPlatform>(c, namespace),
+        watcher::Config::default(),
+    )
+    .owns(api::<Deployment>(c, namespace), config.clone())
+    .owns(api::<Service>(c, namespace), config.clone())
+    .owns(api::<ConfigMap>(c, namespace), config.clone())
+    .owns(api::<ServiceAccount>(c, namespace), config.clone())
+    .owns(api::<StatefulSet>(c, namespace), config.clone())
+    .owns(api::<Job>(c, namespace), config.clone())
+    .owns(api::<Ingress>(c, namespace), config.clone())
+    .owns(api::<NetworkPolicy>(c, namespace), config.clone())
+    .owns(api::<Secret>(c, namespace), config.clone())
+    .owns(api::<PodDisruptionBudget>(c, namespace), config.clone())
+    .owns(api::<HorizontalPodAutoscaler>(c, namespace), config)
+    .shutdown_on_signal()
+    .run(reconcile, error_policy, ctx)
+    .for_each(|outcome| async move {
+        match outcome {
+            Ok((object, _)) => tracing::debug!(platform = %object.name, "reconciled"),
+            Err(error) => tracing::debug!(%error, "reconcile pass ended with an error"),
+        }
+    })
+    .await;
 }

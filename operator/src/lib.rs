@@ -9,6 +9,7 @@ pub mod edge;
 pub mod leader;
 pub mod metrics;
 pub mod network;
+pub mod rbac;
 pub mod secrets;
 
 pub use crd::{SocialPlatform, SocialPlatformSpec, SocialPlatformStatus};

@@ -1,5 +1,6 @@
 //! `agora-operator` runs the SocialPlatform controller (in-cluster configuration, or
-//! `KUBECONFIG` outside a cluster); `agora-operator crd` prints the CRD.
+//! `KUBECONFIG` outside a cluster); `agora-operator crd` prints the CRD, `agora-operator
+//! rbac` the permissions it needs (see `rbac`).
 
 use std::process::ExitCode;
 
@@ -13,6 +14,16 @@ async fn main() -> ExitCode {
             }
             Err(err) => {
                 eprintln!("error: cannot render the CRD: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("rbac") => match agora_operator::rbac::rules_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: cannot render the RBAC rules: {err}");
                 ExitCode::FAILURE
             }
         },
@@ -78,7 +89,7 @@ async fn main() -> ExitCode {
             }
         }
         Some(other) => {
-            eprintln!("usage: agora-operator [crd]   (unknown argument {other:?})");
+            eprintln!("usage: agora-operator [crd|rbac]   (unknown argument {other:?})");
             ExitCode::from(2)
         }
     }

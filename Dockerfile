@@ -1,0 +1,66 @@
+# One Dockerfile for every Agora image: the build arg BIN picks the binary.
+#
+#   docker build --build-arg BIN=agora-users -t ghcr.io/agora-social/users:0.1.0 .
+#   hack/images.sh --kind agora      # all seven images, loaded into a kind cluster
+#
+# BIN is one of agora-auth, agora-gateway, agora-users, agora-relations, agora-photos,
+# agora-events, agora-operator; the image is ghcr.io/agora-social/<BIN without agora->.
+# (`agora`, the local all-in-one CLI, is not shipped as an image.)
+#
+# Stages: `chef` (the Rust toolchain plus cargo-chef), `planner` (the dependency recipe
+# of the whole workspace), `builder` (the dependencies, cooked once for the workspace and
+# shared by all seven images, then the one binary), and the runtime image.
+#
+# The runtime image is deliberately minimal, so it can be reproduced without this file
+# (a later offline build assembles the same image without Docker). It is exactly:
+#   - base:        gcr.io/distroless/cc-debian12:nonroot (Debian 12's glibc and C/C++
+#                  runtime libraries, CA certificates, tzdata, /etc/passwd with nonroot =
+#                  65532; no shell, no package manager). The release process should pin
+#                  it by digest (`...:nonroot@sha256:...`); this file names the tag only,
+#                  because the machine it was written on cannot reach a registry to
+#                  resolve the digest.
+#   - one layer:   /usr/local/bin/app, the release build of BIN (mode 0755, owner 0:0),
+#                  nothing else (TLS is rustls, PostgreSQL is tokio-postgres: no OpenSSL,
+#                  no libpq);
+#   - config:      User "65532:65532"; ExposedPorts 8080/tcp (API, LISTEN_ADDR) and
+#                  9090/tcp (/healthz /readyz /metrics, OPS_LISTEN_ADDR) for every binary
+#                  (the operator uses 9090 only); Entrypoint ["/usr/local/bin/app"], no Cmd;
+#                  working directory and Env as in the base; the OCI labels below.
+# The pods run it with a read-only root file system; photos write only to their mounted
+# volume and everything writes temporary files to the /tmp emptyDir.
+
+# Rust 1.94.1 (the workspace's rust-version is 1.89) on Debian 12, the base's glibc.
+FROM rust:1.94.1-bookworm AS chef
+# cargo-chef builds the dependencies alone from a recipe of the manifests, so that layer
+# stays cached until Cargo.toml or Cargo.lock change, whatever the source edits.
+RUN cargo install cargo-chef --locked --version 0.1.77
+WORKDIR /src
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /src/recipe.json recipe.json
+# The whole workspace's dependencies, with the same package selection as the build below
+# (no -p: every member), so features unify the same way and nothing is rebuilt. BIN is
+# declared only after this layer, so the seven image builds share it.
+RUN cargo chef cook --release --locked --recipe-path recipe.json
+COPY . .
+ARG BIN
+RUN test -n "${BIN}" || { echo "error: pass --build-arg BIN=<binary>, e.g. BIN=agora-users" >&2; exit 1; } \
+    && cargo build --release --locked --bin "${BIN}" \
+    && install -D -m 0755 "target/release/${BIN}" /out/app
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+ARG BIN
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.source="https://github.com/agora-social/agora" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.title="${BIN}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.description="Agora social network: ${BIN}"
+COPY --from=builder /out/app /usr/local/bin/app
+USER 65532:65532
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/local/bin/app"]

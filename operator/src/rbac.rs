@@ -1,0 +1,171 @@
+//! The permissions the operator needs, as data: exactly the resources and verbs the
+//! controller and the leader election call (read each module's API calls against this
+//! list when changing them). `agora-operator rbac` prints them; the Helm chart renders
+//! that output (`charts/agora-operator/files/rbac.yaml`, checked for drift), and
+//! `operator/tests/rbac.rs` runs the controller as a service account bound to exactly
+//! these rules against a real API server.
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use serde::Serialize;
+
+/// One rule: verbs on resources of an API group (`""` = core).
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub group: &'static str,
+    pub resources: &'static [&'static str],
+    pub verbs: &'static [&'static str],
+}
+
+/// What a child the controller owns needs: watched (`list`, `watch`), written by
+/// server-side apply (`patch`; `create` for the first apply), removed when the spec
+/// drops it (`delete`).
+const OWNED: &[&str] = &["list", "watch", "create", "patch", "delete"];
+
+/// Cluster-wide: the operator reconciles `SocialPlatform`s in every namespace.
+pub const CLUSTER_RULES: &[Rule] = &[
+    Rule {
+        group: "agora.dev",
+        resources: &["socialplatforms"],
+        verbs: &["get", "list", "watch"],
+    },
+    Rule {
+        group: "agora.dev",
+        resources: &["socialplatforms/status"],
+        verbs: &["patch"],
+    },
+    // Children carry controller owner references that block the owner's deletion; API
+    // servers enforcing OwnerReferencesPermissionEnforcement (OpenShift) require this.
+    Rule {
+        group: "agora.dev",
+        resources: &["socialplatforms/finalizers"],
+        verbs: &["update"],
+    },
+    // Generated secrets are created once and read back (never rotated by an apply).
+    Rule {
+        group: "",
+        resources: &["secrets"],
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+    },
+    Rule {
+        group: "",
+        resources: &["configmaps", "services", "serviceaccounts"],
+        verbs: OWNED,
+    },
+    // Photo volumes: created once, kept when the platform shrinks (bytes are data).
+    Rule {
+        group: "",
+        resources: &["persistentvolumeclaims"],
+        verbs: &["get", "create"],
+    },
+    Rule {
+        group: "apps",
+        resources: &["deployments", "statefulsets"],
+        verbs: OWNED,
+    },
+    // Provisioning jobs: created once per service list, earlier ones listed and deleted.
+    Rule {
+        group: "batch",
+        resources: &["jobs"],
+        verbs: &["get", "list", "watch", "create", "delete"],
+    },
+    Rule {
+        group: "policy",
+        resources: &["poddisruptionbudgets"],
+        verbs: OWNED,
+    },
+    Rule {
+        group: "autoscaling",
+        resources: &["horizontalpodautoscalers"],
+        verbs: OWNED,
+    },
+    Rule {
+        group: "networking.k8s.io",
+        resources: &["ingresses", "networkpolicies"],
+        verbs: OWNED,
+    },
+    // Third-party edge and database objects: applied (and routes removed), not watched.
+    Rule {
+        group: "gateway.networking.k8s.io",
+        resources: &["httproutes"],
+        verbs: &["create", "patch", "delete"],
+    },
+    Rule {
+        group: "gateway.envoyproxy.io",
+        resources: &["securitypolicies"],
+        verbs: &["create", "patch"],
+    },
+    Rule {
+        group: "traefik.io",
+        resources: &["middlewares"],
+        verbs: &["create", "patch"],
+    },
+    Rule {
+        group: "postgresql.cnpg.io",
+        resources: &["clusters", "databases"],
+        verbs: &["create", "patch"],
+    },
+    // Kubernetes Events about platforms (a repeated event is patched).
+    Rule {
+        group: "events.k8s.io",
+        resources: &["events"],
+        verbs: &["create", "patch"],
+    },
+];
+
+/// In the operator's own namespace: the leader-election Lease.
+pub const NAMESPACE_RULES: &[Rule] = &[Rule {
+    group: "coordination.k8s.io",
+    resources: &["leases"],
+    verbs: &["get", "create", "patch"],
+}];
+
+/// Rules in the Kubernetes API's shape.
+pub fn policy_rules(rules: &[Rule]) -> Vec<PolicyRule> {
+    rules
+        .iter()
+        .map(|rule| PolicyRule {
+            api_groups: Some(vec![rule.group.to_owned()]),
+            resources: Some(rule.resources.iter().map(|r| (*r).to_owned()).collect()),
+            verbs: rule.verbs.iter().map(|v| (*v).to_owned()).collect(),
+            ..PolicyRule::default()
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct Printed {
+    #[serde(rename = "clusterRules")]
+    cluster_rules: Vec<PolicyRule>,
+    #[serde(rename = "namespaceRules")]
+    namespace_rules: Vec<PolicyRule>,
+}
+
+/// Both rule lists as YAML (`clusterRules:` and `namespaceRules:`), what the Helm chart
+/// renders into its ClusterRole and Role.
+pub fn rules_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    let mut yaml = String::from(
+        "# Generated by `agora-operator rbac` from operator/src/rbac.rs; do not edit.\n",
+    );
+    yaml.push_str(&serde_saphyr::to_string(&Printed {
+        cluster_rules: policy_rules(CLUSTER_RULES),
+        namespace_rules: policy_rules(NAMESPACE_RULES),
+    })?);
+    Ok(yaml)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_wildcards_and_no_resource_twice() {
+        let mut seen = std::collections::HashSet::new();
+        for rule in CLUSTER_RULES.iter().chain(NAMESPACE_RULES) {
+            assert!(!rule.verbs.contains(&"*") && !rule.resources.contains(&"*"));
+            assert!(!rule.verbs.is_empty());
+            for resource in rule.resources {
+                assert!(seen.insert((rule.group, *resource)), "{resource} twice");
+            }
+        }
+    }
+}
