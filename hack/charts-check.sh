@@ -14,8 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${KUBECONFIG:?start the control plane first: eval \"\$(hack/k8s-env.sh start)\"}"
-eval "$(hack/tools.sh)"
 export HOME="${HOME:-/root}"
+eval "$(hack/tools.sh)"
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 
 echo "hadolint Dockerfile" >&2

@@ -172,6 +172,29 @@ async fn ensure_secret(
     }
 }
 
+/// Server-side applies an object of a third-party kind; `None` when the API server does
+/// not know the kind (a 404 on the type: its CRD is not installed), for the caller to
+/// report in a condition rather than fail the reconcile.
+async fn apply_optional(
+    api: &Api<DynamicObject>,
+    object: &DynamicObject,
+    what: &str,
+) -> Result<Option<DynamicObject>, Error> {
+    let name = object.metadata.name.clone().unwrap_or_default();
+    match api
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+    {
+        Ok(applied) => Ok(Some(applied)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(kube_err(format!("applying {what} {name}"))(e)),
+    }
+}
+
 /// Deletes a child if it exists (and is ours: children carry the platform's labels).
 async fn delete_if_present<K>(api: &Api<K>, name: &str) -> Result<(), Error>
 where
@@ -427,24 +450,13 @@ async fn reconcile_cloudnative(
         Api::namespaced_with(client.clone(), ns, &cloudnative::cluster_resource());
     let cluster = cloudnative::cluster(platform, owner, enabled);
     let name = cluster.metadata.name.clone().unwrap_or_default();
-    let applied = clusters
-        .patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&cluster),
-        )
-        .await;
-    let cluster = match applied {
-        Ok(cluster) => cluster,
+    let Some(cluster) = apply_optional(&clusters, &cluster, "cluster").await? else {
         // No such resource type: CloudNativePG is not installed.
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            return Ok((
-                false,
-                "CloudNativePGMissing".into(),
-                "CloudNativePG's CRDs (postgresql.cnpg.io/v1) are not installed; install its operator or choose another database.mode".into(),
-            ));
-        }
-        Err(e) => return Err(kube_err(format!("applying cluster {name}"))(e)),
+        return Ok((
+            false,
+            "CloudNativePGMissing".into(),
+            "CloudNativePG's CRDs (postgresql.cnpg.io/v1) are not installed; install its operator or choose another database.mode".into(),
+        ));
     };
     let databases: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), ns, &cloudnative::database_resource());
@@ -592,45 +604,23 @@ async fn reconcile_edge(
         delete_if_present(&ingresses, owner.name()).await?;
         delete_if_present(&ingresses, &format!("{}-public", owner.name())).await?;
         for object in [&route, &public_route] {
-            let name = object.metadata.name.clone().unwrap_or_default();
-            match routes
-                .patch(
-                    &name,
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(object),
-                )
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {
-                    return Ok((
-                        false,
-                        "GatewayAPIMissing".into(),
-                        "Gateway API's CRDs (gateway.networking.k8s.io/v1) are not installed"
-                            .into(),
-                    ));
-                }
-                Err(e) => return Err(kube_err(format!("applying route {name}"))(e)),
+            if apply_optional(&routes, object, "route").await?.is_none() {
+                return Ok((
+                    false,
+                    "GatewayAPIMissing".into(),
+                    "Gateway API's CRDs (gateway.networking.k8s.io/v1) are not installed".into(),
+                ));
             }
         }
         if edge.auth_middleware == AuthMiddleware::EnvoyGateway {
             let policies: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), ns, &edge::security_policy_resource());
             let policy = edge::security_policy(owner, ns);
-            let name = policy.metadata.name.clone().unwrap_or_default();
-            match policies
-                .patch(
-                    &name,
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(&policy),
-                )
-                .await
+            if apply_optional(&policies, &policy, "security policy")
+                .await?
+                .is_none()
             {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {
-                    return Ok((false, "EnvoyGatewayMissing".into(), "Envoy Gateway's SecurityPolicy CRD (gateway.envoyproxy.io/v1alpha1) is not installed".into()));
-                }
-                Err(e) => return Err(kube_err(format!("applying security policy {name}"))(e)),
+                return Ok((false, "EnvoyGatewayMissing".into(), "Envoy Gateway's SecurityPolicy CRD (gateway.envoyproxy.io/v1alpha1) is not installed".into()));
             }
         }
         return Ok((
@@ -654,21 +644,11 @@ async fn reconcile_edge(
         let middlewares: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), ns, &edge::middleware_resource());
         let middleware = edge::traefik_middleware(owner, ns);
-        let name = edge::middleware_name(owner);
-        match middlewares
-            .patch(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&middleware),
-            )
-            .await
+        if apply_optional(&middlewares, &middleware, "middleware")
+            .await?
+            .is_none()
         {
-            Ok(_) => {}
-            // No such resource type: the CRD is not installed.
-            Err(kube::Error::Api(status)) if status.code == 404 => {
-                return Ok((false, "MiddlewareCRDMissing".into(), "Traefik's Middleware CRD (traefik.io/v1alpha1) is not installed; install Traefik or choose another authMiddleware".into()));
-            }
-            Err(e) => return Err(kube_err(format!("applying middleware {name}"))(e)),
+            return Ok((false, "MiddlewareCRDMissing".into(), "Traefik's Middleware CRD (traefik.io/v1alpha1) is not installed; install Traefik or choose another authMiddleware".into()));
         }
     }
     Ok((

@@ -47,7 +47,7 @@ helm.sh/chart: {{ include "agora-operator.chart" . }}
 {{ include "agora-operator.selectorLabels" . }}
 app.kubernetes.io/version: {{ include "agora-operator.tag" . | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/component: operator
-app.kubernetes.io/part-of: agora
+app.kubernetes.io/part-of: agora-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 

@@ -173,21 +173,4 @@ impl Storage {
         }
         Ok(())
     }
-
-    /// Whether the content copy exists (for checks and tests).
-    pub async fn exists(&self, sha256: &str) -> Result<bool, StorageError> {
-        let head = GetOptions {
-            head: true,
-            ..GetOptions::default()
-        };
-        match self
-            .store
-            .get_opts(&key(Variant::Content, sha256), head)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
 }
