@@ -26,7 +26,9 @@ Options:
   --engine docker|podman   the container engine (default: the first of docker, podman
                            whose `info` answers)
   --tag TAG                image tag (default: 0.1.0, the workspace version and the
-                           charts' and SocialPlatform's default)
+                           charts' and SocialPlatform's default; another tag needs
+                           --set platform.version=TAG --set agora-operator.image.tag=TAG
+                           on `helm install agora charts/agora`)
   --repository REPO        image repository (default: ghcr.io/agora-social)
   --only NAME[,NAME...]    build only these images (names as above, e.g. users,gateway)
   --kind [CLUSTER]         load the images into the kind cluster CLUSTER (default: agora)
@@ -174,6 +176,8 @@ else
       break
     fi
   done
+  # A dry run only prints the commands: show them for docker when nothing answers.
+  if [ -z "$engine" ] && $dry_run; then engine=docker; fi
   [ -n "$engine" ] || die 2 "no container engine answers: neither 'docker info' nor 'podman info' succeeded. Start Docker or install Podman, or pick one with --engine."
 fi
 

@@ -97,6 +97,17 @@ fn the_operator_runs_leader_elected_unprivileged_and_probed() {
     assert_eq!(one(&objects, "Service")["spec"]["ports"][0]["port"], 9090);
     assert_eq!(of_kind(&objects, "NetworkPolicy").len(), 1);
     assert!(of_kind(&objects, "ServiceMonitor").is_empty());
+    // The standby survives a drain and prefers another node.
+    let budget = one(&objects, "PodDisruptionBudget");
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
 
     let objects = render(
         "agora-operator",
@@ -108,6 +119,10 @@ fn the_operator_runs_leader_elected_unprivileged_and_probed() {
     )
     .unwrap();
     assert_eq!(one(&objects, "Deployment")["spec"]["replicas"], 1);
+    assert!(
+        of_kind(&objects, "PodDisruptionBudget").is_empty(),
+        "one replica: no budget"
+    );
     assert_eq!(
         one(&objects, "ServiceMonitor")["spec"]["endpoints"][0]["port"],
         "metrics"

@@ -275,11 +275,12 @@ pub struct AttendeeRow {
 }
 
 /// An event's answers (of one status, or all) in answer order after `after`, at most
-/// `limit + 1` rows.
+/// `limit + 1` rows, leaving out the people in `hidden` (blocks either way).
 pub async fn attendee_page(
     conn: &mut AsyncPgConnection,
     event: Uuid,
     status: Option<RsvpStatus>,
+    hidden: &[Uuid],
     after: Option<Position>,
     limit: u32,
 ) -> Result<Vec<AttendeeRow>, Error> {
@@ -290,11 +291,13 @@ pub async fn attendee_page(
         None => {
             "SELECT user_id, username, status, created_at, updated_at FROM rsvps \
              WHERE event_id = $1 AND (created_at, user_id) > ($2, $3) \
+             AND user_id <> ALL($5) \
              ORDER BY created_at, user_id LIMIT $4"
         }
         Some(_) => {
             "SELECT user_id, username, status, created_at, updated_at FROM rsvps \
-             WHERE event_id = $1 AND (created_at, user_id) > ($2, $3) AND status = $5 \
+             WHERE event_id = $1 AND (created_at, user_id) > ($2, $3) \
+             AND user_id <> ALL($5) AND status = $6 \
              ORDER BY created_at, user_id LIMIT $4"
         }
     };
@@ -303,7 +306,8 @@ pub async fn attendee_page(
         .bind::<SqlUuid, _>(event)
         .bind::<Timestamptz, _>(after_at)
         .bind::<SqlUuid, _>(after_id)
-        .bind::<Integer, _>(limit as i32 + 1);
+        .bind::<Integer, _>(limit as i32 + 1)
+        .bind::<Array<SqlUuid>, _>(hidden);
     let query = match status {
         Some(status) => query.bind::<Text, _>(status.as_str()),
         None => query,

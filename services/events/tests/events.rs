@@ -427,6 +427,23 @@ async fn rsvps_change_and_count() {
     );
     assert_eq!(event["my_rsvp"], Value::Null);
 
+    // Carol blocks the organizer: her answer leaves the organizer's list, not the counts.
+    let block = format!("/api/v1/relations/blocks/{}", alice.id);
+    h.ok(&guests[1], Method::PUT, &block, None).await;
+    let listed = h.ok(&alice, Method::GET, &path, None).await;
+    let listed: Vec<_> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["user"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, [ids[0].clone()]);
+    let all = h.ok(&alice, Method::GET, &path, None).await;
+    assert_eq!(
+        all["counts"],
+        json!({"going": 0, "interested": 1, "not_going": 1})
+    );
+
     // Answers close when the event is over.
     let past = h
         .event(&alice, "Yesterday", -Duration::days(1), "public")

@@ -66,7 +66,8 @@ pub async fn withdraw(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Who answered, in answer order (all answers or one status), with the counts per status.
+/// Who answered, in answer order (all answers or one status), with the counts per status;
+/// people blocked either way between them and the caller are left out of the list.
 #[utoipa::path(get, path = "/api/v1/events/{id}/attendees", tag = "events",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the event"), AttendeeQuery, PageParams),
@@ -86,10 +87,16 @@ pub async fn attendees(
     let page = query.page.validate::<Position>()?;
     let id = path.into_inner();
     let event = state.visible_event(&caller, id, &req).await?;
+    // People who block the caller, or whom the caller blocks, are left out (the counts
+    // stay whole: they name nobody).
+    let graph = state.relations.graph(caller.user_id, &req).await?;
+    let mut hidden = graph.blocking;
+    hidden.extend(graph.blocked_by);
     let rows = db::attendee_page(
         &mut *state.conn().await?,
         id,
         query.status,
+        &hidden,
         page.after,
         page.limit,
     )
