@@ -17,6 +17,10 @@ cd "$(dirname "$0")/.."
 export HOME="${HOME:-/root}"
 eval "$(hack/tools.sh)"
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+# kubectl is the machine's (the control plane is ours); Go is the one that built it.
+command -v kubectl >/dev/null || { echo "error: kubectl is required on PATH" >&2; exit 1; }
+GO=$(command -v go || echo /usr/local/go/bin/go)
+[ -x "$GO" ] || { echo "error: the Go toolchain is required (as for hack/k8s-env.sh)" >&2; exit 1; }
 
 echo "hadolint Dockerfile" >&2
 hadolint Dockerfile
@@ -36,7 +40,7 @@ done
 
 # CRDs the rendered objects need, really installed (a dry run cannot create a kind).
 kubectl apply --server-side --force-conflicts -f crds/socialplatforms.agora.dev.yaml >/dev/null
-monitoring=$(GOFLAGS=-mod=mod go mod download -json \
+monitoring=$(GOFLAGS=-mod=mod "$GO" mod download -json \
   "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
 kubectl apply --server-side --force-conflicts \

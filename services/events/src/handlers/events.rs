@@ -8,7 +8,6 @@ use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
 use chrono::{DateTime, Utc};
-use std::borrow::Cow;
 use uuid::Uuid;
 
 /// Create an event; the caller organizes it.
@@ -113,10 +112,6 @@ pub async fn get(
     Ok(web::Json(event_view(row)))
 }
 
-fn organizer_only() -> ApiError {
-    ApiError::Forbidden(Cow::Borrowed("only the organizer may change this event"))
-}
-
 /// Edit an event (organizer only): any of its fields.
 #[utoipa::path(patch, path = "/api/v1/events/{id}", tag = "events",
     security(("bearer" = [])),
@@ -136,10 +131,7 @@ pub async fn update(
     req: HttpRequest,
 ) -> ApiResult<web::Json<Event>> {
     let id = path.into_inner();
-    let event = state.visible_event(&caller, id, &req).await?;
-    if event.organizer_id != caller.user_id {
-        return Err(organizer_only());
-    }
+    let event = state.organized_event(&caller, id, &req).await?;
     let fields = event
         .fields()
         .patched(body.into_inner())
@@ -170,10 +162,7 @@ pub async fn delete(
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let event = state.visible_event(&caller, id, &req).await?;
-    if event.organizer_id != caller.user_id {
-        return Err(organizer_only());
-    }
+    state.organized_event(&caller, id, &req).await?;
     db::delete_event(&mut *state.conn().await?, id).await?;
     tracing::info!(event_id = %id, "event deleted");
     Ok(HttpResponse::NoContent().finish())

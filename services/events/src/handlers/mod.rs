@@ -44,17 +44,40 @@ impl EventsState {
             .relations
             .pair(caller.user_id, event.organizer_id, req)
             .await?;
-        let visible = !pair.blocked_by
-            && match EventVisibility::parse(&event.visibility) {
-                EventVisibility::Public => true,
-                EventVisibility::Friends => pair.friend,
-            };
-        if visible {
+        if may_see(&event, pair.friend, pair.blocked_by) {
             Ok(event)
         } else {
             Err(no_such_event())
         }
     }
+
+    /// An event the caller may see and organizes: 404 when invisible, 403 when it is
+    /// someone else's.
+    pub async fn organized_event(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        req: &HttpRequest,
+    ) -> ApiResult<EventRow> {
+        let event = self.visible_event(caller, id, req).await?;
+        if event.organizer_id == caller.user_id {
+            Ok(event)
+        } else {
+            Err(ApiError::Forbidden(Cow::Borrowed(
+                "only the organizer may change this event",
+            )))
+        }
+    }
+}
+
+/// Whether someone who is (or is not) the organizer's friend, and is (or is not)
+/// blocked by the organizer, may see an event of theirs.
+pub fn may_see(event: &EventRow, friend: bool, blocked_by: bool) -> bool {
+    !blocked_by
+        && match EventVisibility::parse(&event.visibility) {
+            EventVisibility::Public => true,
+            EventVisibility::Friends => friend,
+        }
 }
 
 pub fn no_such_event() -> ApiError {

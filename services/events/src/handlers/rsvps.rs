@@ -1,6 +1,6 @@
 //! RSVPs: answer, change or withdraw an answer, and the attendee list.
 
-use super::{EventsState, event_view, no_such_event};
+use super::{EventsState, event_view, may_see, no_such_event};
 use crate::db::{self, Position};
 use crate::model::{Attendee, AttendeePage, AttendeeQuery, Event, Person, RsvpRequest, RsvpStatus};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -86,10 +86,22 @@ pub async fn attendees(
     let query = query.into_inner();
     let page = query.page.validate::<Position>()?;
     let id = path.into_inner();
-    let event = state.visible_event(&caller, id, &req).await?;
-    // People who block the caller, or whom the caller blocks, are left out (the counts
-    // stay whole: they name nobody).
+    // One relations call decides both who may see the event and whom the list leaves
+    // out: people blocked either way (the counts stay whole: they name nobody).
+    let event = db::event(&mut *state.conn().await?, caller.user_id, id)
+        .await?
+        .ok_or_else(no_such_event)?;
     let graph = state.relations.graph(caller.user_id, &req).await?;
+    let organizer = event.organizer_id;
+    if organizer != caller.user_id
+        && !may_see(
+            &event,
+            graph.friends.contains(&organizer),
+            graph.blocked_by.contains(&organizer),
+        )
+    {
+        return Err(no_such_event());
+    }
     let mut hidden = graph.blocking;
     hidden.extend(graph.blocked_by);
     let rows = db::attendee_page(
