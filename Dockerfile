@@ -11,8 +11,9 @@
 # of the whole workspace), `builder` (the dependencies, cooked once for the workspace and
 # shared by all seven images, then the one binary), and the runtime image.
 #
-# The runtime image is deliberately minimal, so it can be reproduced without this file
-# (a later offline build assembles the same image without Docker). It is exactly:
+# The runtime image is deliberately minimal, so it can be reproduced without this file:
+# `hack/images.sh --offline` (hack/offline-images.sh) assembles the same image without an
+# engine or registry. It is exactly:
 #   - base:        gcr.io/distroless/cc-debian12:nonroot (Debian 12's glibc and C/C++
 #                  runtime libraries, CA certificates, tzdata, /etc/passwd with nonroot =
 #                  65532; no shell, no package manager). The release process should pin
@@ -26,6 +27,21 @@
 #                  9090/tcp (/healthz /readyz /metrics, OPS_LISTEN_ADDR) for every binary
 #                  (the operator uses 9090 only); Entrypoint ["/usr/local/bin/app"], no Cmd;
 #                  working directory and Env as in the base; the OCI labels below.
+#
+# Offline images vs this file - the one place the differences are written down:
+#   - same: the binary path, entry point, user 65532:65532, ports, labels, working dir
+#     and Env (PATH, SSL_CERT_FILE), the Debian 12 glibc the binary links against;
+#   - base: distroless's is built by Google from Debian 12 packages; the offline base is
+#     extracted by mmdebstrap from the same packages (libc6, libgcc-s1, gcc-12-base,
+#     ca-certificates, tzdata, netbase, base-files: no libstdc++/libssl/openssl, which
+#     no Agora binary links) with the CA bundle, /etc/passwd and /etc/group written as
+#     distroless writes them;
+#   - compiler: this file's rust:1.94.1 vs the machine's toolchain, in the profile asked
+#     for (release by default; hack/e2e.sh in CI uses the test build's dev profile);
+#   - layers: uncompressed, file times 0 (reproducible for the same inputs).
+# The offline set adds ghcr.io/agora-social/postgres:15 (PostgreSQL 15 from Debian with
+# an entry point honouring the official image's POSTGRES_* / PGDATA / initdb.d contract,
+# hack/postgres/docker-entrypoint.sh), for clusters that cannot pull postgres:18.
 # The pods run it with a read-only root file system; photos write only to their mounted
 # volume and everything writes temporary files to the /tmp emptyDir.
 

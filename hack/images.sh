@@ -34,9 +34,10 @@ Options:
   --kind [CLUSTER]         load the images into the kind cluster CLUSTER (default: agora)
   --minikube [PROFILE]     load the images into minikube (default: the current profile)
   --dry-run                print the commands instead of running them
-  --offline                RESERVED, not implemented yet: build the same images without a
-                           container engine (see the runtime-image contract at the top of
-                           the Dockerfile)
+  --offline                build the same images without a container engine or registry
+                           (hack/offline-images.sh: cargo-built binaries over a base of
+                           Debian packages, OCI archives in target/images, plus the
+                           PostgreSQL image); the default when no engine answers
   -h, --help               this help
 
 Exit status: 0 done, 1 a build or load failed, 2 a usage error or no container engine.
@@ -60,6 +61,7 @@ kind_cluster=""
 minikube=false
 minikube_profile=""
 dry_run=false
+offline=false
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -107,14 +109,7 @@ while [ $# -gt 0 ]; do
       ;;
     --minikube=*) minikube=true; minikube_profile=${1#*=}; shift ;;
     --dry-run) dry_run=true; shift ;;
-    --offline)
-      # --- offline mode: reserved for a later issue ------------------------------------
-      # It will assemble the same images without Docker or Podman: the release binaries
-      # built with cargo on this machine, laid over the distroless base as described at
-      # the top of the Dockerfile, written as image archives for `kind load image-archive`
-      # / `minikube image load`. Until then it is refused rather than ignored.
-      die 2 "--offline is not implemented yet (reserved for building without a container engine)"
-      ;;
+    --offline) offline=true; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die 2 "unknown argument: $1" ;;
   esac
@@ -165,6 +160,25 @@ run() {
 # The engine: the one asked for, else the first whose daemon/service answers. (A docker
 # CLI without a reachable daemon does not count.)
 answers() { command -v "$1" >/dev/null 2>&1 && "$1" info >/dev/null 2>&1; }
+
+# Offline: asked for, or no engine answers and none was named.
+if ! $offline && [ -z "$engine" ] && ! $dry_run && ! answers docker && ! answers podman; then
+  log "no container engine answers: building offline (hack/offline-images.sh)"
+  offline=true
+fi
+if $offline; then
+  args=(--tag "$tag" --repository "$repository")
+  [ -z "$only" ] || args+=(--only "$only")
+  [ -z "$kind_cluster" ] || args+=(--kind "$kind_cluster")
+  ! $minikube || args+=(--minikube)
+  if $dry_run; then
+    printf '+ hack/offline-images.sh'
+    printf ' %q' "${args[@]}"
+    printf '\n'
+    exit 0
+  fi
+  exec hack/offline-images.sh "${args[@]}"
+fi
 if [ -n "$engine" ]; then
   if ! $dry_run && ! answers "$engine"; then
     die 2 "$engine does not answer ('$engine info' failed): is it installed and its daemon running?"

@@ -2,6 +2,7 @@
 # hack/k8s-env.sh - a real, local Kubernetes control plane for integration tests.
 #
 #   eval "$(hack/k8s-env.sh start)"   # build once, start (or reuse), export KUBECONFIG
+#   eval "$(hack/k8s-env.sh start --with-node)"   # ... with a real node instead (root)
 #   hack/k8s-env.sh env               # print the export lines of the running instance
 #   hack/k8s-env.sh stop              # stop what `start` started (recorded PIDs) and wipe state
 #   hack/k8s-env.sh status            # exit 0 if an instance is running and ready
@@ -10,6 +11,12 @@
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, which
 #   plays the kubelet for fake Node objects (pods become Running/Ready, pods owned
 #   by a Job complete). No containers run; the pod image is never pulled.
+#
+# With --with-node (hack/k8s-node.sh) there is no kwok: a real node "agora-node" runs
+# containerd, kubelet and kube-proxy on this machine, with CoreDNS and Traefik v3 as
+# addons, and `env` also prints AGORA_K8S_INGRESS (Traefik's entry point on 127.0.0.1)
+# and AGORA_K8S_CONTAINERD (the node's containerd socket, for `ctr -n k8s.io images import`).
+# `stop` then also removes every trace of the node from the machine.
 #
 # Binaries are built with the machine's `go` from the Go module proxy:
 #   k8s.io/kubernetes (staging modules replaced by their published v0.X.Y),
@@ -42,7 +49,23 @@ BIN_DIR="$CACHE_DIR/bin"
 STATE=${AGORA_K8S_STATE:-${XDG_RUNTIME_DIR:-/tmp}/agora-k8s-$UID}
 NODES=${AGORA_K8S_NODES:-1}
 HOST=127.0.0.1
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+API_HOST=$HOST
+CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+COMPONENTS=("${CONTROL_PLANE[@]}" kwok)
+WITH_NODE=0
+
+# set_mode [node|kwok]: the components of this mode (recorded in $STATE/mode at start).
+set_mode() {
+    local mode=${1:-}
+    [[ -z $mode && -f $STATE/mode ]] && mode=$(<"$STATE/mode")
+    if [[ $mode == node ]]; then
+        WITH_NODE=1
+        COMPONENTS=("${CONTROL_PLANE[@]}" "${NODE_COMPONENTS[@]}")
+    else
+        WITH_NODE=0
+        COMPONENTS=("${CONTROL_PLANE[@]}" kwok)
+    fi
+}
 
 log() { printf '[k8s-env] %s\n' "$*" >&2; }
 die() {
@@ -177,6 +200,11 @@ build_binaries() {
     log "binaries cached in $BIN_DIR ($((SECONDS - started))s)"
 }
 
+# shellcheck source=hack/k8s-node-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-node-build.sh"
+# shellcheck source=hack/k8s-node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-node.sh"
+
 # ---------------------------------------------------------------- PKI
 
 # new_key FILE: EC P-256 private key (PKCS#8 PEM).
@@ -227,11 +255,13 @@ make_pki() {
     new_cert etcd "/CN=etcd" "serverAuth, clientAuth" "IP:$HOST, DNS:localhost"
     new_cert apiserver-etcd-client "/CN=kube-apiserver-etcd-client" clientAuth
     new_cert apiserver "/CN=kube-apiserver" serverAuth \
-        "IP:$HOST, IP:10.96.0.1, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local"
+        "IP:$HOST, IP:10.96.0.1, IP:10.244.0.1, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local"
     new_cert admin "/O=system:masters/CN=agora-test-admin" clientAuth
     new_cert controller-manager "/CN=system:kube-controller-manager" clientAuth
     new_cert scheduler "/CN=system:kube-scheduler" clientAuth
     new_cert kwok "/O=system:masters/CN=kwok-controller" clientAuth
+    # The API server's client certificate towards kubelets (logs, exec, port-forward).
+    new_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
     new_key "$PKI/sa.key"
     openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
 }
@@ -245,7 +275,7 @@ kind: Config
 clusters:
 - name: agora-test
   cluster:
-    server: https://$HOST:$API_PORT
+    server: https://$API_HOST:$API_PORT
     certificate-authority-data: $(base64 -w0 <"$PKI/ca.crt")
 users:
 - name: $name
@@ -287,15 +317,24 @@ free_port() {
     die "no free TCP port found"
 }
 
-# launch NAME ARGS...: start $BIN_DIR/NAME detached, log to $STATE/logs/NAME.log,
-# PID to $STATE/pids/NAME. The child writes its own PID (setsid may fork).
+# launch NAME ARGS...: start $BIN_DIR/NAME (else the node's $NODE_K8S_DIR/bin/NAME)
+# detached, log to $STATE/logs/NAME.log, PID to $STATE/pids/NAME.
 launch() {
-    local name=$1
+    local name=$1 bin=$BIN_DIR/$1
+    [[ -x $bin ]] || bin=$NODE_K8S_DIR/bin/$name
     shift
+    launch_bin "$name" "$bin" "$@"
+}
+
+# launch_bin NAME BINARY ARGS...: as launch, for any binary. The child writes its own PID
+# (setsid may fork).
+launch_bin() {
+    local name=$1 bin=$2
+    shift 2
     local logf="$STATE/logs/$name.log" pidf="$STATE/pids/$name"
     log "starting $name"
     # shellcheck disable=SC2016 # $$ and $@ are for the inner shell
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$BIN_DIR/$name" "$@" \
+    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$bin" "$@" \
         </dev/null >>"$logf" 2>&1 9>&- &
     local i
     for ((i = 0; i < 50; i++)); do
@@ -336,9 +375,30 @@ tail_log() {
     fi
 }
 
-# Stop every recorded process (reverse start order), then remove the state dir.
+# stop_one NAME: TERM a recorded process and wait for it.
+stop_one() {
+    local pid
+    pid=$(pid_of "$1") || return 0
+    if ours "$pid"; then
+        log "stopping $1 (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_gone 20 "$pid"
+    fi
+}
+
+# Stop every recorded process (reverse start order), then remove the state dir. A node
+# goes first: kubelet and kube-proxy, then its containers, containerd, and its traces.
 stop_all() {
     local c pid i pids=()
+    set_mode
+    if [[ $WITH_NODE == 1 ]]; then
+        stop_one kubelet
+        stop_one kube-proxy
+        node_kill_containers
+        stop_one containerd
+        node_stop
+        COMPONENTS=("${CONTROL_PLANE[@]}")
+    fi
     for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
         c=${COMPONENTS[i]}
         pid=$(pid_of "$c") || continue
@@ -407,27 +467,27 @@ etcd_healthy() {
     curl -sS --fail --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/apiserver-etcd-client.crt" \
         --key "$PKI/apiserver-etcd-client.key" "https://$HOST:$ETCD_PORT/health" | grep -q '"health":"true"'
 }
-api_ready() { [[ $(api "https://$HOST:$API_PORT/readyz") == ok ]]; }
+api_ready() { [[ $(api "https://$API_HOST:$API_PORT/readyz") == ok ]]; }
 healthz() { [[ $(curl -sS --fail --max-time 5 -k "https://$HOST:$1/healthz") == ok ]]; }
 
 nodes_ready() {
     local i body
     for ((i = 0; i < NODES; i++)); do
-        body=$(api "https://$HOST:$API_PORT/api/v1/nodes/kwok-node-$i") || return 1
+        body=$(api "https://$API_HOST:$API_PORT/api/v1/nodes/kwok-node-$i") || return 1
         body=$(tr -d ' \n' <<<"$body")
         [[ $body == *'"type":"Ready","status":"True"'* ]] || return 1
     done
 }
 
 default_sa_exists() {
-    api "https://$HOST:$API_PORT/api/v1/namespaces/default/serviceaccounts/default" >/dev/null
+    api "https://$API_HOST:$API_PORT/api/v1/namespaces/default/serviceaccounts/default" >/dev/null
 }
 
 create_nodes() {
     local i name
     for ((i = 0; i < NODES; i++)); do
         name="kwok-node-$i"
-        api -X POST -H 'Content-Type: application/json' "https://$HOST:$API_PORT/api/v1/nodes" -d @- >/dev/null <<EOF
+        api -X POST -H 'Content-Type: application/json' "https://$API_HOST:$API_PORT/api/v1/nodes" -d @- >/dev/null <<EOF
 {"apiVersion":"v1","kind":"Node","metadata":{"name":"$name",
  "annotations":{"kwok.x-k8s.io/node":"fake","node.alpha.kubernetes.io/ttl":"0"},
  "labels":{"type":"kwok","kubernetes.io/hostname":"$name","kubernetes.io/os":"linux",
@@ -451,11 +511,16 @@ load_ports() {
 print_env() {
     printf 'export KUBECONFIG=%q\n' "$STATE/kubeconfig"
     printf 'export AGORA_K8S_STATE=%q\n' "$STATE"
-    printf 'export AGORA_K8S_API=%q\n' "https://$HOST:$API_PORT"
+    printf 'export AGORA_K8S_API=%q\n' "https://$API_HOST:$API_PORT"
+    if [[ $WITH_NODE == 1 ]]; then
+        printf 'export AGORA_K8S_INGRESS=%q\n' "http://127.0.0.1:$TRAEFIK_PORT"
+        printf 'export AGORA_K8S_CONTAINERD=%q\n' "$STATE/containerd/containerd.sock"
+    fi
 }
 
 running() {
     [[ -f "$STATE/ports" && -f "$STATE/ready" ]] || return 1
+    set_mode
     local c
     for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
     load_ports
@@ -480,11 +545,21 @@ on_start_failure() {
 }
 
 cmd_start() {
+    local want=kwok
+    case "${1:-}" in
+    "") ;;
+    --with-node) want=node ;;
+    *) die "usage: $0 start [--with-node]" ;;
+    esac
     ensure_tools
     mkdir -p "$(dirname "$STATE")"
     exec 9>"$STATE.lock"
     flock 9
     if running; then
+        local have=kwok
+        [[ $WITH_NODE == 1 ]] && have=node
+        [[ $have == "$want" ]] ||
+            die "a control plane with ${have/kwok/fake (kwok) nodes}${have/node/ a real node} is running in $STATE; stop it first (hack/k8s-env.sh stop)"
         log "reusing the running control plane in $STATE"
         print_env
         return 0
@@ -493,10 +568,17 @@ cmd_start() {
         log "stale state in $STATE; cleaning it up"
         stop_all
     fi
-    build_binaries
+    set_mode "$want"
+    if [[ $WITH_NODE == 1 ]]; then
+        node_preflight
+        build_node_binaries
+    else
+        build_binaries
+    fi
     local t0=$SECONDS
     mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/etcd-data" "$STATE/kcm" "$STATE/scheduler"
     chmod 700 "$STATE" "$STATE/etcd-data"
+    echo "$want" >"$STATE/mode"
     trap on_start_failure EXIT
 
     ETCD_PORT=$(free_port)
@@ -504,8 +586,10 @@ cmd_start() {
     API_PORT=$(free_port)
     KCM_PORT=$(free_port)
     SCHED_PORT=$(free_port)
-    printf 'ETCD_PORT=%s\nETCD_PEER_PORT=%s\nAPI_PORT=%s\nKCM_PORT=%s\nSCHED_PORT=%s\n' \
-        "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" "$KCM_PORT" "$SCHED_PORT" >"$STATE/ports"
+    API_HOST=$HOST
+    [[ $WITH_NODE == 1 ]] && API_HOST=$NODE_IP
+    printf 'ETCD_PORT=%s\nETCD_PEER_PORT=%s\nAPI_PORT=%s\nKCM_PORT=%s\nSCHED_PORT=%s\nAPI_HOST=%s\n' \
+        "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" "$KCM_PORT" "$SCHED_PORT" "$API_HOST" >"$STATE/ports"
     make_pki
     write_kubeconfig "$STATE/kubeconfig" admin
     write_kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager
@@ -524,8 +608,21 @@ cmd_start() {
         --unsafe-no-fsync --log-level warn
     wait_for etcd 60 etcd_healthy
 
-    launch kube-apiserver \
-        --bind-address "$HOST" --advertise-address "$HOST" --secure-port "$API_PORT" \
+    # Pods of a real node reach the API server through the `kubernetes` Service: it then
+    # listens on the node's bridge address (made now, before the CNI plugin adopts it)
+    # and keeps that Service's endpoints; kwok's pods never call it.
+    local api_flags=(--bind-address "$HOST" --advertise-address "$HOST" --endpoint-reconciler-type none)
+    if [[ $WITH_NODE == 1 ]]; then
+        mkdir -p "$STATE/node"
+        node_record_host
+        node_network
+        api_flags=(--bind-address "$NODE_IP" --advertise-address "$NODE_IP" --endpoint-reconciler-type lease
+            --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt"
+            --kubelet-client-key "$PKI/apiserver-kubelet-client.key"
+            --kubelet-certificate-authority "$PKI/ca.crt"
+            --kubelet-preferred-address-types InternalIP,Hostname)
+    fi
+    launch kube-apiserver "${api_flags[@]}" --secure-port "$API_PORT" \
         --cert-dir "$STATE/pki" \
         --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
         --client-ca-file "$PKI/ca.crt" \
@@ -541,10 +638,10 @@ cmd_start() {
         --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
         --service-cluster-ip-range 10.96.0.0/16 \
         --authorization-mode Node,RBAC --allow-privileged=true \
-        --endpoint-reconciler-type none --profiling=false
+        --profiling=false
     wait_for kube-apiserver 180 api_ready
 
-    create_nodes
+    [[ $WITH_NODE == 1 ]] || create_nodes
 
     launch kube-controller-manager \
         --kubeconfig "$STATE/controller-manager.kubeconfig" \
@@ -561,17 +658,27 @@ cmd_start() {
         --authorization-kubeconfig "$STATE/scheduler.kubeconfig" \
         --bind-address "$HOST" --secure-port "$SCHED_PORT" --cert-dir "$STATE/scheduler" \
         --leader-elect=false --profiling=false
-    launch kwok --kubeconfig "$STATE/kwok.kubeconfig" -c "$CACHE_DIR/share/kwok-stages.yaml" \
-        --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-        --node-lease-duration-seconds 40 --cidr 10.244.0.0/16 --node-ip "$HOST"
+    if [[ $WITH_NODE == 0 ]]; then
+        launch kwok --kubeconfig "$STATE/kwok.kubeconfig" -c "$CACHE_DIR/share/kwok-stages.yaml" \
+            --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+            --node-lease-duration-seconds 40 --cidr 10.244.0.0/16 --node-ip "$HOST"
+    fi
 
     wait_for kube-controller-manager 120 healthz "$KCM_PORT"
     wait_for kube-scheduler 120 healthz "$SCHED_PORT"
-    wait_for kwok 120 nodes_ready
+    [[ $WITH_NODE == 1 ]] || wait_for kwok 120 nodes_ready
     wait_for kube-controller-manager 60 default_sa_exists
+    if [[ $WITH_NODE == 1 ]]; then
+        node_start
+        load_ports
+    fi
     touch "$STATE/ready"
     trap - EXIT
-    log "control plane ready at https://$HOST:$API_PORT with $NODES fake node(s) ($((SECONDS - t0))s)"
+    if [[ $WITH_NODE == 1 ]]; then
+        log "control plane and node $NODE_NAME ready at https://$API_HOST:$API_PORT; ingress http://127.0.0.1:$TRAEFIK_PORT ($((SECONDS - t0))s)"
+    else
+        log "control plane ready at https://$API_HOST:$API_PORT with $NODES fake node(s) ($((SECONDS - t0))s)"
+    fi
     print_env
 }
 
@@ -596,7 +703,7 @@ cmd_stop() {
 
 cmd_status() {
     if running; then
-        log "running: https://$HOST:$API_PORT (state $STATE)"
+        log "running: https://$API_HOST:$API_PORT (state $STATE)"
     else
         log "not running (state $STATE)"
         return 1
@@ -604,13 +711,14 @@ cmd_status() {
 }
 
 case "${1:-}" in
-start) cmd_start ;;
+start) cmd_start "${@:2}" ;;
 stop) cmd_stop ;;
 env) cmd_env ;;
 status) cmd_status ;;
 build) build_binaries ;;
+build-node) build_node_binaries ;;
 *)
-    echo "usage: $0 start|stop|env|status|build" >&2
+    echo "usage: $0 start [--with-node]|stop|env|status|build|build-node" >&2
     exit 2
     ;;
 esac

@@ -12,11 +12,12 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, PersistentVolumeClaim,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler,
+    PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
     SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec as CoreServiceSpec, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    SleepAction, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -29,6 +30,8 @@ use std::collections::BTreeMap;
 pub const API_PORT: i32 = 8080;
 /// The port of every service's operations endpoints (probes, metrics).
 pub const OPS_PORT: i32 = 9090;
+/// How long a terminating service pod keeps serving before its SIGTERM.
+pub const PRE_STOP_SECONDS: i64 = 5;
 /// Where the photos service keeps photo bytes on its volume (`PHOTOS_STORAGE_DIR`).
 pub const PHOTOS_DIR: &str = "/var/lib/agora/photos";
 /// The operator's field manager and `managed-by` label value.
@@ -248,6 +251,18 @@ pub fn deployment(
         liveness_probe: Some(probe("/healthz", 10, 3)),
         readiness_probe: Some(probe("/readyz", 5, 2)),
         startup_probe: Some(probe("/healthz", 2, 30)),
+        // Kubernetes removes a terminating pod from its Service's endpoints while it
+        // sends SIGTERM; the pause (a kubelet sleep: the image has no shell) lets kube-proxy
+        // and the ingress stop sending before the server stops accepting.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),

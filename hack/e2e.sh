@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The end-to-end test on a real node: the journey a user takes with `helm install` on kind,
+# on this machine, with no registry.
+#
+#   hack/e2e.sh          # up, the cluster tests, down, and a check that down left nothing
+#   hack/e2e.sh up       # ... leave it running; prints the export lines to use it
+#   hack/e2e.sh test     # the cluster tests against a running `up`
+#   hack/e2e.sh down     # remove it all
+#
+# `up`: a control plane with a real node (hack/k8s-env.sh start --with-node: containerd,
+# kubelet, kube-proxy, CoreDNS, Traefik v3), the images built offline and imported into
+# the node (hack/offline-images.sh), local volumes for the database and photos, then
+# `helm install` of charts/agora (which brings the operator chart) with k8s/e2e/values.yaml,
+# and a wait for the SocialPlatform to be Ready. `test` runs services/agora/tests/cluster.rs
+# through the Traefik ingress (forwardAuth to the auth service's /verify).
+#
+# Knobs: AGORA_E2E_STATE (default ${XDG_RUNTIME_DIR:-/tmp}/agora-e2e-$UID),
+# AGORA_E2E_PROFILE (cargo profile of the images: release, or dev to reuse a test build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATE=${AGORA_E2E_STATE:-${XDG_RUNTIME_DIR:-/tmp}/agora-e2e-$UID}
+PROFILE=${AGORA_E2E_PROFILE:-release}
+NAMESPACE=agora
+RELEASE=agora
+# The SocialPlatform's name and host (k8s/e2e/values.yaml).
+PLATFORM=agora
+HOST_NAME=agora.e2e.localtest.me
+VOLUMES=4
+
+log() { echo "[e2e] $*" >&2; }
+die() {
+  echo "e2e.sh: $*" >&2
+  exit 1
+}
+
+k8s_env() { AGORA_K8S_STATE="$STATE/k8s" hack/k8s-env.sh "$@"; }
+
+print_env() {
+  local ingress
+  ingress=$(k8s_env env | sed -n 's/^export AGORA_K8S_INGRESS=//p')
+  printf 'export KUBECONFIG=%q\n' "$STATE/k8s/kubeconfig"
+  printf 'export AGORA_URL=%q\n' "$ingress"
+  printf 'export AGORA_HOST=%q\n' "$HOST_NAME"
+  printf 'export AGORA_E2E_NAMESPACE=%q\n' "$NAMESPACE"
+  printf 'export AGORA_E2E_PLATFORM=%q\n' "$PLATFORM"
+}
+
+# Static local volumes (hostPath, under the state dir) behind a default StorageClass: the
+# node has no provisioner. World-writable, because hostPath volumes get no fsGroup and the
+# pods run as their own non-root users.
+volumes() {
+  local i dir
+  {
+    cat <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: e2e-local
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Retain
+EOF
+    for ((i = 0; i < VOLUMES; i++)); do
+      dir="$STATE/volumes/pv-$i"
+      mkdir -p "$dir"
+      chmod 0777 "$dir"
+      cat <<EOF
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: e2e-local-$i
+spec:
+  storageClassName: e2e-local
+  capacity: {storage: 10Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: $dir, type: Directory}
+EOF
+    done
+  } | kubectl apply -f - >&2
+}
+
+cmd_up() {
+  local t0=$SECONDS
+  mkdir -p "$STATE"
+  eval "$(k8s_env start --with-node)"
+  export KUBECONFIG
+  # helm (cached from PyPI) and the operator chart as the platform chart's dependency.
+  eval "$(hack/tools.sh)"
+  log "building and importing the images (profile $PROFILE)"
+  hack/offline-images.sh --profile "$PROFILE" --import "$AGORA_K8S_CONTAINERD"
+  volumes
+  "$HELM" dependency build charts/agora >&2
+  log "helm install $RELEASE charts/agora"
+  "$HELM" upgrade --install "$RELEASE" charts/agora --namespace "$NAMESPACE" --create-namespace \
+    --values k8s/e2e/values.yaml --wait --timeout 5m >&2
+  log "waiting for SocialPlatform $PLATFORM to be Ready"
+  if ! kubectl -n "$NAMESPACE" wait "socialplatform/$PLATFORM" --for=condition=Ready --timeout=600s >&2; then
+    kubectl get pods -A -o wide >&2 || true
+    kubectl -n "$NAMESPACE" get socialplatform "$PLATFORM" -o yaml >&2 || true
+    die "the platform did not become Ready"
+  fi
+  kubectl get pods -A -o wide >&2
+  log "up in $((SECONDS - t0))s"
+  print_env
+}
+
+cmd_test() {
+  eval "$(print_env)"
+  export KUBECONFIG AGORA_URL AGORA_HOST AGORA_E2E_NAMESPACE AGORA_E2E_PLATFORM
+  cargo test -p agora --features cluster-e2e --test cluster -- --test-threads 1
+}
+
+cmd_down() {
+  k8s_env stop
+  rm -rf "$STATE"
+  log "down: removed $STATE"
+}
+
+# What a node may leave behind on this machine: processes, mounts, network namespaces,
+# links, iptables rules, kubepods cgroups.
+host_snapshot() {
+  {
+    echo "## processes"
+    ps -eo comm= | grep -E '^(containerd|containerd-shim|kubelet|kube-proxy|kube-apiserver|etcd|traefik|coredns|postgres|app|pause)' | sort | uniq -c || true
+    echo "## mounts"
+    awk '{print $5}' /proc/self/mountinfo | sort
+    echo "## netns"
+    ip netns list 2>/dev/null | sort
+    echo "## links"
+    ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort
+    for t in iptables ip6tables; do
+      echo "## $t"
+      "$t-save" 2>/dev/null | grep -vE '^#|^:[A-Z]+ [A-Z]+ \[' | sed 's/\[[0-9]*:[0-9]*\]//' || true
+    done
+    echo "## cgroups"
+    find /sys/fs/cgroup -maxdepth 3 -type d -name 'kubepods*' 2>/dev/null | sort
+  } 2>/dev/null
+}
+
+cmd_all() {
+  local before after rc=0
+  [ ! -e "$STATE" ] || cmd_down
+  before=$(host_snapshot)
+  if cmd_up >/dev/null && cmd_test; then rc=0; else rc=1; fi
+  if [ "$rc" != 0 ]; then
+    kubectl --kubeconfig "$STATE/k8s/kubeconfig" get pods -A -o wide >&2 || true
+  fi
+  cmd_down
+  after=$(host_snapshot)
+  if [ "$before" != "$after" ]; then
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    die "down left traces on the machine (above: before vs after)"
+  fi
+  log "down left the machine as it was"
+  return "$rc"
+}
+
+case "${1:-all}" in
+  up) cmd_up ;;
+  test) cmd_test ;;
+  down) cmd_down ;;
+  all) cmd_all ;;
+  *) echo "usage: $0 [up|test|down]" >&2; exit 2 ;;
+esac

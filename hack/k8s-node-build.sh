@@ -1,0 +1,117 @@
+# hack/k8s-node-build.sh - builds what a real node of hack/k8s-env.sh runs (sourced by
+# hack/k8s-env.sh; needs its go_env, find_go, log, die, K8S_VERSION, CACHE_ROOT, CACHE_DIR).
+#
+#   kubelet, kube-proxy   k8s.io/kubernetes, with the control plane's go.mod
+#   pause                 build/pause/linux/pause.c of the same module (gcc -static)
+#   coredns               github.com/coredns/coredns
+#   traefik               github.com/traefik/traefik/v3 (its replace/exclude lines copied
+#                         into a generated go.mod; v3.7+ cannot build from the proxy)
+#
+# Each lands in its own cache directory keyed by version, next to the control plane's, so a
+# version bump rebuilds only that part. Timings (2 cores, cold module and build caches after
+# the control plane): kubelet+kube-proxy ~1 min, coredns ~3 min, traefik ~11 min.
+
+COREDNS_VERSION=v1.14.7
+TRAEFIK_VERSION=v3.6.15
+PAUSE_VERSION=3.10.2
+
+NODE_K8S_DIR="$CACHE_ROOT/node-k8s-$K8S_VERSION"
+COREDNS_DIR="$CACHE_ROOT/coredns-$COREDNS_VERSION"
+TRAEFIK_DIR="$CACHE_ROOT/traefik-$TRAEFIK_VERSION"
+
+node_binaries_present() {
+    [[ -x $NODE_K8S_DIR/bin/kubelet && -x $NODE_K8S_DIR/bin/kube-proxy && -x $NODE_K8S_DIR/bin/pause &&
+        -x $COREDNS_DIR/bin/coredns && -x $TRAEFIK_DIR/bin/traefik &&
+        -f $TRAEFIK_DIR/share/crds.yaml && -f $TRAEFIK_DIR/share/rbac.yaml ]]
+}
+
+# build_into DIR FUNCTION: run FUNCTION TMP (which fills TMP/bin, TMP/share) unless DIR
+# exists, then move TMP to DIR: an interrupted build leaves nothing that looks finished.
+build_into() {
+    local dir=$1 fn=$2 tmp started=$SECONDS
+    [[ -d $dir ]] && return 0
+    tmp=$(mktemp -d "$CACHE_ROOT/.partial-node.XXXXXX")
+    mkdir -p "$tmp/bin" "$tmp/share" "$tmp/src"
+    "$fn" "$tmp" || {
+        rm -rf "$tmp"
+        die "building $(basename "$dir") failed"
+    }
+    rm -rf "$tmp/src"
+    mv "$tmp" "$dir"
+    log "built $(basename "$dir") ($((SECONDS - started))s)"
+}
+
+go_build_nice() {
+    go_env nice -n "${AGORA_K8S_NICE:-19}" "$GO" build -p "${AGORA_K8S_BUILD_JOBS:-$(nproc)}" -trimpath "$@"
+}
+
+build_node_k8s() {
+    local out=$1 v=k8s.io/component-base/version minor=${K8S_VERSION#v1.}
+    minor=${minor%%.*}
+    # The control plane's resolved go.mod already requires k8s.io/kubernetes with every
+    # staging module mapped to its release: build the node's commands from it.
+    cp "$CACHE_DIR/share/go.mod" "$CACHE_DIR/share/go.sum" "$out/src/"
+    local ldflags="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor"
+    ldflags+=" -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z"
+    log "compiling kubelet and kube-proxy $K8S_VERSION"
+    (cd "$out/src" && go_build_nice -ldflags "$ldflags" -o "$out/bin/" \
+        k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy >&2) || return 1
+    # The pause container is one C file in the same module; the upstream image is that
+    # binary, static, as /pause.
+    local dir
+    dir=$(cd "$out/src" && go_env "$GO" list -m -f '{{.Dir}}' k8s.io/kubernetes) || return 1
+    gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION-agora" \
+        -o "$out/bin/pause" "$dir/build/pause/linux/pause.c" || return 1
+    strip "$out/bin/pause"
+    # CoreDNS's in-cluster manifest template (RBAC, ConfigMap, Deployment, Service).
+    cp "$dir/cluster/addons/dns/coredns/coredns.yaml.in" "$out/share/"
+}
+
+build_coredns() {
+    local out=$1
+    log "compiling coredns $COREDNS_VERSION"
+    (cd "$out/src" && go_env GOBIN="$out/bin" nice -n "${AGORA_K8S_NICE:-19}" "$GO" install \
+        -p "${AGORA_K8S_BUILD_JOBS:-$(nproc)}" -trimpath -ldflags "-s -w" \
+        "github.com/coredns/coredns@$COREDNS_VERSION" >&2)
+}
+
+build_traefik() {
+    local out=$1 gomod dir
+    gomod=$(cd "$out/src" && go_env "$GO" mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" |
+        sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+    [[ -f $gomod ]] || return 1
+    # Traefik's own replace and exclude directives (forks it depends on) must be repeated in
+    # the main module; `go install pkg@version` refuses modules that have them.
+    {
+        printf 'module agora.local/traefik-build\n\ngo 1.26.0\n\n'
+        printf 'require github.com/traefik/traefik/v3 %s\n\n' "$TRAEFIK_VERSION"
+        printf 'tool github.com/traefik/traefik/v3/cmd/traefik\n\n'
+        awk '/^(replace|exclude) \(/{blk=1} blk{print} /^\)/{if(blk)print "";blk=0}
+             /^(replace|exclude) [^(]/{print}' "$gomod"
+    } >"$out/src/go.mod"
+    log "resolving traefik $TRAEFIK_VERSION modules (go mod tidy)"
+    (cd "$out/src" && go_env "$GO" mod tidy >&2) || return 1
+    log "compiling traefik $TRAEFIK_VERSION (the longest part: ~11 min on 2 cores)"
+    (cd "$out/src" && go_build_nice -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+        -o "$out/bin/traefik" github.com/traefik/traefik/v3/cmd/traefik >&2) || return 1
+    # Its CRDs and the RBAC its Kubernetes providers need ship in the module.
+    dir=$(cd "$out/src" && go_env "$GO" list -m -f '{{.Dir}}' github.com/traefik/traefik/v3) || return 1
+    cp "$dir/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" "$out/share/crds.yaml"
+    cp "$dir/docs/content/reference/dynamic-configuration/kubernetes-crd-rbac.yml" "$out/share/rbac.yaml"
+    cp "$out/src/go.mod" "$out/src/go.sum" "$out/share/"
+}
+
+build_node_binaries() {
+    node_binaries_present && return 0
+    build_binaries
+    command -v gcc >/dev/null 2>&1 || die "gcc is needed for the pause binary (apt-get install gcc libc6-dev)"
+    exec 7>"$CACHE_ROOT/.node-build.lock"
+    flock 7
+    # Leftovers of interrupted builds (we hold the lock, so none is running).
+    rm -rf "$CACHE_ROOT"/.partial-node.*
+    GO=$(find_go)
+    build_into "$NODE_K8S_DIR" build_node_k8s
+    build_into "$COREDNS_DIR" build_coredns
+    build_into "$TRAEFIK_DIR" build_traefik
+    exec 7>&-
+}

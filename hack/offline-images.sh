@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Builds the Agora images without a container engine or a registry (what
+# `hack/images.sh --offline` runs, and its default when no Docker/Podman answers):
+#
+#   - the seven service/operator images: the cargo-built binary as /usr/local/bin/app over a
+#     base made of Debian 12 packages (libc6, libgcc-s1, ca-certificates, tzdata, netbase:
+#     what distroless cc-debian12 holds), user 65532, ports 8080/9090 - the runtime image of
+#     the Dockerfile, layer for layer (see "Offline images" in docs/images.md);
+#   - ghcr.io/agora-social/postgres:15, PostgreSQL 15 from Debian's packages with an
+#     entry point honouring the official `postgres` image's environment contract
+#     (hack/postgres/docker-entrypoint.sh), for the Managed database mode.
+#
+# Each is an OCI archive in --out (hack/oci-image.py writes it), optionally imported into a
+# containerd (--import SOCKET: the node of `hack/k8s-env.sh start --with-node`), kind or
+# minikube. The Debian layers come from mmdebstrap (the Debian mirror apt uses) and are
+# cached in ~/.cache/agora/images by package list; the binaries from `cargo build`.
+#
+#   hack/offline-images.sh                               # release build, archives only
+#   hack/offline-images.sh --profile dev --import "$AGORA_K8S_CONTAINERD"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGES=(auth gateway users relations photos events operator)
+BASE_PACKAGES=libc6,libgcc-s1,gcc-12-base,ca-certificates,tzdata,netbase,base-files
+PG_MAJOR=15
+PG_PACKAGES=postgresql-$PG_MAJOR,postgresql-client-$PG_MAJOR
+SUITE=bookworm
+CACHE=${AGORA_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agora/images}
+
+usage() {
+  cat <<'EOF'
+Usage: hack/offline-images.sh [options]
+  --profile release|dev   cargo profile of the binaries (default: release)
+  --tag TAG               image tag (default: 0.1.0)
+  --repository REPO       image repository (default: ghcr.io/agora-social)
+  --only NAME[,NAME...]   only these images (auth gateway users relations photos events
+                          operator postgres)
+  --out DIR               where the OCI archives go (default: target/images)
+  --import SOCKET         import them into the containerd at SOCKET (namespace k8s.io)
+  --kind CLUSTER          load them into a kind cluster (kind load image-archive)
+  --minikube              load them into minikube (minikube image load)
+EOF
+}
+
+log() { echo "[offline-images] $*" >&2; }
+die() {
+  echo "offline-images.sh: $*" >&2
+  exit "${2:-1}"
+}
+
+profile=release tag=0.1.0 repository=ghcr.io/agora-social only="" out=target/images
+import="" kind_cluster="" minikube=false
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile=${2:?}; shift 2 ;;
+    --tag) tag=${2:?}; shift 2 ;;
+    --repository) repository=${2%/}; shift 2 ;;
+    --only) only=${2:?}; shift 2 ;;
+    --out) out=${2:?}; shift 2 ;;
+    --import) import=${2:?--import needs the containerd socket}; shift 2 ;;
+    --kind) kind_cluster=${2:?}; shift 2 ;;
+    --minikube) minikube=true; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" 2 ;;
+  esac
+done
+case "$profile" in release | dev) ;; *) die "--profile must be release or dev" 2 ;; esac
+
+selected=("${IMAGES[@]}" postgres)
+if [ -n "$only" ]; then
+  IFS=',' read -r -a selected <<<"$only"
+  for name in "${selected[@]}"; do
+    [[ " ${IMAGES[*]} postgres " == *" $name "* ]] || die "unknown image '$name'" 2
+  done
+fi
+
+ensure_mmdebstrap() {
+  command -v mmdebstrap >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] || die "mmdebstrap is needed (apt-get install mmdebstrap)"
+  log "installing mmdebstrap (Debian package)"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2
+}
+
+key_of() { printf '%s' "$*" | sha256sum | cut -c1-12; }
+
+# The distroless-like base: package files only (no maintainer scripts run, no shell),
+# the CA bundle assembled from the packaged certificates, nonroot = 65532.
+base_layer() {
+  local key dir tar
+  key=$(key_of "$SUITE $BASE_PACKAGES v1")
+  tar="$CACHE/base-$SUITE-$key.tar"
+  if [ ! -f "$tar" ]; then
+    ensure_mmdebstrap
+    mkdir -p "$CACHE"
+    dir=$(mktemp -d "$CACHE/.base.XXXXXX")
+    log "building the base layer from Debian $SUITE packages ($BASE_PACKAGES)"
+    mmdebstrap --quiet --variant=extract --mode=root --format=directory \
+      --include="$BASE_PACKAGES" "$SUITE" "$dir/root" >&2
+    (
+      cd "$dir/root"
+      rm -rf etc/apt var/cache/apt var/lib/apt var/log/* usr/share/doc usr/share/man \
+        usr/share/info usr/share/lintian
+      mkdir -p etc/ssl/certs home/nonroot tmp
+      cat usr/share/ca-certificates/mozilla/*.crt >etc/ssl/certs/ca-certificates.crt
+      printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >etc/passwd
+      printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' >etc/group
+      chmod 1777 tmp
+      chown 65532:65532 home/nonroot
+    )
+    tar --sort=name --mtime=@0 --numeric-owner -C "$dir/root" -cf "$tar.partial" .
+    mv "$tar.partial" "$tar"
+    rm -rf "$dir"
+  fi
+  echo "$tar"
+}
+
+# PostgreSQL from Debian, postgres = 999:999 as in the official image (the operator runs
+# the pod as 999), no cluster created at install time, the entry point added.
+postgres_layer() {
+  local key tar entry=hack/postgres/docker-entrypoint.sh
+  key=$(key_of "$SUITE $PG_PACKAGES v1")
+  tar="$CACHE/postgres-$PG_MAJOR-$SUITE-$key.tar"
+  if [ ! -f "$tar" ]; then
+    ensure_mmdebstrap
+    mkdir -p "$CACHE"
+    log "building the PostgreSQL $PG_MAJOR layer from Debian $SUITE packages (~2 min)"
+    mmdebstrap --quiet --variant=apt --mode=root --format=tar --include="$PG_PACKAGES" \
+      --aptopt='APT::Install-Recommends "false"' \
+      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+      --dpkgopt='path-exclude=/usr/share/locale/*' \
+      --essential-hook='printf "postgres:x:999:999:PostgreSQL administrator,,,:/var/lib/postgresql:/bin/bash\n" >>"$1/etc/passwd"; printf "postgres:x:999:\n" >>"$1/etc/group"; mkdir -p "$1/etc/postgresql-common"; echo "create_main_cluster = false" >"$1/etc/postgresql-common/createcluster.conf"' \
+      --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/etc/ssl/private/ssl-cert-snakeoil.key "$1"/etc/ssl/certs/ssl-cert-snakeoil.pem; mkdir -p "$1/var/lib/postgresql" "$1/var/run/postgresql" "$1/docker-entrypoint-initdb.d"; chown 999:999 "$1/var/lib/postgresql" "$1/var/run/postgresql"; chmod 3777 "$1/var/run/postgresql"' \
+      --customize-hook="copy-in $entry /usr/local/bin" \
+      "$SUITE" "$tar.partial" >&2
+    mv "$tar.partial" "$tar"
+  fi
+  echo "$tar"
+}
+
+oci() { python3 hack/oci-image.py "$@"; }
+
+mkdir -p "$out"
+archives=()
+services=()
+for name in "${selected[@]}"; do [ "$name" = postgres ] || services+=("$name"); done
+
+if [ ${#services[@]} -gt 0 ]; then
+  base=$(base_layer)
+  bins=()
+  for name in "${services[@]}"; do bins+=(--bin "agora-$name"); done
+  log "building ${services[*]} (cargo, profile $profile)"
+  if [ "$profile" = release ]; then cargo build --release "${bins[@]}" >&2; else cargo build "${bins[@]}" >&2; fi
+  target_dir=${CARGO_TARGET_DIR:-target}/$([ "$profile" = release ] && echo release || echo debug)
+  stage=$(mktemp -d "${TMPDIR:-/tmp}/agora-image.XXXXXX")
+  trap 'rm -rf "$stage"' EXIT
+  for name in "${services[@]}"; do
+    rm -rf "$stage/root"
+    mkdir -p "$stage/root/usr/local/bin"
+    cp "$target_dir/agora-$name" "$stage/root/usr/local/bin/app"
+    chmod 0755 "$stage/root/usr/local/bin/app"
+    oci --name "$repository/$name:$tag" --out "$out/$name.tar" \
+      --layer-tar "$base" --layer-dir "$stage/root" \
+      --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+      --user 65532:65532 --workdir /home/nonroot --entrypoint /usr/local/bin/app \
+      --port 8080 --port 9090 \
+      --label "org.opencontainers.image.title=agora-$name" \
+      --label "org.opencontainers.image.version=$tag" \
+      --label "org.opencontainers.image.source=https://github.com/agora-social/agora" \
+      --label "org.opencontainers.image.licenses=Apache-2.0" >&2
+    archives+=("$out/$name.tar")
+  done
+fi
+
+for name in "${selected[@]}"; do
+  [ "$name" = postgres ] || continue
+  pg=$(postgres_layer)
+  oci --name "$repository/postgres:$PG_MAJOR" --out "$out/postgres.tar" --layer-tar "$pg" \
+    --env "PATH=/usr/lib/postgresql/$PG_MAJOR/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    --env PGDATA=/var/lib/postgresql/data --env LANG=C.UTF-8 \
+    --entrypoint /usr/local/bin/docker-entrypoint.sh --cmd postgres \
+    --port 5432 --volume /var/lib/postgresql --stop-signal SIGINT \
+    --label "org.opencontainers.image.title=agora-postgres" >&2
+  archives+=("$out/postgres.tar")
+done
+
+for archive in "${archives[@]}"; do
+  if [ -n "$import" ]; then
+    log "importing $archive into containerd $import"
+    ctr --address "$import" --namespace k8s.io images import "$archive" >/dev/null
+  fi
+  [ -z "$kind_cluster" ] || kind load image-archive "$archive" --name "$kind_cluster"
+  ! $minikube || minikube image load "$archive"
+done
+log "done: ${archives[*]}"

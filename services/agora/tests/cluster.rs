@@ -1,0 +1,443 @@
+//! Agora on a real node, through the Traefik ingress and its forwardAuth middleware, as
+//! `hack/e2e.sh` deploys it (operator and platform charts, every pod a real container).
+//! Built only with the `cluster-e2e` feature; `hack/e2e.sh` runs it after `up` with
+//! `AGORA_URL` (the ingress), `AGORA_HOST` (the platform's host name), `KUBECONFIG`,
+//! `AGORA_E2E_NAMESPACE` and `AGORA_E2E_PLATFORM`. The fault tests delete and change real
+//! pods, so the tests run one at a time (`--test-threads 1`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run this through hack/e2e.sh"))
+}
+
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: Value,
+    raw: Vec<u8>,
+}
+
+/// The platform as a client outside the cluster reaches it: the ingress URL, and the Host
+/// header its rules match.
+struct Edge {
+    base: String,
+    host: Option<String>,
+    http: awc::Client,
+}
+
+impl Edge {
+    fn new() -> Self {
+        Edge {
+            base: env("AGORA_URL").trim_end_matches('/').to_owned(),
+            host: std::env::var("AGORA_HOST").ok().filter(|h| !h.is_empty()),
+            http: awc::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .finish(),
+        }
+    }
+
+    async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Reply, String> {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(host) = &self.host {
+            req = req.insert_header(("host", host.as_str()));
+        }
+        if let Some(token) = token {
+            req = req.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let sent = match body {
+            Some((content_type, bytes)) => {
+                req.insert_header(("content-type", content_type))
+                    .send_body(bytes)
+                    .await
+            }
+            None => req.send().await,
+        };
+        let mut resp = sent.map_err(|e| format!("{path}: {e}"))?;
+        let raw = resp
+            .body()
+            .limit(16 * 1024 * 1024)
+            .await
+            .map_err(|e| format!("{path}: body: {e}"))?
+            .to_vec();
+        Ok(Reply {
+            status: resp.status().as_u16(),
+            content_type: resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+            raw,
+        })
+    }
+
+    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        self.try_send(
+            method,
+            path,
+            token,
+            &[],
+            body.map(|b| ("application/json", b.to_string().into_bytes())),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{method} {e}"))
+    }
+
+    async fn ok(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+        let reply = self.send(method, path, token, body).await;
+        assert!(
+            (200..300).contains(&reply.status),
+            "{method} {path}: {} {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.raw)
+        );
+        reply.body
+    }
+}
+
+struct Person {
+    id: String,
+    token: String,
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}_{:x}", nanos % 0xffff_ffff_ffff)
+}
+
+async fn register(edge: &Edge, name: &str) -> Person {
+    let username = unique(name);
+    let body = edge
+        .ok(
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"username": username, "email": format!("{username}@example.com"),
+                        "password": "correct horse battery"})),
+        )
+        .await;
+    // A fresh login, as a person coming back would.
+    let login = edge
+        .ok(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": username, "password": "correct horse battery"})),
+        )
+        .await;
+    Person {
+        id: body["user"]["id"].as_str().unwrap().to_owned(),
+        token: login["access_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// `kubectl` against the e2e cluster (KUBECONFIG from the environment), in the platform's
+/// namespace; blocking, so it runs off the test's event loop.
+async fn kubectl(args: &[&str]) -> String {
+    let mut all = vec!["-n".to_owned(), env("AGORA_E2E_NAMESPACE")];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let shown = all.join(" ");
+    let out = actix_web::rt::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl").args(&all).output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("kubectl {shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "kubectl {shown}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn platform() -> String {
+    env("AGORA_E2E_PLATFORM")
+}
+
+fn selector(service: &str) -> String {
+    format!(
+        "app.kubernetes.io/name={service},app.kubernetes.io/instance={}",
+        platform()
+    )
+}
+
+/// Requests the users service has answered so far, summed over its pods (each pod's
+/// operations port, reached on the node's pod network).
+async fn users_requests(http: &awc::Client) -> f64 {
+    let ips = kubectl(&["get", "pods", "-l", &selector("users"), "-o", "jsonpath={.items[*].status.podIP}"]).await;
+    let mut total = 0.0;
+    for ip in ips.split_whitespace() {
+        let mut resp = http
+            .get(format!("http://{ip}:9090/metrics"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("metrics of {ip}: {e}"));
+        let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
+        total += text
+            .lines()
+            .filter(|l| l.starts_with("agora_http_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    total
+}
+
+fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8, y as u8, seed]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+fn multipart(file: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "agora-cluster-e2e";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(file);
+    for (name, value) in fields {
+        body.extend(
+            format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}")
+                .as_bytes(),
+        );
+    }
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[actix_web::test]
+async fn a_journey_through_the_ingress_with_forward_auth() {
+    let edge = Edge::new();
+    let alice = register(&edge, "alice").await;
+    let bob = register(&edge, "bob").await;
+    let me = edge.ok("GET", "/api/v1/users/me", Some(&alice.token), None).await;
+    assert_eq!(me["id"], alice.id.as_str());
+
+    // No token, or a forged identity header without one: refused by the middleware, and
+    // the users service never sees the request (its request counters stay put), while one
+    // signed-in call does reach it.
+    let before = users_requests(&edge.http).await;
+    for headers in [vec![], vec![("x-user-id", bob.id.as_str()), ("x-user-name", "bob")]] {
+        for _ in 0..5 {
+            let reply = edge
+                .try_send("GET", "/api/v1/users/me", None, &headers, None)
+                .await
+                .unwrap();
+            assert_eq!(reply.status, 401, "{}", String::from_utf8_lossy(&reply.raw));
+            assert_eq!(reply.content_type, "application/problem+json");
+        }
+    }
+    let refused = users_requests(&edge.http).await;
+    assert_eq!(refused, before, "an unauthenticated request reached the users service");
+    edge.ok("GET", "/api/v1/users/me", Some(&bob.token), None).await;
+    assert!(users_requests(&edge.http).await > refused, "the counters do not count");
+    // A forged header beside a real token changes nothing: the token says who calls.
+    let reply = edge
+        .try_send("GET", "/api/v1/users/me", Some(&alice.token), &[("x-user-id", bob.id.as_str())], None)
+        .await
+        .unwrap();
+    assert_eq!(reply.body["id"], alice.id.as_str());
+
+    // A public photo: uploaded, its bytes open to anyone (no token), used in a post.
+    let (content_type, body) = multipart(&png(7), &[("visibility", "public"), ("tags", "e2e")]);
+    let photo = edge
+        .try_send("POST", "/api/v1/photos", Some(&alice.token), &[], Some((&content_type, body)))
+        .await
+        .unwrap();
+    assert_eq!(photo.status, 201, "{}", String::from_utf8_lossy(&photo.raw));
+    let photo_id = photo.body["id"].as_str().unwrap().to_owned();
+    let content = edge
+        .send("GET", &format!("/api/v1/photos/{photo_id}/content"), None, None)
+        .await;
+    assert_eq!(content.status, 200);
+    assert!(content.content_type.starts_with("image/"), "{}", content.content_type);
+    assert!(!content.raw.is_empty());
+
+    // Bob follows Alice and finds her post, with the photo, in his feed.
+    let follow = edge
+        .send("PUT", &format!("/api/v1/relations/following/{}", alice.id), Some(&bob.token), None)
+        .await;
+    assert_eq!(follow.status, 204);
+    let post = edge
+        .ok(
+            "POST",
+            "/api/v1/posts",
+            Some(&alice.token),
+            Some(json!({"text": "hello from a real node", "photo_ids": [photo_id]})),
+        )
+        .await;
+    let feed = edge.ok("GET", "/api/v1/feed", Some(&bob.token), None).await;
+    assert_eq!(feed["items"][0]["id"], post["id"], "{feed}");
+    assert_eq!(feed["items"][0]["photos"][0]["id"], photo_id.as_str());
+    // The merged contract is served through the ingress too (public, by the gateway).
+    let doc = edge.ok("GET", "/api/v1/openapi.json", None, None).await;
+    assert!(doc["paths"]["/api/v1/feed"].is_object());
+}
+
+/// What a steady client saw while something happened to the platform.
+#[derive(Default)]
+struct Stream {
+    /// Posts whose creation was acknowledged (201).
+    acked: Vec<String>,
+    requests: usize,
+    failures: Vec<String>,
+}
+
+/// Writes a post and reads the feed, `per_second` pairs a second, until `stop` is set.
+async fn steady(edge: &Edge, who: &Person, per_second: u64, stop: &std::cell::Cell<bool>) -> Stream {
+    let mut out = Stream::default();
+    let pause = Duration::from_millis(1000 / per_second);
+    let mut i = 0;
+    while !stop.get() {
+        let started = Instant::now();
+        i += 1;
+        let body = json!({"text": format!("steady {i}")}).to_string().into_bytes();
+        match edge
+            .try_send("POST", "/api/v1/posts", Some(&who.token), &[], Some(("application/json", body)))
+            .await
+        {
+            Ok(r) if r.status == 201 => out.acked.push(r.body["id"].as_str().unwrap().to_owned()),
+            Ok(r) => out.failures.push(format!("POST /posts: {} {}", r.status, String::from_utf8_lossy(&r.raw))),
+            Err(e) => out.failures.push(format!("POST {e}")),
+        }
+        match edge.try_send("GET", "/api/v1/feed?limit=5", Some(&who.token), &[], None).await {
+            Ok(r) if r.status == 200 => {}
+            Ok(r) => out.failures.push(format!("GET /feed: {} {}", r.status, String::from_utf8_lossy(&r.raw))),
+            Err(e) => out.failures.push(format!("GET {e}")),
+        }
+        out.requests += 2;
+        if let Some(left) = pause.checked_sub(started.elapsed()) {
+            actix_web::rt::time::sleep(left).await;
+        }
+    }
+    out
+}
+
+/// Runs `action` while a steady stream runs, and the stream for `tail` more afterwards.
+async fn under_load<F: std::future::Future<Output = ()>>(edge: &Edge, who: &Person, tail: Duration, action: F) -> Stream {
+    let stop = std::cell::Cell::new(false);
+    let acting = async {
+        actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+        action.await;
+        actix_web::rt::time::sleep(tail).await;
+        stop.set(true);
+    };
+    let (stream, ()) = futures_util::join!(steady(edge, who, 10, &stop), acting);
+    stream
+}
+
+async fn assert_all_readable(edge: &Edge, who: &Person, ids: &[String]) {
+    for id in ids {
+        let reply = edge.send("GET", &format!("/api/v1/posts/{id}"), Some(&who.token), None).await;
+        assert_eq!(reply.status, 200, "acknowledged post {id} is gone: {}", String::from_utf8_lossy(&reply.raw));
+    }
+}
+
+async fn wait_ready(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while !check().await {
+        assert!(Instant::now() < until, "{what} within {deadline:?}");
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_deleted_service_pod_is_replaced_without_a_failed_request() {
+    let edge = Edge::new();
+    let carol = register(&edge, "carol").await;
+    let pods = kubectl(&["get", "pods", "-l", &selector("users"), "-o", "jsonpath={.items[*].metadata.name}"]).await;
+    let victim = pods.split_whitespace().next().expect("a users pod").to_owned();
+    let stream = under_load(&edge, &carol, Duration::from_secs(10), async {
+        kubectl(&["delete", "pod", &victim, "--wait=false"]).await;
+        kubectl(&["rollout", "status", &format!("deployment/{}-users", platform()), "--timeout=180s"]).await;
+    })
+    .await;
+    assert!(stream.requests > 50, "only {} requests", stream.requests);
+    assert!(stream.failures.is_empty(), "{} of {} requests failed: {:#?}", stream.failures.len(), stream.requests, stream.failures);
+    let now = kubectl(&["get", "pods", "-l", &selector("users"), "-o", "jsonpath={.items[*].metadata.name}"]).await;
+    assert!(!now.split_whitespace().any(|p| p == victim), "{victim} is still there: {now}");
+    assert_all_readable(&edge, &carol, &stream.acked).await;
+}
+
+#[actix_web::test]
+async fn a_platform_change_rolls_out_without_a_failed_request() {
+    let edge = Edge::new();
+    let dan = register(&edge, "dan").await;
+    let marker = unique("rollout");
+    let patch = json!({"spec": {"services": {"users": {"env": [{"name": "AGORA_E2E_MARKER", "value": marker}]}}}}).to_string();
+    let name = platform();
+    let stream = under_load(&edge, &dan, Duration::from_secs(5), async {
+        kubectl(&["patch", "socialplatform", &name, "--type", "merge", "-p", &patch]).await;
+        let deployment = format!("deployment/{name}-users");
+        // The operator applies the change; then the Deployment rolls.
+        wait_ready("the operator to update the users Deployment", Duration::from_secs(60), async || {
+            kubectl(&["get", &deployment, "-o", "jsonpath={.spec.template.spec.containers[0].env}"]).await.contains(&marker)
+        })
+        .await;
+        kubectl(&["rollout", "status", &deployment, "--timeout=240s"]).await;
+    })
+    .await;
+    assert!(stream.failures.is_empty(), "{} of {} requests failed: {:#?}", stream.failures.len(), stream.requests, stream.failures);
+    assert_all_readable(&edge, &dan, &stream.acked).await;
+}
+
+#[actix_web::test]
+async fn a_killed_database_loses_no_acknowledged_write() {
+    let edge = Edge::new();
+    let erin = register(&edge, "erin").await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let post = edge
+            .ok("POST", "/api/v1/posts", Some(&erin.token), Some(json!({"text": format!("before the kill {i}")})))
+            .await;
+        acked.push(post["id"].as_str().unwrap().to_owned());
+    }
+    let ips = kubectl(&["get", "pods", "-l", &selector("users"), "-o", "jsonpath={.items[*].status.podIP}"]).await;
+    let readyz: Vec<String> = ips.split_whitespace().map(|ip| format!("http://{ip}:9090/readyz")).collect();
+    assert!(!readyz.is_empty());
+    let database = format!("{}-postgres-0", platform());
+    kubectl(&["delete", "pod", &database, "--grace-period=0", "--force", "--wait=false"]).await;
+    // The services notice: their readiness (what the kubelet probes) fails while the
+    // database is away.
+    wait_ready("the users pods to report not ready", Duration::from_secs(60), async || {
+        for url in &readyz {
+            match edge.http.get(url).send().await {
+                Ok(r) if r.status().as_u16() == 503 => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+    // ... and recover on their own once it is back.
+    wait_ready("the platform to answer again", Duration::from_secs(240), async || {
+        matches!(edge.try_send("GET", "/api/v1/feed", Some(&erin.token), &[], None).await, Ok(r) if r.status == 200)
+    })
+    .await;
+    kubectl(&["rollout", "status", &format!("deployment/{}-users", platform()), "--timeout=180s"]).await;
+    assert_all_readable(&edge, &erin, &acked).await;
+    let feed = edge.ok("GET", "/api/v1/feed?limit=1", Some(&erin.token), None).await;
+    assert_eq!(feed["items"][0]["id"], acked[19].as_str());
+}
