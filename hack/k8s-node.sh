@@ -248,7 +248,7 @@ EOF
 
 node_ready() {
     local body
-    body=$(api "https://$HOST:$API_PORT/api/v1/nodes/$NODE_NAME") || return 1
+    body=$(api "https://$API_HOST:$API_PORT/api/v1/nodes/$NODE_NAME") || return 1
     body=$(tr -d ' \n' <<<"$body")
     [[ $body == *'"type":"Ready","status":"True"'* ]]
 }
@@ -259,8 +259,8 @@ kubectl_node() { kubectl --kubeconfig "$STATE/kubeconfig" "$@"; }
 # RBAC plus hack/k8s-node-traefik.yaml.
 node_addons() {
     command -v kubectl >/dev/null 2>&1 || die "kubectl is needed to install the node's addons"
-    sed -e "s/__DNS__DOMAIN__/cluster.local/g" -e "s/__DNS__SERVER__/$DNS_IP/g" \
-        -e "s/__DNS__MEMORY__LIMIT__/170Mi/g" \
+    sed -e "s/dns_domain/cluster.local/g" -e "s/'dns_server'/$DNS_IP/g" \
+        -e "s/'dns_memory_limit'/170Mi/g" \
         -e "s#image: registry.k8s.io/coredns/coredns:.*#image: registry.k8s.io/coredns/coredns:$COREDNS_VERSION#" \
         "$NODE_K8S_DIR/share/coredns.yaml.in" | kubectl_node apply -f - >&2
     kubectl_node apply --server-side -f "$TRAEFIK_DIR/share/crds.yaml" >/dev/null
@@ -290,7 +290,7 @@ node_start() {
         --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir "$STATE/kubelet" \
         --cert-dir "$STATE/kubelet/pki"
     launch kube-proxy --config "$STATE/kube-proxy.yaml"
-    wait_for kubelet 120 node_ready
+    wait_for kubelet 300 node_ready
     node_addons
 }
 

@@ -119,13 +119,13 @@ base_layer() {
 # the pod as 999), no cluster created at install time, the entry point added.
 postgres_layer() {
   local key tar entry=hack/postgres/docker-entrypoint.sh
-  key=$(key_of "$SUITE $PG_PACKAGES v1")
+  key=$(key_of "$SUITE $PG_PACKAGES v2")
   tar="$CACHE/postgres-$PG_MAJOR-$SUITE-$key.tar"
   if [ ! -f "$tar" ]; then
     ensure_mmdebstrap
     mkdir -p "$CACHE"
     log "building the PostgreSQL $PG_MAJOR layer from Debian $SUITE packages (~2 min)"
-    mmdebstrap --quiet --variant=apt --mode=root --format=tar --include="$PG_PACKAGES" \
+    mmdebstrap --quiet --variant=apt --mode=root --format=tar --include="$PG_PACKAGES" --skip=cleanup/run \
       --aptopt='APT::Install-Recommends "false"' \
       --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
       --dpkgopt='path-exclude=/usr/share/locale/*' \

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run this through hack/e2e.sh"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run this through hack/e2e.sh"))
 }
 
 struct Reply {
@@ -86,7 +87,13 @@ impl Edge {
         })
     }
 
-    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         self.try_send(
             method,
             path,
@@ -98,7 +105,13 @@ impl Edge {
         .unwrap_or_else(|e| panic!("{method} {e}"))
     }
 
-    async fn ok(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    async fn ok(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
         let reply = self.send(method, path, token, body).await;
         assert!(
             (200..300).contains(&reply.status),
@@ -130,8 +143,10 @@ async fn register(edge: &Edge, name: &str) -> Person {
             "POST",
             "/api/v1/auth/register",
             None,
-            Some(json!({"username": username, "email": format!("{username}@example.com"),
-                        "password": "correct horse battery"})),
+            Some(
+                json!({"username": username, "email": format!("{username}@example.com"),
+                        "password": "correct horse battery"}),
+            ),
         )
         .await;
     // A fresh login, as a person coming back would.
@@ -183,7 +198,15 @@ fn selector(service: &str) -> String {
 /// Requests the users service has answered so far, summed over its pods (each pod's
 /// operations port, reached on the node's pod network).
 async fn users_requests(http: &awc::Client) -> f64 {
-    let ips = kubectl(&["get", "pods", "-l", &selector("users"), "-o", "jsonpath={.items[*].status.podIP}"]).await;
+    let ips = kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        &selector("users"),
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ])
+    .await;
     let mut total = 0.0;
     for ip in ips.split_whitespace() {
         let mut resp = http
@@ -219,8 +242,10 @@ fn multipart(file: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
     body.extend(file);
     for (name, value) in fields {
         body.extend(
-            format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}")
-                .as_bytes(),
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}"
+            )
+            .as_bytes(),
         );
     }
     body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
@@ -232,14 +257,19 @@ async fn a_journey_through_the_ingress_with_forward_auth() {
     let edge = Edge::new();
     let alice = register(&edge, "alice").await;
     let bob = register(&edge, "bob").await;
-    let me = edge.ok("GET", "/api/v1/users/me", Some(&alice.token), None).await;
+    let me = edge
+        .ok("GET", "/api/v1/users/me", Some(&alice.token), None)
+        .await;
     assert_eq!(me["id"], alice.id.as_str());
 
     // No token, or a forged identity header without one: refused by the middleware, and
     // the users service never sees the request (its request counters stay put), while one
     // signed-in call does reach it.
     let before = users_requests(&edge.http).await;
-    for headers in [vec![], vec![("x-user-id", bob.id.as_str()), ("x-user-name", "bob")]] {
+    for headers in [
+        vec![],
+        vec![("x-user-id", bob.id.as_str()), ("x-user-name", "bob")],
+    ] {
         for _ in 0..5 {
             let reply = edge
                 .try_send("GET", "/api/v1/users/me", None, &headers, None)
@@ -250,12 +280,25 @@ async fn a_journey_through_the_ingress_with_forward_auth() {
         }
     }
     let refused = users_requests(&edge.http).await;
-    assert_eq!(refused, before, "an unauthenticated request reached the users service");
-    edge.ok("GET", "/api/v1/users/me", Some(&bob.token), None).await;
-    assert!(users_requests(&edge.http).await > refused, "the counters do not count");
+    assert_eq!(
+        refused, before,
+        "an unauthenticated request reached the users service"
+    );
+    edge.ok("GET", "/api/v1/users/me", Some(&bob.token), None)
+        .await;
+    assert!(
+        users_requests(&edge.http).await > refused,
+        "the counters do not count"
+    );
     // A forged header beside a real token changes nothing: the token says who calls.
     let reply = edge
-        .try_send("GET", "/api/v1/users/me", Some(&alice.token), &[("x-user-id", bob.id.as_str())], None)
+        .try_send(
+            "GET",
+            "/api/v1/users/me",
+            Some(&alice.token),
+            &[("x-user-id", bob.id.as_str())],
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(reply.body["id"], alice.id.as_str());
@@ -263,21 +306,41 @@ async fn a_journey_through_the_ingress_with_forward_auth() {
     // A public photo: uploaded, its bytes open to anyone (no token), used in a post.
     let (content_type, body) = multipart(&png(7), &[("visibility", "public"), ("tags", "e2e")]);
     let photo = edge
-        .try_send("POST", "/api/v1/photos", Some(&alice.token), &[], Some((&content_type, body)))
+        .try_send(
+            "POST",
+            "/api/v1/photos",
+            Some(&alice.token),
+            &[],
+            Some((&content_type, body)),
+        )
         .await
         .unwrap();
     assert_eq!(photo.status, 201, "{}", String::from_utf8_lossy(&photo.raw));
     let photo_id = photo.body["id"].as_str().unwrap().to_owned();
     let content = edge
-        .send("GET", &format!("/api/v1/photos/{photo_id}/content"), None, None)
+        .send(
+            "GET",
+            &format!("/api/v1/photos/{photo_id}/content"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(content.status, 200);
-    assert!(content.content_type.starts_with("image/"), "{}", content.content_type);
+    assert!(
+        content.content_type.starts_with("image/"),
+        "{}",
+        content.content_type
+    );
     assert!(!content.raw.is_empty());
 
     // Bob follows Alice and finds her post, with the photo, in his feed.
     let follow = edge
-        .send("PUT", &format!("/api/v1/relations/following/{}", alice.id), Some(&bob.token), None)
+        .send(
+            "PUT",
+            &format!("/api/v1/relations/following/{}", alice.id),
+            Some(&bob.token),
+            None,
+        )
         .await;
     assert_eq!(follow.status, 204);
     let post = edge
@@ -306,25 +369,49 @@ struct Stream {
 }
 
 /// Writes a post and reads the feed, `per_second` pairs a second, until `stop` is set.
-async fn steady(edge: &Edge, who: &Person, per_second: u64, stop: &std::cell::Cell<bool>) -> Stream {
+async fn steady(
+    edge: &Edge,
+    who: &Person,
+    per_second: u64,
+    stop: &std::cell::Cell<bool>,
+) -> Stream {
     let mut out = Stream::default();
     let pause = Duration::from_millis(1000 / per_second);
     let mut i = 0;
     while !stop.get() {
         let started = Instant::now();
         i += 1;
-        let body = json!({"text": format!("steady {i}")}).to_string().into_bytes();
+        let body = json!({"text": format!("steady {i}")})
+            .to_string()
+            .into_bytes();
         match edge
-            .try_send("POST", "/api/v1/posts", Some(&who.token), &[], Some(("application/json", body)))
+            .try_send(
+                "POST",
+                "/api/v1/posts",
+                Some(&who.token),
+                &[],
+                Some(("application/json", body)),
+            )
             .await
         {
             Ok(r) if r.status == 201 => out.acked.push(r.body["id"].as_str().unwrap().to_owned()),
-            Ok(r) => out.failures.push(format!("POST /posts: {} {}", r.status, String::from_utf8_lossy(&r.raw))),
+            Ok(r) => out.failures.push(format!(
+                "POST /posts: {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.raw)
+            )),
             Err(e) => out.failures.push(format!("POST {e}")),
         }
-        match edge.try_send("GET", "/api/v1/feed?limit=5", Some(&who.token), &[], None).await {
+        match edge
+            .try_send("GET", "/api/v1/feed?limit=5", Some(&who.token), &[], None)
+            .await
+        {
             Ok(r) if r.status == 200 => {}
-            Ok(r) => out.failures.push(format!("GET /feed: {} {}", r.status, String::from_utf8_lossy(&r.raw))),
+            Ok(r) => out.failures.push(format!(
+                "GET /feed: {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.raw)
+            )),
             Err(e) => out.failures.push(format!("GET {e}")),
         }
         out.requests += 2;
@@ -336,7 +423,12 @@ async fn steady(edge: &Edge, who: &Person, per_second: u64, stop: &std::cell::Ce
 }
 
 /// Runs `action` while a steady stream runs, and the stream for `tail` more afterwards.
-async fn under_load<F: std::future::Future<Output = ()>>(edge: &Edge, who: &Person, tail: Duration, action: F) -> Stream {
+async fn under_load<F: std::future::Future<Output = ()>>(
+    edge: &Edge,
+    who: &Person,
+    tail: Duration,
+    action: F,
+) -> Stream {
     let stop = std::cell::Cell::new(false);
     let acting = async {
         actix_web::rt::time::sleep(Duration::from_secs(2)).await;
@@ -350,8 +442,20 @@ async fn under_load<F: std::future::Future<Output = ()>>(edge: &Edge, who: &Pers
 
 async fn assert_all_readable(edge: &Edge, who: &Person, ids: &[String]) {
     for id in ids {
-        let reply = edge.send("GET", &format!("/api/v1/posts/{id}"), Some(&who.token), None).await;
-        assert_eq!(reply.status, 200, "acknowledged post {id} is gone: {}", String::from_utf8_lossy(&reply.raw));
+        let reply = edge
+            .send(
+                "GET",
+                &format!("/api/v1/posts/{id}"),
+                Some(&who.token),
+                None,
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            200,
+            "acknowledged post {id} is gone: {}",
+            String::from_utf8_lossy(&reply.raw)
+        );
     }
 }
 
@@ -367,17 +471,52 @@ async fn wait_ready(what: &str, deadline: Duration, mut check: impl AsyncFnMut()
 async fn a_deleted_service_pod_is_replaced_without_a_failed_request() {
     let edge = Edge::new();
     let carol = register(&edge, "carol").await;
-    let pods = kubectl(&["get", "pods", "-l", &selector("users"), "-o", "jsonpath={.items[*].metadata.name}"]).await;
-    let victim = pods.split_whitespace().next().expect("a users pod").to_owned();
+    let pods = kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        &selector("users"),
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ])
+    .await;
+    let victim = pods
+        .split_whitespace()
+        .next()
+        .expect("a users pod")
+        .to_owned();
     let stream = under_load(&edge, &carol, Duration::from_secs(10), async {
         kubectl(&["delete", "pod", &victim, "--wait=false"]).await;
-        kubectl(&["rollout", "status", &format!("deployment/{}-users", platform()), "--timeout=180s"]).await;
+        kubectl(&[
+            "rollout",
+            "status",
+            &format!("deployment/{}-users", platform()),
+            "--timeout=180s",
+        ])
+        .await;
     })
     .await;
     assert!(stream.requests > 50, "only {} requests", stream.requests);
-    assert!(stream.failures.is_empty(), "{} of {} requests failed: {:#?}", stream.failures.len(), stream.requests, stream.failures);
-    let now = kubectl(&["get", "pods", "-l", &selector("users"), "-o", "jsonpath={.items[*].metadata.name}"]).await;
-    assert!(!now.split_whitespace().any(|p| p == victim), "{victim} is still there: {now}");
+    assert!(
+        stream.failures.is_empty(),
+        "{} of {} requests failed: {:#?}",
+        stream.failures.len(),
+        stream.requests,
+        stream.failures
+    );
+    let now = kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        &selector("users"),
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ])
+    .await;
+    assert!(
+        !now.split_whitespace().any(|p| p == victim),
+        "{victim} is still there: {now}"
+    );
     assert_all_readable(&edge, &carol, &stream.acked).await;
 }
 
@@ -389,17 +528,43 @@ async fn a_platform_change_rolls_out_without_a_failed_request() {
     let patch = json!({"spec": {"services": {"users": {"env": [{"name": "AGORA_E2E_MARKER", "value": marker}]}}}}).to_string();
     let name = platform();
     let stream = under_load(&edge, &dan, Duration::from_secs(5), async {
-        kubectl(&["patch", "socialplatform", &name, "--type", "merge", "-p", &patch]).await;
+        kubectl(&[
+            "patch",
+            "socialplatform",
+            &name,
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ])
+        .await;
         let deployment = format!("deployment/{name}-users");
         // The operator applies the change; then the Deployment rolls.
-        wait_ready("the operator to update the users Deployment", Duration::from_secs(60), async || {
-            kubectl(&["get", &deployment, "-o", "jsonpath={.spec.template.spec.containers[0].env}"]).await.contains(&marker)
-        })
+        wait_ready(
+            "the operator to update the users Deployment",
+            Duration::from_secs(60),
+            async || {
+                kubectl(&[
+                    "get",
+                    &deployment,
+                    "-o",
+                    "jsonpath={.spec.template.spec.containers[0].env}",
+                ])
+                .await
+                .contains(&marker)
+            },
+        )
         .await;
         kubectl(&["rollout", "status", &deployment, "--timeout=240s"]).await;
     })
     .await;
-    assert!(stream.failures.is_empty(), "{} of {} requests failed: {:#?}", stream.failures.len(), stream.requests, stream.failures);
+    assert!(
+        stream.failures.is_empty(),
+        "{} of {} requests failed: {:#?}",
+        stream.failures.len(),
+        stream.requests,
+        stream.failures
+    );
     assert_all_readable(&edge, &dan, &stream.acked).await;
 }
 
@@ -410,34 +575,70 @@ async fn a_killed_database_loses_no_acknowledged_write() {
     let mut acked = Vec::new();
     for i in 0..20 {
         let post = edge
-            .ok("POST", "/api/v1/posts", Some(&erin.token), Some(json!({"text": format!("before the kill {i}")})))
+            .ok(
+                "POST",
+                "/api/v1/posts",
+                Some(&erin.token),
+                Some(json!({"text": format!("before the kill {i}")})),
+            )
             .await;
         acked.push(post["id"].as_str().unwrap().to_owned());
     }
-    let ips = kubectl(&["get", "pods", "-l", &selector("users"), "-o", "jsonpath={.items[*].status.podIP}"]).await;
-    let readyz: Vec<String> = ips.split_whitespace().map(|ip| format!("http://{ip}:9090/readyz")).collect();
+    let ips = kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        &selector("users"),
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ])
+    .await;
+    let readyz: Vec<String> = ips
+        .split_whitespace()
+        .map(|ip| format!("http://{ip}:9090/readyz"))
+        .collect();
     assert!(!readyz.is_empty());
     let database = format!("{}-postgres-0", platform());
-    kubectl(&["delete", "pod", &database, "--grace-period=0", "--force", "--wait=false"]).await;
+    kubectl(&[
+        "delete",
+        "pod",
+        &database,
+        "--grace-period=0",
+        "--force",
+        "--wait=false",
+    ])
+    .await;
     // The services notice: their readiness (what the kubelet probes) fails while the
     // database is away.
-    wait_ready("the users pods to report not ready", Duration::from_secs(60), async || {
-        for url in &readyz {
-            match edge.http.get(url).send().await {
-                Ok(r) if r.status().as_u16() == 503 => {}
-                _ => return false,
+    wait_ready(
+        "the users pods to report not ready",
+        Duration::from_secs(60),
+        async || {
+            for url in &readyz {
+                match edge.http.get(url).send().await {
+                    Ok(r) if r.status().as_u16() == 503 => {}
+                    _ => return false,
+                }
             }
-        }
-        true
-    })
+            true
+        },
+    )
     .await;
     // ... and recover on their own once it is back.
     wait_ready("the platform to answer again", Duration::from_secs(240), async || {
         matches!(edge.try_send("GET", "/api/v1/feed", Some(&erin.token), &[], None).await, Ok(r) if r.status == 200)
     })
     .await;
-    kubectl(&["rollout", "status", &format!("deployment/{}-users", platform()), "--timeout=180s"]).await;
+    kubectl(&[
+        "rollout",
+        "status",
+        &format!("deployment/{}-users", platform()),
+        "--timeout=180s",
+    ])
+    .await;
     assert_all_readable(&edge, &erin, &acked).await;
-    let feed = edge.ok("GET", "/api/v1/feed?limit=1", Some(&erin.token), None).await;
+    let feed = edge
+        .ok("GET", "/api/v1/feed?limit=1", Some(&erin.token), None)
+        .await;
     assert_eq!(feed["items"][0]["id"], acked[19].as_str());
 }
