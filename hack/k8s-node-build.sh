@@ -104,7 +104,12 @@ build_traefik() {
 build_node_binaries() {
     node_binaries_present && return 0
     build_binaries
-    command -v gcc >/dev/null 2>&1 || die "gcc is needed for the pause binary (apt-get install gcc libc6-dev)"
+    if ! command -v gcc >/dev/null 2>&1 || [[ ! -f /usr/lib/x86_64-linux-gnu/libc.a ]]; then
+        [[ $(id -u) -eq 0 ]] || die "gcc and libc6-dev are needed for the pause binary"
+        log "installing gcc and libc6-dev (Debian packages) for the pause binary"
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >&2
+    fi
     exec 7>"$CACHE_ROOT/.node-build.lock"
     flock 7
     # Leftovers of interrupted builds (we hold the lock, so none is running).
