@@ -601,8 +601,9 @@ async fn reconcile_edge(
     let (route, public_route) = edge::http_routes(platform, owner, ns, enabled);
     if edge.kind == EdgeKind::GatewayApi {
         // The edge moved to Gateway API: the Ingresses go.
-        delete_if_present(&ingresses, owner.name()).await?;
-        delete_if_present(&ingresses, &format!("{}-public", owner.name())).await?;
+        for name in edge::ingress_names(owner) {
+            delete_if_present(&ingresses, &name).await?;
+        }
         for object in [&route, &public_route] {
             if apply_optional(&routes, object, "route").await?.is_none() {
                 return Ok((
@@ -637,9 +638,20 @@ async fn reconcile_edge(
             Err(e) => return Err(kube_err(format!("deleting route {name}"))(e)),
         }
     }
-    let (protected, public) = edge::ingresses(platform, owner, ns, enabled);
+    let edge::Ingresses {
+        protected,
+        public,
+        fallback,
+    } = edge::ingresses(platform, owner, ns, enabled);
     apply(&ingresses, &protected).await?;
     apply(&ingresses, &public).await?;
+    match fallback {
+        Some(fallback) => {
+            apply(&ingresses, &fallback).await?;
+        }
+        // The gateway was disabled: its fallback goes.
+        None => delete_if_present(&ingresses, &edge::ingress_names(owner)[2]).await?,
+    }
     if edge.auth_middleware == AuthMiddleware::Traefik {
         let middlewares: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), ns, &edge::middleware_resource());

@@ -1,12 +1,18 @@
 //! The edge: how clients reach the platform through the cluster's ingress controller.
-//! Two Ingresses share the host: `<platform>` carries every service's area behind the
-//! chosen auth middleware, `<platform>-public` the contract's public endpoints without
-//! it (exact paths, which ingress controllers prefer over prefixes) and, for whatever
-//! no service owns, the gateway (the merged OpenAPI document, problem+json 404s; the
-//! shortest prefix, so any service's area wins over it). Public paths with an id in
-//! them (photo content) cannot be an Ingress path: they stay behind the middleware,
-//! whose `/verify` lets them through without a token. The services verify tokens
-//! themselves too, so `authMiddleware: None` is still safe.
+//! Up to three Ingresses share the host: `<platform>` carries every service's area behind
+//! the chosen auth middleware, `<platform>-public` the contract's public endpoints without
+//! it (exact paths), and `<platform>-fallback` the gateway for whatever no service owns
+//! (the merged OpenAPI document, problem+json 404s). Public paths with an id in them
+//! (photo content) cannot be an Ingress path: they stay behind the middleware, whose
+//! `/verify` lets them through without a token. The services verify tokens themselves
+//! too, so `authMiddleware: None` is still safe.
+//!
+//! Ingress controllers disagree on which of two matching paths wins: ingress-nginx and the
+//! Ingress spec prefer an exact path, then the longest prefix; Traefik ranks its routers by
+//! the length of their rule, so `PathPrefix(`/api/v1/auth`)` would outrank
+//! `Path(`/api/v1/auth/jwks`)` and send a public path through the middleware. Each
+//! Ingress therefore carries an explicit Traefik priority (public > areas > fallback),
+//! which is why the fallback prefix has an Ingress of its own.
 
 use crate::build::{API_PORT, Owner};
 use crate::crd::{AuthMiddleware, SocialPlatform};
@@ -29,16 +35,27 @@ pub fn areas(service: &str) -> &'static [&'static str] {
     }
 }
 
-/// The contract's public endpoints (no token), by workload: `(workload, path, exact)`.
-const PUBLIC: [(&str, &str, bool); 7] = [
-    ("auth", "/api/v1/auth/register", true),
-    ("auth", "/api/v1/auth/login", true),
-    ("auth", "/api/v1/auth/refresh", true),
-    ("auth", "/api/v1/auth/jwks", true),
-    ("auth", "/.well-known/jwks.json", true),
-    ("gateway", "/api/v1/openapi.json", true),
-    ("gateway", "/api/v1", false),
+/// The contract's public endpoints (no token), by workload: `(workload, exact path)`.
+const PUBLIC: [(&str, &str); 6] = [
+    ("auth", "/api/v1/auth/register"),
+    ("auth", "/api/v1/auth/login"),
+    ("auth", "/api/v1/auth/refresh"),
+    ("auth", "/api/v1/auth/jwks"),
+    ("auth", "/.well-known/jwks.json"),
+    ("gateway", "/api/v1/openapi.json"),
 ];
+
+/// The gateway's prefix: the rest of the API, which no service owns.
+const FALLBACK: &str = "/api/v1";
+
+/// Traefik's per-router priority annotation (higher wins; unset, a rule's length).
+const TRAEFIK_PRIORITY: &str = "traefik.ingress.kubernetes.io/router.priority";
+
+/// Traefik priorities of the three Ingresses: exact public paths over the service areas
+/// over the gateway's fallback prefix.
+const PUBLIC_PRIORITY: &str = "300";
+const PROTECTED_PRIORITY: &str = "200";
+const FALLBACK_PRIORITY: &str = "100";
 
 /// The forward-auth endpoint of the platform's auth service, inside the cluster.
 pub fn verify_url(owner: &Owner, namespace: &str) -> String {
@@ -123,13 +140,35 @@ fn ingress(
     }
 }
 
-/// The two Ingresses for the enabled services: `(protected, public)`.
+/// The Ingresses of the edge for the enabled services.
+pub struct Ingresses {
+    /// Every service's area, behind the auth middleware.
+    pub protected: Ingress,
+    /// The contract's public endpoints, exact paths without the middleware.
+    pub public: Ingress,
+    /// The gateway's fallback prefix, when the gateway is enabled.
+    pub fallback: Option<Ingress>,
+}
+
+/// The names of every Ingress the edge may have: `(protected, public, fallback)`.
+pub fn ingress_names(owner: &Owner) -> [String; 3] {
+    let name = owner.name();
+    [
+        name.to_owned(),
+        format!("{name}-public"),
+        format!("{name}-fallback"),
+    ]
+}
+
+/// The Ingresses for the enabled services.
 pub fn ingresses(
     platform: &SocialPlatform,
     owner: &Owner,
     namespace: &str,
     enabled: &[&str],
-) -> (Ingress, Ingress) {
+) -> Ingresses {
+    let [protected_name, public_name, fallback_name] = ingress_names(owner);
+    let priority = |value: &str| (TRAEFIK_PRIORITY.to_owned(), value.to_owned());
     let protected_paths = enabled
         .iter()
         .flat_map(|service| {
@@ -138,44 +177,56 @@ pub fn ingresses(
                 .map(move |p| path(owner, service, p, false))
         })
         .collect();
-    let annotations = match platform.spec.edge.auth_middleware {
-        AuthMiddleware::Traefik => BTreeMap::from([(
-            "traefik.ingress.kubernetes.io/router.middlewares".to_owned(),
-            format!("{namespace}-{}@kubernetescrd", middleware_name(owner)),
-        )]),
-        AuthMiddleware::Nginx => BTreeMap::from([
-            (
+    let mut annotations = BTreeMap::from([priority(PROTECTED_PRIORITY)]);
+    match platform.spec.edge.auth_middleware {
+        AuthMiddleware::Traefik => {
+            annotations.insert(
+                "traefik.ingress.kubernetes.io/router.middlewares".to_owned(),
+                format!("{namespace}-{}@kubernetescrd", middleware_name(owner)),
+            );
+        }
+        AuthMiddleware::Nginx => {
+            annotations.insert(
                 "nginx.ingress.kubernetes.io/auth-url".to_owned(),
                 verify_url(owner, namespace),
-            ),
-            (
+            );
+            annotations.insert(
                 "nginx.ingress.kubernetes.io/auth-response-headers".to_owned(),
                 "X-User-Id,X-User-Name".to_owned(),
-            ),
-        ]),
-        AuthMiddleware::EnvoyGateway | AuthMiddleware::None => BTreeMap::new(),
-    };
+            );
+        }
+        AuthMiddleware::EnvoyGateway | AuthMiddleware::None => {}
+    }
     let public_paths = PUBLIC
         .iter()
-        .filter(|(service, ..)| enabled.contains(service))
-        .map(|(service, p, exact)| path(owner, service, p, *exact))
+        .filter(|(service, _)| enabled.contains(service))
+        .map(|(service, p)| path(owner, service, p, true))
         .collect();
-    (
-        ingress(
+    Ingresses {
+        protected: ingress(
             platform,
             owner,
-            owner.name().to_owned(),
+            protected_name,
             protected_paths,
             annotations,
         ),
-        ingress(
+        public: ingress(
             platform,
             owner,
-            format!("{}-public", owner.name()),
+            public_name,
             public_paths,
-            BTreeMap::new(),
+            BTreeMap::from([priority(PUBLIC_PRIORITY)]),
         ),
-    )
+        fallback: enabled.contains(&"gateway").then(|| {
+            ingress(
+                platform,
+                owner,
+                fallback_name,
+                vec![path(owner, "gateway", FALLBACK, false)],
+                BTreeMap::from([priority(FALLBACK_PRIORITY)]),
+            )
+        }),
+    }
 }
 
 /// Gateway API's `HTTPRoute` (`gateway.networking.k8s.io/v1`).
@@ -235,10 +286,17 @@ pub fn http_routes(
                 .map(move |p| route_rule(owner, service, p, false))
         })
         .collect();
+    // Gateway API ranks an exact match over any prefix and a longer prefix over a
+    // shorter one, so the fallback can share the public route.
     let public = PUBLIC
         .iter()
-        .filter(|(service, ..)| enabled.contains(service))
-        .map(|(service, p, exact)| route_rule(owner, service, p, *exact))
+        .filter(|(service, _)| enabled.contains(service))
+        .map(|(service, p)| route_rule(owner, service, p, true))
+        .chain(
+            enabled
+                .contains(&"gateway")
+                .then(|| route_rule(owner, "gateway", FALLBACK, false)),
+        )
         .collect();
     (
         route(owner.name().to_owned(), protected),
@@ -281,46 +339,8 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn protected_areas_get_the_middleware_and_public_paths_do_not() {
-        let p = platform(serde_json::json!({"className": "traefik"}));
-        let owner = Owner::of(&p).unwrap();
-        let (protected, public) = ingresses(&p, &owner, "social", &["auth", "users", "relations"]);
-        assert_eq!(
-            protected.metadata.annotations.unwrap()["traefik.ingress.kubernetes.io/router.middlewares"],
-            "social-demo-forward-auth@kubernetescrd"
-        );
-        let spec = protected.spec.unwrap();
-        assert_eq!(spec.ingress_class_name.as_deref(), Some("traefik"));
-        let rule = &spec.rules.unwrap()[0];
-        assert_eq!(rule.host.as_deref(), Some("demo.example"));
-        let paths: Vec<(String, String)> = rule
-            .http
-            .as_ref()
-            .unwrap()
-            .paths
-            .iter()
-            .map(|p| {
-                (
-                    p.path.clone().unwrap(),
-                    p.backend.service.as_ref().unwrap().name.clone(),
-                )
-            })
-            .collect();
-        assert!(paths.contains(&("/api/v1/feed".into(), "demo-users".into())));
-        assert!(paths.contains(&("/api/v1/relations".into(), "demo-relations".into())));
-        assert!(
-            !paths.iter().any(|(p, _)| p.starts_with("/api/v1/photos")),
-            "photos is not enabled"
-        );
-        assert!(public.metadata.annotations.is_none());
-        let public_rules = public.spec.unwrap().rules.unwrap();
-        let public_paths = &public_rules[0].http.as_ref().unwrap().paths;
-        assert!(public_paths.iter().all(|p| p.path_type == "Exact"));
-        assert_eq!(public_paths.len(), 5, "no gateway enabled");
-        // With the gateway: its document, and the rest of /api/v1 as the shortest prefix.
-        let (_, public) = ingresses(&p, &owner, "social", &["auth", "users", "gateway"]);
-        let paths: Vec<(String, String, String)> = public.spec.unwrap().rules.unwrap()[0]
+    fn paths(ingress: &Ingress) -> Vec<(String, String, String)> {
+        ingress.spec.as_ref().unwrap().rules.as_ref().unwrap()[0]
             .http
             .as_ref()
             .unwrap()
@@ -333,18 +353,103 @@ mod tests {
                     p.backend.service.as_ref().unwrap().name.clone(),
                 )
             })
-            .collect();
-        assert!(paths.contains(&(
-            "/api/v1/openapi.json".into(),
-            "Exact".into(),
-            "demo-gateway".into()
+            .collect()
+    }
+
+    fn annotation<'a>(ingress: &'a Ingress, key: &str) -> Option<&'a str> {
+        let annotations = ingress.metadata.annotations.as_ref()?;
+        annotations.get(key).map(String::as_str)
+    }
+
+    fn priority(ingress: &Ingress) -> u32 {
+        annotation(ingress, TRAEFIK_PRIORITY)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn protected_areas_get_the_middleware_and_public_paths_do_not() {
+        let p = platform(serde_json::json!({"className": "traefik"}));
+        let owner = Owner::of(&p).unwrap();
+        let edge = ingresses(&p, &owner, "social", &["auth", "users", "relations"]);
+        assert_eq!(
+            annotation(
+                &edge.protected,
+                "traefik.ingress.kubernetes.io/router.middlewares"
+            ),
+            Some("social-demo-forward-auth@kubernetescrd")
+        );
+        let spec = edge.protected.spec.as_ref().unwrap();
+        assert_eq!(spec.ingress_class_name.as_deref(), Some("traefik"));
+        assert_eq!(
+            spec.rules.as_ref().unwrap()[0].host.as_deref(),
+            Some("demo.example")
+        );
+        let protected = paths(&edge.protected);
+        assert!(protected.contains(&("/api/v1/feed".into(), "Prefix".into(), "demo-users".into())));
+        assert!(protected.contains(&(
+            "/api/v1/relations".into(),
+            "Prefix".into(),
+            "demo-relations".into()
         )));
-        assert!(paths.contains(&("/api/v1".into(), "Prefix".into(), "demo-gateway".into())));
+        assert!(
+            !protected
+                .iter()
+                .any(|(p, ..)| p.starts_with("/api/v1/photos")),
+            "photos is not enabled"
+        );
+        assert_eq!(
+            annotation(
+                &edge.public,
+                "traefik.ingress.kubernetes.io/router.middlewares"
+            ),
+            None
+        );
+        let public = paths(&edge.public);
+        assert!(public.iter().all(|(_, kind, _)| kind == "Exact"));
+        assert!(public.contains(&(
+            "/api/v1/auth/login".into(),
+            "Exact".into(),
+            "demo-auth".into()
+        )));
+        assert_eq!(public.len(), 5, "no gateway enabled");
+        assert!(edge.fallback.is_none(), "no gateway enabled");
         let middleware = traefik_middleware(&owner, "social");
         assert_eq!(
             middleware.data["spec"]["forwardAuth"]["address"],
             "http://demo-auth.social.svc.cluster.local:8080/api/v1/auth/verify"
         );
+    }
+
+    #[test]
+    fn traefik_ranks_public_paths_over_areas_over_the_gateway_fallback() {
+        let p = platform(serde_json::json!({"className": "traefik"}));
+        let owner = Owner::of(&p).unwrap();
+        let edge = ingresses(&p, &owner, "social", &["auth", "users", "gateway"]);
+        assert!(paths(&edge.public).contains(&(
+            "/api/v1/openapi.json".into(),
+            "Exact".into(),
+            "demo-gateway".into()
+        )));
+        let fallback = edge.fallback.as_ref().unwrap();
+        assert_eq!(fallback.metadata.name.as_deref(), Some("demo-fallback"));
+        assert_eq!(
+            paths(fallback),
+            [("/api/v1".into(), "Prefix".into(), "demo-gateway".into())]
+        );
+        assert_eq!(
+            annotation(fallback, "traefik.ingress.kubernetes.io/router.middlewares"),
+            None
+        );
+        // Left to rule lengths, `PathPrefix(`/api/v1/auth`)` beat `Path(`/api/v1/auth/jwks`)`.
+        assert!(priority(&edge.public) > priority(&edge.protected));
+        assert!(priority(&edge.protected) > priority(fallback));
+        let names: Vec<_> = [&edge.protected, &edge.public, fallback]
+            .iter()
+            .map(|i| i.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ingress_names(&owner));
     }
 
     #[test]
@@ -392,13 +497,23 @@ mod tests {
     fn nginx_and_none_need_no_custom_resources() {
         let p = platform(serde_json::json!({"authMiddleware": "Nginx"}));
         let owner = Owner::of(&p).unwrap();
-        let (protected, _) = ingresses(&p, &owner, "social", &["auth"]);
+        let protected = ingresses(&p, &owner, "social", &["auth"]).protected;
         let annotations = protected.metadata.annotations.unwrap();
         assert!(
             annotations["nginx.ingress.kubernetes.io/auth-url"].ends_with("/api/v1/auth/verify")
         );
         let p = platform(serde_json::json!({"authMiddleware": "None"}));
-        let (protected, _) = ingresses(&p, &Owner::of(&p).unwrap(), "social", &["auth"]);
-        assert!(protected.metadata.annotations.is_none());
+        let protected = ingresses(&p, &Owner::of(&p).unwrap(), "social", &["auth"]).protected;
+        assert_eq!(
+            annotation(
+                &protected,
+                "traefik.ingress.kubernetes.io/router.middlewares"
+            ),
+            None
+        );
+        assert_eq!(
+            annotation(&protected, "nginx.ingress.kubernetes.io/auth-url"),
+            None
+        );
     }
 }

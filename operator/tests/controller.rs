@@ -152,7 +152,9 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
         5
     );
     let ingresses = ns.api::<Ingress>().list(&selector).await.unwrap();
-    assert_eq!(ingresses.items.len(), 2);
+    let mut names: Vec<_> = ingresses.iter().map(|i| i.name_any()).collect();
+    names.sort();
+    assert_eq!(names, ["demo", "demo-fallback", "demo-public"]);
     assert!(ingresses.iter().all(|i| owned_by(i, &platform)));
     let policies = ns
         .api::<k8s_openapi::api::networking::v1::NetworkPolicy>()
@@ -290,13 +292,14 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     .await
     .unwrap();
 
-    // A new version, users scaled to 3, photos disabled.
+    // A new version, users scaled to 3, photos and the gateway disabled.
     api.patch(
         "demo",
         &PatchParams::default(),
         &Patch::Merge(json!({"spec": {
             "version": "0.2.0",
-            "services": {"users": {"replicas": 3}, "photos": {"enabled": false}},
+            "services": {"users": {"replicas": 3}, "photos": {"enabled": false},
+                         "gateway": {"enabled": false}},
         }})),
     )
     .await
@@ -321,6 +324,21 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     .unwrap();
     let platform = wait_ready(&api, "demo").await;
     assert_eq!(platform.status.unwrap().services.get("photos"), None);
+    // Without the gateway, nothing serves the fallback prefix: its Ingress goes.
+    assert!(
+        ns.api::<Ingress>()
+            .get_opt("demo-fallback")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        ns.api::<Ingress>()
+            .get_opt("demo-public")
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(
         ns.api::<Service>()
             .get_opt("demo-photos")

@@ -599,46 +599,65 @@ async fn a_killed_database_loses_no_acknowledged_write() {
         .collect();
     assert!(!readyz.is_empty());
     let database = format!("{}-postgres-0", platform());
-    kubectl(&[
-        "delete",
-        "pod",
-        &database,
-        "--grace-period=0",
-        "--force",
-        "--wait=false",
-    ])
-    .await;
-    // The services notice: their readiness (what the kubelet probes) fails while the
-    // database is away.
-    wait_ready(
-        "the users pods to report not ready",
-        Duration::from_secs(60),
-        async || {
-            for url in &readyz {
-                match edge.http.get(url).send().await {
-                    Ok(r) if r.status().as_u16() == 503 => {}
-                    _ => return false,
+    // The kill lands in the middle of a steady stream of writes: requests may fail while
+    // the database is away, but every write that was acknowledged must survive it.
+    let stream = under_load(&edge, &erin, Duration::from_secs(5), async {
+        kubectl(&[
+            "delete",
+            "pod",
+            &database,
+            "--grace-period=0",
+            "--force",
+            "--wait=false",
+        ])
+        .await;
+        // The services notice: their readiness (what the kubelet probes) fails while the
+        // database is away.
+        wait_ready(
+            "the users pods to report not ready",
+            Duration::from_secs(60),
+            async || {
+                for url in &readyz {
+                    match edge.http.get(url).send().await {
+                        Ok(r) if r.status().as_u16() == 503 => {}
+                        _ => return false,
+                    }
                 }
-            }
-            true
-        },
-    )
-    .await;
-    // ... and recover on their own once it is back.
-    wait_ready("the platform to answer again", Duration::from_secs(240), async || {
-        matches!(edge.try_send("GET", "/api/v1/feed", Some(&erin.token), &[], None).await, Ok(r) if r.status == 200)
+                true
+            },
+        )
+        .await;
+        // ... and recover on their own once it is back.
+        wait_ready("the platform to answer again", Duration::from_secs(240), async || {
+            matches!(edge.try_send("GET", "/api/v1/feed", Some(&erin.token), &[], None).await, Ok(r) if r.status == 200)
+        })
+        .await;
+        kubectl(&[
+            "rollout",
+            "status",
+            &format!("deployment/{}-users", platform()),
+            "--timeout=180s",
+        ])
+        .await;
     })
     .await;
-    kubectl(&[
-        "rollout",
-        "status",
-        &format!("deployment/{}-users", platform()),
-        "--timeout=180s",
-    ])
-    .await;
+    assert!(
+        stream.acked.len() > 10,
+        "the stream wrote only {} posts",
+        stream.acked.len()
+    );
+    assert!(
+        !stream.failures.is_empty(),
+        "no request failed: the database was never away"
+    );
+    assert_all_readable(&edge, &erin, &stream.acked).await;
     assert_all_readable(&edge, &erin, &acked).await;
+    // The newest acknowledged post is still the newest one the author sees.
     let feed = edge
         .ok("GET", "/api/v1/feed?limit=1", Some(&erin.token), None)
         .await;
-    assert_eq!(feed["items"][0]["id"], acked[19].as_str());
+    assert_eq!(
+        feed["items"][0]["id"],
+        stream.acked.last().unwrap().as_str()
+    );
 }
