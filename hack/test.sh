@@ -16,51 +16,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-find_pg_bin() {
-  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
-    dirname "$(command -v initdb)"; return
-  fi
-  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true
-}
-
-PG_BIN=$(find_pg_bin)
-if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing PostgreSQL server binaries (Debian packages)..." >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    PG_BIN=$(find_pg_bin)
-  else
-    echo "error: PostgreSQL server binaries (initdb, pg_ctl) are missing; install the 'postgresql' package" >&2
-    exit 1
-  fi
-fi
-
-# PostgreSQL refuses to run as root: run it as the postgres user then.
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-  id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
-  as_pg=(runuser -u postgres --)
-fi
-
-PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/agora-test-pg.XXXXXX")
-chmod 755 "$PG_DIR"
-[ "${#as_pg[@]}" -gt 0 ] && chown postgres: "$PG_DIR"
 source hack/lib.sh
+PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/agora-test-pg.XXXXXX")
 PG_PORT=$(free_port)
 
 K8S_STARTED=0
 cleanup() {
-  "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$PG_DIR"
+  stop_pg "$PG_DIR"
   if [ "$K8S_STARTED" = 1 ]; then hack/k8s-env.sh stop >&2 || true; fi
   hack/s3-server.sh stop || true
 }
 trap cleanup EXIT
 
-"${as_pg[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
-"${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
-  -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-  start >/dev/null
+start_pg "$PG_DIR" "$PG_PORT" max_connections=500 fsync=off synchronous_commit=off full_page_writes=off
 echo "throwaway PostgreSQL on 127.0.0.1:$PG_PORT ($PG_DIR)" >&2
 
 # The Kubernetes control plane for the operator-side tests.

@@ -183,6 +183,12 @@ async fn up(
             println!(
                 "Agora is up: {base}/api/v1  (OpenAPI: {base}/api/v1/openapi.json). Ctrl-C stops it."
             );
+            // Where each server listens: its operations port (metrics, readiness) is
+            // reachable only here, and benchmarks call a service directly.
+            for s in &platform.services {
+                tracing::info!(service = s.name, api = %s.api, ops = %s.ops, "listening");
+                println!("  {:<9} api http://{}  ops http://{}", s.name, s.api, s.ops);
+            }
             platform
                 .run_until(async {
                     agora_common::runtime::shutdown_signal().await;

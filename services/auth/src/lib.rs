@@ -7,7 +7,7 @@ mod db;
 mod handlers;
 pub mod model;
 mod outbox;
-mod passwords;
+pub mod passwords;
 mod routes;
 mod schema;
 mod throttle;

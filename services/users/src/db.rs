@@ -255,6 +255,33 @@ pub async fn post_access(
         .optional()
 }
 
+/// The home timeline's query: `$1` viewer, `$2` followees and friends, `$3` friends,
+/// `$4`/`$5` the position after which the page starts (or nulls), `$6` rows.
+pub static FEED_SQL: LazyLock<String> = LazyLock::new(|| {
+    with_details(
+        "SELECT * FROM posts p \
+         WHERE (p.author_id = $1 \
+                OR (p.author_id = ANY($2) \
+                    AND (p.visibility = 'public' \
+                         OR (p.visibility = 'friends' AND p.author_id = ANY($3))))) \
+           AND ($4::timestamptz IS NULL OR (p.created_at, p.id) < ($4, $5)) \
+         ORDER BY p.created_at DESC, p.id DESC LIMIT $6",
+    )
+});
+
+/// One author's timeline query: `$1` viewer, `$2` author, `$3` whether the viewer is the
+/// author's friend, `$4`/`$5` the position after which the page starts, `$6` rows.
+pub static AUTHOR_PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
+    with_details(
+        "SELECT * FROM posts p \
+         WHERE p.author_id = $2 \
+           AND (p.author_id = $1 OR p.visibility = 'public' \
+                OR (p.visibility = 'friends' AND $3)) \
+           AND ($4::timestamptz IS NULL OR (p.created_at, p.id) < ($4, $5)) \
+         ORDER BY p.created_at DESC, p.id DESC LIMIT $6",
+    )
+});
+
 /// Who may see which posts, for a feed page: the viewer's own, and those of followees
 /// and friends (`authors`) that are public, or for friends and written by a friend.
 pub struct FeedScope<'a> {
@@ -270,18 +297,7 @@ pub async fn feed_page(
     after: Option<Position>,
     limit: u32,
 ) -> Result<Vec<PostRow>, Error> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        with_details(
-            "SELECT * FROM posts p \
-             WHERE (p.author_id = $1 \
-                    OR (p.author_id = ANY($2) \
-                        AND (p.visibility = 'public' \
-                             OR (p.visibility = 'friends' AND p.author_id = ANY($3))))) \
-               AND ($4::timestamptz IS NULL OR (p.created_at, p.id) < ($4, $5)) \
-             ORDER BY p.created_at DESC, p.id DESC LIMIT $6",
-        )
-    });
-    diesel::sql_query(SQL.as_str())
+    diesel::sql_query(FEED_SQL.as_str())
         .bind::<SqlUuid, _>(viewer)
         .bind::<Array<SqlUuid>, _>(scope.authors)
         .bind::<Array<SqlUuid>, _>(scope.friends)
@@ -302,17 +318,7 @@ pub async fn author_page(
     after: Option<Position>,
     limit: u32,
 ) -> Result<Vec<PostRow>, Error> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        with_details(
-            "SELECT * FROM posts p \
-             WHERE p.author_id = $2 \
-               AND (p.author_id = $1 OR p.visibility = 'public' \
-                    OR (p.visibility = 'friends' AND $3)) \
-               AND ($4::timestamptz IS NULL OR (p.created_at, p.id) < ($4, $5)) \
-             ORDER BY p.created_at DESC, p.id DESC LIMIT $6",
-        )
-    });
-    diesel::sql_query(SQL.as_str())
+    diesel::sql_query(AUTHOR_PAGE_SQL.as_str())
         .bind::<SqlUuid, _>(viewer)
         .bind::<SqlUuid, _>(author)
         .bind::<Bool, _>(friend)

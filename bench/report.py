@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Turns hack/bench.sh's results (bench/results/*.json) into docs/benchmarks.md and its
+plots. Every number in the report comes from those files; the hand-written analysis of
+what the profiles showed lives in bench/analysis.md and is included as it is."""
+
+import argparse
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def load(results, name):
+    path = os.path.join(results, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def ms(x):
+    return f"{x:.2f}"
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+class Report:
+    def __init__(self, plots, report_dir):
+        self.lines = []
+        self.goals = []
+        self.plots = plots
+        self.report_dir = report_dir
+
+    def add(self, *lines):
+        self.lines.extend(lines)
+
+    def goal(self, text, measured, ok):
+        self.goals.append(f"| {text} | {measured} | {verdict(ok)} |")
+
+    def plot(self, fig, name, caption):
+        path = os.path.join(self.plots, name)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        rel = os.path.relpath(path, self.report_dir)
+        self.add("", f"![{caption}]({rel})", "")
+
+
+def edge(r, data):
+    targets = data["targets"]
+    r.add("## Edge overhead", "",
+          "The auth service's JWKS document (small, no database) called directly, through "
+          "Agora's gateway, and through nginx as a plain reverse proxy (keepalive upstream, "
+          f"access log off, 2 workers). Maximum throughput with {data['connections']} "
+          f"connections (closed loop); latencies at a constant {data['rate']:.0f} req/s "
+          "(open loop, from the intended send time).", "",
+          "| target | max req/s | p50 ms | p99 ms | p99.9 ms | errors |",
+          "|---|---:|---:|---:|---:|---:|")
+    for name, t in targets.items():
+        lat = t["fixed_rate"]["latency_ms"]
+        errors = t["max"]["errors"] + t["fixed_rate"]["errors"]
+        r.add(f"| {name} | {t['max']['achieved_rate']:.0f} | {ms(lat['p50'])} | "
+              f"{ms(lat['p99'])} | {ms(lat['p999'])} | {errors} |")
+    if all(k in targets for k in ("direct", "gateway", "nginx")):
+        g, n, d = targets["gateway"], targets["nginx"], targets["direct"]
+        vs_nginx = g["max"]["achieved_rate"] / n["max"]["achieved_rate"]
+        vs_direct = g["max"]["achieved_rate"] / d["max"]["achieved_rate"]
+        overhead = g["fixed_rate"]["latency_ms"]["p99"] - d["fixed_rate"]["latency_ms"]["p99"]
+        r.add("", f"Gateway/nginx throughput: **{vs_nginx:.2f}**; gateway/direct: "
+              f"**{vs_direct:.2f}**; gateway p99 overhead over direct: **{overhead:.2f} ms**.")
+        r.goal("Gateway throughput ≥ 90% of nginx's", f"{vs_nginx:.0%}", vs_nginx >= 0.9)
+        r.goal("Gateway p99 overhead ≤ 1 ms over direct", f"{overhead:.2f} ms", overhead <= 1.0)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = list(targets)
+    width = 0.25
+    for i, q in enumerate(("p50", "p99", "p999")):
+        ax.bar([x + i * width for x in range(len(names))],
+               [targets[n]["fixed_rate"]["latency_ms"][q] for n in names], width,
+               label=q.replace("p999", "p99.9"))
+    ax.set_xticks([x + width for x in range(len(names))], names)
+    ax.set_ylabel("latency (ms)")
+    ax.set_title(f"Edge latency at {data['rate']:.0f} req/s")
+    ax.legend()
+    r.plot(fig, "edge-latency.png", "Edge latency by target")
+
+
+def mix(r, data, sql):
+    steps = data["steps"]
+    r.add("## Social mix", "",
+          "DeathStarBench's shape: 60% `GET /feed`, 30% `GET /users/{id}/posts`, 10% "
+          f"`POST /posts` (pages of 10), by random people of an `agora seed` platform "
+          f"({data['users']} people, power-law followers), at rising constant rates until "
+          f"p99 passes {data['p99_limit_ms']:.0f} ms or a request fails.", "",
+          "| offered req/s | achieved | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |",
+          "|---:|---:|---:|---:|---:|---:|---:|")
+    for s in steps:
+        lat = s["latency_ms"]
+        r.add(f"| {s['offered_rate']:.0f} | {s['achieved_rate']:.0f} | {ms(lat['p50'])} | "
+              f"{ms(lat['p90'])} | {ms(lat['p99'])} | {ms(lat['p999'])} | {s['errors']} |")
+    best = data.get("best_rate")
+    r.add("", f"Highest rate with p99 under {data['p99_limit_ms']:.0f} ms and no error: "
+          f"**{best or 0:.0f} req/s**.")
+    r.goal("Social mix ≥ 1,500 req/s with p99 < 50 ms", f"{best or 0:.0f} req/s",
+           (best or 0) >= 1500)
+    if sql:
+        feed_max = data["feed_max"]["achieved_rate"]
+        ratio = sql["feed"]["tps"] / feed_max if feed_max else float("inf")
+        r.add("", "The physical limit on this machine: the users service's own feed and "
+              "user-timeline SQL run by pgbench (prepared, "
+              f"{sql['clients']} clients) straight against the same PostgreSQL, with each "
+              f"person's followees and friends as parameters ({sql['people']} people):", "",
+              "| | req/s | mean latency ms |", "|---|---:|---:|",
+              f"| SQL, 2:1 feed:user timeline | {sql['mix']['tps']:.0f} | {ms(sql['mix']['latency_ms'])} |",
+              f"| SQL, feed only | {sql['feed']['tps']:.0f} | {ms(sql['feed']['latency_ms'])} |",
+              f"| `GET /feed` alone, max (16 connections) | {feed_max:.0f} | "
+              f"{ms(data['feed_max']['latency_ms']['mean'])} |", "",
+              f"Feed endpoint vs its raw SQL: **{ratio:.2f}×** slower (the endpoint also "
+              "asks the relations service for the follow graph and verifies the token).")
+        r.goal("Feed endpoint within 3× of its raw SQL", f"{ratio:.2f}×", ratio <= 3.0)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    rates = [s["offered_rate"] for s in steps]
+    for q, label in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
+        ax.plot(rates, [s["latency_ms"][q] for s in steps], marker="o", label=label)
+    ax.axhline(data["p99_limit_ms"], color="grey", linestyle="--", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("offered load (req/s)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("Social mix: latency vs offered load")
+    ax.legend()
+    r.plot(fig, "mix-latency.png", "Social mix latency vs offered load")
+
+
+def feed(r, data):
+    callers = data["callers"]
+    r.add("## Feed at scale", "",
+          f"Callers following {', '.join(n.split('_')[-1] for n in callers)} of "
+          f"{data['authors']:,} authors of {data['posts']:,} bulk-loaded posts (public, every "
+          "tenth for friends only, one a second back in time); `GET /feed?limit=10` at a "
+          f"constant {data['rate']:.0f} req/s per caller.", "",
+          "| followees | p50 ms | p99 ms | p99.9 ms | errors |", "|---:|---:|---:|---:|---:|")
+    points = []
+    for name, run in callers.items():
+        k = int(name.split("_")[-1])
+        lat = run["latency_ms"]
+        points.append((k, lat["p50"], lat["p99"]))
+        r.add(f"| {k} | {ms(lat['p50'])} | {ms(lat['p99'])} | {ms(lat['p999'])} | {run['errors']} |")
+    points.sort()
+    biggest = points[-1] if points else None
+    if biggest and biggest[0] >= 5000 and data["posts"] >= 1_000_000:
+        r.goal("Feed p99 < 20 ms at 5,000 followees and 1M posts", f"{biggest[2]:.1f} ms",
+               biggest[2] < 20)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="p50")
+    ax.plot([p[0] for p in points], [p[2] for p in points], marker="o", label="p99")
+    ax.set_xscale("log")
+    ax.set_xlabel("followees")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("Feed latency vs followees")
+    ax.legend()
+    r.plot(fig, "feed-followees.png", "Feed latency vs followees")
+
+
+def auth(r, data):
+    logins = data["logins"]["achieved_rate"]
+    raw = data["raw_argon2id"]["per_second"]
+    edge = data["edge_verifications"]["achieved_rate"]
+    raw_tokens = data["raw_token_verifications"]["per_second"]
+    r.add("## Auth", "",
+          "| | per second | baseline (same cores) | ratio |", "|---|---:|---:|---:|",
+          f"| `POST /auth/login` | {logins:.1f} | {raw:.1f} raw argon2id verifications "
+          f"({data['raw_argon2id']['threads']} threads) | {logins / raw:.2f} |",
+          f"| `GET /auth/verify` through the gateway | {edge:.0f} | {raw_tokens:.0f} raw EdDSA "
+          f"token checks ({data['raw_token_verifications']['threads']} threads) | "
+          f"{edge / raw_tokens:.2f} |", "",
+          f"Errors: logins {data['logins']['errors']}, verifications "
+          f"{data['edge_verifications']['errors']}.", "")
+    r.goal("Logins/s within 90% of raw argon2id/s", f"{logins / raw:.0%}", logins / raw >= 0.9)
+
+
+def photos(r, data):
+    up = data["uploads"]["achieved_rate"]
+    raw = data["raw_pipeline"]["per_second"]
+    r.add("## Photos", "",
+          f"A {data['width']}×{data['height']} JPEG ({data['jpeg_bytes'] / 1e6:.2f} MB) "
+          "uploaded as a public photo (decode, orientation, metadata stripped by re-encoding, "
+          "320 px thumbnail, content-addressed storage, database row), against the `image` "
+          "crate decoding, re-encoding and thumbnailing the same JPEG on the same cores.", "",
+          "| | per second | MB/s | p50 ms | errors |", "|---|---:|---:|---:|---:|",
+          f"| `POST /photos` | {up:.1f} | {data['upload_megabytes_per_second']:.1f} | "
+          f"{ms(data['uploads']['latency_ms']['p50'])} | {data['uploads']['errors']} |",
+          f"| raw `image` pipeline ({data['raw_pipeline']['threads']} threads) | {raw:.1f} | "
+          f"{raw * data['jpeg_bytes'] / 1e6:.1f} | | |", "",
+          f"Uploads vs the raw pipeline: **{up / raw:.2f}**.", "")
+    r.goal("Photo pipeline within 80% of the raw image-library rate", f"{up / raw:.0%}",
+           up / raw >= 0.8)
+
+
+def memory(r, data):
+    mib = lambda kib: f"{kib / 1024:.0f}"  # noqa: E731
+    r.add("## Memory", "", f"Resident memory ({data['note']}; PostgreSQL as the sum of its "
+          "processes' proportional set sizes, so shared buffers count once).", "",
+          "| | idle MiB | at the social-mix peak MiB |", "|---|---:|---:|",
+          f"| agora (every service and the gateway) | {mib(data['agora_kib']['idle'])} | "
+          f"{mib(data['agora_kib']['mix_peak'])} |",
+          f"| PostgreSQL | {mib(data['postgresql_pss_kib']['idle'])} | "
+          f"{mib(data['postgresql_pss_kib']['mix_peak'])} |")
+
+
+def errors(results):
+    """Requests that failed where none may: everything but the mix's last, overloaded
+    step (an error there is what ends the sweep)."""
+    found = []
+
+    def check(what, run):
+        if run is None:
+            return
+        if run.get("errors"):
+            found.append(f"{what}: {run['errors']} failed requests {run['kinds']}")
+        elif not run.get("requests"):
+            found.append(f"{what}: no request was answered in the measured time")
+
+    data = load(results, "edge")
+    for name, t in (data or {}).get("targets", {}).items():
+        check(f"edge {name} max", t["max"])
+        check(f"edge {name} fixed rate", t["fixed_rate"])
+    data = load(results, "mix")
+    if data:
+        check("mix first step", data["steps"][0] if data["steps"] else None)
+        check("feed alone", data["feed_max"])
+    for name, run in ((load(results, "feed") or {}).get("callers") or {}).items():
+        check(f"feed {name}", run)
+    data = load(results, "auth")
+    if data:
+        check("logins", data["logins"])
+        check("edge verifications", data["edge_verifications"])
+    data = load(results, "photos")
+    if data:
+        check("uploads", data["uploads"])
+    return found
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--report", required=True)
+    parser.add_argument("--plots", required=True)
+    parser.add_argument("--strict", action="store_true",
+                        help="fail when a request failed where none may")
+    args = parser.parse_args()
+    os.makedirs(args.plots, exist_ok=True)
+    meta = load(args.results, "meta") or {}
+    r = Report(args.plots, os.path.dirname(os.path.abspath(args.report)))
+    sections = []
+    for name, fn in (("edge", edge), ("mix", None), ("feed", feed), ("auth", auth),
+                     ("photos", photos), ("memory", memory)):
+        data = load(args.results, name)
+        if data is None:
+            continue
+        if name == "mix":
+            mix(r, data, load(args.results, "mix-sql"))
+        else:
+            fn(r, data)
+        sections.append(name)
+    body = r.lines
+    m = meta.get("machine", {})
+    v = meta.get("versions", {})
+    s = meta.get("settings", {})
+    head = [
+        "# Agora benchmarks", "",
+        "Generated by `hack/bench.sh` from `bench/results/*.json` — do not edit by hand; "
+        "the analysis at the end is `bench/analysis.md`. Each figure is held against a "
+        "baseline measured in the same run on the same machine, with the load generator, "
+        "PostgreSQL and every service sharing its cores.", "",
+        f"- Run: {meta.get('date', '?')} ({'smoke' if meta.get('smoke') else 'full'}, "
+        f"{meta.get('profile', '?')} build)",
+        f"- Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, "
+        f"{m.get('memory_gib', '?')} GiB, Linux {m.get('kernel', '?')}",
+        f"- Versions: agora {v.get('agora', '?')}, {v.get('rustc', '?')}, "
+        f"{v.get('postgresql', '?')}, {v.get('nginx', '?')}",
+        f"- Settings: {s.get('users', '?')} seeded people, {s.get('posts_per_user', '?')} posts "
+        f"each on average; load `{s.get('timing', '?')}` (seconds); PostgreSQL "
+        f"`{s.get('postgresql', '?')}`, fsync and synchronous commit on; "
+        f"{s.get('agora_workers_per_service', '?')} workers per service; gateway rate limit off",
+        "- Load: `agora-bench` (bench/), open loop at constant rates with latency from each "
+        "request's intended send time (no coordinated omission), or closed loop for maximum "
+        "throughput; warm-up excluded; HDR histograms.", "",
+        "## Goals", "", "| goal | measured | |", "|---|---:|---|", *r.goals, "",
+    ]
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    tail = []
+    if os.path.exists(analysis):
+        with open(analysis) as f:
+            tail = ["", f.read().rstrip()]
+    with open(args.report, "w") as f:
+        f.write("\n".join(head + body + tail) + "\n")
+    found = errors(args.results)
+    for line in found:
+        print(f"report.py: {line}", file=sys.stderr)
+    if found and args.strict:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

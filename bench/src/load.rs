@@ -1,0 +1,270 @@
+//! The two ways of loading a server.
+//!
+//! - [`open_loop`]: requests leave at a constant rate whatever the server does (wrk2's
+//!   model). Each request's latency runs from the moment it *should* have been sent, so a
+//!   stall shows up in every request it delayed instead of being hidden by a client that
+//!   politely waited (coordinated omission).
+//! - [`closed_loop`]: a fixed number of connections each send their next request as soon
+//!   as the previous one is answered: the maximum throughput.
+//!
+//! Both discard what happens during the warm-up and record latencies in microseconds in
+//! HDR histograms, one per request kind.
+
+use crate::report::{KindReport, RunReport};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use reqwest::Method;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// One request to send.
+pub struct Request {
+    /// Index into the workload's [`Workload::kinds`].
+    pub kind: usize,
+    pub method: Method,
+    pub url: String,
+    /// A bearer token.
+    pub token: Option<Arc<str>>,
+    /// `(content type, bytes)`.
+    pub body: Option<(&'static str, Bytes)>,
+}
+
+/// What to send: the `i`-th request of a run is `next(i)`, so a run is reproducible.
+pub trait Workload: Send + Sync + 'static {
+    /// The names of the request kinds, reported separately.
+    fn kinds(&self) -> &[&'static str];
+    fn next(&self, i: u64) -> Request;
+}
+
+/// Durations of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub warmup: Duration,
+    pub measure: Duration,
+    /// A request still unanswered after this is an error.
+    pub timeout: Duration,
+}
+
+struct Sample {
+    kind: usize,
+    micros: u64,
+    /// The HTTP status, or 0 for a transport error or a timeout.
+    status: u16,
+}
+
+/// Latencies and outcomes per kind.
+struct Tally {
+    kinds: Vec<&'static str>,
+    histograms: Vec<Histogram<u64>>,
+    errors: Vec<BTreeMap<u16, u64>>,
+}
+
+impl Tally {
+    fn new(kinds: &[&'static str]) -> Self {
+        let histogram = || {
+            // 1 µs to 60 s at three significant digits.
+            Histogram::new_with_bounds(1, 60_000_000, 3)
+                .unwrap_or_else(|_| unreachable!("constant, valid bounds"))
+        };
+        Tally {
+            kinds: kinds.to_vec(),
+            histograms: kinds.iter().map(|_| histogram()).collect(),
+            errors: kinds.iter().map(|_| BTreeMap::new()).collect(),
+        }
+    }
+
+    fn add(&mut self, sample: &Sample) {
+        let Some(histogram) = self.histograms.get_mut(sample.kind) else {
+            return;
+        };
+        histogram.saturating_record(sample.micros.max(1));
+        if !(200..300).contains(&sample.status)
+            && let Some(errors) = self.errors.get_mut(sample.kind)
+        {
+            *errors.entry(sample.status).or_default() += 1;
+        }
+    }
+
+    fn report(self, seconds: f64, offered: Option<f64>) -> RunReport {
+        let mut all = Histogram::<u64>::new_from(&self.histograms[0]);
+        let mut kinds = BTreeMap::new();
+        let mut errors_total = 0;
+        for ((name, histogram), errors) in self.kinds.iter().zip(&self.histograms).zip(self.errors)
+        {
+            let _ = all.add(histogram);
+            let error_count: u64 = errors.values().sum();
+            errors_total += error_count;
+            kinds.insert(
+                (*name).to_owned(),
+                KindReport::of(histogram, error_count, errors, seconds),
+            );
+        }
+        RunReport::new(offered, seconds, &all, errors_total, kinds)
+    }
+}
+
+/// Sends one request; its status, or 0 when it failed or timed out.
+async fn send(client: &reqwest::Client, request: Request, timeout: Duration) -> u16 {
+    let mut builder = client.request(request.method, request.url).timeout(timeout);
+    if let Some(token) = &request.token {
+        builder = builder.bearer_auth(token);
+    }
+    if let Some((content_type, body)) = request.body {
+        builder = builder.header("content-type", content_type).body(body);
+    }
+    match builder.send().await {
+        // The body is read, so the connection goes back to the pool.
+        Ok(response) => {
+            let status = response.status().as_u16();
+            match response.bytes().await {
+                Ok(_) => status,
+                Err(_) => 0,
+            }
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Sends `rate` requests a second for the warm-up and then the measurement; latencies of
+/// requests scheduled after the warm-up count, each from its scheduled send time.
+pub async fn open_loop(
+    client: &reqwest::Client,
+    workload: Arc<dyn Workload>,
+    rate: f64,
+    timing: Timing,
+) -> RunReport {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
+    let kinds = workload.kinds().to_vec();
+    let collector = tokio::spawn(async move {
+        let mut tally = Tally::new(&kinds);
+        while let Some(sample) = rx.recv().await {
+            tally.add(&sample);
+        }
+        tally
+    });
+    let start = Instant::now() + Duration::from_millis(20);
+    let measured_from = start + timing.warmup;
+    let total = ((timing.warmup + timing.measure).as_secs_f64() * rate).round() as u64;
+    let interval = 1.0 / rate;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let intended = start + Duration::from_secs_f64(i as f64 * interval);
+        if intended > Instant::now() {
+            tokio::time::sleep_until(intended.into()).await;
+        }
+        let request = workload.next(i);
+        let client = client.clone();
+        let tx = (intended >= measured_from).then(|| tx.clone());
+        tasks.spawn(async move {
+            let kind = request.kind;
+            let status = send(&client, request, timing.timeout).await;
+            if let Some(tx) = tx {
+                let micros = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let _ = tx.send(Sample {
+                    kind,
+                    micros,
+                    status,
+                });
+            }
+        });
+        // Finished tasks are reaped as we go, so the set stays as large as what is in flight.
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(tx);
+    while tasks.join_next().await.is_some() {}
+    let tally = collector
+        .await
+        .unwrap_or_else(|_| Tally::new(workload.kinds()));
+    tally.report(timing.measure.as_secs_f64(), Some(rate))
+}
+
+/// `connections` loops, each sending its next request when the last one is answered;
+/// what was answered after the warm-up counts.
+pub async fn closed_loop(
+    client: &reqwest::Client,
+    workload: Arc<dyn Workload>,
+    connections: usize,
+    timing: Timing,
+) -> RunReport {
+    let counter = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let measured_from = start + timing.warmup;
+    let end = measured_from + timing.measure;
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..connections.max(1) {
+        let client = client.clone();
+        let workload = workload.clone();
+        let counter = counter.clone();
+        loops.spawn(async move {
+            let mut tally = Tally::new(workload.kinds());
+            loop {
+                let sent = Instant::now();
+                if sent >= end {
+                    break;
+                }
+                let request = workload.next(counter.fetch_add(1, Ordering::Relaxed));
+                let kind = request.kind;
+                let status = send(&client, request, timing.timeout).await;
+                if sent >= measured_from && Instant::now() <= end {
+                    let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    tally.add(&Sample {
+                        kind,
+                        micros,
+                        status,
+                    });
+                }
+            }
+            tally
+        });
+    }
+    let mut total = Tally::new(workload.kinds());
+    while let Some(joined) = loops.join_next().await {
+        if let Ok(tally) = joined {
+            for (sum, part) in total.histograms.iter_mut().zip(&tally.histograms) {
+                let _ = sum.add(part);
+            }
+            for (sum, part) in total.errors.iter_mut().zip(tally.errors) {
+                for (status, n) in part {
+                    *sum.entry(status).or_default() += n;
+                }
+            }
+        }
+    }
+    total.report(timing.measure.as_secs_f64(), None)
+}
+
+/// A client for the load: keep-alive connections, as many as the load needs.
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+}
+
+/// The same request, again and again.
+pub struct Fixed {
+    pub method: Method,
+    pub url: String,
+    pub token: Option<Arc<str>>,
+    pub body: Option<(&'static str, Bytes)>,
+}
+
+impl Workload for Fixed {
+    fn kinds(&self) -> &[&'static str] {
+        &["request"]
+    }
+
+    fn next(&self, _: u64) -> Request {
+        Request {
+            kind: 0,
+            method: self.method.clone(),
+            url: self.url.clone(),
+            token: self.token.clone(),
+            body: self.body.clone(),
+        }
+    }
+}

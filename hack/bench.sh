@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# Agora's benchmarks, each held against a baseline measured in the same run on the same
+# machine (absolute numbers on a shared 2-core machine drift; ratios hold better).
+#
+#   hack/bench.sh            # the full run (~15 min): regenerates bench/results/*.json,
+#                            # docs/benchmarks.md and its plots in docs/benchmarks/
+#   hack/bench.sh --smoke    # seconds per suite, tiny data, results under target/bench-smoke
+#                            # (what CI runs, so the harness cannot rot)
+#   hack/bench.sh --suites edge,mix
+#
+# It starts what it needs: a throwaway PostgreSQL (this machine's binaries), a release
+# `agora up` on a fresh state dir (rate limit off) seeded with `agora seed`, and Debian's
+# nginx as the reference reverse proxy; `agora-bench` (bench/) is the load generator:
+# constant-rate (open-loop) load with latency measured from each request's intended send
+# time, so coordinated omission cannot hide stalls, warm-up excluded.
+#
+# Suites: edge (direct vs gateway vs nginx), mix (DeathStarBench's 60/30/10 social mix,
+# against pgbench running the users service's own timeline SQL), feed (feed latency by
+# number of followees at 1M posts), auth (logins vs raw argon2id; token checks at the edge
+# vs raw EdDSA), photos (2 MP JPEG uploads vs the raw `image` pipeline), memory (resident
+# memory idle and at the mix's peak).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source hack/lib.sh
+
+SMOKE=0
+SUITES=edge,mix,feed,auth,photos,memory
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) SMOKE=1; shift ;;
+    --suites) SUITES=${2:?}; shift 2 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [--smoke] [--suites edge,mix,feed,auth,photos,memory]" >&2; exit 2 ;;
+  esac
+done
+has_suite() { [[ ",$SUITES," == *",$1,"* ]]; }
+log() { echo "[bench] $*" >&2; }
+die() {
+  echo "bench.sh: $*" >&2
+  exit 1
+}
+
+if [ "$SMOKE" = 1 ]; then
+  PROFILE=dev TARGET=debug
+  RESULTS=target/bench-smoke/results REPORT=target/bench-smoke/benchmarks.md PLOTS=target/bench-smoke/plots
+  USERS=20 POSTS_PER_USER=2
+  TIMING=(--warmup 0.3 --measure 1 --timeout 5)
+  MIX_RATES=20,40
+  EDGE_RATE=100
+  FEED_AUTHORS=200 FEED_POSTS=20000 FEED_FOLLOWEES="10 100"
+  RAW_SECONDS=1 PHOTO_SIZE=(--width 320 --height 240)
+else
+  PROFILE=release TARGET=release
+  RESULTS=bench/results REPORT=docs/benchmarks.md PLOTS=docs/benchmarks
+  USERS=1000 POSTS_PER_USER=10
+  TIMING=(--warmup 3 --measure 10 --timeout 10)
+  MIX_RATES=200,400,600,800,1000,1200,1400,1600,1800,2000,2400
+  EDGE_RATE=1000
+  FEED_AUTHORS=10000 FEED_POSTS=1000000 FEED_FOLLOWEES="10 100 1000 5000"
+  RAW_SECONDS=10 PHOTO_SIZE=(--width 1632 --height 1224)
+fi
+PASSWORD=agora-bench-password
+export AGORA_SEED_PASSWORD=$PASSWORD
+mkdir -p "$RESULTS" "$PLOTS"
+
+# --- tools: nginx (the reference proxy), pgbench, matplotlib for the plots -------------
+ensure_debian() {
+  local missing=()
+  command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || die "missing: ${missing[*]} (Debian packages; run as root to install them)"
+  log "installing ${missing[*]} (Debian packages)"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+}
+ensure_debian
+# Debian's nginx package starts a system nginx; ours runs on its own config and port.
+if [ "$(id -u)" = 0 ] && command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+MATPLOTLIB_VERSION=3.11.2
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/agora/bench-venv-$MATPLOTLIB_VERSION"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "matplotlib==$MATPLOTLIB_VERSION" >&2
+fi
+
+# --- build -------------------------------------------------------------------------
+log "building agora and agora-bench (profile $PROFILE)"
+if [ "$PROFILE" = release ]; then
+  cargo build --release --bin agora --bin agora-bench >&2
+else
+  cargo build --bin agora --bin agora-bench >&2
+fi
+BIN=${CARGO_TARGET_DIR:-target}/$TARGET
+BENCH=("$BIN/agora-bench")
+
+# --- the platform --------------------------------------------------------------------
+STATE=$(mktemp -d "${TMPDIR:-/tmp}/agora-bench.XXXXXX")
+chmod 755 "$STATE"
+AGORA_PID="" NGINX_PID="" SAMPLER_PID=""
+cleanup() {
+  for pid in $SAMPLER_PID $NGINX_PID $AGORA_PID; do kill "$pid" 2>/dev/null || true; done
+  for pid in $SAMPLER_PID $NGINX_PID $AGORA_PID; do wait "$pid" 2>/dev/null || true; done
+  stop_pg "$STATE/pg"
+  rm -rf "$STATE"
+}
+trap cleanup EXIT
+
+PG_PORT=$(free_port)
+# Settings a small production box would have; durability stays on (fsync, synchronous
+# commit): a post is acknowledged only once it is on disk.
+PG_SETTINGS=(max_connections=300 shared_buffers=512MB effective_cache_size=4GB work_mem=16MB)
+start_pg "$STATE/pg" "$PG_PORT" "${PG_SETTINGS[@]}"
+PG_URL="postgres://postgres@127.0.0.1:$PG_PORT"
+psql_db() { psql -v ON_ERROR_STOP=1 -q -X "$PG_URL/$1" "${@:2}"; }
+
+GW_PORT=$(free_port)
+GW="http://127.0.0.1:$GW_PORT"
+RUST_LOG=warn "$BIN/agora" up --database-url "$PG_URL/postgres" --state-dir "$STATE/agora" \
+  --listen "127.0.0.1:$GW_PORT" --rate-limit-per-minute 0 >"$STATE/agora.out" 2>"$STATE/agora.err" &
+AGORA_PID=$!
+for _ in $(seq 1 600); do
+  grep -q '^Agora is up' "$STATE/agora.out" 2>/dev/null && break
+  kill -0 "$AGORA_PID" 2>/dev/null || { cat "$STATE/agora.err" >&2; die "agora up stopped"; }
+  sleep 0.1
+done
+grep -q '^Agora is up' "$STATE/agora.out" || die "agora up did not come up in 60 s"
+# "  auth      api http://127.0.0.1:N  ops http://127.0.0.1:M"
+api_of() { awk -v s="$1" '$1 == s && $2 == "api" {sub("^http://", "", $3); print $3}' "$STATE/agora.out"; }
+AUTH_API=$(api_of auth)
+[ -n "$AUTH_API" ] || die "agora up did not say where the auth service listens"
+
+log "seeding $USERS people (agora seed)"
+"$BIN/agora" seed --url "$GW" --users "$USERS" --posts-per-user "$POSTS_PER_USER" --seed 1 \
+  --password "$PASSWORD" --concurrency 8 >"$STATE/seed.out"
+# The most followed person, for the suites that need one account.
+SOMEONE=$(awk '/^demo accounts/{getline; print $1; exit}' "$STATE/seed.out")
+[ -n "$SOMEONE" ] || die "agora seed printed no demo account"
+
+# --- what the run is --------------------------------------------------------------------
+rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# PostgreSQL's processes share their buffers: proportional set sizes add up correctly.
+pg_pss_kib() {
+  local total=0 pid main
+  main=$(head -n 1 "$STATE/pg/data/postmaster.pid")
+  for pid in "$main" $(pgrep -P "$main"); do
+    total=$((total + $(awk '/^Pss:/{print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+{
+  printf '{"date": "%s", "smoke": %s, "profile": "%s",\n' "$(date -u +%FT%TZ)" "$( [ "$SMOKE" = 1 ] && echo true || echo false)" "$PROFILE"
+  printf ' "machine": {"cpu": "%s", "cores": %s, "memory_gib": %s, "kernel": "%s"},\n' \
+    "$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)" "$(nproc)" \
+    "$(awk '/MemTotal/{printf "%.1f", $2/1048576}' /proc/meminfo)" "$(uname -r)"
+  printf ' "versions": {"agora": "%s", "rustc": "%s", "postgresql": "%s", "nginx": "%s"},\n' \
+    "$(git describe --always --dirty 2>/dev/null || echo unknown)" "$(rustc --version)" \
+    "$("$PG_BIN/postgres" --version)" "$(nginx -v 2>&1)"
+  printf ' "settings": {"users": %s, "posts_per_user": %s, "timing": "%s", "postgresql": "%s", "agora_workers_per_service": 2}}\n' \
+    "$USERS" "$POSTS_PER_USER" "${TIMING[*]}" "${PG_SETTINGS[*]}"
+} >"$RESULTS/meta.json"
+
+if has_suite memory; then
+  MEM_IDLE_AGORA=$(rss_kib "$AGORA_PID")
+  MEM_IDLE_PG=$(pg_pss_kib)
+fi
+
+# --- suites ---------------------------------------------------------------------------
+if has_suite edge; then
+  NGINX_PORT=$(free_port)
+  mkdir -p "$STATE/nginx"
+  cat >"$STATE/nginx/nginx.conf" <<EOF
+worker_processes 2;
+pid $STATE/nginx/nginx.pid;
+error_log $STATE/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $STATE/nginx;
+  proxy_temp_path $STATE/nginx;
+  upstream auth { server $AUTH_API; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://auth;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+  nginx -c "$STATE/nginx/nginx.conf" -g 'daemon off;' &
+  NGINX_PID=$!
+  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.1; done
+  log "edge: direct vs gateway vs nginx"
+  "${BENCH[@]}" edge --rate "$EDGE_RATE" "${TIMING[@]}" \
+    --target "direct=http://$AUTH_API/api/v1/auth/jwks" \
+    --target "gateway=$GW/api/v1/auth/jwks" \
+    --target "nginx=http://127.0.0.1:$NGINX_PORT/api/v1/auth/jwks" >"$RESULTS/edge.json"
+  kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; NGINX_PID=""
+fi
+
+if has_suite mix || has_suite memory; then
+  # Resident memory through the mix, its peak kept.
+  (
+    peak_agora=0 peak_pg=0
+    while :; do
+      a=$(rss_kib "$AGORA_PID"); p=$(pg_pss_kib)
+      [ "$a" -gt "$peak_agora" ] && peak_agora=$a
+      [ "$p" -gt "$peak_pg" ] && peak_pg=$p
+      echo "$peak_agora $peak_pg" >"$STATE/peak"
+      sleep 0.5
+    done
+  ) &
+  SAMPLER_PID=$!
+  log "mix: 60% feed, 30% user timeline, 10% new posts at rising rates"
+  "${BENCH[@]}" mix --url "$GW" --seed 1 --users "$USERS" --rates "$MIX_RATES" "${TIMING[@]}" >"$RESULTS/mix.json"
+  kill "$SAMPLER_PID"; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
+
+  # The physical limit: the same timeline SQL straight against PostgreSQL, each person's
+  # followees and friends read from the relations database into bench_scope first.
+  psql_db agora_relations -c "\\copy (SELECT row_number() OVER (ORDER BY a.id), a.id,
+      ARRAY(SELECT followee_id FROM follows WHERE follower_id = a.id
+            UNION SELECT friend_id FROM friendships WHERE user_id = a.id ORDER BY 1),
+      ARRAY(SELECT friend_id FROM friendships WHERE user_id = a.id ORDER BY 1)
+    FROM accounts a) TO '$STATE/scope.tsv'"
+  psql_db agora_users -c "DROP TABLE IF EXISTS bench_scope" \
+    -c "CREATE TABLE bench_scope (n int PRIMARY KEY, viewer uuid, authors uuid[], friends uuid[])" \
+    -c "\\copy bench_scope FROM '$STATE/scope.tsv'" -c "ANALYZE bench_scope"
+  PEOPLE=$(psql_db agora_users -At -c "SELECT count(*) FROM bench_scope")
+  "${BENCH[@]}" pgbench-script feed >"$STATE/feed.sql"
+  "${BENCH[@]}" pgbench-script user >"$STATE/user.sql"
+  PGBENCH=$PG_BIN/pgbench
+  [ -x "$PGBENCH" ] || PGBENCH=$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1)
+  [ -x "$PGBENCH" ] || PGBENCH=$(command -v pgbench) || die "pgbench is missing (Debian package postgresql)"
+  pgbench_run() { # name, pgbench script arguments...
+    local name=$1 out
+    shift
+    out=$("$PGBENCH" -n -M prepared -c 16 -j 2 -T "${TIMING[3]%.*}" -D "people=$PEOPLE" "$@" \
+      "$PG_URL/agora_users" 2>&1) || { echo "$out" >&2; die "pgbench $name failed"; }
+    printf '"%s": {"tps": %s, "latency_ms": %s}' "$name" \
+      "$(awk '/^tps = /{print $3; exit}' <<<"$out")" \
+      "$(awk '/^latency average = /{print $4; exit}' <<<"$out")"
+  }
+  log "mix: the same SQL through pgbench"
+  {
+    echo "{"
+    pgbench_run mix -f "$STATE/feed.sql@2" -f "$STATE/user.sql@1"
+    echo ","
+    pgbench_run feed -f "$STATE/feed.sql"
+    printf ',\n"people": %s, "clients": 16}\n' "$PEOPLE"
+  } >"$RESULTS/mix-sql.json"
+  psql_db agora_users -c "DROP TABLE bench_scope"
+fi
+
+if has_suite memory; then
+  read -r MEM_PEAK_AGORA MEM_PEAK_PG <"$STATE/peak"
+  printf '{"note": "agora up runs every service and the gateway in one process", "agora_kib": {"idle": %s, "mix_peak": %s}, "postgresql_pss_kib": {"idle": %s, "mix_peak": %s}}\n' \
+    "$MEM_IDLE_AGORA" "$MEM_PEAK_AGORA" "$MEM_IDLE_PG" "$MEM_PEAK_PG" >"$RESULTS/memory.json"
+fi
+
+if has_suite auth; then
+  log "auth: logins vs raw argon2id, token checks at the edge vs raw EdDSA"
+  "${BENCH[@]}" auth --url "$GW" --username "$SOMEONE" --threads "$(nproc)" \
+    --warmup "${TIMING[1]}" --measure "$RAW_SECONDS" >"$RESULTS/auth.json"
+fi
+
+if has_suite photos; then
+  log "photos: JPEG uploads vs the raw image pipeline"
+  "${BENCH[@]}" photos --url "$GW" --username "$SOMEONE" --threads "$(nproc)" "${PHOTO_SIZE[@]}" \
+    --warmup "${TIMING[1]}" --measure "$RAW_SECONDS" >"$RESULTS/photos.json"
+fi
+
+if has_suite feed; then
+  # Callers following 10 … 5,000 of FEED_AUTHORS people who wrote FEED_POSTS posts
+  # between them (bulk SQL: the loader is not what is measured).
+  log "feed: loading $FEED_POSTS posts by $FEED_AUTHORS authors"
+  callers=()
+  for k in $FEED_FOLLOWEES; do
+    name="feedcaller_$k"
+    curl -sf -o /dev/null "$GW/api/v1/auth/register" -H 'content-type: application/json' \
+      -d "{\"username\":\"$name\",\"email\":\"$name@bench.example\",\"password\":\"$PASSWORD\"}" ||
+      die "registering $name failed"
+    callers+=(--caller "followees_$k=$name")
+  done
+  author="md5('bench-author-' || g)::uuid"
+  psql_db agora_relations -c "INSERT INTO accounts (id, username)
+      SELECT $author, 'bench_author_' || g FROM generate_series(1, $FEED_AUTHORS) g"
+  psql_db agora_users -c "INSERT INTO profiles (id, username)
+      SELECT $author, 'bench_author_' || g FROM generate_series(1, $FEED_AUTHORS) g" \
+    -c "INSERT INTO posts (id, author_id, text, visibility, created_at, updated_at)
+      SELECT gen_random_uuid(), md5('bench-author-' || (1 + g % $FEED_AUTHORS))::uuid,
+             'bulk post ' || g, CASE WHEN g % 10 = 0 THEN 'friends' ELSE 'public' END,
+             now() - g * interval '1 second', now() - g * interval '1 second'
+      FROM generate_series(1, $FEED_POSTS) g" -c "ANALYZE posts"
+  for k in $FEED_FOLLOWEES; do
+    # The auth service's outbox tells relations of the account right after registration.
+    for _ in $(seq 1 100); do
+      [ "$(psql_db agora_relations -At -c "SELECT count(*) FROM accounts WHERE username = 'feedcaller_$k'")" = 1 ] && break
+      sleep 0.1
+    done
+    # Each caller follows the first k authors (spread over every author's posts).
+    psql_db agora_relations -c "INSERT INTO follows (follower_id, followee_id)
+        SELECT (SELECT id FROM accounts WHERE username = 'feedcaller_$k'),
+               md5('bench-author-' || g)::uuid FROM generate_series(1, $k) g"
+  done
+  psql_db agora_relations -c "ANALYZE follows"
+  log "feed: latency by number of followees"
+  "${BENCH[@]}" feed --url "$GW" "${callers[@]}" --rate 20 "${TIMING[@]}" \
+    --authors "$FEED_AUTHORS" --posts "$FEED_POSTS" >"$RESULTS/feed.json"
+fi
+
+# --- the report -----------------------------------------------------------------------
+# Smoke runs (CI) fail on any request that failed where none may; the full run reports them.
+strict=()
+[ "$SMOKE" = 1 ] && strict=(--strict)
+"$VENV/bin/python" bench/report.py --results "$RESULTS" --report "$REPORT" --plots "$PLOTS" "${strict[@]}"
+log "done: $REPORT, $RESULTS"
