@@ -73,7 +73,7 @@ ensure_debian() {
   [ "$(id -u)" = 0 ] || die "missing: ${missing[*]} (Debian packages; run as root to install them)"
   log "installing ${missing[*]} (Debian packages)"
   apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq "${missing[@]}" >&2
 }
 ensure_debian
 # Debian's nginx package starts a system nginx; ours runs on its own config and port.

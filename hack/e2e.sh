@@ -138,7 +138,9 @@ host_snapshot() {
     ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort
     for t in iptables ip6tables; do
       echo "## $t"
-      "$t-save" 2>/dev/null | grep -vE '^#|^:[A-Z]+ [A-Z]+ \[' | sed 's/\[[0-9]*:[0-9]*\]//' || true
+      # Rules and chains; not the table headers: the first iptables call of a fresh
+      # machine creates its (empty) tables, which is not something left behind.
+      "$t-save" 2>/dev/null | grep -vE '^#|^:[A-Z]+ [A-Z]+ \[|^\*|^COMMIT' | sed 's/\[[0-9]*:[0-9]*\]//' || true
     done
     echo "## cgroups"
     find /sys/fs/cgroup -maxdepth 3 -type d -name 'kubepods*' 2>/dev/null | sort

@@ -86,7 +86,7 @@ ensure_tools() {
     fi
     log "installing Debian packages for: ${missing[*]}"
     apt-get update >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y openssl curl util-linux coreutils gawk >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y openssl curl util-linux coreutils gawk >&2
 }
 
 find_go() {

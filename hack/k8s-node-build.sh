@@ -108,7 +108,7 @@ build_node_binaries() {
         [[ $(id -u) -eq 0 ]] || die "gcc and libc6-dev are needed for the pause binary"
         log "installing gcc and libc6-dev (Debian packages) for the pause binary"
         apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq gcc libc6-dev >&2
     fi
     exec 7>"$CACHE_ROOT/.node-build.lock"
     flock 7

@@ -78,7 +78,11 @@ node_record_host() {
         [[ -e $p ]] || echo "$p" >>"$STATE/node/new-paths"
     done
     ip netns list 2>/dev/null | awk '{print $1}' | sort >"$STATE/node/netns-before"
+    veths >"$STATE/node/veths-before"
 }
+
+# The host's veth links, one name a line, sorted.
+veths() { ip -o link show type veth 2>/dev/null | awk -F': ' '{sub("@.*", "", $2); print $2}' | sort; }
 
 node_network() {
     sysctl -qw net.ipv4.ip_forward=1
@@ -349,6 +353,7 @@ node_remove_cgroups() {
 
 node_stop() {
     [[ -d $STATE/node ]] || return 0
+    local link
     node_kill_containers
     unmount_below "$STATE/"
     local ns
@@ -358,10 +363,17 @@ node_stop() {
             ip netns delete "$ns" 2>/dev/null || true
         done
     fi
+    # A pod's veth normally goes with its network namespace, but a namespace the kernel
+    # still holds (seen after a force-deleted pod) keeps its pair alive: delete the host
+    # ends that appeared since the start, which takes the pairs down.
+    if [[ -f $STATE/node/veths-before ]]; then
+        for link in $(veths | comm -13 "$STATE/node/veths-before" -); do
+            ip link delete "$link" 2>/dev/null || true
+        done
+    fi
     ip link delete "$BRIDGE" 2>/dev/null || true
     node_remove_iptables
     node_remove_cgroups
-    local link
     for link in /var/log/containers/*; do
         [[ -L $link && $(readlink "$link") == "$STATE/"* ]] && rm -f "$link"
     done

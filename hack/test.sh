@@ -16,6 +16,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Compile first: on a cold machine this overlaps with any Go build of the Kubernetes
+# binaries running in the background (.ci/run starts one), instead of waiting behind it.
+cargo test --workspace --no-run "$@"
+
 source hack/lib.sh
 PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/agora-test-pg.XXXXXX")
 PG_PORT=$(free_port)
