@@ -155,6 +155,11 @@ async fn up(
         ));
     }
 
+    // The auth service's throttles, from the variables its own binary reads
+    // (`AUTH_LOGINS_PER_MINUTE`, …): benchmarks sign in many people from one address.
+    let auth_limits = agora_auth::Limits::from_env(&agora_common::config::Env::process())
+        .map_err(|e| e.to_string())?;
+
     let local_pg = match database_url {
         Some(_) => None,
         None => {
@@ -176,6 +181,7 @@ async fn up(
 
     let mut config = PlatformConfig::new(server_url, listen, state_dir);
     config.rate_limit_per_minute = rate_limit_per_minute;
+    config.auth_limits = auth_limits;
     let result = match Platform::start(config).await {
         Ok(platform) => {
             let base = format!("http://{}", platform.gateway_addr);

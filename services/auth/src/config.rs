@@ -88,6 +88,51 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// `AUTH_REGISTRATIONS_PER_MINUTE`, `AUTH_LOGINS_PER_MINUTE`,
+    /// `AUTH_FAILED_LOGINS_PER_MINUTE`, `AUTH_ACCOUNT_*`; the defaults where unset.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let d = Limits::default();
+        Ok(Limits {
+            registrations_per_minute: env.int_in(
+                "AUTH_REGISTRATIONS_PER_MINUTE",
+                d.registrations_per_minute,
+                1..=1_000_000,
+            )?,
+            logins_per_minute: env.int_in(
+                "AUTH_LOGINS_PER_MINUTE",
+                d.logins_per_minute,
+                1..=1_000_000,
+            )?,
+            failed_logins_per_minute: env.int_in(
+                "AUTH_FAILED_LOGINS_PER_MINUTE",
+                d.failed_logins_per_minute,
+                1..=1_000_000,
+            )?,
+            account_free_failures: env.int_in(
+                "AUTH_ACCOUNT_FREE_FAILURES",
+                d.account_free_failures,
+                1..=1000,
+            )?,
+            account_backoff_secs: env.int_in(
+                "AUTH_ACCOUNT_BACKOFF_SECS",
+                d.account_backoff_secs,
+                1..=3600,
+            )?,
+            account_max_backoff_secs: env.int_in(
+                "AUTH_ACCOUNT_MAX_BACKOFF_SECS",
+                d.account_max_backoff_secs,
+                1..=86_400,
+            )?,
+            account_failures_per_hour: env.int_in(
+                "AUTH_ACCOUNT_FAILURES_PER_HOUR",
+                d.account_failures_per_hour,
+                1..=1_000_000,
+            )?,
+        })
+    }
+}
+
 impl Config {
     /// Defaults for everything but the database and the key.
     pub fn new(database_url: String, signing_key: SigningKeySource) -> Self {
@@ -134,7 +179,6 @@ impl Config {
             (None, None) => return Err(ConfigError::Missing("AUTH_SIGNING_KEY_FILE".into())),
         };
         let mut config = Self::new(env.required("DATABASE_URL")?, signing_key);
-        let d = Limits::default();
         config.db_pool_size = env.int_in("DB_POOL_SIZE", config.db_pool_size, 1..=200)?;
         config.issuer = env.raw("AUTH_ISSUER").unwrap_or(config.issuer);
         config.audience = env.raw("AUTH_AUDIENCE").unwrap_or(config.audience);
@@ -164,43 +208,7 @@ impl Config {
             config.max_concurrent_hashes,
             1..=1024,
         )?;
-        config.limits = Limits {
-            registrations_per_minute: env.int_in(
-                "AUTH_REGISTRATIONS_PER_MINUTE",
-                d.registrations_per_minute,
-                1..=1_000_000,
-            )?,
-            logins_per_minute: env.int_in(
-                "AUTH_LOGINS_PER_MINUTE",
-                d.logins_per_minute,
-                1..=1_000_000,
-            )?,
-            failed_logins_per_minute: env.int_in(
-                "AUTH_FAILED_LOGINS_PER_MINUTE",
-                d.failed_logins_per_minute,
-                1..=1_000_000,
-            )?,
-            account_free_failures: env.int_in(
-                "AUTH_ACCOUNT_FREE_FAILURES",
-                d.account_free_failures,
-                1..=1000,
-            )?,
-            account_backoff_secs: env.int_in(
-                "AUTH_ACCOUNT_BACKOFF_SECS",
-                d.account_backoff_secs,
-                1..=3600,
-            )?,
-            account_max_backoff_secs: env.int_in(
-                "AUTH_ACCOUNT_MAX_BACKOFF_SECS",
-                d.account_max_backoff_secs,
-                1..=86_400,
-            )?,
-            account_failures_per_hour: env.int_in(
-                "AUTH_ACCOUNT_FAILURES_PER_HOUR",
-                d.account_failures_per_hour,
-                1..=1_000_000,
-            )?,
-        };
+        config.limits = Limits::from_env(env)?;
         config.trusted_proxies = TrustedProxies::from_env(env)?;
         config.refresh_reuse_grace_secs = env.int_in(
             "AUTH_REFRESH_REUSE_GRACE_SECS",
