@@ -31,7 +31,8 @@ def verdict(ok):
 
 
 class Report:
-    def __init__(self, plots, report_dir):
+    def __init__(self, results, plots, report_dir):
+        self.results = results
         self.lines = []
         self.goals = []
         self.plots = plots
@@ -151,6 +152,22 @@ def feed(r, data):
         points.append((k, lat["p50"], lat["p99"]))
         r.add(f"| {k} | {ms(lat['p50'])} | {ms(lat['p99'])} | {ms(lat['p999'])} | {run['errors']} |")
     points.sort()
+    before = load(r.results, "feed-before-recent-index")
+    if before:
+        # The run before posts_recent_idx (users migration 2026-12-05), kept for the comparison.
+        r.add("", "Before and after the newest-first index on posts (`posts_recent_idx`): "
+              "with only the per-author index, PostgreSQL fetched every post of every "
+              "followee and sorted them; now a large followee set walks the newest posts "
+              "and stops at the page size.", "",
+              "| followees | p50 ms before | p99 ms before | p50 ms after | p99 ms after |",
+              "|---:|---:|---:|---:|---:|")
+        after = {int(n.split("_")[-1]): run["latency_ms"] for n, run in callers.items()}
+        for name, run in before["callers"].items():
+            k = int(name.split("_")[-1])
+            now = after.get(k)
+            failed = f" ({run['errors']} failed)" if run["errors"] else ""
+            r.add(f"| {k} | {ms(run['latency_ms']['p50'])}{failed} | {ms(run['latency_ms']['p99'])} | "
+                  f"{ms(now['p50']) if now else '–'} | {ms(now['p99']) if now else '–'} |")
     biggest = points[-1] if points else None
     if biggest and biggest[0] >= 5000 and data["posts"] >= 1_000_000:
         r.goal("Feed p99 < 20 ms at 5,000 followees and 1M posts", f"{biggest[2]:.1f} ms",
@@ -255,7 +272,7 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.plots, exist_ok=True)
     meta = load(args.results, "meta") or {}
-    r = Report(args.plots, os.path.dirname(os.path.abspath(args.report)))
+    r = Report(args.results, args.plots, os.path.dirname(os.path.abspath(args.report)))
     sections = []
     for name, fn in (("edge", edge), ("mix", None), ("feed", feed), ("auth", auth),
                      ("photos", photos), ("memory", memory)):
