@@ -272,6 +272,8 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.plots, exist_ok=True)
     meta = load(args.results, "meta") or {}
+    reruns = {f[:-5]: load(args.results, f[:-5]) for f in os.listdir(args.results)
+              if f.startswith("meta-") and f.endswith(".json")}
     r = Report(args.results, args.plots, os.path.dirname(os.path.abspath(args.report)))
     sections = []
     for name, fn in (("edge", edge), ("mix", None), ("feed", feed), ("auth", auth),
@@ -304,6 +306,9 @@ def main():
         f"each on average; load `{s.get('timing', '?')}` (seconds); PostgreSQL "
         f"`{s.get('postgresql', '?')}`, fsync and synchronous commit on; "
         f"{s.get('agora_workers_per_service', '?')} workers per service; gateway rate limit off",
+        *[f"- Rerun of {name[5:].replace('-', ', ')} only: {extra.get('date', '?')}, agora "
+          f"{extra.get('versions', {}).get('agora', '?')} (the other suites: the run above)"
+          for name, extra in sorted(reruns.items())],
         "- Load: `agora-bench` (bench/), open loop at constant rates with latency from each "
         "request's intended send time (no coordinated omission), or closed loop for maximum "
         "throughput; warm-up excluded; HDR histograms.", "",

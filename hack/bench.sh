@@ -34,6 +34,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 has_suite() { [[ ",$SUITES," == *",$1,"* ]]; }
+# A run of some suites only records its machine and versions beside the full run's.
+META=meta
+[ "$SUITES" = edge,mix,feed,auth,photos,memory ] || META="meta-${SUITES//,/-}"
 log() { echo "[bench] $*" >&2; }
 die() {
   echo "bench.sh: $*" >&2
@@ -163,7 +166,7 @@ pg_pss_kib() {
     "$("$PG_BIN/postgres" --version)" "$(nginx -v 2>&1)"
   printf ' "settings": {"users": %s, "posts_per_user": %s, "timing": "%s", "postgresql": "%s", "agora_workers_per_service": 2}}\n' \
     "$USERS" "$POSTS_PER_USER" "${TIMING[*]}" "${PG_SETTINGS[*]}"
-} >"$RESULTS/meta.json"
+} >"$RESULTS/$META.json"
 
 if has_suite memory; then
   MEM_IDLE_AGORA=$(rss_kib "$AGORA_PID")
