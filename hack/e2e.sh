@@ -126,10 +126,15 @@ cmd_down() {
 
 # What a node may leave behind on this machine: processes, mounts, network namespaces,
 # links, iptables rules, kubepods cgroups.
+# Processes of the kinds a node runs (containers show on the host too), by pid: one that
+# was there before and is gone after (another test's PostgreSQL shutting down) is fine,
+# a new one is a leftover.
+host_processes() {
+  ps -eo pid=,comm= | awk '$2 ~ /^(containerd|containerd-shim|kubelet|kube-proxy|kube-apiserver|etcd|traefik|coredns|postgres|app|pause)/' | sort || true
+}
+
 host_snapshot() {
   {
-    echo "## processes"
-    ps -eo comm= | grep -E '^(containerd|containerd-shim|kubelet|kube-proxy|kube-apiserver|etcd|traefik|coredns|postgres|app|pause)' | sort | uniq -c || true
     echo "## mounts"
     awk '{print $5}' /proc/self/mountinfo | sort
     echo "## netns"
@@ -148,9 +153,10 @@ host_snapshot() {
 }
 
 cmd_all() {
-  local before after rc=0
+  local before after procs_before left rc=0
   [ ! -e "$STATE" ] || cmd_down
   before=$(host_snapshot)
+  procs_before=$(host_processes)
   if cmd_up >/dev/null && cmd_test; then rc=0; else rc=1; fi
   if [ "$rc" != 0 ]; then
     kubectl --kubeconfig "$STATE/k8s/kubeconfig" get pods -A -o wide >&2 || true
@@ -161,6 +167,8 @@ cmd_all() {
     diff <(echo "$before") <(echo "$after") >&2 || true
     die "down left traces on the machine (above: before vs after)"
   fi
+  left=$(comm -13 <(echo "$procs_before") <(host_processes))
+  [ -z "$left" ] || die "down left processes running: $left"
   log "down left the machine as it was"
   return "$rc"
 }
