@@ -46,6 +46,23 @@ impl TimingArgs {
     }
 }
 
+/// The platform and one existing account of it.
+#[derive(Args, Clone)]
+struct AccountArgs {
+    /// The platform's base URL.
+    #[arg(long)]
+    url: String,
+    /// The account (signed in once, or again and again for logins).
+    #[arg(long)]
+    username: String,
+    #[arg(
+        long,
+        env = "AGORA_SEED_PASSWORD",
+        default_value = "agora-demo-password"
+    )]
+    password: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Edge overhead: one small endpoint called directly, through the gateway and through
@@ -114,17 +131,8 @@ enum Command {
     /// Logins a second against raw argon2id verifications a second; token checks a second
     /// at the edge against raw EdDSA verifications a second.
     Auth {
-        #[arg(long)]
-        url: String,
-        /// An existing account (logged in again and again).
-        #[arg(long)]
-        username: String,
-        #[arg(
-            long,
-            env = "AGORA_SEED_PASSWORD",
-            default_value = "agora-demo-password"
-        )]
-        password: String,
+        #[command(flatten)]
+        account: AccountArgs,
         #[arg(long, default_value_t = 16)]
         connections: usize,
         /// Threads of the raw baselines (the cores the services have).
@@ -144,16 +152,8 @@ enum Command {
     /// Photo uploads a second and MB/s against the raw decode+resize+encode rate of the
     /// `image` crate on the same JPEG.
     Photos {
-        #[arg(long)]
-        url: String,
-        #[arg(long)]
-        username: String,
-        #[arg(
-            long,
-            env = "AGORA_SEED_PASSWORD",
-            default_value = "agora-demo-password"
-        )]
-        password: String,
+        #[command(flatten)]
+        account: AccountArgs,
         /// Width and height of the generated JPEG (1632×1224 ≈ 2 MP).
         #[arg(long, default_value_t = 1632)]
         width: u32,
@@ -383,32 +383,22 @@ async fn run(command: Command) -> Result<Value, BenchError> {
             Ok(json!({"rate": rate, "authors": authors, "posts": posts, "callers": out}))
         }
         Command::Auth {
-            url,
-            username,
-            password,
+            account,
             connections,
             threads,
             timing,
-        } => {
-            auth_suite(
-                &client,
-                &url,
-                &username,
-                &password,
-                connections,
-                threads,
-                timing,
-            )
-            .await
-        }
+        } => auth_suite(&client, &account, connections, threads, timing).await,
         Command::PgbenchScript { kind } => {
             print!("{}", pgbench_script(kind));
             Ok(Value::Null)
         }
         Command::Photos {
-            url,
-            username,
-            password,
+            account:
+                AccountArgs {
+                    url,
+                    username,
+                    password,
+                },
             width,
             height,
             connections,
@@ -478,9 +468,11 @@ fn upload_form(jpeg: &[u8]) -> (&'static str, Bytes) {
 
 async fn auth_suite(
     client: &reqwest::Client,
-    url: &str,
-    username: &str,
-    password: &str,
+    AccountArgs {
+        url,
+        username,
+        password,
+    }: &AccountArgs,
     connections: usize,
     threads: usize,
     timing: TimingArgs,
