@@ -459,6 +459,17 @@ async fn assert_all_readable(edge: &Edge, who: &Person, ids: &[String]) {
     }
 }
 
+/// Waits until the users Deployment has rolled out (every replica new and ready).
+async fn users_rolled_out() {
+    kubectl(&[
+        "rollout",
+        "status",
+        &format!("deployment/{}-users", platform()),
+        "--timeout=180s",
+    ])
+    .await;
+}
+
 async fn wait_ready(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -> bool) {
     let until = Instant::now() + deadline;
     while !check().await {
@@ -487,13 +498,7 @@ async fn a_deleted_service_pod_is_replaced_without_a_failed_request() {
         .to_owned();
     let stream = under_load(&edge, &carol, Duration::from_secs(10), async {
         kubectl(&["delete", "pod", &victim, "--wait=false"]).await;
-        kubectl(&[
-            "rollout",
-            "status",
-            &format!("deployment/{}-users", platform()),
-            "--timeout=180s",
-        ])
-        .await;
+        users_rolled_out().await;
     })
     .await;
     assert!(stream.requests > 50, "only {} requests", stream.requests);
@@ -632,13 +637,7 @@ async fn a_killed_database_loses_no_acknowledged_write() {
             matches!(edge.try_send("GET", "/api/v1/feed", Some(&erin.token), &[], None).await, Ok(r) if r.status == 200)
         })
         .await;
-        kubectl(&[
-            "rollout",
-            "status",
-            &format!("deployment/{}-users", platform()),
-            "--timeout=180s",
-        ])
-        .await;
+        users_rolled_out().await;
     })
     .await;
     assert!(
