@@ -104,6 +104,12 @@ STATE=$(mktemp -d "${TMPDIR:-/tmp}/agora-bench.XXXXXX")
 chmod 755 "$STATE"
 AGORA_PID="" NGINX_PID="" SAMPLER_PID=""
 cleanup() {
+  local status=$?
+  # A failed run shows what the platform logged (warnings and errors) before it goes.
+  if [ "$status" != 0 ] && [ -s "$STATE/agora.err" ]; then
+    echo "bench.sh: the last lines agora up logged:" >&2
+    tail -n 40 "$STATE/agora.err" >&2
+  fi
   for pid in $SAMPLER_PID $NGINX_PID $AGORA_PID; do kill "$pid" 2>/dev/null || true; done
   for pid in $SAMPLER_PID $NGINX_PID $AGORA_PID; do wait "$pid" 2>/dev/null || true; done
   stop_pg "$STATE/pg"

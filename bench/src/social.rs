@@ -27,8 +27,12 @@ pub enum LoginError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("logging in {username}: HTTP {status}")]
-    Refused { username: String, status: u16 },
+    #[error("logging in {username}: HTTP {status}: {body}")]
+    Refused {
+        username: String,
+        status: u16,
+        body: String,
+    },
     #[error("logging in {username}: the answer has no {field}")]
     Answer {
         username: String,
@@ -36,14 +40,40 @@ pub enum LoginError {
     },
 }
 
+/// Signs one person in. Sign-in is set-up, not measurement: an answer that says "try
+/// again" (502/503/504, e.g. on a machine busy with a parallel build) is retried twice,
+/// with a line on stderr so a flaky platform still shows in the log.
 async fn login(
     client: &reqwest::Client,
     base: &str,
     username: String,
     password: &str,
 ) -> Result<Account, LoginError> {
+    const ATTEMPTS: u32 = 3;
+    let mut attempt = 1;
+    loop {
+        match login_once(client, base, &username, password).await {
+            Err(LoginError::Refused { status, body, .. })
+                if matches!(status, 502..=504) && attempt < ATTEMPTS =>
+            {
+                eprintln!("agora-bench: logging in {username}: HTTP {status} ({body}), retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
+                    .await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn login_once(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> Result<Account, LoginError> {
     let request_error = |source| LoginError::Request {
-        username: username.clone(),
+        username: username.to_owned(),
         source,
     };
     let response = client
@@ -54,7 +84,14 @@ async fn login(
         .map_err(request_error)?;
     let status = response.status().as_u16();
     if status != 200 {
-        return Err(LoginError::Refused { username, status });
+        // The problem+json detail says why (rate limit, unavailable dependency, ...).
+        let mut body = response.text().await.unwrap_or_default();
+        body.truncate(body.floor_char_boundary(300));
+        return Err(LoginError::Refused {
+            username: username.to_owned(),
+            status,
+            body,
+        });
     }
     let body: serde_json::Value = response.json().await.map_err(request_error)?;
     let field = |pointer: &str, field| {
@@ -62,14 +99,14 @@ async fn login(
             .and_then(|v| v.as_str())
             .map(str::to_owned)
             .ok_or(LoginError::Answer {
-                username: username.clone(),
+                username: username.to_owned(),
                 field,
             })
     };
     Ok(Account {
         id: field("/user/id", "user.id")?,
         token: field("/access_token", "access_token")?.into(),
-        username,
+        username: username.to_owned(),
     })
 }
 
