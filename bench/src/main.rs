@@ -178,40 +178,53 @@ enum Timeline {
 
 /// The pgbench script of one timeline: a random person's parameters, then the service's
 /// query with its `$n` parameters bound to them (`-M prepared` sends them as parameters,
-/// as the service does). `:people` is the number of rows of `bench_scope`.
+/// as the service does). `:people` is the number of rows of `bench_scope`. The feed
+/// chooses between its two queries by the number of authors, as the service does.
 fn pgbench_script(kind: Timeline) -> String {
-    let (lookup, sql, bind): (&str, &str, [&str; 6]) = match kind {
-        Timeline::Feed => (
-            "\\set v random(1, :people)\nSELECT viewer, authors, friends FROM bench_scope WHERE n = :v \\gset\n",
-            agora_users::FEED_SQL.as_str(),
-            [
+    // $6 before $1, so no placeholder is a prefix of one replaced later.
+    let bound = |sql: &str, values: [&str; 6]| {
+        let mut query = sql.to_owned();
+        for (i, value) in values.iter().enumerate().rev() {
+            query = query.replace(&format!("${}", i + 1), value);
+        }
+        query
+    };
+    match kind {
+        Timeline::Feed => {
+            let values = [
                 ":viewer::uuid",
                 ":authors::uuid[]",
                 ":friends::uuid[]",
                 "NULL",
                 "NULL",
                 "11",
-            ],
+            ];
+            format!(
+                "\\set v random(1, :people)\n\
+                 SELECT viewer, authors, friends, cardinality(authors) AS k FROM bench_scope WHERE n = :v \\gset\n\
+                 \\if :k <= {few}\n{};\n\\else\n{};\n\\endif\n",
+                bound(&agora_users::FEED_FEW_SQL, values),
+                bound(&agora_users::FEED_MANY_SQL, values),
+                few = agora_users::FEED_FEW_AUTHORS,
+            )
+        }
+        Timeline::User => format!(
+            "\\set v random(1, :people)\n\\set a random(1, :people)\n\
+             SELECT s.viewer, o.viewer AS author, o.viewer = ANY(s.friends) AS friend \
+             FROM bench_scope s, bench_scope o WHERE s.n = :v AND o.n = :a \\gset\n{};\n",
+            bound(
+                &agora_users::AUTHOR_PAGE_SQL,
+                [
+                    ":viewer::uuid",
+                    ":author::uuid",
+                    ":friend::boolean",
+                    "NULL",
+                    "NULL",
+                    "11"
+                ],
+            )
         ),
-        Timeline::User => (
-            "\\set v random(1, :people)\n\\set a random(1, :people)\nSELECT s.viewer, o.viewer AS author, o.viewer = ANY(s.friends) AS friend FROM bench_scope s, bench_scope o WHERE s.n = :v AND o.n = :a \\gset\n",
-            agora_users::AUTHOR_PAGE_SQL.as_str(),
-            [
-                ":viewer::uuid",
-                ":author::uuid",
-                ":friend::boolean",
-                "NULL",
-                "NULL",
-                "11",
-            ],
-        ),
-    };
-    let mut query = sql.to_owned();
-    // $6 before $1, so no placeholder is a prefix of one replaced later.
-    for (i, value) in bind.iter().enumerate().rev() {
-        query = query.replace(&format!("${}", i + 1), value);
     }
-    format!("{lookup}{query};\n")
 }
 
 fn parse_target(text: &str) -> Result<(String, String), String> {

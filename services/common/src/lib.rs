@@ -22,6 +22,8 @@ pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod photos;
+#[cfg(feature = "db")]
+pub mod prepared;
 pub mod problem;
 pub mod ratelimit;
 pub mod relations;

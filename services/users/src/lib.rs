@@ -22,7 +22,7 @@ use handlers::UsersState;
 
 /// The SQL of the two timelines (home feed, one author's posts), for benchmarks that
 /// run it straight against PostgreSQL as the service does.
-pub use db::{AUTHOR_PAGE_SQL, FEED_SQL};
+pub use db::{AUTHOR_PAGE_SQL, FEED_FEW_AUTHORS, FEED_FEW_SQL, FEED_MANY_SQL};
 
 /// The service's schema migrations, run at start-up.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

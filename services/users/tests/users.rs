@@ -515,6 +515,111 @@ async fn the_feed_pages_stay_disjoint_and_follow_the_callers_own_changes() {
     assert!(texts(&h.ok(&reader, Method::GET, "/api/v1/feed", None).await).is_empty());
 }
 
+impl Harness {
+    /// Every text of the caller's feed, page after page of `limit`.
+    async fn whole_feed(&self, who: &User, limit: u32) -> Vec<String> {
+        let mut all = Vec::new();
+        let mut path = format!("/api/v1/feed?limit={limit}");
+        loop {
+            let page = self.ok(who, Method::GET, &path, None).await;
+            let items = texts(&page);
+            assert!(items.len() <= limit as usize);
+            all.extend(items);
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/api/v1/feed?limit={limit}&cursor={cursor}"),
+                None => return all,
+            }
+        }
+    }
+}
+
+/// Above `FEED_FEW_AUTHORS` followees the feed walks the newest posts instead of reading
+/// each author's: both must show the same posts, in the same pages.
+#[actix_web::test]
+async fn a_feed_of_many_authors_pages_like_a_feed_of_few() {
+    let h = start().await;
+    let reader = h.user("reader").await;
+    let many = agora_users::FEED_FEW_AUTHORS + 8;
+    let mut writers = Vec::new();
+    for i in 0..many {
+        writers.push(h.user(&format!("w{i}")).await);
+    }
+    for writer in &writers {
+        h.ok(
+            &reader,
+            Method::PUT,
+            &format!("/api/v1/relations/following/{}", writer.id),
+            None,
+        )
+        .await;
+    }
+    // The last two writers are also friends.
+    for writer in &writers[many - 2..] {
+        let request = h
+            .ok(
+                writer,
+                Method::POST,
+                "/api/v1/relations/friend-requests",
+                Some(json!({"to": reader.id})),
+            )
+            .await;
+        h.ok(
+            &reader,
+            Method::POST,
+            &format!(
+                "/api/v1/relations/friend-requests/{}/accept",
+                request["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    }
+    // Posts interleaved across writers, newest last; the reader's own too.
+    let mut written = Vec::new();
+    for round in 0..2 {
+        for (i, writer) in writers.iter().enumerate() {
+            for visibility in ["public", "friends", "private"] {
+                let text = format!("w{i} r{round} {visibility}");
+                h.post(writer, &text, visibility).await;
+                written.push((i, text, visibility));
+            }
+        }
+        let own = format!("own r{round}");
+        h.post(&reader, &own, "private").await;
+        written.push((usize::MAX, own, "private"));
+    }
+    let expected = |followed: &dyn Fn(usize) -> bool| -> Vec<String> {
+        written
+            .iter()
+            .rev()
+            .filter(|(i, _, visibility)| {
+                *i == usize::MAX
+                    || (followed(*i) || *i >= many - 2)
+                        && (*visibility == "public" || *visibility == "friends" && *i >= many - 2)
+            })
+            .map(|(_, text, _)| text.clone())
+            .collect()
+    };
+    let all_followed = expected(&|_| true);
+    assert_eq!(all_followed.len(), 2 * (many + 2 + 1));
+    assert_eq!(h.whole_feed(&reader, 7).await, all_followed);
+
+    // Unfollow down to a few authors (friends stay authors): the other strategy.
+    let few = 4;
+    for writer in &writers[few..many - 2] {
+        h.ok(
+            &reader,
+            Method::DELETE,
+            &format!("/api/v1/relations/following/{}", writer.id),
+            None,
+        )
+        .await;
+    }
+    let some_followed = expected(&|i| i < few);
+    assert_eq!(some_followed.len(), 2 * (few + 2 + 2 + 1));
+    assert_eq!(h.whole_feed(&reader, 7).await, some_followed);
+}
+
 #[actix_web::test]
 async fn comments_and_reactions_belong_to_visible_posts() {
     let h = start().await;
