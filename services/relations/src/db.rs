@@ -10,12 +10,14 @@ use crate::model::{
     UserRef,
 };
 use crate::schema::{accounts, blocks, follows, friend_requests, friendships, likes, matches};
+use agora_common::prepared::Statement;
 use chrono::{DateTime, Utc};
 use diesel::dsl::exists;
 use diesel::prelude::*;
 use diesel::result::Error;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// A keyset position in a list ordered newest first.
@@ -359,7 +361,6 @@ impl PeopleList {
 
     /// The page query (built once per list: its text is fixed).
     fn sql(self) -> &'static str {
-        use std::sync::LazyLock;
         fn build(list: PeopleList) -> String {
             let (table, subject, other) = list.columns();
             format!(
@@ -605,33 +606,38 @@ pub async fn counts(
 
 #[derive(QueryableByName)]
 struct GraphRow {
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    following: Vec<Uuid>,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    friends: Vec<Uuid>,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    blocking: Vec<Uuid>,
+    #[diesel(sql_type = Array<SqlUuid>)]
+    blocked_by: Vec<Uuid>,
 }
 
-/// Everyone `user` is related to. One query over four index ranges.
+/// Everyone `user` is related to. One row of four arrays, each one index range (a
+/// feed page asks this first: one row decodes faster than thousands).
 pub async fn graph(conn: &mut AsyncPgConnection, user: Uuid) -> Result<Graph, Error> {
-    let rows: Vec<GraphRow> = diesel::sql_query(
-        "SELECT 'following' AS kind, followee_id AS id FROM follows WHERE follower_id = $1 \
-         UNION ALL SELECT 'friend', friend_id FROM friendships WHERE user_id = $1 \
-         UNION ALL SELECT 'blocking', blocked_id FROM blocks WHERE blocker_id = $1 \
-         UNION ALL SELECT 'blocked_by', blocker_id FROM blocks WHERE blocked_id = $1",
-    )
-    .bind::<SqlUuid, _>(user)
-    .load(conn)
-    .await?;
-    let mut graph = Graph::default();
-    for row in rows {
-        match row.kind.as_str() {
-            "following" => graph.following.push(row.id),
-            "friend" => graph.friends.push(row.id),
-            "blocking" => graph.blocking.push(row.id),
-            _ => graph.blocked_by.push(row.id),
-        }
-    }
-    Ok(graph)
+    static SQL: LazyLock<Statement> = LazyLock::new(|| {
+        Statement::new(
+            "SELECT ARRAY(SELECT followee_id FROM follows WHERE follower_id = $1) AS following, \
+                    ARRAY(SELECT friend_id FROM friendships WHERE user_id = $1) AS friends, \
+                    ARRAY(SELECT blocked_id FROM blocks WHERE blocker_id = $1) AS blocking, \
+                    ARRAY(SELECT blocker_id FROM blocks WHERE blocked_id = $1) AS blocked_by",
+        )
+    });
+    let row: GraphRow = SQL
+        .query()
+        .bind::<SqlUuid, _>(user)
+        .get_result(conn)
+        .await?;
+    Ok(Graph {
+        following: row.following,
+        friends: row.friends,
+        blocking: row.blocking,
+        blocked_by: row.blocked_by,
+    })
 }
 
 #[derive(QueryableByName)]
@@ -648,16 +654,20 @@ struct PairRow {
 
 /// How `user` relates to `other`. One query of four primary-key lookups.
 pub async fn pair(conn: &mut AsyncPgConnection, user: Uuid, other: Uuid) -> Result<Pair, Error> {
-    let row: PairRow = diesel::sql_query(
-        "SELECT EXISTS (SELECT 1 FROM follows WHERE follower_id = $1 AND followee_id = $2) AS following, \
-                EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = $2) AS friend, \
-                EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2) AS blocking, \
-                EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $1) AS blocked_by",
-    )
-    .bind::<SqlUuid, _>(user)
-    .bind::<SqlUuid, _>(other)
-    .get_result(conn)
-    .await?;
+    static SQL: LazyLock<Statement> = LazyLock::new(|| {
+        Statement::new(
+            "SELECT EXISTS (SELECT 1 FROM follows WHERE follower_id = $1 AND followee_id = $2) AS following, \
+                    EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = $2) AS friend, \
+                    EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2) AS blocking, \
+                    EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $1) AS blocked_by",
+        )
+    });
+    let row: PairRow = SQL
+        .query()
+        .bind::<SqlUuid, _>(user)
+        .bind::<SqlUuid, _>(other)
+        .get_result(conn)
+        .await?;
     Ok(Pair {
         following: row.following,
         friend: row.friend,
