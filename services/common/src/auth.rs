@@ -3,6 +3,9 @@
 //! Tokens are EdDSA (Ed25519) JWTs. The algorithm is pinned, `kid` is required, and
 //! `iss`, `aud`, `exp` and `sub` are checked. Keys come from the auth service's JWKS,
 //! cached and refreshed (periodically, and on an unknown `kid` at most every few seconds).
+//! A token already verified is not verified again until it expires or the key set
+//! changes: the gateway and every service see the same token on each request, and an
+//! Ed25519 check costs more than the rest of a small request's handling.
 
 use crate::problem::ApiError;
 use actix_web::dev::Payload;
@@ -15,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -87,6 +90,16 @@ const KEYS_MAX_AGE: Duration = Duration::from_secs(300);
 const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
 /// How long one JWKS fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most verified tokens remembered (a few MiB); when full, the memory starts over.
+const VERIFIED_CAPACITY: usize = 20_000;
+/// Seconds of clock skew allowed on `exp`, for verified and remembered tokens alike.
+const LEEWAY_SECS: u64 = 30;
+
+/// A token that passed verification, until it expires or the keys change.
+struct Verified {
+    caller: Caller,
+    exp: u64,
+}
 
 /// Verifies access tokens against the auth service's keys. Cheap to clone.
 ///
@@ -111,6 +124,8 @@ struct Inner {
     refreshing: AtomicBool,
     /// JWKS fetches attempted (for tests and diagnostics).
     fetches: AtomicUsize,
+    /// Tokens verified with the current keys, by their full text.
+    verified: Mutex<HashMap<Box<str>, Verified>>,
 }
 
 /// Only Ed25519 keys with a `kid` are accepted from a JWKS.
@@ -147,7 +162,7 @@ impl TokenVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
         let (keys, fetched_at) = match &source {
             KeySource::Static(set) => (usable_keys(set), Some(Instant::now())),
             KeySource::Remote { .. } => (HashMap::new(), None),
@@ -166,6 +181,7 @@ impl TokenVerifier {
                 fetching: tokio::sync::Mutex::new(()),
                 refreshing: AtomicBool::new(false),
                 fetches: AtomicUsize::new(0),
+                verified: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -177,6 +193,18 @@ impl TokenVerifier {
 
     /// Verifies a compact JWS and returns the caller it names.
     pub async fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        if let Some(caller) = self.inner.remembered(token) {
+            // Refreshed keys may retire a key, and with it this token.
+            if self
+                .inner
+                .snapshot()
+                .1
+                .is_none_or(|t| t.elapsed() > self.inner.max_age)
+            {
+                self.refresh_in_background();
+            }
+            return Ok(caller);
+        }
         let header = jsonwebtoken::decode_header(token)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid(
@@ -195,10 +223,12 @@ impl TokenVerifier {
         };
         let key = keys.get(&kid).ok_or(TokenError::UnknownKey)?;
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.inner.validation)?;
-        Ok(Caller {
+        let caller = Caller {
             user_id: data.claims.sub,
             username: data.claims.name,
-        })
+        };
+        self.inner.remember(token, &caller, data.claims.exp);
+        Ok(caller)
     }
 
     /// Makes sure keys are loaded (used by readiness checks).
@@ -230,7 +260,45 @@ impl TokenVerifier {
     }
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 impl Inner {
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Verified>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The caller of a token verified before, unless it has expired since (the same
+    /// leeway as a full check).
+    fn remembered(&self, token: &str) -> Option<Caller> {
+        let mut verified = self.verified();
+        let entry = verified.get(token)?;
+        if now_secs() < entry.exp.saturating_add(LEEWAY_SECS) {
+            return Some(entry.caller.clone());
+        }
+        verified.remove(token);
+        None
+    }
+
+    fn remember(&self, token: &str, caller: &Caller, exp: u64) {
+        let mut verified = self.verified();
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.clear();
+        }
+        verified.insert(
+            token.into(),
+            Verified {
+                caller: caller.clone(),
+                exp,
+            },
+        );
+    }
+
     fn snapshot(&self) -> (Arc<HashMap<String, DecodingKey>>, Option<Instant>) {
         let cache = self
             .cache
@@ -296,6 +364,12 @@ impl Inner {
         cache.attempted_at = Some(Instant::now());
         let fresh = Arc::new(usable_keys(&fetched?));
         tracing::debug!(keys = fresh.len(), "JWKS refreshed");
+        // A key gone from the set takes its tokens with it.
+        let same_kids =
+            fresh.len() == cache.keys.len() && fresh.keys().all(|kid| cache.keys.contains_key(kid));
+        if !same_kids {
+            self.verified().clear();
+        }
         cache.keys = fresh.clone();
         cache.fetched_at = cache.attempted_at;
         Ok(fresh)
@@ -579,6 +653,64 @@ mod tests {
                 .is_ok()
         );
         assert_eq!(server.hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[actix_web::test]
+    async fn a_retired_key_takes_its_remembered_tokens_with_it() {
+        let old = issuer();
+        let new = issuer();
+        let (url, server) = jwks_server(Answer::Keys(old.jwks().clone()));
+        let verifier = TokenVerifier::with_intervals(
+            "agora",
+            "agora",
+            KeySource::Remote { url },
+            Duration::from_secs(300),
+            Duration::ZERO,
+        );
+        let user = Uuid::now_v7();
+        let before = old.access_token(user, "a").unwrap();
+        assert!(verifier.verify(&before).await.is_ok());
+        assert!(verifier.verify(&before).await.is_ok(), "remembered");
+        assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+        // The old key is retired: once the verifier sees the new set, the old token
+        // is checked again, and refused.
+        *server.answer.lock().unwrap() = Answer::Keys(new.jwks().clone());
+        assert!(
+            verifier
+                .verify(&new.access_token(user, "a").unwrap())
+                .await
+                .is_ok()
+        );
+        assert!(matches!(
+            verifier.verify(&before).await,
+            Err(TokenError::UnknownKey)
+        ));
+    }
+
+    #[actix_web::test]
+    async fn a_remembered_token_is_refused_once_expired() {
+        let verifier =
+            TokenVerifier::new("agora", "agora", KeySource::Static(JwkSet { keys: vec![] }));
+        let caller = Caller {
+            user_id: Uuid::now_v7(),
+            username: "a".into(),
+        };
+        // Remembered entries are looked up by the token's text before anything else.
+        verifier
+            .inner
+            .remember("remembered", &caller, now_secs() + 60);
+        assert_eq!(verifier.verify("remembered").await.unwrap(), caller);
+        verifier
+            .inner
+            .remember("remembered", &caller, now_secs() - LEEWAY_SECS - 1);
+        assert!(matches!(
+            verifier.verify("remembered").await,
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(
+            verifier.inner.verified().is_empty(),
+            "the expired entry is gone"
+        );
     }
 
     #[actix_web::test]
