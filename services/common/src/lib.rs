@@ -38,5 +38,11 @@ pub mod telemetry;
 pub mod testing;
 
 pub use auth::{Caller, MaybeCaller, TokenVerifier};
+
+/// Every program built on the kit allocates with mimalloc: glibc's malloc kept a heap per
+/// thread that had ever hashed a password (19 MiB each) and never gave it back (1.4 GiB
+/// resident after a thousand logins), and took 7% of the CPU in the social mix.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub use problem::{ApiError, ApiResult, FieldError};
 pub use server::Service;
