@@ -275,7 +275,7 @@ fi
 
 if has_suite auth; then
   log "auth: logins vs raw argon2id, token checks at the edge vs raw EdDSA"
-  "${BENCH[@]}" auth --url "$GW" --username "$SOMEONE" --threads "$(nproc)" \
+  "${BENCH[@]}" auth --url "$GW" --username "$SOMEONE" --seed 1 --users "$USERS" --threads "$(nproc)" \
     --warmup "${TIMING[1]}" --measure "$RAW_SECONDS" >"$RESULTS/auth.json"
 fi
 

@@ -245,6 +245,33 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// The same request with each body in turn (e.g. logins of different people).
+pub struct Rotating {
+    pub method: Method,
+    pub url: String,
+    pub bodies: Vec<(&'static str, Bytes)>,
+}
+
+impl Workload for Rotating {
+    fn kinds(&self) -> &[&'static str] {
+        &["request"]
+    }
+
+    fn next(&self, n: u64) -> Request {
+        let body = usize::try_from(n)
+            .ok()
+            .and_then(|n| self.bodies.get(n % self.bodies.len().max(1)))
+            .cloned();
+        Request {
+            kind: 0,
+            method: self.method.clone(),
+            url: self.url.clone(),
+            token: None,
+            body,
+        }
+    }
+}
+
 /// The same request, again and again.
 pub struct Fixed {
     pub method: Method,

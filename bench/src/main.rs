@@ -133,6 +133,13 @@ enum Command {
     Auth {
         #[command(flatten)]
         account: AccountArgs,
+        /// Logins rotate over the people of `agora seed --seed <seed> --users <users>`
+        /// (one account signing in from many connections at once is throttled as a
+        /// guessing attack); without it, `--username` signs in again and again.
+        #[arg(long)]
+        users: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u32,
         #[arg(long, default_value_t = 16)]
         connections: usize,
         /// Threads of the raw baselines (the cores the services have).
@@ -397,10 +404,28 @@ async fn run(command: Command) -> Result<Value, BenchError> {
         }
         Command::Auth {
             account,
+            users,
+            seed,
             connections,
             threads,
             timing,
-        } => auth_suite(&client, &account, connections, threads, timing).await,
+        } => {
+            let logins = match users {
+                Some(users) => agora::seed::plan::Plan::new(
+                    seed,
+                    agora::seed::plan::Sizes {
+                        users,
+                        posts_per_user: 0,
+                    },
+                )
+                .people
+                .into_iter()
+                .map(|person| person.username)
+                .collect(),
+                None => vec![account.username.clone()],
+            };
+            auth_suite(&client, &account, &logins, connections, threads, timing).await
+        }
         Command::PgbenchScript { kind } => {
             print!("{}", pgbench_script(kind));
             Ok(Value::Null)
@@ -486,17 +511,22 @@ async fn auth_suite(
         username,
         password,
     }: &AccountArgs,
+    logins: &[String],
     connections: usize,
     threads: usize,
     timing: TimingArgs,
 ) -> Result<Value, BenchError> {
     let base = url.trim_end_matches('/');
-    let login_body = Bytes::from(json!({"login": username, "password": password}).to_string());
-    let logins: Arc<dyn Workload> = Arc::new(Fixed {
+    let logins: Arc<dyn Workload> = Arc::new(load::Rotating {
         method: Method::POST,
         url: format!("{base}/api/v1/auth/login"),
-        token: None,
-        body: Some(("application/json", login_body)),
+        bodies: logins
+            .iter()
+            .map(|login| {
+                let body = json!({"login": login, "password": password}).to_string();
+                ("application/json", Bytes::from(body))
+            })
+            .collect(),
     });
     let login_run = load::closed_loop(client, logins, connections, timing.timing()).await;
     let seconds = Duration::from_secs_f64(timing.measure);

@@ -149,7 +149,10 @@ impl Config {
             access_ttl_secs: 900,
             refresh_ttl_secs: 30 * 24 * 3600,
             hash: HashParams::default(),
-            max_concurrent_hashes: cores * 2,
+            // One hash per core: the permit is held only while hashing, so queued logins
+            // keep every core busy; more at once only made them share caches (each
+            // hash walks 19 MiB).
+            max_concurrent_hashes: cores,
             limits: Limits::default(),
             trusted_proxies: TrustedProxies::none(),
             refresh_reuse_grace_secs: 30,

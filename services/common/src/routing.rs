@@ -247,11 +247,25 @@ pub fn unsafe_path(raw_path: &str) -> Option<&'static str> {
     if lower_has("%00") {
         return Some("encoded NUL bytes are not allowed in paths");
     }
-    let dot_segment = raw_path.split('/').any(|segment| {
-        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-        decoded == "." || decoded == ".."
-    });
+    let dot_segment = raw_path.split('/').any(is_dot_segment);
     dot_segment.then_some("dot segments are not allowed in paths")
+}
+
+/// `.` or `..`, each dot possibly written `%2e` (checked on every request: no copies).
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while let Some(&first) = rest.first() {
+        if first == b'.' {
+            rest = &rest[1..];
+        } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"%2e") {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 #[cfg(test)]
@@ -334,10 +348,22 @@ mod tests {
             "/api/v1/photos/a%5cb",
             "/api/v1/a\\b",
             "/api/v1/a%00",
+            "/api/v1/photos/.%2E",
+            "/api/v1/%2e/x",
+            "/api/v1/..",
         ] {
             assert!(unsafe_path(bad).is_some(), "{bad}");
         }
-        for good in ["/api/v1/photos/abc/content", "/api/v1/users/a.b", "/x/...y"] {
+        for good in [
+            "/api/v1/photos/abc/content",
+            "/api/v1/users/a.b",
+            "/x/...y",
+            "/x/...",
+            "/x/%2e%2E%2e",
+            "/x/%2",
+            "/x/.%2",
+            "/",
+        ] {
             assert!(unsafe_path(good).is_none(), "{good}");
         }
     }
