@@ -228,11 +228,11 @@ def memory(r, data):
     mib = lambda kib: f"{kib / 1024:.0f}"  # noqa: E731
     r.add("## Memory", "", f"Resident memory ({data['note']}; PostgreSQL as the sum of its "
           "processes' proportional set sizes, so shared buffers count once).", "",
-          "| | idle MiB | at the social-mix peak MiB |", "|---|---:|---:|",
+          "| | idle MiB | through the social mix MiB |", "|---|---:|---:|",
           f"| agora (every service and the gateway) | {mib(data['agora_kib']['idle'])} | "
-          f"{mib(data['agora_kib']['mix_peak'])} |",
+          f"{mib(data['agora_kib']['mix_peak'])} (peak) |",
           f"| PostgreSQL | {mib(data['postgresql_pss_kib']['idle'])} | "
-          f"{mib(data['postgresql_pss_kib']['mix_peak'])} |")
+          f"{mib(data['postgresql_pss_kib']['after_mix'])} (right after it) |")
 
 
 def errors(results):
