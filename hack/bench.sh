@@ -162,13 +162,17 @@ pg_pss_kib() {
   done
   echo "$total"
 }
+# The version before anything is written: the redirect below changes a tracked file.
+VERSION=$(git describe --always --dirty 2>/dev/null || echo unknown)
+# A full run replaces every suite's results: no earlier partial rerun stays in the report.
+[ "$META" = meta ] && rm -f "$RESULTS"/meta-*.json
 {
   printf '{"date": "%s", "smoke": %s, "profile": "%s",\n' "$(date -u +%FT%TZ)" "$( [ "$SMOKE" = 1 ] && echo true || echo false)" "$PROFILE"
   printf ' "machine": {"cpu": "%s", "cores": %s, "memory_gib": %s, "kernel": "%s"},\n' \
     "$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)" "$(nproc)" \
     "$(awk '/MemTotal/{printf "%.1f", $2/1048576}' /proc/meminfo)" "$(uname -r)"
   printf ' "versions": {"agora": "%s", "rustc": "%s", "postgresql": "%s", "nginx": "%s"},\n' \
-    "$(git describe --always --dirty 2>/dev/null || echo unknown)" "$(rustc --version)" \
+    "$VERSION" "$(rustc --version)" \
     "$("$PG_BIN/postgres" --version)" "$(nginx -v 2>&1)"
   printf ' "settings": {"users": %s, "posts_per_user": %s, "timing": "%s", "postgresql": "%s", "agora_workers_per_service": 2}}\n' \
     "$USERS" "$POSTS_PER_USER" "${TIMING[*]}" "${PG_SETTINGS[*]}"

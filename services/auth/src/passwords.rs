@@ -2,11 +2,14 @@
 //!
 //! Hashing is CPU- and memory-heavy by design, so it runs on the blocking pool and at
 //! most `max_concurrent` at once: a burst of logins queues instead of eating all memory.
+//! Verifications reuse their 19 MiB working memory (one buffer per permit) instead of
+//! allocating and zeroing it for every login.
 
 use agora_common::ApiError;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::Arc;
+use argon2::password_hash::PasswordHasher;
+use argon2::password_hash::phc::{Output, PasswordHash};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 /// argon2id parameters.
@@ -38,6 +41,8 @@ pub struct Passwords {
     /// A real hash of a random password: verifying against it costs what a real
     /// verification costs, so unknown accounts answer as slowly as wrong passwords.
     dummy_hash: Arc<str>,
+    /// Working memory of finished verifications, at most one per permit.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 /// Hashing failed (bad parameters or an internal error of the hasher).
@@ -68,6 +73,7 @@ impl Passwords {
             params,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             dummy_hash: dummy.into(),
+            memory: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -102,16 +108,60 @@ impl Passwords {
             .map_err(|e| HashError(e.to_string()))?;
         let real = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
-        let params = self.params.clone();
+        let pool = self.memory.clone();
         let matched = actix_web::web::block(move || {
-            Self::hasher(&params)
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
+            let mut memory = lock(&pool).pop().unwrap_or_default();
+            let matched = verify_with(password.as_bytes(), &hash, &mut memory);
+            lock(&pool).push(memory);
+            matched
         })
         .await
         .map_err(|e| HashError(e.to_string()))?;
         Ok(real && matched)
     }
+}
+
+fn lock(pool: &Mutex<Vec<Vec<Block>>>) -> std::sync::MutexGuard<'_, Vec<Vec<Block>>> {
+    pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether `password` matches the PHC string `stored`, hashed with the algorithm,
+/// version and parameters written in it (as `PasswordVerifier` does) in `memory`, grown
+/// to what those parameters need. Anything unparsable is a mismatch.
+fn verify_with(password: &[u8], stored: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm.as_str()) else {
+        return false;
+    };
+    let Ok(version) = hash
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let Some(out) = buffer.get_mut(..expected.len()) else {
+        return false;
+    };
+    // argon2 writes every block before reading it: old contents need no zeroing.
+    memory.resize(params.block_count(), Block::default());
+    let hasher = Argon2::new(algorithm, version, params);
+    if hasher
+        .hash_password_into_with_memory(password, salt, out, &mut memory[..])
+        .is_err()
+    {
+        return false;
+    }
+    // Output's equality is constant-time.
+    Output::new(out).is_ok_and(|computed| &computed == expected)
 }
 
 fn hash_with(params: &Params, password: &[u8]) -> Result<String, HashError> {
@@ -152,5 +202,55 @@ mod tests {
             p.verify("correct horse".into(), None).await.ok(),
             Some(false)
         );
+    }
+
+    #[test]
+    fn reused_memory_verifies_like_the_library_whatever_the_stored_parameters() {
+        use argon2::password_hash::PasswordVerifier;
+        let hashes: Vec<String> = [
+            (Algorithm::Argon2id, 19_456, 2),
+            (Algorithm::Argon2id, 32_768, 3),
+            (Algorithm::Argon2i, 8_192, 2),
+            (Algorithm::Argon2id, 19_456, 2),
+        ]
+        .into_iter()
+        .map(|(algorithm, m, t)| {
+            let params = Params::new(m, t, 1, None).unwrap();
+            Argon2::new(algorithm, Version::V0x13, params)
+                .hash_password(b"correct horse")
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+        // One buffer, grown and shrunk from hash to hash, as the pool hands them out.
+        let mut memory = Vec::new();
+        for hash in &hashes {
+            for password in [&b"correct horse"[..], b"wrong horse", b""] {
+                let library = Argon2::default().verify_password(password, hash.as_str());
+                assert_eq!(
+                    verify_with(password, hash, &mut memory),
+                    library.is_ok(),
+                    "{hash}"
+                );
+            }
+        }
+        let tampered = {
+            let mut h = hashes[0].clone();
+            let last = h.pop().unwrap();
+            h.push(if last == 'A' { 'B' } else { 'A' });
+            h
+        };
+        assert!(!verify_with(b"correct horse", &tampered, &mut memory));
+        for garbage in [
+            "",
+            "$argon2id$",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA",
+            "plain",
+        ] {
+            assert!(
+                !verify_with(b"correct horse", garbage, &mut memory),
+                "{garbage}"
+            );
+        }
     }
 }
