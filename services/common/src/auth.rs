@@ -557,6 +557,17 @@ mod tests {
         (url, state)
     }
 
+    /// A verifier of the JWKS at `url` whose keys stay fresh and which may refetch at once.
+    fn remote_verifier(url: String) -> TokenVerifier {
+        TokenVerifier::with_intervals(
+            "agora",
+            "agora",
+            KeySource::Remote { url },
+            Duration::from_secs(300),
+            Duration::ZERO,
+        )
+    }
+
     #[actix_web::test]
     async fn a_failing_jwks_is_not_hammered() {
         let (url, server) = jwks_server(Answer::Fail);
@@ -616,13 +627,7 @@ mod tests {
         let old = issuer();
         let new = issuer();
         let (url, server) = jwks_server(Answer::Keys(old.jwks().clone()));
-        let verifier = TokenVerifier::with_intervals(
-            "agora",
-            "agora",
-            KeySource::Remote { url },
-            Duration::from_secs(300),
-            Duration::ZERO,
-        );
+        let verifier = remote_verifier(url);
         let user = Uuid::now_v7();
         assert!(
             verifier
@@ -660,13 +665,7 @@ mod tests {
         let old = issuer();
         let new = issuer();
         let (url, server) = jwks_server(Answer::Keys(old.jwks().clone()));
-        let verifier = TokenVerifier::with_intervals(
-            "agora",
-            "agora",
-            KeySource::Remote { url },
-            Duration::from_secs(300),
-            Duration::ZERO,
-        );
+        let verifier = remote_verifier(url);
         let user = Uuid::now_v7();
         let before = old.access_token(user, "a").unwrap();
         assert!(verifier.verify(&before).await.is_ok());

@@ -12,6 +12,10 @@
 //! ```
 //!
 //! Placeholders are `$1` … `$n` and may repeat; values are bound in `$n` order.
+//!
+//! A statement whose best plan depends on its values ([`Statement::per_call`]) keeps the
+//! same interface but is parsed and planned with its values on every call, as
+//! `sql_query` is.
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -27,6 +31,9 @@ pub struct Statement {
     pieces: Vec<String>,
     /// Per placeholder, the 0-based index of the value it stands for.
     slots: Vec<usize>,
+    /// Kept in the connection's statement cache (and so, after five calls, possibly
+    /// run with a generic plan).
+    cached: bool,
 }
 
 impl Statement {
@@ -56,7 +63,20 @@ impl Statement {
             piece.push(c);
         }
         pieces.push(piece);
-        Statement { pieces, slots }
+        Statement {
+            pieces,
+            slots,
+            cached: true,
+        }
+    }
+
+    /// A statement planned with its values on every call, never cached: for queries
+    /// whose plan must see the values (e.g. how many ids an array holds).
+    pub fn per_call(sql: &str) -> Self {
+        Statement {
+            cached: false,
+            ..Self::new(sql)
+        }
     }
 
     /// A query of this statement, its values still to bind.
@@ -141,7 +161,14 @@ where
 
 impl<V: Values> QueryFragment<Pg> for Prepared<V> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let Statement { pieces, slots } = self.statement;
+        let Statement {
+            pieces,
+            slots,
+            cached,
+        } = self.statement;
+        if !cached {
+            out.unsafe_to_cache_prepared();
+        }
         // A repeated placeholder is bound once per use: the text diesel prepares numbers
         // its parameters in order of appearance.
         for (piece, &slot) in pieces.iter().zip(slots) {
@@ -208,6 +235,18 @@ mod tests {
             shown.starts_with("SELECT $1, $2, $3, $4 -- binds: [2, \"a\", 2, \"j\"]"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn only_per_call_statements_stay_out_of_the_statement_cache() {
+        static CACHED: std::sync::LazyLock<Statement> =
+            std::sync::LazyLock::new(|| Statement::new("SELECT $1"));
+        static PER_CALL: std::sync::LazyLock<Statement> =
+            std::sync::LazyLock::new(|| Statement::per_call("SELECT $1"));
+        let cached = CACHED.query().bind::<Text, _>("a");
+        let per_call = PER_CALL.query().bind::<Text, _>("a");
+        assert!(cached.is_safe_to_cache_prepared(&Pg).unwrap());
+        assert!(!per_call.is_safe_to_cache_prepared(&Pg).unwrap());
     }
 
     #[test]

@@ -337,30 +337,22 @@ pub async fn feed_page(
     limit: u32,
 ) -> Result<Vec<PostRow>, Error> {
     static FEW: LazyLock<Statement> = LazyLock::new(|| Statement::new(&FEED_FEW_SQL));
-    let at = after.map(|(at, _)| at);
-    let id = after.map(|(_, id)| id);
-    let rows = i64::from(limit) + 1;
-    if scope.authors.len() <= FEED_FEW_AUTHORS {
-        FEW.query()
-            .bind::<SqlUuid, _>(viewer)
-            .bind::<Array<SqlUuid>, _>(scope.authors)
-            .bind::<Array<SqlUuid>, _>(scope.friends)
-            .bind::<Nullable<Timestamptz>, _>(at)
-            .bind::<Nullable<SqlUuid>, _>(id)
-            .bind::<BigInt, _>(rows)
-            .load(conn)
-            .await
+    static MANY: LazyLock<Statement> = LazyLock::new(|| Statement::per_call(&FEED_MANY_SQL));
+    let statement = if scope.authors.len() <= FEED_FEW_AUTHORS {
+        &FEW
     } else {
-        diesel::sql_query(FEED_MANY_SQL.as_str())
-            .bind::<SqlUuid, _>(viewer)
-            .bind::<Array<SqlUuid>, _>(scope.authors)
-            .bind::<Array<SqlUuid>, _>(scope.friends)
-            .bind::<Nullable<Timestamptz>, _>(at)
-            .bind::<Nullable<SqlUuid>, _>(id)
-            .bind::<BigInt, _>(rows)
-            .load(conn)
-            .await
-    }
+        &MANY
+    };
+    statement
+        .query()
+        .bind::<SqlUuid, _>(viewer)
+        .bind::<Array<SqlUuid>, _>(scope.authors)
+        .bind::<Array<SqlUuid>, _>(scope.friends)
+        .bind::<Nullable<Timestamptz>, _>(after.map(|(at, _)| at))
+        .bind::<Nullable<SqlUuid>, _>(after.map(|(_, id)| id))
+        .bind::<BigInt, _>(i64::from(limit) + 1)
+        .load(conn)
+        .await
 }
 
 /// A page of one author's posts that the viewer may see (`friend`: the viewer is the

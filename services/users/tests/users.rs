@@ -480,24 +480,7 @@ async fn the_feed_pages_stay_disjoint_and_follow_the_callers_own_changes() {
     )
     .await;
     assert!(texts(&h.ok(&reader, Method::GET, "/api/v1/feed", None).await).is_empty());
-    let request = h
-        .ok(
-            &reader,
-            Method::POST,
-            "/api/v1/relations/friend-requests",
-            Some(json!({"to": writer.id})),
-        )
-        .await;
-    h.ok(
-        &writer,
-        Method::POST,
-        &format!(
-            "/api/v1/relations/friend-requests/{}/accept",
-            request["id"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
+    h.befriend(&reader, &writer).await;
     assert_eq!(
         texts(
             &h.ok(&reader, Method::GET, "/api/v1/feed?limit=2", None)
@@ -516,6 +499,23 @@ async fn the_feed_pages_stay_disjoint_and_follow_the_callers_own_changes() {
 }
 
 impl Harness {
+    /// `from` asks `to` for friendship and `to` accepts.
+    async fn befriend(&self, from: &User, to: &User) {
+        let request = self
+            .ok(
+                from,
+                Method::POST,
+                "/api/v1/relations/friend-requests",
+                Some(json!({"to": to.id})),
+            )
+            .await;
+        let accept = format!(
+            "/api/v1/relations/friend-requests/{}/accept",
+            request["id"].as_str().unwrap()
+        );
+        self.ok(to, Method::POST, &accept, None).await;
+    }
+
     /// Every text of the caller's feed, page after page of `limit`.
     async fn whole_feed(&self, who: &User, limit: u32) -> Vec<String> {
         let mut all = Vec::new();
@@ -555,24 +555,7 @@ async fn a_feed_of_many_authors_pages_like_a_feed_of_few() {
     }
     // The last two writers are also friends.
     for writer in &writers[many - 2..] {
-        let request = h
-            .ok(
-                writer,
-                Method::POST,
-                "/api/v1/relations/friend-requests",
-                Some(json!({"to": reader.id})),
-            )
-            .await;
-        h.ok(
-            &reader,
-            Method::POST,
-            &format!(
-                "/api/v1/relations/friend-requests/{}/accept",
-                request["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
+        h.befriend(writer, &reader).await;
     }
     // Posts interleaved across writers, newest last; the reader's own too.
     let mut written = Vec::new();
