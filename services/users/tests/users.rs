@@ -438,13 +438,7 @@ async fn posts_are_validated_and_lose_nothing_on_refusal() {
 async fn the_feed_pages_stay_disjoint_and_follow_the_callers_own_changes() {
     let h = start().await;
     let (reader, writer) = (h.user("reader").await, h.user("writer").await);
-    h.ok(
-        &reader,
-        Method::PUT,
-        &format!("/api/v1/relations/following/{}", writer.id),
-        None,
-    )
-    .await;
+    h.follow(&reader, &writer).await;
     for i in 0..5 {
         h.post(&writer, &format!("p{i}"), "public").await;
     }
@@ -472,13 +466,7 @@ async fn the_feed_pages_stay_disjoint_and_follow_the_callers_own_changes() {
     assert_eq!(second["next_cursor"], Value::Null);
 
     // Read-your-writes: unfollow, block and friendship change the very next page.
-    h.ok(
-        &reader,
-        Method::DELETE,
-        &format!("/api/v1/relations/following/{}", writer.id),
-        None,
-    )
-    .await;
+    h.unfollow(&reader, &writer).await;
     assert!(texts(&h.ok(&reader, Method::GET, "/api/v1/feed", None).await).is_empty());
     h.befriend(&reader, &writer).await;
     assert_eq!(
@@ -499,6 +487,18 @@ async fn the_feed_pages_stay_disjoint_and_follow_the_callers_own_changes() {
 }
 
 impl Harness {
+    /// `who` follows `whom`.
+    async fn follow(&self, who: &User, whom: &User) {
+        let path = format!("/api/v1/relations/following/{}", whom.id);
+        self.ok(who, Method::PUT, &path, None).await;
+    }
+
+    /// `who` stops following `whom`.
+    async fn unfollow(&self, who: &User, whom: &User) {
+        let path = format!("/api/v1/relations/following/{}", whom.id);
+        self.ok(who, Method::DELETE, &path, None).await;
+    }
+
     /// `from` asks `to` for friendship and `to` accepts.
     async fn befriend(&self, from: &User, to: &User) {
         let request = self
@@ -545,13 +545,7 @@ async fn a_feed_of_many_authors_pages_like_a_feed_of_few() {
         writers.push(h.user(&format!("w{i}")).await);
     }
     for writer in &writers {
-        h.ok(
-            &reader,
-            Method::PUT,
-            &format!("/api/v1/relations/following/{}", writer.id),
-            None,
-        )
-        .await;
+        h.follow(&reader, writer).await;
     }
     // The last two writers are also friends.
     for writer in &writers[many - 2..] {
@@ -590,13 +584,7 @@ async fn a_feed_of_many_authors_pages_like_a_feed_of_few() {
     // Unfollow down to a few authors (friends stay authors): the other strategy.
     let few = 4;
     for writer in &writers[few..many - 2] {
-        h.ok(
-            &reader,
-            Method::DELETE,
-            &format!("/api/v1/relations/following/{}", writer.id),
-            None,
-        )
-        .await;
+        h.unfollow(&reader, writer).await;
     }
     let some_followed = expected(&|i| i < few);
     assert_eq!(some_followed.len(), 2 * (few + 2 + 2 + 1));
