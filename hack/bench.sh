@@ -18,7 +18,8 @@
 # against pgbench running the users service's own timeline SQL), feed (feed latency by
 # number of followees at 1M posts), auth (logins vs raw argon2id; token checks at the edge
 # vs raw EdDSA), photos (2 MP JPEG uploads vs the raw `image` pipeline), memory (resident
-# memory idle and at the mix's peak).
+# memory idle and at the mix's peak: of `agora up`, and of each service run as its own
+# process from its container binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1; shift ;;
     --suites) SUITES=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "usage: $0 [--smoke] [--suites edge,mix,feed,auth,photos,memory]" >&2; exit 2 ;;
   esac
 done
@@ -90,11 +91,14 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import matplotlib' 2>
 fi
 
 # --- build -------------------------------------------------------------------------
-log "building agora and agora-bench (profile $PROFILE)"
+log "building agora, agora-bench and the service binaries (profile $PROFILE)"
+# The service binaries are what their containers run: the memory suite starts each alone.
+BINS=(--bin agora --bin agora-bench)
+for svc in auth users relations photos events gateway; do BINS+=(--bin "agora-$svc"); done
 if [ "$PROFILE" = release ]; then
-  cargo build --release --bin agora --bin agora-bench >&2
+  cargo build --release "${BINS[@]}" >&2
 else
-  cargo build --bin agora --bin agora-bench >&2
+  cargo build "${BINS[@]}" >&2
 fi
 BIN=${CARGO_TARGET_DIR:-target}/$TARGET
 BENCH=("$BIN/agora-bench")
@@ -103,15 +107,20 @@ BENCH=("$BIN/agora-bench")
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/agora-bench.XXXXXX")
 chmod 755 "$STATE"
 AGORA_PID="" NGINX_PID="" SAMPLER_PID=""
+declare -A SVC_PID=() # the memory suite's per-process platform
 cleanup() {
   local status=$?
   # A failed run shows what the platform logged (warnings and errors) before it goes.
   if [ "$status" != 0 ] && [ -s "$STATE/agora.err" ]; then
     echo "bench.sh: the last lines agora up logged:" >&2
     tail -n 40 "$STATE/agora.err" >&2
+    for err in "$STATE"/procs/*.err; do
+      [ -s "$err" ] && { echo "bench.sh: the last lines $(basename "$err" .err) logged:" >&2; tail -n 20 "$err" >&2; }
+    done
   fi
-  for pid in $SAMPLER_PID $NGINX_PID $AGORA_PID; do kill "$pid" 2>/dev/null || true; done
-  for pid in $SAMPLER_PID $NGINX_PID $AGORA_PID; do wait "$pid" 2>/dev/null || true; done
+  local pids="$SAMPLER_PID $NGINX_PID $AGORA_PID ${SVC_PID[*]}"
+  for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+  for pid in $pids; do wait "$pid" 2>/dev/null || true; done
   stop_pg "$STATE/pg"
   rm -rf "$STATE"
 }
@@ -277,8 +286,95 @@ fi
 
 if has_suite memory; then
   read -r MEM_PEAK_AGORA <"$STATE/peak"
-  printf '{"note": "agora up runs every service and the gateway in one process", "agora_kib": {"idle": %s, "mix_peak": %s}, "postgresql_pss_kib": {"idle": %s, "after_mix": %s}}\n' \
-    "$MEM_IDLE_AGORA" "$MEM_PEAK_AGORA" "$MEM_IDLE_PG" "$MEM_AFTER_MIX_PG" >"$RESULTS/memory.json"
+  # Each service on its own: the same binaries and environment contract as their
+  # containers (the operator's wiring), each process on its own loopback address the way
+  # each pod has its own IP, so every service listens on the same two ports and the
+  # gateway finds them as it does in the cluster. Own databases, seeded like the first
+  # platform, then the mix at the best rate the mix suite held, sampling every process.
+  log "memory: every service as its own process"
+  PROCS="$STATE/procs"
+  mkdir -p "$PROCS/photos"
+  SVC_PORT=$(free_port) SVC_OPS_PORT=$(free_port)
+  SERVICES=(relations photos users events auth gateway)
+  declare -A SVC_IP=([relations]=127.0.2.1 [photos]=127.0.2.2 [users]=127.0.2.3
+    [events]=127.0.2.4 [auth]=127.0.2.5 [gateway]=127.0.2.6)
+  svc_url() { echo "http://${SVC_IP[$1]}:$SVC_PORT"; }
+  secret() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
+  INTERNAL_TOKEN=$(secret)
+  for svc in relations photos users events auth; do
+    psql_db postgres -c "CREATE DATABASE procs_$svc"
+  done
+  for svc in "${SERVICES[@]}"; do
+    env_of=(RUST_LOG=warn WORKERS=2 "LISTEN_ADDR=${SVC_IP[$svc]}:$SVC_PORT"
+      "OPS_LISTEN_ADDR=${SVC_IP[$svc]}:$SVC_OPS_PORT"
+      "AUTH_JWKS_URL=$(svc_url auth)/api/v1/auth/jwks" "INTERNAL_TOKEN=$INTERNAL_TOKEN")
+    [ "$svc" = gateway ] || env_of+=("DATABASE_URL=$PG_URL/procs_$svc")
+    case $svc in
+      photos) env_of+=("PHOTOS_STORAGE_DIR=$PROCS/photos" "PHOTOS_SHARE_LINK_KEY=$(secret)") ;;
+      users) env_of+=("RELATIONS_URL=$(svc_url relations)" "PHOTOS_URL=$(svc_url photos)") ;;
+      events) env_of+=("RELATIONS_URL=$(svc_url relations)") ;;
+      auth)
+        env_of+=("AUTH_SIGNING_KEY_FILE=$PROCS/auth-signing-key.pem" AUTH_GENERATE_SIGNING_KEY=true
+          "USERS_URL=$(svc_url users)" "RELATIONS_URL=$(svc_url relations)"
+          "TRUSTED_PROXIES=${SVC_IP[gateway]}/32" TRUSTED_PROXY_HOPS=1
+          AUTH_REGISTRATIONS_PER_MINUTE=1000000 AUTH_LOGINS_PER_MINUTE=1000000) ;;
+      gateway)
+        upstreams=()
+        for up in relations photos users events auth; do upstreams+=("$(svc_url "$up")"); done
+        env_of+=("GATEWAY_UPSTREAMS=$(IFS=,; echo "${upstreams[*]}")"
+          "GATEWAY_UPSTREAM_OPS_PORT=$SVC_OPS_PORT" GATEWAY_RATE_LIMIT_PER_MINUTE=0) ;;
+    esac
+    env -i PATH="$PATH" HOME="$HOME" "${env_of[@]}" "$BIN/agora-$svc" >"$PROCS/$svc.out" 2>"$PROCS/$svc.err" &
+    SVC_PID[$svc]=$!
+  done
+  GW2=$(svc_url gateway)
+  for _ in $(seq 1 600); do
+    curl -sf -o /dev/null "$GW2/api/v1/auth/jwks" && break
+    for svc in "${SERVICES[@]}"; do
+      kill -0 "${SVC_PID[$svc]}" 2>/dev/null || { tail -n 20 "$PROCS/$svc.err" >&2; die "agora-$svc stopped"; }
+    done
+    sleep 0.1
+  done
+  curl -sf -o /dev/null "$GW2/api/v1/auth/jwks" || die "the per-process platform did not come up in 60 s"
+  "$BIN/agora" seed --url "$GW2" --users "$USERS" --posts-per-user "$POSTS_PER_USER" --seed 1 \
+    --password "$PASSWORD" --concurrency 8 >"$PROCS/seed.out"
+  declare -A SVC_IDLE=()
+  for svc in "${SERVICES[@]}"; do SVC_IDLE[$svc]=$(rss_kib "${SVC_PID[$svc]}"); done
+  (
+    declare -A peak=()
+    while :; do
+      for svc in "${SERVICES[@]}"; do
+        a=$(rss_kib "${SVC_PID[$svc]}")
+        [ "$a" -gt "${peak[$svc]:-0}" ] && peak[$svc]=$a
+        echo "${peak[$svc]}" >"$PROCS/peak-$svc"
+      done
+      sleep 0.5
+    done
+  ) &
+  SAMPLER_PID=$!
+  # The best rate the in-process platform held (its lowest step if none held).
+  PEAK_RATE=$("$VENV/bin/python" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["best_rate"] or d["steps"][0]["offered_rate"])' "$RESULTS/mix.json")
+  log "memory: the mix at $PEAK_RATE req/s through the per-process platform"
+  "${BENCH[@]}" mix --url "$GW2" --seed 1 --users "$USERS" --rates "$PEAK_RATE" "${TIMING[@]}" \
+    >"$RESULTS/mix-processes.json"
+  kill "$SAMPLER_PID"; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
+  for svc in "${SERVICES[@]}"; do kill "${SVC_PID[$svc]}" 2>/dev/null || true; done
+  for svc in "${SERVICES[@]}"; do wait "${SVC_PID[$svc]}" 2>/dev/null || true; done
+  SVC_PID=()
+  {
+    printf '{"note": "agora up runs every service and the gateway in one process; services_kib are the same services each in its own process (their container binaries)",\n'
+    printf ' "agora_kib": {"idle": %s, "mix_peak": %s},\n' "$MEM_IDLE_AGORA" "$MEM_PEAK_AGORA"
+    printf ' "services_kib": {'
+    sep=""
+    for svc in "${SERVICES[@]}"; do
+      printf '%s"%s": {"idle": %s, "mix_peak": %s}' "$sep" "$svc" "${SVC_IDLE[$svc]}" "$(cat "$PROCS/peak-$svc")"
+      sep=", "
+    done
+    printf '},\n "services_mix_rate": %s,\n' "$PEAK_RATE"
+    printf ' "postgresql_pss_kib": {"idle": %s, "after_mix": %s}}\n' "$MEM_IDLE_PG" "$MEM_AFTER_MIX_PG"
+  } >"$RESULTS/memory.json"
 fi
 
 if has_suite auth; then
