@@ -221,10 +221,7 @@ fn with_details(page: &str) -> String {
         "WITH page AS ({page}) \
          SELECT page.id, page.author_id, a.username AS author_username, page.text, page.links, \
                 page.photo_ids, page.visibility, page.created_at, page.updated_at, \
-                (SELECT count(*) FROM comments c WHERE c.post_id = page.id) AS comment_count, \
-                (SELECT coalesce(jsonb_object_agg(x.emoji, x.n), '{{}}'::jsonb) FROM \
-                    (SELECT emoji, count(*) AS n FROM reactions r WHERE r.post_id = page.id \
-                     GROUP BY emoji) x) AS reactions, \
+                page.comment_count, page.reaction_counts AS reactions, \
                 (SELECT coalesce(array_agg(r.emoji ORDER BY r.emoji), '{{}}') FROM reactions r \
                     WHERE r.post_id = page.id AND r.user_id = $1) AS my_reactions \
          FROM page JOIN profiles a ON a.id = page.author_id \
@@ -609,9 +606,8 @@ pub async fn reaction_summary(
 ) -> Result<ReactionSummary, Error> {
     static SQL: LazyLock<Statement> = LazyLock::new(|| {
         Statement::new(
-            "SELECT (SELECT coalesce(jsonb_object_agg(x.emoji, x.n), '{}'::jsonb) FROM \
-                       (SELECT emoji, count(*) AS n FROM reactions WHERE post_id = $1 \
-                        GROUP BY emoji) x) AS reactions, \
+            "SELECT coalesce((SELECT reaction_counts FROM posts WHERE id = $1), '{}') \
+                        AS reactions, \
                     (SELECT coalesce(array_agg(emoji ORDER BY emoji), '{}') FROM reactions \
                        WHERE post_id = $1 AND user_id = $2) AS my_reactions",
         )

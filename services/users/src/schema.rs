@@ -21,6 +21,8 @@ diesel::table! {
         visibility -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        comment_count -> Int8,
+        reaction_counts -> Jsonb,
     }
 }
 

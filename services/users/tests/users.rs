@@ -618,6 +618,14 @@ async fn comments_and_reactions_belong_to_visible_posts() {
         )
         .await;
     assert_eq!(reply["author"]["username"], stranger.name.as_str());
+    let counted = |post: Value| post["comment_count"].as_i64();
+    assert_eq!(
+        counted(
+            h.ok(&friend, Method::GET, &format!("/api/v1/posts/{post}"), None)
+                .await
+        ),
+        Some(2)
+    );
     for body in [
         json!({"text": ""}),
         json!({"text": "x".repeat(2001)}),
@@ -683,6 +691,14 @@ async fn comments_and_reactions_belong_to_visible_posts() {
             .unwrap()
             .is_empty()
     );
+    // The parent and its reply were both counted down.
+    assert_eq!(
+        counted(
+            h.ok(&author, Method::GET, &format!("/api/v1/posts/{post}"), None)
+                .await
+        ),
+        Some(0)
+    );
 
     let heart = "%E2%9D%A4%EF%B8%8F"; // ❤️
     let tone = "%F0%9F%91%8D%F0%9F%8F%BD"; // 👍🏽
@@ -742,6 +758,21 @@ async fn comments_and_reactions_belong_to_visible_posts() {
     assert_eq!(page["items"][0]["reactions"], json!({"❤️": 1, "👍🏽": 1}));
     assert_eq!(page["items"][0]["my_reactions"], json!(["👍🏽"]));
     assert_eq!(page["items"][0]["comment_count"], 0);
+    // An emoji whose last reaction goes leaves the counts.
+    let r = h
+        .ok(
+            &friend,
+            Method::DELETE,
+            &format!("/api/v1/posts/{post}/reactions/{tone}"),
+            None,
+        )
+        .await;
+    assert_eq!(r, json!({"reactions": {"❤️": 1}, "my_reactions": []}));
+    let feed = h.ok(&author, Method::GET, "/api/v1/feed", None).await;
+    let shown = feed["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["id"] == post.as_str()));
+    assert_eq!(shown.map(|p| &p["reactions"]), Some(&json!({"❤️": 1})));
 
     // A private post: invisible (404) to others for every action, even with its id.
     let private = h.post(&author, "secret", "private").await;
