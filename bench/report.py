@@ -203,7 +203,16 @@ def auth(r, data):
           f"{edge / raw_tokens:.2f} |", "",
           f"Errors: logins {data['logins']['errors']}, verifications "
           f"{data['edge_verifications']['errors']}.", "")
+    rounds(r, "Logins and raw hashes", data.get("login_rounds"))
     r.goal("Logins/s within 90% of raw argon2id/s", f"{logins / raw:.0%}", logins / raw >= 0.9)
+
+
+def rounds(r, what, ratios):
+    """The per-round ratios of a suite measured in turns with its baseline."""
+    if ratios:
+        r.add(f"{what} were measured in {len(ratios)} alternating rounds (so that the host's "
+              "drift weighs on both alike); each round's ratio: "
+              + ", ".join(f"{x:.2f}" for x in ratios) + ".", "")
 
 
 def photos(r, data):
@@ -220,6 +229,7 @@ def photos(r, data):
           f"| raw `image` pipeline ({data['raw_pipeline']['threads']} threads) | {raw:.1f} | "
           f"{raw * data['jpeg_bytes'] / 1e6:.1f} | | |", "",
           f"Uploads vs the raw pipeline: **{up / raw:.2f}**.", "")
+    rounds(r, "Uploads and the raw pipeline", data.get("rounds"))
     r.goal("Photo pipeline within 80% of the raw image-library rate", f"{up / raw:.0%}",
            up / raw >= 0.8)
 

@@ -9,7 +9,7 @@ mod social;
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use load::{Fixed, Timing, Workload};
-use report::RunReport;
+use report::{RunReport, Throughput};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -456,16 +456,18 @@ async fn run(command: Command) -> Result<Value, BenchError> {
                 token: Some(token),
                 body: Some((content_type, body)),
             });
-            let uploads = load::closed_loop(&client, workload, connections, timing.timing()).await;
-            let seconds = Duration::from_secs_f64(timing.measure);
-            let raw = {
-                let jpeg = jpeg.clone();
-                tokio::task::spawn_blocking(move || {
-                    baseline::image_pipeline(jpeg, threads, seconds)
-                })
-                .await
-                .map_err(|e| BenchError::Setup(e.to_string()))??
-            };
+            let (uploads, raw, rounds) = load::alternating(
+                &client,
+                workload,
+                connections,
+                timing.timing(),
+                ROUNDS,
+                |slice| {
+                    let jpeg = jpeg.clone();
+                    blocking(move || baseline::image_pipeline(jpeg, threads, slice))
+                },
+            )
+            .await?;
             let megabytes = jpeg.len() as f64 / 1_000_000.0;
             eprintln!(
                 "photos: {:.1} uploads/s ({:.1} MB/s), raw image pipeline {:.1}/s, errors {}",
@@ -478,7 +480,7 @@ async fn run(command: Command) -> Result<Value, BenchError> {
                 "jpeg_bytes": jpeg.len(), "width": width, "height": height,
                 "uploads": json_of(&uploads),
                 "upload_megabytes_per_second": uploads.achieved_rate * megabytes,
-                "raw_pipeline": json_of(&raw),
+                "raw_pipeline": json_of(&raw), "rounds": rounds,
             }))
         }
     }
@@ -502,6 +504,21 @@ fn upload_form(jpeg: &[u8]) -> (&'static str, Bytes) {
         "multipart/form-data; boundary=agora-bench-boundary",
         Bytes::from(body),
     )
+}
+
+/// Turns of service load and baseline in the auth and photos suites (see
+/// [`load::alternating`]).
+const ROUNDS: usize = 3;
+
+/// A baseline on blocking threads, off the load generator's runtime.
+async fn blocking<F>(work: F) -> Result<Throughput, BenchError>
+where
+    F: FnOnce() -> Result<Throughput, baseline::BaselineError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?
+        .map_err(BenchError::from)
 }
 
 async fn auth_suite(
@@ -528,12 +545,16 @@ async fn auth_suite(
             })
             .collect(),
     });
-    let login_run = load::closed_loop(client, logins, connections, timing.timing()).await;
+    let (login_run, raw_hashes, login_rounds) = load::alternating(
+        client,
+        logins,
+        connections,
+        timing.timing(),
+        ROUNDS,
+        |slice| blocking(move || baseline::argon2_verifications(threads, slice)),
+    )
+    .await?;
     let seconds = Duration::from_secs_f64(timing.measure);
-    let raw_hashes =
-        tokio::task::spawn_blocking(move || baseline::argon2_verifications(threads, seconds))
-            .await
-            .map_err(|e| BenchError::Setup(e.to_string()))??;
 
     // Token checks at the edge: forward-auth's /verify through the gateway.
     let account = social::accounts(client, base, &[username.to_owned()], password).await?;
@@ -576,7 +597,7 @@ async fn auth_suite(
     );
     Ok(json!({
         "logins": json_of(&login_run),
-        "raw_argon2id": json_of(&raw_hashes),
+        "raw_argon2id": json_of(&raw_hashes), "login_rounds": login_rounds,
         "edge_verifications": json_of(&verify_run),
         "raw_token_verifications": json_of(&raw_tokens),
     }))
