@@ -88,6 +88,11 @@ impl Tally {
         }
     }
 
+    /// Requests answered (errors included).
+    fn answered(&self) -> u64 {
+        self.histograms.iter().map(Histogram::len).sum()
+    }
+
     fn absorb(&mut self, other: Tally) {
         for (sum, part) in self.histograms.iter_mut().zip(&other.histograms) {
             let _ = sum.add(part);
@@ -257,10 +262,58 @@ pub async fn closed_loop(
         .report(timing.measure.as_secs_f64(), None)
 }
 
+/// The maximum rates of several workloads, measured in turns: `rounds` slices of each,
+/// one after the other, so that drift of the host weighs on all alike (warm-up as in
+/// [`alternating`]). Returns each workload's merged run and its rate in each round.
+pub async fn closed_loops_in_turn(
+    client: &reqwest::Client,
+    workloads: &[Arc<dyn Workload>],
+    connections: usize,
+    timing: Timing,
+    rounds: usize,
+) -> Vec<(RunReport, Vec<f64>)> {
+    let rounds = rounds.max(1);
+    let slice = timing.measure / u32::try_from(rounds).unwrap_or(u32::MAX);
+    let mut totals: Vec<(Tally, Vec<f64>)> = workloads
+        .iter()
+        .map(|w| (Tally::new(w.kinds()), Vec::with_capacity(rounds)))
+        .collect();
+    for round in 0..rounds {
+        for (workload, (total, rates)) in workloads.iter().zip(&mut totals) {
+            let tally = closed_loop_tally(
+                client,
+                workload.clone(),
+                connections,
+                slice_timing(timing, slice, round),
+            )
+            .await;
+            rates.push(tally.answered() as f64 / slice.as_secs_f64());
+            total.absorb(tally);
+        }
+    }
+    totals
+        .into_iter()
+        .map(|(total, rates)| (total.report(timing.measure.as_secs_f64(), None), rates))
+        .collect()
+}
+
+/// One round's slice: the whole warm-up first, then a second at most to refill the
+/// pipeline.
+fn slice_timing(timing: Timing, slice: Duration, round: usize) -> Timing {
+    Timing {
+        warmup: if round == 0 {
+            timing.warmup
+        } else {
+            timing.warmup.min(Duration::from_secs(1))
+        },
+        measure: slice,
+        timeout: timing.timeout,
+    }
+}
+
 /// A closed-loop run and its baseline, measured in turns: `rounds` slices of each, one
 /// after the other (in-flight requests finish before the baseline starts), so a host
-/// that slows down or speeds up during the suite weighs on both alike. The first slice
-/// has the whole warm-up, later ones a second at most to refill the pipeline. Returns
+/// that slows down or speeds up during the suite weighs on both alike. Returns
 /// the merged run, the merged baseline, and each round's run/baseline ratio (their
 /// spread is the drift the alternation evened out).
 pub async fn alternating<B, Fut, E>(
@@ -281,23 +334,14 @@ where
     let (mut count, mut seconds, mut threads) = (0, 0.0, 1);
     let mut ratios = Vec::with_capacity(rounds);
     for round in 0..rounds {
-        let warmup = if round == 0 {
-            timing.warmup
-        } else {
-            timing.warmup.min(Duration::from_secs(1))
-        };
         let tally = closed_loop_tally(
             client,
             workload.clone(),
             connections,
-            Timing {
-                warmup,
-                measure: slice,
-                timeout: timing.timeout,
-            },
+            slice_timing(timing, slice, round),
         )
         .await;
-        let answered: u64 = tally.histograms.iter().map(Histogram::len).sum();
+        let answered = tally.answered();
         total.absorb(tally);
         let raw = baseline(slice).await?;
         ratios.push(if raw.per_second > 0.0 {
