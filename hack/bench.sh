@@ -295,6 +295,7 @@ if has_suite memory; then
   PROCS="$STATE/procs"
   mkdir -p "$PROCS/photos"
   SVC_PORT=$(free_port) SVC_OPS_PORT=$(free_port)
+  while [ "$SVC_OPS_PORT" = "$SVC_PORT" ]; do SVC_OPS_PORT=$(free_port); done
   SERVICES=(relations photos users events auth gateway)
   declare -A SVC_IP=([relations]=127.0.2.1 [photos]=127.0.2.2 [users]=127.0.2.3
     [events]=127.0.2.4 [auth]=127.0.2.5 [gateway]=127.0.2.6)
