@@ -263,8 +263,8 @@ pub async fn closed_loop(
 }
 
 /// The maximum rates of several workloads, measured in turns: `rounds` slices of each,
-/// one after the other, so that drift of the host weighs on all alike (warm-up as in
-/// [`alternating`]). Returns each workload's merged run and its rate in each round.
+/// one after the other, so that drift of the host weighs on all alike. Returns each
+/// workload's merged run and its rate in each round.
 pub async fn closed_loops_in_turn(
     client: &reqwest::Client,
     workloads: &[Arc<dyn Workload>],
@@ -272,43 +272,20 @@ pub async fn closed_loops_in_turn(
     timing: Timing,
     rounds: usize,
 ) -> Vec<(RunReport, Vec<f64>)> {
-    let rounds = rounds.max(1);
-    let slice = timing.measure / u32::try_from(rounds).unwrap_or(u32::MAX);
+    let turns = Turns::new(timing, rounds);
     let mut totals: Vec<(Tally, Vec<f64>)> = workloads
         .iter()
-        .map(|w| (Tally::new(w.kinds()), Vec::with_capacity(rounds)))
+        .map(|w| (Tally::new(w.kinds()), Vec::with_capacity(turns.rounds)))
         .collect();
-    for round in 0..rounds {
+    for round in 0..turns.rounds {
         for (workload, (total, rates)) in workloads.iter().zip(&mut totals) {
-            let tally = closed_loop_tally(
-                client,
-                workload.clone(),
-                connections,
-                slice_timing(timing, slice, round),
-            )
-            .await;
-            rates.push(tally.answered() as f64 / slice.as_secs_f64());
-            total.absorb(tally);
+            rates.push(turns.run(client, workload, connections, round, total).await);
         }
     }
     totals
         .into_iter()
-        .map(|(total, rates)| (total.report(timing.measure.as_secs_f64(), None), rates))
+        .map(|(total, rates)| (turns.report(total), rates))
         .collect()
-}
-
-/// One round's slice: the whole warm-up first, then a second at most to refill the
-/// pipeline.
-fn slice_timing(timing: Timing, slice: Duration, round: usize) -> Timing {
-    Timing {
-        warmup: if round == 0 {
-            timing.warmup
-        } else {
-            timing.warmup.min(Duration::from_secs(1))
-        },
-        measure: slice,
-        timeout: timing.timeout,
-    }
 }
 
 /// A closed-loop run and its baseline, measured in turns: `rounds` slices of each, one
@@ -328,24 +305,17 @@ where
     B: FnMut(Duration) -> Fut,
     Fut: std::future::Future<Output = Result<Throughput, E>>,
 {
-    let rounds = rounds.max(1);
-    let slice = timing.measure / u32::try_from(rounds).unwrap_or(u32::MAX);
+    let turns = Turns::new(timing, rounds);
     let mut total = Tally::new(workload.kinds());
     let (mut count, mut seconds, mut threads) = (0, 0.0, 1);
-    let mut ratios = Vec::with_capacity(rounds);
-    for round in 0..rounds {
-        let tally = closed_loop_tally(
-            client,
-            workload.clone(),
-            connections,
-            slice_timing(timing, slice, round),
-        )
-        .await;
-        let answered = tally.answered();
-        total.absorb(tally);
-        let raw = baseline(slice).await?;
+    let mut ratios = Vec::with_capacity(turns.rounds);
+    for round in 0..turns.rounds {
+        let rate = turns
+            .run(client, &workload, connections, round, &mut total)
+            .await;
+        let raw = baseline(turns.slice).await?;
         ratios.push(if raw.per_second > 0.0 {
-            answered as f64 / slice.as_secs_f64() / raw.per_second
+            rate / raw.per_second
         } else {
             0.0
         });
@@ -363,11 +333,56 @@ where
         seconds,
         threads,
     };
-    Ok((
-        total.report(timing.measure.as_secs_f64(), None),
-        raw,
-        ratios,
-    ))
+    Ok((turns.report(total), raw, ratios))
+}
+
+/// The measured time cut into rounds of equal slices.
+struct Turns {
+    timing: Timing,
+    rounds: usize,
+    slice: Duration,
+}
+
+impl Turns {
+    fn new(timing: Timing, rounds: usize) -> Self {
+        let rounds = rounds.max(1);
+        Turns {
+            timing,
+            rounds,
+            slice: timing.measure / u32::try_from(rounds).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// One slice of closed-loop load in `round` (the whole warm-up in the first, then a
+    /// second at most to refill the pipeline): its rate, its answers added to `total`.
+    async fn run(
+        &self,
+        client: &reqwest::Client,
+        workload: &Arc<dyn Workload>,
+        connections: usize,
+        round: usize,
+        total: &mut Tally,
+    ) -> f64 {
+        let warmup = if round == 0 {
+            self.timing.warmup
+        } else {
+            self.timing.warmup.min(Duration::from_secs(1))
+        };
+        let timing = Timing {
+            warmup,
+            measure: self.slice,
+            timeout: self.timing.timeout,
+        };
+        let tally = closed_loop_tally(client, workload.clone(), connections, timing).await;
+        let rate = tally.answered() as f64 / self.slice.as_secs_f64();
+        total.absorb(tally);
+        rate
+    }
+
+    /// The merged rounds over the whole measured time.
+    fn report(&self, total: Tally) -> RunReport {
+        total.report(self.timing.measure.as_secs_f64(), None)
+    }
 }
 
 /// A client for the load: keep-alive connections, as many as the load needs.
