@@ -244,7 +244,9 @@ def memory(r, data, processes_mix):
     r.add("## Memory", "", "Resident memory. `agora up` runs every service and the gateway "
           "in one process; below it, the same services each in its own process (the binaries "
           "their containers run, wired as the operator wires them), seeded alike and put "
-          "through the social mix at the best rate the mix held. PostgreSQL as the sum of its "
+          "through the social mix at the best rate the mix held. Peaks are sampled twice a "
+          "second over the whole `agora-bench mix` command, which ends with the feed alone "
+          "at its maximum (16 connections) on both platforms. PostgreSQL as the sum of its "
           "processes' proportional set sizes, so shared buffers count once.", "",
           "| | idle (seeded) MiB | through the social mix MiB |", "|---|---:|---:|",
           f"| agora up (every service and the gateway, one process) | "
