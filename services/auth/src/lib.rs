@@ -78,7 +78,7 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
         KeySource::Static(issuer.jwks().clone()),
     ));
 
-    agora_common::jobs::migrate_jobs(&config.database_url).await?;
+    // `prepare` first: it waits for the database to take connections.
     let pool = common_db::prepare(
         &config.database_url,
         MIGRATIONS,
@@ -86,6 +86,7 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
         config.db_pool_size,
     )
     .await?;
+    agora_common::jobs::migrate_jobs(&config.database_url).await?;
     let deliveries = deliveries(&config, &pool)?;
     let limits = &config.limits;
     let minute = Duration::from_secs(60);

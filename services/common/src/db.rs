@@ -194,16 +194,52 @@ pub fn advisory_lock_key(service: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
+/// How long a starting service waits for its database to take its connection. On a
+/// fresh platform the server, then the database and role the service logs in as (made
+/// by the provisioning Job), appear after the services start; exiting instead would
+/// put every pod into crash-loop back-off.
+pub const DATABASE_WAIT: Duration = Duration::from_secs(180);
+
 /// What every service does with its database at start-up: run its migrations (under
-/// the advisory lock of its name), then open the pool.
+/// the advisory lock of its name) once the database takes connections (waiting up to
+/// [`DATABASE_WAIT`]), then open the pool.
 pub async fn prepare(
     database_url: &str,
     migrations: EmbeddedMigrations,
     service: &str,
     pool_size: usize,
 ) -> Result<DbPool, DbError> {
+    wait_until_reachable(database_url, DATABASE_WAIT).await?;
     migrate(database_url, migrations, advisory_lock_key(service)).await?;
     pool(database_url, pool_size)
+}
+
+/// Returns once a connection to `database_url` succeeds, retrying with a growing pause
+/// (up to 4 s) for up to `wait`; then the last failure is the error.
+pub async fn wait_until_reachable(database_url: &str, wait: Duration) -> Result<(), DbError> {
+    use diesel_async::AsyncConnection;
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        // A server that drops packets would hold a connect forever (no default timeout).
+        let reason: BoxError = match tokio::time::timeout(
+            Duration::from_secs(5),
+            AsyncPgConnection::establish(database_url),
+        )
+        .await
+        {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(err)) => err.into(),
+            Err(_) => "connecting timed out".into(),
+        };
+        if started.elapsed() + pause >= wait {
+            return Err(DbError::Connect(reason));
+        }
+        // The reason names the server and the role, never the password.
+        tracing::warn!(%reason, retry_in_ms = pause.as_millis(), "waiting for the database");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(4));
+    }
 }
 
 /// Runs pending migrations while holding `pg_advisory_lock(lock_key)`.

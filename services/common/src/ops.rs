@@ -108,9 +108,36 @@ pub(crate) async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
         (true, false) => {
             HttpResponse::Ok().json(json!({"status": "degraded", "degraded": degraded}))
         }
-        (false, _) => HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "not ready", "failed": failures, "degraded": degraded})),
+        (false, _) => not_ready(
+            "not ready",
+            json!({"failed": failures, "degraded": degraded}),
+        ),
     }
+}
+
+/// A 503 from `/readyz`: problem+json (which the fallback middleware keeps as it is)
+/// with what failed beside the standard members; `detail` says `not ready` or
+/// `starting`.
+fn not_ready(detail: &str, mut what: serde_json::Value) -> HttpResponse {
+    let (slug, title) =
+        crate::problem::kind_of_status(actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+    if let Some(members) = what.as_object_mut() {
+        members.insert(
+            "type".into(),
+            json!(format!("{}{slug}", crate::problem::PROBLEM_BASE)),
+        );
+        members.insert("title".into(), json!(title));
+        members.insert("status".into(), json!(503));
+        members.insert("detail".into(), json!(detail));
+    }
+    HttpResponse::ServiceUnavailable()
+        .content_type(crate::problem::PROBLEM_JSON)
+        .json(what)
+}
+
+/// `/readyz` before the service is built.
+pub(crate) async fn starting() -> HttpResponse {
+    not_ready("starting", json!({}))
 }
 
 pub(crate) async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {

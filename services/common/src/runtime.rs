@@ -50,7 +50,9 @@ pub fn workers(env: &Env) -> Result<usize, ConfigError> {
 
 /// The whole life of a single-service binary: logs, build, serve, stop on a signal.
 ///
-/// Start-up errors are printed once, clearly, and turn into a non-zero exit code.
+/// The operations port is bound first and answers while `build` runs (healthy, not
+/// ready). Start-up errors are printed once, clearly, and turn into a
+/// non-zero exit code.
 pub async fn run_service<F, Fut, E>(build: F) -> ExitCode
 where
     F: FnOnce(Env) -> Fut,
@@ -66,22 +68,46 @@ where
         Ok(v) => v,
         Err(err) => return fail(&err),
     };
-    let service = match build(env).await {
+    let bind = |addr: SocketAddr| {
+        TcpListener::bind(addr).map_err(|err| format!("cannot listen on {addr}: {err}"))
+    };
+    let ops_listener = match bind(ops_addr) {
+        Ok(l) => l,
+        Err(err) => return fail(&err),
+    };
+    // Building may wait (for the database, for upstreams): the probes get their answers
+    // meanwhile, from a small server on a duplicate of the same socket.
+    let starting = match ops_listener
+        .try_clone()
+        .and_then(crate::server::serve_starting)
+    {
+        Ok(s) => s,
+        Err(err) => return fail(&format!("cannot serve: {err}")),
+    };
+    let starting_handle = starting.handle();
+    let starting_task = tokio::spawn(starting);
+    let built = tokio::select! {
+        built = build(env) => built,
+        () = shutdown_signal() => {
+            tracing::info!("shutting down before start-up finished");
+            starting_handle.stop(false).await;
+            return ExitCode::SUCCESS;
+        }
+    };
+    starting_handle.stop(true).await;
+    let _ = starting_task.await;
+    let service = match built {
         Ok(s) => s,
         Err(err) => {
             let err: Box<dyn std::error::Error + Send + Sync> = err.into();
             return fail(&crate::problem::Chain(err.as_ref()));
         }
     };
-    let bind = |addr: SocketAddr| {
-        TcpListener::bind(addr).map_err(|err| format!("cannot listen on {addr}: {err}"))
-    };
+    // The API port opens only now: until then a connection is refused, not queued.
     let serving = match bind(api_addr).and_then(|api| {
-        bind(ops_addr).and_then(|ops| {
-            service
-                .serve(api, ops, workers)
-                .map_err(|err| format!("cannot serve: {err}"))
-        })
+        service
+            .serve(api, ops_listener, workers)
+            .map_err(|err| format!("cannot serve: {err}"))
     }) {
         Ok(s) => s,
         Err(err) => return fail(&err),

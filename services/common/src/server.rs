@@ -173,6 +173,29 @@ impl Service {
     }
 }
 
+/// The operations port of a service that is still starting (migrating, waiting for its
+/// database or its upstreams). `/healthz` answers, so a startup probe does not kill a
+/// process that is only waiting; `/readyz` is 503, so no traffic comes; anything else
+/// (`/routes.json` included, which the gateway waits for) is 404 until
+/// [`Service::serve`] takes over the same socket.
+pub fn serve_starting(ops: TcpListener) -> std::io::Result<Server> {
+    let ops_addr = ops.local_addr()?;
+    let server = HttpServer::new(|| {
+        App::new()
+            .wrap(from_fn(problem_fallback))
+            .route("/healthz", web::get().to(ops::healthz))
+            .route("/readyz", web::get().to(ops::starting))
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(0)
+    .listen(ops)?
+    .run();
+    tracing::info!(%ops_addr, "starting: operations port answers, not ready yet");
+    Ok(server)
+}
+
 /// No route matched: 405 with `Allow` when the path is documented with other methods
 /// (actix answers 404 when a resource's method guard fails), else 404. Also the
 /// default of a resource that must not fall through to a template after it (a literal

@@ -27,14 +27,16 @@ pub enum DiscoveryError {
 /// The upstreams named by `GATEWAY_UPSTREAMS` (comma-separated API base URLs, e.g.
 /// `http://auth:8080,http://users:8080`), each asked for its route policy at
 /// `GATEWAY_UPSTREAM_OPS_PORT` (default 9090) on the same host, retrying for up to
-/// `GATEWAY_DISCOVERY_TIMEOUT_SECS` (default 60) while services start.
+/// `GATEWAY_DISCOVERY_TIMEOUT_SECS` (default 180, as long as a service waits for its
+/// database) while services start. The operations port answers meanwhile (healthy, not
+/// ready).
 pub async fn discover<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
 ) -> Result<Vec<Upstream>, DiscoveryError> {
     let urls = env.required("GATEWAY_UPSTREAMS")?;
     let ops_port: u16 = env.int_in("GATEWAY_UPSTREAM_OPS_PORT", 9090, 1..=65535)?;
     let timeout =
-        Duration::from_secs(env.int_in("GATEWAY_DISCOVERY_TIMEOUT_SECS", 60, 1..=3600)?);
+        Duration::from_secs(env.int_in("GATEWAY_DISCOVERY_TIMEOUT_SECS", 180, 1..=3600)?);
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(3))
         .finish();
