@@ -108,6 +108,17 @@ cmd_up() {
     die "the platform did not become Ready"
   fi
   kubectl get pods -A -o wide >&2
+  # A pod that is Ready now but restarted on the way (a crash loop while the database was
+  # provisioned, a failed startup probe) is a defect too.
+  local restarted
+  restarted=$(kubectl get pods -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{range .status.containerStatuses[*]} {.restartCount}{end}{"\n"}{end}' |
+    awk '{for (i = 2; i <= NF; i++) if ($i > 0) {print $1; break}}')
+  if [ -n "$restarted" ]; then
+    for pod in $restarted; do
+      kubectl -n "${pod%%/*}" logs "${pod#*/}" --all-containers --previous --tail=20 >&2 || true
+    done
+    die "containers restarted while the platform came up: $restarted"
+  fi
   log "up in $((SECONDS - t0))s"
   print_env
 }
