@@ -76,7 +76,7 @@ ensure_debian() {
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || die "missing: ${missing[*]} (Debian packages; run as root to install them)"
   log "installing ${missing[*]} (Debian packages)"
-  apt-get update -qq >&2
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq "${missing[@]}" >&2
 }
 ensure_debian

@@ -4,6 +4,7 @@
 #
 #   hack/diesel-schema.sh check   # fail on any difference (CI; hack/test.sh runs it)
 #   hack/diesel-schema.sh write   # regenerate src/schema.rs files
+#   hack/diesel-schema.sh tool    # only build the (cached) diesel CLI
 #
 # Needs a PostgreSQL server where databases may be created: AGORA_TEST_DATABASE_URL
 # (hack/test.sh sets it to its throwaway cluster). The diesel CLI is built once from
@@ -15,12 +16,27 @@ MODE=${1:-check}
 DIESEL_CLI_VERSION=2.3.5
 ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/agora/diesel-cli-$DIESEL_CLI_VERSION"
 DIESEL="$ROOT/bin/diesel"
-SERVER=${AGORA_TEST_DATABASE_URL:?set AGORA_TEST_DATABASE_URL to a PostgreSQL server URL (hack/test.sh does)}
+
+# libpq's headers for the CLI, from Debian's libpq-dev at the version of the installed
+# libpq5 when the archive still has it: an unpinned install pulls the newest libpq5,
+# which upgrades the machine's PostgreSQL server packages with it, and a cluster running
+# during that upgrade then fails to load its own plpgsql.so (seen on a fresh machine).
+install_libpq_dev() {
+  local have
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  have=$(dpkg-query -W -f='${Version}' libpq5 2>/dev/null || true)
+  if [ -n "$have" ] && DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 \
+    -y -qq "libpq-dev=$have" >/dev/null 2>&1; then
+    return
+  fi
+  echo "libpq-dev $have is not in the archive; installing the newest (upgrades libpq5)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq libpq-dev >/dev/null
+}
 
 if [ ! -x "$DIESEL" ]; then
   if ! pkg-config --exists libpq 2>/dev/null && [ ! -e /usr/include/postgresql/libpq-fe.h ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpq-dev >/dev/null
+      install_libpq_dev
     else
       echo "error: libpq headers are missing; install the 'libpq-dev' package" >&2
       exit 1
@@ -30,7 +46,10 @@ if [ ! -x "$DIESEL" ]; then
   cargo install diesel_cli --version "$DIESEL_CLI_VERSION" --no-default-features \
     --features postgres --locked --root "$ROOT" --quiet
 fi
+# `tool`: only build the CLI (hack/test.sh does it before it starts its PostgreSQL).
+[ "$MODE" != tool ] || exit 0
 
+SERVER=${AGORA_TEST_DATABASE_URL:?set AGORA_TEST_DATABASE_URL to a PostgreSQL server URL (hack/test.sh does)}
 base=${SERVER%%\?*}
 base=${base%/*}
 status=0

@@ -85,7 +85,7 @@ ensure_tools() {
         die "missing tools: ${missing[*]} (install packages openssl curl util-linux coreutils gawk)"
     fi
     log "installing Debian packages for: ${missing[*]}"
-    apt-get update >&2
+    apt-get -o DPkg::Lock::Timeout=600 update >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y openssl curl util-linux coreutils gawk >&2
 }
 

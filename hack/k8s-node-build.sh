@@ -107,7 +107,7 @@ build_node_binaries() {
     if ! command -v gcc >/dev/null 2>&1 || [[ ! -f /usr/lib/x86_64-linux-gnu/libc.a ]]; then
         [[ $(id -u) -eq 0 ]] || die "gcc and libc6-dev are needed for the pause binary"
         log "installing gcc and libc6-dev (Debian packages) for the pause binary"
-        apt-get update -qq >&2
+        apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
         DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq gcc libc6-dev >&2
     fi
     exec 7>"$CACHE_ROOT/.node-build.lock"

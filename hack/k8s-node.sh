@@ -47,8 +47,8 @@ node_ensure_packages() {
     [[ ${#missing[@]} -eq 0 ]] && return 0
     [[ $(id -u) -eq 0 ]] || die "a node needs root; missing: ${missing[*]}"
     log "installing Debian packages for the node (missing: ${missing[*]})"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd runc \
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq containerd runc \
         containernetworking-plugins iptables iproute2 util-linux mount >&2
 }
 

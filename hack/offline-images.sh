@@ -78,8 +78,8 @@ ensure_mmdebstrap() {
   command -v mmdebstrap >/dev/null 2>&1 && return 0
   [ "$(id -u)" = 0 ] || die "mmdebstrap is needed (apt-get install mmdebstrap)"
   log "installing mmdebstrap (Debian package)"
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq mmdebstrap >&2
 }
 
 key_of() { printf '%s' "$*" | sha256sum | cut -c1-12; }

@@ -41,7 +41,7 @@ fi
 if ! command -v curl >/dev/null || ! command -v python3 >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing curl and python3 (Debian packages)..." >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl python3 python3-venv >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq curl python3 python3-venv >/dev/null
   else
     echo "error: curl and python3 are required (Debian packages curl, python3, python3-venv)" >&2
     exit 2
@@ -55,7 +55,7 @@ if [ ! -f "$VENV/.installed" ]; then
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "installing python3-venv (Debian package)..." >&2
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-venv >/dev/null
     else
       echo "error: \`python3 -m venv\` is unavailable; install the 'python3-venv' package" >&2
       exit 2

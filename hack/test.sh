@@ -19,6 +19,9 @@ cd "$(dirname "$0")/.."
 # Compile first: on a cold machine this overlaps with any Go build of the Kubernetes
 # binaries running in the background (.ci/run starts one), instead of waiting behind it.
 cargo test --workspace --no-run "$@"
+# The diesel CLI for the schema check at the end, built before any PostgreSQL runs: its
+# first build may install Debian's libpq-dev, and no package may change under a server.
+hack/diesel-schema.sh tool
 
 source hack/lib.sh
 PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/agora-test-pg.XXXXXX")

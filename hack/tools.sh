@@ -15,7 +15,7 @@ BIN="$ROOT/bin"
 if [ ! -x "$BIN/helm" ] || [ ! -x "$BIN/hadolint" ]; then
   if ! command -v unzip >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unzip python3 python3-pip >/dev/null
+      apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq unzip python3 python3-pip >/dev/null
     else
       echo "error: unzip and python3 (with pip) are required" >&2
       exit 1
