@@ -163,6 +163,21 @@ host_snapshot() {
   } 2>/dev/null
 }
 
+# After a failed test, before `down` removes it all: the pods, the last log lines of the
+# platform's pods and of Traefik (its access log names the router and backend of each
+# request), and the namespace's events.
+diagnose() {
+  local kc=(--kubeconfig "$STATE/k8s/kubeconfig") pod
+  kubectl "${kc[@]}" get pods -A -o wide >&2 || true
+  for pod in $(kubectl "${kc[@]}" -n "$NAMESPACE" get pods -o name 2>/dev/null); do
+    echo "--- $pod" >&2
+    kubectl "${kc[@]}" -n "$NAMESPACE" logs "$pod" --all-containers --tail=15 >&2 || true
+  done
+  echo "--- traefik" >&2
+  kubectl "${kc[@]}" -n traefik logs deploy/traefik --tail=40 >&2 || true
+  kubectl "${kc[@]}" -n "$NAMESPACE" get events --sort-by=.lastTimestamp >&2 || true
+}
+
 cmd_all() {
   local before after procs_before left rc=0
   [ ! -e "$STATE" ] || cmd_down
@@ -170,7 +185,7 @@ cmd_all() {
   procs_before=$(host_processes)
   if cmd_up >/dev/null && cmd_test; then rc=0; else rc=1; fi
   if [ "$rc" != 0 ]; then
-    kubectl --kubeconfig "$STATE/k8s/kubeconfig" get pods -A -o wide >&2 || true
+    diagnose
   fi
   cmd_down
   after=$(host_snapshot)
