@@ -241,6 +241,7 @@ impl Platform {
             max_upload: agora_photos::DEFAULT_MAX_UPLOAD,
             limits: agora_photos::imaging::DecodeLimits::default(),
             decode_concurrency: config.workers.max(1),
+            relations_url: Some(relations_url.clone()),
         };
         let photos = self.run(agora_photos::build(photos).await?, None, config.workers)?;
         let photos_url = photos.base_url.clone();

@@ -7,87 +7,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Reply, TestPlatform, get, post_json, register, send, token};
-
-/// A registered person.
-struct Person {
-    id: String,
-    name: String,
-    token: String,
-}
-
-async fn person(p: &TestPlatform, name: &str) -> Person {
-    let body = register(p, name).await;
-    Person {
-        id: body["user"]["id"].as_str().unwrap().to_owned(),
-        name: name.to_owned(),
-        token: token(&body, "access_token"),
-    }
-}
-
-async fn call(
-    p: &TestPlatform,
-    who: &Person,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> Reply {
-    send(
-        method,
-        &p.url(path),
-        Some(&who.token),
-        &[],
-        body.map(|b| ("application/json", b.to_string().into_bytes())),
-    )
-    .await
-}
-
-async fn ok(
-    p: &TestPlatform,
-    who: &Person,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> Value {
-    let reply = call(p, who, method, path, body).await;
-    assert!(
-        (200..300).contains(&reply.status),
-        "{method} {path}: {} {}",
-        reply.status,
-        reply.body
-    );
-    reply.body
-}
-
-async fn befriend(p: &TestPlatform, a: &Person, b: &Person) {
-    let request = ok(
-        p,
-        a,
-        "POST",
-        "/api/v1/relations/friend-requests",
-        Some(json!({"to": b.id})),
-    )
-    .await;
-    let id = request["id"].as_str().unwrap();
-    let accepted = ok(
-        p,
-        b,
-        "POST",
-        &format!("/api/v1/relations/friend-requests/{id}/accept"),
-        None,
-    )
-    .await;
-    assert_eq!(accepted["status"], "accepted");
-}
-
-fn texts(page: &Value) -> Vec<String> {
-    page["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a page: {page}"))
-        .iter()
-        .map(|post| post["text"].as_str().unwrap().to_owned())
-        .collect()
-}
+use support::*;
 
 #[actix_web::test]
 async fn two_people_meet_befriend_post_react_comment_and_block() {
@@ -593,53 +513,6 @@ async fn a_registration_during_a_users_outage_keeps_its_profile_queued() {
 }
 
 /// A PNG whose pixels depend on `seed`.
-fn png(seed: u8) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, seed]));
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-        .unwrap();
-    out
-}
-
-async fn upload(
-    p: &TestPlatform,
-    who: &Person,
-    file: &[u8],
-    visibility: &str,
-    tags: &str,
-) -> Value {
-    let boundary = "agora-e2e-boundary";
-    let mut body = Vec::new();
-    body.extend(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend(file);
-    for (name, value) in [("visibility", visibility), ("tags", tags)] {
-        body.extend(
-            format!(
-                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let content_type = format!("multipart/form-data; boundary={boundary}");
-    let reply = send(
-        "POST",
-        &p.url("/api/v1/photos"),
-        Some(&who.token),
-        &[],
-        Some((&content_type, body)),
-    )
-    .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.body
-}
-
 /// Photos through the gateway: a public photo found by tag and reused in someone
 /// else's post without re-uploading it, its bytes open to anyone; a private photo
 /// refused in another's post, hidden without a token, shared by a link, and a tampered
@@ -675,17 +548,61 @@ async fn photos_are_found_by_tag_reused_in_posts_and_shared_by_link() {
     )
     .await;
     refused.assert_problem(400);
-    assert!(
-        ok(
-            &p,
-            &alice,
-            "POST",
-            "/api/v1/posts",
-            Some(json!({"text": "mine", "photo_ids": [secret["id"]]}))
-        )
-        .await
-        .is_object()
+    // Alice may show her own private photo only where she alone looks: on a private
+    // post, not on one that others see (they would get a 404 for it).
+    let shown = call(
+        &p,
+        &alice,
+        "POST",
+        "/api/v1/posts",
+        Some(json!({"text": "mine", "photo_ids": [secret["id"]], "visibility": "friends"})),
+    )
+    .await;
+    shown.assert_problem(400);
+    assert_eq!(
+        shown.body["type"],
+        "https://agora.dev/problems/private-photo-shown-to-others"
     );
+    assert_eq!(shown.error_fields(), ["photo_ids[0]"]);
+    let diary = ok(
+        &p,
+        &alice,
+        "POST",
+        "/api/v1/posts",
+        Some(json!({"text": "mine", "photo_ids": [secret["id"]], "visibility": "private"})),
+    )
+    .await;
+    // Nor may an edit show it to others later.
+    let diary_path = format!("/api/v1/posts/{}", diary["id"].as_str().unwrap());
+    let opened = call(
+        &p,
+        &alice,
+        "PATCH",
+        &diary_path,
+        Some(json!({"visibility": "public"})),
+    )
+    .await;
+    opened.assert_problem(400);
+    assert_eq!(
+        opened.body["type"],
+        "https://agora.dev/problems/private-photo-shown-to-others"
+    );
+    assert_eq!(
+        ok(&p, &alice, "GET", &diary_path, None).await["visibility"],
+        "private",
+        "nothing written"
+    );
+    // A public photo on a public post: everyone who sees the post gets its bytes.
+    let everyone = ok(
+        &p,
+        &alice,
+        "POST",
+        "/api/v1/posts",
+        Some(json!({"text": "view", "photo_ids": [beach["id"]], "visibility": "public"})),
+    )
+    .await;
+    let shown_url = everyone["photos"][0]["url"].as_str().unwrap();
+    assert_eq!(get(&p.url(shown_url), Some(&bob.token)).await.status, 200);
 
     // Public bytes need no token, through the gateway too; private ones do.
     let public = get(&p.url(beach["url"].as_str().unwrap()), None).await;
@@ -712,19 +629,23 @@ async fn photos_are_found_by_tag_reused_in_posts_and_shared_by_link() {
     assert_eq!(get(&p.url(shared), None).await.status, 200);
     let tampered = shared.replace("sig=", "sig=x");
     get(&p.url(&tampered), None).await.assert_problem(404);
-    // A photo avatar: one's own (even private) or a public one, never another's private one.
+    // A photo avatar: a public one (one's own or another's); a private one would be
+    // broken for everyone else, so even one's own is refused.
     let avatar = |photo: &Value| json!({"avatar_url": photo["url"]});
+    let private_avatar = call(
+        &p,
+        &alice,
+        "PATCH",
+        "/api/v1/users/me",
+        Some(avatar(&secret)),
+    )
+    .await;
+    private_avatar.assert_problem(400);
     assert_eq!(
-        ok(
-            &p,
-            &alice,
-            "PATCH",
-            "/api/v1/users/me",
-            Some(avatar(&secret))
-        )
-        .await["avatar_url"],
-        secret["url"]
+        private_avatar.body["type"],
+        "https://agora.dev/problems/private-photo-shown-to-others"
     );
+    assert_eq!(private_avatar.error_fields(), ["avatar_url"]);
     call(&p, &bob, "PATCH", "/api/v1/users/me", Some(avatar(&secret)))
         .await
         .assert_problem(400);

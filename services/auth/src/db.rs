@@ -1,6 +1,7 @@
 //! The auth service's queries, one function per query.
 
 use crate::schema::{refresh_tokens, users};
+use crate::tokens;
 use agora_common::accounts::AccountCreated;
 use agora_common::jobs;
 use chrono::{DateTime, Utc};
@@ -170,95 +171,156 @@ async fn insert_successor(
 #[diesel(table_name = refresh_tokens)]
 struct StoredToken {
     id: Uuid,
+    parent_id: Option<Uuid>,
     family_id: Uuid,
     user_id: Uuid,
     expires_at: DateTime<Utc>,
     rotated_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    successor_sealed: Option<Vec<u8>>,
 }
 
 /// What presenting a refresh token did.
 #[derive(Debug)]
 pub enum Rotation {
-    /// Valid: it is now spent, and the new token is stored. Carries the account.
-    Rotated(Account),
+    /// Valid: the account, and the refresh token that now continues the session (a
+    /// new one, or the same successor again for a re-presentation within the grace
+    /// period).
+    Rotated {
+        /// Whose session it is.
+        account: Account,
+        /// The successor token to hand out.
+        refresh_token: String,
+    },
     /// Already rotated before: the whole family is now revoked.
     Reused,
     /// Unknown, revoked or expired.
     Invalid,
 }
 
-/// When a token was rotated and when it was revoked, if ever.
-type Spent = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+/// A successor as [`rotate_refresh_token`] checks it.
+#[derive(Queryable)]
+struct Successor {
+    token_hash: Vec<u8>,
+    rotated_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
 
-/// How many successors one token may get through grace-period re-presentations.
-const MAX_GRACE_SUCCESSORS: usize = 5;
-
-/// Spends a refresh token and stores its successor, in one transaction. The row lock
-/// makes two concurrent uses of one token see each other: the second is a
-/// re-presentation. Within `grace` of the rotation, while no successor has been used,
-/// a re-presentation gets another successor in the same family (a lost response, two
-/// tabs); any other re-presentation is reuse and revokes the family.
+/// Spends a refresh token and stores its successor (`fresh`: the token and its hash),
+/// in one transaction; the successor is also kept sealed on the spent row (see
+/// [`tokens::seal_successor`]). The row lock makes concurrent uses of one token see
+/// each other: the later ones are re-presentations. Within `grace` of the rotation,
+/// while the successor is unused, a re-presentation gets that same successor back (a
+/// lost response, several tabs), so there is only ever one line of tokens; any other
+/// re-presentation is reuse and revokes the family.
 pub async fn rotate_refresh_token(
     conn: &mut AsyncPgConnection,
-    presented_hash: &[u8],
-    new_hash: &[u8],
+    presented: &str,
+    fresh: (&str, &[u8]),
     new_expires_at: DateTime<Utc>,
     grace: chrono::Duration,
 ) -> Result<Rotation, Error> {
     conn.transaction::<_, Error, _>(async |conn| {
         let row = refresh_tokens::table
-            .filter(refresh_tokens::token_hash.eq(presented_hash))
+            .filter(refresh_tokens::token_hash.eq(tokens::refresh_token_hash(presented)))
             .select(StoredToken::as_select())
             .for_update()
             .first(conn)
             .await
             .optional()?;
-        let Some(StoredToken {
-            id,
-            family_id: family,
-            user_id,
-            expires_at,
-            rotated_at,
-            revoked_at,
-        }) = row
-        else {
+        let Some(token) = row else {
             return Ok(Rotation::Invalid);
         };
         let now = Utc::now();
-        if revoked_at.is_some() || expires_at <= now {
+        if token.revoked_at.is_some() || token.expires_at <= now {
             return Ok(Rotation::Invalid);
         }
-        if let Some(rotated_at) = rotated_at {
-            let successors: Vec<Spent> = refresh_tokens::table
-                .filter(refresh_tokens::parent_id.eq(id))
-                .select((refresh_tokens::rotated_at, refresh_tokens::revoked_at))
-                .for_update()
-                .load(conn)
-                .await?;
-            let in_grace = now - rotated_at <= grace
-                && successors.len() < MAX_GRACE_SUCCESSORS
-                && successors
-                    .iter()
-                    .all(|(rotated, revoked)| rotated.is_none() && revoked.is_none());
-            if !in_grace {
-                revoke_family(conn, family).await?;
-                return Ok(Rotation::Reused);
+        let refresh_token = match token.rotated_at {
+            Some(rotated_at) => {
+                let successors: Vec<Successor> = refresh_tokens::table
+                    .filter(refresh_tokens::parent_id.eq(token.id))
+                    .select((
+                        refresh_tokens::token_hash,
+                        refresh_tokens::rotated_at,
+                        refresh_tokens::revoked_at,
+                    ))
+                    .for_update()
+                    .load(conn)
+                    .await?;
+                let replay = match (successors.as_slice(), &token.successor_sealed) {
+                    ([only], Some(sealed))
+                        if now - rotated_at <= grace
+                            && only.rotated_at.is_none()
+                            && only.revoked_at.is_none() =>
+                    {
+                        tokens::unseal_successor(presented, sealed).filter(|successor| {
+                            tokens::refresh_token_hash(successor) == only.token_hash
+                        })
+                    }
+                    _ => None,
+                };
+                let Some(successor) = replay else {
+                    revoke_family(conn, token.family_id).await?;
+                    return Ok(Rotation::Reused);
+                };
+                successor
             }
-        } else {
-            diesel::update(refresh_tokens::table.find(id))
-                .set(refresh_tokens::rotated_at.eq(now))
-                .execute(conn)
+            None => {
+                let (successor, successor_hash) = fresh;
+                diesel::update(refresh_tokens::table.find(token.id))
+                    .set((
+                        refresh_tokens::rotated_at.eq(now),
+                        refresh_tokens::successor_sealed
+                            .eq(tokens::seal_successor(presented, successor)),
+                    ))
+                    .execute(conn)
+                    .await?;
+                // The parent's successor (this token) is used now: its replays are
+                // reuse from here on, and its sealed copy of this token has no use.
+                if let Some(parent) = token.parent_id {
+                    diesel::update(refresh_tokens::table.find(parent))
+                        .set(refresh_tokens::successor_sealed.eq(None::<Vec<u8>>))
+                        .execute(conn)
+                        .await?;
+                }
+                insert_successor(
+                    conn,
+                    Some(token.id),
+                    token.user_id,
+                    token.family_id,
+                    successor_hash,
+                    new_expires_at,
+                )
                 .await?;
-        }
-        insert_successor(conn, Some(id), user_id, family, new_hash, new_expires_at).await?;
+                successor.to_owned()
+            }
+        };
         let account = users::table
-            .find(user_id)
+            .find(token.user_id)
             .select(Account::as_select())
             .first(conn)
             .await?;
-        Ok(Rotation::Rotated(account))
+        Ok(Rotation::Rotated {
+            account,
+            refresh_token,
+        })
     })
+    .await
+}
+
+/// Forgets the sealed successors of tokens rotated longer than `grace` ago: past the
+/// grace period nothing may unseal them. Returns the rows cleared.
+pub async fn forget_sealed_successors(
+    conn: &mut AsyncPgConnection,
+    grace: chrono::Duration,
+) -> Result<usize, Error> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::successor_sealed.is_not_null())
+            .filter(refresh_tokens::rotated_at.lt(Utc::now() - grace)),
+    )
+    .set(refresh_tokens::successor_sealed.eq(None::<Vec<u8>>))
+    .execute(conn)
     .await
 }
 

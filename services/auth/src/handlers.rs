@@ -189,11 +189,12 @@ pub async fn register(
 }
 
 fn taken_conflict(username: bool) -> ApiError {
-    ApiError::Conflict(Cow::Borrowed(if username {
-        "that username is taken"
+    if username {
+        ApiError::Conflict(Cow::Borrowed("that username is taken")).typed("username-taken")
     } else {
-        "that email address is already registered"
-    }))
+        ApiError::Conflict(Cow::Borrowed("that email address is already registered"))
+            .typed("email-taken")
+    }
 }
 
 /// Sign in with username or email.
@@ -240,10 +241,11 @@ pub async fn login(
         .map_err(rate_limited)?;
 
     // PostgreSQL text cannot hold NUL: such a login names no account.
+    let mut conn = state.pool.get().await?;
     let account = if login.contains('\0') {
         None
     } else {
-        db::find_for_login(&mut *state.pool.get().await?, &login).await?
+        db::find_for_login(&mut conn, &login).await?
     };
     // Unknown logins are throttled by name exactly like accounts are by id, so the
     // throttle does not tell which accounts exist.
@@ -251,7 +253,10 @@ pub async fn login(
         Some(a) => Subject::Account(a.id),
         None => Subject::Unknown(&login),
     });
-    if let Err(wait) = throttles.accounts.attempt(subject, client) {
+    let attempt = throttles.accounts.attempt(&mut conn, subject, client).await;
+    // Not held during the deliberately slow hash.
+    drop(conn);
+    if let Err(wait) = attempt? {
         throttles.failed_logins.refund(&client);
         return Err(rate_limited(wait));
     }
@@ -262,20 +267,17 @@ pub async fn login(
         tracing::info!(client = %client, "failed login");
         return Err(bad_credentials());
     };
-    throttles.accounts.succeeded(subject, client);
+    let mut conn = state.pool.get().await?;
+    throttles
+        .accounts
+        .succeeded(&mut conn, subject, client)
+        .await?;
     throttles.failed_logins.refund(&client);
 
     let (refresh, refresh_hash) = new_token()?;
     let expires = Utc::now() + state.refresh_ttl;
     let family = uuid::Uuid::now_v7();
-    db::insert_refresh_token(
-        &mut *state.pool.get().await?,
-        account.id,
-        family,
-        &refresh_hash,
-        expires,
-    )
-    .await?;
+    db::insert_refresh_token(&mut conn, account.id, family, &refresh_hash, expires).await?;
     tracing::info!(user_id = %account.id, "signed in");
     Ok(HttpResponse::Ok().json(state.token_response(account, refresh)?))
 }
@@ -293,26 +295,28 @@ pub async fn refresh(
 ) -> ApiResult<HttpResponse> {
     let presented = body.into_inner().refresh_token;
     check_refresh_token(&presented)?;
-    let (refresh, refresh_hash) = new_token()?;
+    let (fresh, fresh_hash) = new_token()?;
     let expires = Utc::now() + state.refresh_ttl;
     let mut conn = state.pool.get().await?;
     match db::rotate_refresh_token(
         &mut conn,
-        &refresh_token_hash(&presented),
-        &refresh_hash,
+        &presented,
+        (&fresh, &fresh_hash),
         expires,
         state.reuse_grace,
     )
     .await?
     {
-        Rotation::Rotated(account) => {
-            Ok(HttpResponse::Ok().json(state.token_response(account, refresh)?))
-        }
+        Rotation::Rotated {
+            account,
+            refresh_token,
+        } => Ok(HttpResponse::Ok().json(state.token_response(account, refresh_token)?)),
         Rotation::Reused => {
             tracing::warn!("rotated refresh token presented again; its family is revoked");
             Err(ApiError::Unauthorized(Cow::Borrowed(
                 "this refresh token was already used; the session is revoked, sign in again",
-            )))
+            ))
+            .typed("refresh-token-reused"))
         }
         Rotation::Invalid => Err(ApiError::Unauthorized(Cow::Borrowed(
             "invalid or expired refresh token",
@@ -402,12 +406,18 @@ pub async fn change_password(
         throttle.key(Subject::Account(caller.user_id)),
         state.client(&req),
     );
-    throttle.attempt(key, client).map_err(rate_limited)?;
-    let account = db::find_by_id(&mut *state.pool.get().await?, caller.user_id)
+    let mut conn = state.pool.get().await?;
+    throttle
+        .attempt(&mut conn, key, client)
+        .await?
+        .map_err(rate_limited)?;
+    let account = db::find_by_id(&mut conn, caller.user_id)
         .await?
         .ok_or(ApiError::NotFound(Cow::Borrowed(
             "this account no longer exists",
         )))?;
+    // Not held during the deliberately slow hashes.
+    drop(conn);
     if !state
         .passwords
         .verify(current_password, Some(account.password_hash))
@@ -419,7 +429,9 @@ pub async fn change_password(
             "current_password is incorrect",
         )));
     }
-    throttle.succeeded(key, client);
+    throttle
+        .succeeded(&mut *state.pool.get().await?, key, client)
+        .await?;
     let new_hash = state.passwords.hash(new_password).await?;
     db::change_password(&mut *state.pool.get().await?, caller.user_id, &new_hash).await?;
     tracing::info!(user_id = %caller.user_id, "password changed; refresh tokens revoked");

@@ -120,7 +120,7 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
              the gateway or an ingress, set it, or every client shares the proxy's budgets"
         );
     }
-    tokio::spawn(purge_expired_tokens(pool.clone()));
+    tokio::spawn(housekeeping(state.clone()));
     Ok(
         Service::new("auth", routes::routes(state, verifier), routes::openapi())
             .with_policy(routes::policy())
@@ -168,23 +168,36 @@ fn deliveries(
     })
 }
 
-/// Hourly clean-up of long-expired refresh tokens, so the table does not grow forever
-/// (one replica at a time).
-async fn purge_expired_tokens(pool: common_db::DbPool) {
-    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        every_hour.tick().await;
-        let purged = match pool.get().await {
-            Ok(mut conn) => db::purge_expired_tokens(&mut conn)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+/// Clean-up, so tables do not grow forever and sealed successors do not outlive their
+/// grace period: every minute, the sealed successors past it; every hour, long-expired
+/// refresh tokens (one replica at a time) and throttle rows that throttle nobody.
+async fn housekeeping(state: web::Data<AuthState>) {
+    let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+    for minute in 0u64.. {
+        every_minute.tick().await;
+        let mut conn = match state.pool.get().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::warn!(%error, "auth clean-up skipped: no database connection");
+                continue;
+            }
         };
-        match purged {
+        if let Err(error) = db::forget_sealed_successors(&mut conn, state.reuse_grace).await {
+            tracing::warn!(%error, "forgetting sealed refresh successors failed");
+        }
+        if minute % 60 != 0 {
+            continue;
+        }
+        match db::purge_expired_tokens(&mut conn).await {
             Ok(None) => tracing::debug!("another replica is purging expired refresh tokens"),
             Ok(Some(0)) => {}
             Ok(Some(n)) => tracing::info!(purged = n, "expired refresh tokens deleted"),
             Err(error) => tracing::warn!(%error, "refresh token clean-up failed"),
+        }
+        match state.throttles.accounts.purge(&mut conn).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "stale login throttle rows deleted"),
+            Err(error) => tracing::warn!(%error, "login throttle clean-up failed"),
         }
     }
 }

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// A username: 3..=32 of `[a-z0-9_.]`, lowercased on the way in.
+/// A username: 3..=32 of `[a-z0-9_.]` with at least one letter or digit (`...` names
+/// nobody), lowercased on the way in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
@@ -30,6 +31,9 @@ impl Username {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
         {
             return Err("may only contain a-z, 0-9, '_' and '.'");
+        }
+        if !lower.bytes().any(|b| b.is_ascii_alphanumeric()) {
+            return Err("must contain at least one letter or digit");
         }
         Ok(Self(lower))
     }
@@ -99,8 +103,13 @@ pub fn check_password(password: &str) -> Result<(), &'static str> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// 3..=32 of `[a-z0-9_.]` (stored lowercase, immutable).
-    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.]+$")]
+    /// 3..=32 of `[a-z0-9_.]`, at least one a letter or digit (stored lowercase,
+    /// immutable).
+    #[schema(
+        min_length = 3,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9_.]*[A-Za-z0-9][A-Za-z0-9_.]*$"
+    )]
     pub username: String,
     /// An email address (stored lowercase).
     #[schema(
@@ -210,10 +219,24 @@ mod tests {
             Username::parse("Alice_01.x").map(|u| u.0).ok().as_deref(),
             Some("alice_01.x")
         );
-        for bad in ["ab", "a-b-c", "with space", "émile", &"x".repeat(33), ""] {
+        for bad in [
+            "ab",
+            "a-b-c",
+            "with space",
+            "émile",
+            &"x".repeat(33),
+            "",
+            "...",
+            "___",
+            "._._",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad}");
         }
         assert!(Username::parse(&"x".repeat(32)).is_ok());
+        assert_eq!(
+            Username::parse("_._7").map(|u| u.0).ok().as_deref(),
+            Some("_._7")
+        );
     }
 
     #[test]

@@ -11,6 +11,24 @@ diesel::table! {
         rotated_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
         parent_id -> Nullable<Uuid>,
+        successor_sealed -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    login_budgets (subject) {
+        subject -> Bytea,
+        tokens -> Float8,
+        refilled_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    login_failures (subject, client) {
+        subject -> Bytea,
+        client -> Text,
+        failures -> Int4,
+        last_at -> Timestamptz,
     }
 }
 
@@ -26,4 +44,4 @@ diesel::table! {
 
 diesel::joinable!(refresh_tokens -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, users,);
+diesel::allow_tables_to_appear_in_same_query!(login_budgets, login_failures, refresh_tokens, users,);

@@ -59,6 +59,34 @@ pub fn refresh_token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// Seals a refresh token's successor for storage beside it: XOR with a one-time pad
+/// derived from the rotated token (the database keeps only its hash, so a reader of
+/// the database cannot unseal it; whoever re-presents the rotated token can). Each
+/// rotated token seals exactly one successor, so no pad is ever used twice. `None`
+/// when `successor` is not a token [`new_refresh_token`] made.
+pub fn seal_successor(rotated: &str, successor: &str) -> Option<Vec<u8>> {
+    let raw = URL_SAFE_NO_PAD.decode(successor).ok()?;
+    let pad = successor_pad(rotated);
+    (raw.len() == pad.len()).then(|| raw.iter().zip(pad).map(|(r, p)| r ^ p).collect())
+}
+
+/// The successor [`seal_successor`] sealed, given the same rotated token. The caller
+/// checks it against the successor's stored hash (a wrong token unseals to noise).
+pub fn unseal_successor(rotated: &str, sealed: &[u8]) -> Option<String> {
+    let pad = successor_pad(rotated);
+    (sealed.len() == pad.len()).then(|| {
+        let raw: Vec<u8> = sealed.iter().zip(pad).map(|(s, p)| s ^ p).collect();
+        URL_SAFE_NO_PAD.encode(raw)
+    })
+}
+
+fn successor_pad(rotated: &str) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    digest.update(b"agora refresh successor pad v1\0");
+    digest.update(rotated.as_bytes());
+    digest.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +156,25 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(ha, refresh_token_hash(&a));
         assert_eq!(a.len(), 43);
+    }
+
+    #[test]
+    fn a_sealed_successor_opens_only_with_its_rotated_token() {
+        let (rotated, _) = new_refresh_token().unwrap();
+        let (successor, successor_hash) = new_refresh_token().unwrap();
+        let sealed = seal_successor(&rotated, &successor).unwrap();
+        assert_eq!(sealed.len(), 32);
+        // Neither the token nor its hash is what is stored.
+        assert_ne!(URL_SAFE_NO_PAD.encode(&sealed), successor);
+        assert_ne!(sealed, successor_hash);
+        assert_eq!(
+            unseal_successor(&rotated, &sealed).as_deref(),
+            Some(successor.as_str())
+        );
+        let (other, _) = new_refresh_token().unwrap();
+        let wrong = unseal_successor(&other, &sealed).unwrap();
+        assert_ne!(refresh_token_hash(&wrong), successor_hash);
+        assert_eq!(unseal_successor(&rotated, &sealed[..31]), None);
+        assert_eq!(seal_successor(&rotated, "not a token!"), None);
     }
 }

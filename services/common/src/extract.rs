@@ -27,7 +27,12 @@ where
     D: serde::Deserializer<'de>,
     T: serde::Deserialize<'de>,
 {
-    T::deserialize(d).map(Some)
+    match <Option<T> as serde::Deserialize>::deserialize(d)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "may not be null (leave the field out to keep its value)",
+        )),
+    }
 }
 
 /// Default JSON body limit (bytes) for services that take small JSON documents.
@@ -63,6 +68,9 @@ fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
         JsonPayloadError::Deserialize(e) if e.is_data() => {
             ApiError::BadRequest(Cow::Owned(format!("invalid JSON body: {e}")))
         }
+        JsonPayloadError::Deserialize(e) if e.is_eof() => ApiError::BadRequest(Cow::Owned(
+            format!("malformed JSON: the body ends early ({e})"),
+        )),
         JsonPayloadError::Deserialize(e) => {
             ApiError::BadRequest(Cow::Owned(format!("malformed JSON: {e}")))
         }
@@ -125,13 +133,42 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> 
     }
 }
 
+/// Reads a JSON object into `T`; a value that does not fit is a validation problem
+/// naming the field (its path: `links[2]`, `visibility`) and what was wrong.
+fn from_json<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
+    let mut json = serde_json::Deserializer::from_str(raw);
+    match serde_path_to_error::deserialize::<_, ObjectOnly<T>>(&mut json) {
+        Ok(value) => Ok(value.0),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            // serde_json ends its messages with where in the body they happened.
+            let message = inner.to_string();
+            let message = message
+                .rsplit_once(" at line ")
+                .map_or(message.as_str(), |(m, _)| m)
+                .to_owned();
+            Err(if inner.is_data() && path != "." {
+                ApiError::invalid_field(path, message)
+            } else {
+                ApiError::BadRequest(Cow::Owned(format!("invalid JSON body: {message}")))
+            })
+        }
+    }
+}
+
 impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Json<T> {
     type Error = actix_web::Error;
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let body = web::Json::<ObjectOnly<T>>::from_request(req, payload);
-        Box::pin(async move { body.await.map(|json| Json(json.into_inner().0)) })
+        // Syntax, size and media type as `web::Json` checks them (with its
+        // configuration), then the fields with their paths.
+        let body = web::Json::<Box<serde_json::value::RawValue>>::from_request(req, payload);
+        Box::pin(async move {
+            let raw = body.await?;
+            from_json(raw.get()).map(Json).map_err(Into::into)
+        })
     }
 }
 

@@ -35,11 +35,16 @@ pub struct UsableRequest {
     pub ids: Vec<Uuid>,
 }
 
-/// The answer: the usable subset of the ids (unknown and others' private ones are not).
+/// The answer: the usable subset of the ids (unknown ones, others' private ones and
+/// those of people blocked either way are not), and which of those are public.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UsableResponse {
     /// The usable ids.
     pub usable: Vec<Uuid>,
+    /// The public ones among them (the others are the owner's private photos, which
+    /// only the owner can see: not usable where anyone else looks).
+    #[serde(default)]
+    pub public: Vec<Uuid>,
 }
 
 /// Where [`UsableRequest`] goes.

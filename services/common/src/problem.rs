@@ -78,6 +78,16 @@ pub enum ApiError {
     /// 500: a bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(Box<dyn std::error::Error + Send + Sync>),
+    /// A condition a client may act on differently from others of its status (a taken
+    /// username, a reaction limit): the inner error's status, title, detail and headers,
+    /// under its own stable `type` slug. Built with [`ApiError::typed`].
+    #[error("{error}")]
+    Typed {
+        /// The `type` slug, appended to [`PROBLEM_BASE`].
+        slug: &'static str,
+        /// The error that gives status, detail and headers.
+        error: Box<ApiError>,
+    },
 }
 
 impl ApiError {
@@ -94,16 +104,32 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
+    /// This error under its own problem `type` (`slug`, appended to [`PROBLEM_BASE`]),
+    /// for a condition a client may branch on; status, detail and headers stay.
+    pub fn typed(self, slug: &'static str) -> Self {
+        Self::Typed {
+            slug,
+            error: Box::new(self),
+        }
+    }
+
     /// The `type` slug and `title` of this kind of problem.
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
             Self::Validation(_) => ("validation-failed", "Invalid request"),
+            Self::Typed { slug, error } => (slug, error.kind().1),
             other => kind_of_status(other.status_code()),
         }
     }
 
+    /// The `type` slug of this problem (without [`PROBLEM_BASE`]).
+    pub fn slug(&self) -> &'static str {
+        self.kind().0
+    }
+
     fn detail(&self) -> Cow<'_, str> {
         match self {
+            Self::Typed { error, .. } => error.detail(),
             Self::Validation(errors) if errors.len() == 1 => {
                 Cow::Owned(format!("{}: {}", errors[0].field, errors[0].message))
             }
@@ -218,21 +244,26 @@ impl ResponseError for ApiError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Typed { error, .. } => error.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Internal(cause) = self {
+        let (slug, title) = self.kind();
+        let mut inner = self;
+        while let Self::Typed { error, .. } = inner {
+            inner = error;
+        }
+        if let Self::Internal(cause) = inner {
             tracing::error!(error = %Chain(cause.as_ref()), "request failed with an internal error");
         }
-        let (slug, title) = self.kind();
-        let errors = match self {
+        let errors = match inner {
             Self::Validation(errors) => Some(errors.as_slice()),
             _ => None,
         };
         let mut response =
             problem_response(self.status_code(), slug, title, &self.detail(), errors);
-        if let Self::TooManyRequests { retry_after_secs } = self {
+        if let Self::TooManyRequests { retry_after_secs } = inner {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 header::HeaderValue::from(*retry_after_secs.max(&1)),
@@ -344,6 +375,33 @@ mod tests {
                 .map(|v| v.as_bytes()),
             Some(&b"1"[..])
         );
+    }
+
+    #[test]
+    fn typed_problems_keep_status_title_detail_and_headers() {
+        let resp = ApiError::TooManyRequests {
+            retry_after_secs: 7,
+        }
+        .typed("friend-request-cooldown")
+        .error_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            resp.headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"7"[..])
+        );
+        let body = body_json(resp);
+        assert_eq!(
+            body["type"],
+            "https://agora.dev/problems/friend-request-cooldown"
+        );
+        assert_eq!(body["title"], "Too many requests");
+        let conflict = ApiError::Conflict("that username is taken".into()).typed("username-taken");
+        assert_eq!(conflict.slug(), "username-taken");
+        let body = body_json(conflict.error_response());
+        assert_eq!(body["status"], 409);
+        assert_eq!(body["detail"], "that username is taken");
     }
 
     #[test]

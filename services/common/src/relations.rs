@@ -22,6 +22,23 @@ pub struct Graph {
     pub blocked_by: Vec<Uuid>,
 }
 
+impl Graph {
+    /// How the user relates to `other`, read from this graph.
+    pub fn pair_with(&self, other: Uuid) -> Pair {
+        Pair {
+            following: self.following.contains(&other),
+            friend: self.friends.contains(&other),
+            blocking: self.blocking.contains(&other),
+            blocked_by: self.blocked_by.contains(&other),
+        }
+    }
+
+    /// Whether either of the two blocks the other.
+    pub fn blocked_either_way(&self, other: Uuid) -> bool {
+        self.blocking.contains(&other) || self.blocked_by.contains(&other)
+    }
+}
+
 /// `GET /internal/users/{id}/pair/{other}`: how one user relates to another.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pair {

@@ -152,7 +152,10 @@ pub async fn delete_event(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), 
 pub struct Window<'a> {
     pub viewer: Uuid,
     pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
+    /// Events starting before this instant (none: no end).
+    pub to: Option<DateTime<Utc>>,
+    /// Also the events in progress at `from` (started before it, ending after it).
+    pub in_progress: bool,
     pub organizer: Option<Uuid>,
     /// Organizers whose friends-only events the viewer sees.
     pub friends: &'a [Uuid],
@@ -160,20 +163,28 @@ pub struct Window<'a> {
     pub blocked_by: &'a [Uuid],
 }
 
-/// The visible events starting in `[from, to)` after `after`, soonest first, at most
-/// `limit + 1` rows (the extra one tells that a next page exists).
+/// The visible events starting in `[from, to)` (and, with `in_progress`, those under
+/// way at `from`) after `after`, soonest first, at most `limit + 1` rows (the extra one
+/// tells that a next page exists).
 pub async fn window_page(
     conn: &mut AsyncPgConnection,
     window: Window<'_>,
     after: Option<Position>,
     limit: u32,
 ) -> Result<Vec<EventRow>, Error> {
-    // Without a cursor the position is just before the window: every id is > nil.
-    let (after_start, after_id) = after.unwrap_or((window.from, Uuid::nil()));
+    // Without a cursor the position is just before the window (or before any start,
+    // for events in progress): every id is > nil.
+    let first = if window.in_progress {
+        DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or(window.from) // 0001-01-01
+    } else {
+        window.from
+    };
+    let (after_start, after_id) = after.unwrap_or((first, Uuid::nil()));
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "{SELECT} WHERE (e.starts_at, e.id) > ($2, $3) \
-             AND e.starts_at >= $4 AND e.starts_at < $5 \
+             AND (e.starts_at >= $4 OR ($10 AND e.ends_at > $4)) \
+             AND ($5::timestamptz IS NULL OR e.starts_at < $5) \
              AND ($6::uuid IS NULL OR e.organizer_id = $6) \
              AND e.organizer_id <> ALL($7) \
              AND (e.visibility = 'public' OR e.organizer_id = $1 OR e.organizer_id = ANY($8)) \
@@ -185,11 +196,12 @@ pub async fn window_page(
         .bind::<Timestamptz, _>(after_start)
         .bind::<SqlUuid, _>(after_id)
         .bind::<Timestamptz, _>(window.from)
-        .bind::<Timestamptz, _>(window.to)
+        .bind::<Nullable<Timestamptz>, _>(window.to)
         .bind::<Nullable<SqlUuid>, _>(window.organizer)
         .bind::<Array<SqlUuid>, _>(window.blocked_by)
         .bind::<Array<SqlUuid>, _>(window.friends)
         .bind::<Integer, _>(limit as i32 + 1)
+        .bind::<diesel::sql_types::Bool, _>(window.in_progress)
         .load(conn)
         .await
 }

@@ -160,9 +160,10 @@ pub struct EventPatch {
     #[serde(default, deserialize_with = "agora_common::extract::present")]
     #[schema(nullable = false)]
     pub starts_at: Option<DateTime<Utc>>,
-    /// Must be after `starts_at` (the new one, or the current one).
-    #[serde(default, deserialize_with = "agora_common::extract::nullable")]
-    #[schema(value_type = Option<DateTime<Utc>>, nullable)]
+    /// Must be after `starts_at` (the new one, or the current one); `null` or `""`
+    /// clears it.
+    #[serde(default, deserialize_with = "clearable_instant")]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^(|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))$")]
     pub ends_at: Option<Option<DateTime<Utc>>>,
     #[serde(default, deserialize_with = "agora_common::extract::nullable")]
     #[schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000]*$", nullable)]
@@ -170,6 +171,24 @@ pub struct EventPatch {
     #[serde(default, deserialize_with = "agora_common::extract::present")]
     #[schema(nullable = false)]
     pub visibility: Option<EventVisibility>,
+}
+
+/// A PATCH instant that `null` or `""` clears (as `""` clears the patch's text fields):
+/// absent is `None`, cleared `Some(None)`, an RFC 3339 instant `Some(Some(at))`.
+fn clearable_instant<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<DateTime<Utc>>>, D::Error> {
+    match <Option<String> as Deserialize>::deserialize(d)? {
+        None => Ok(Some(None)),
+        Some(text) if text.is_empty() => Ok(Some(None)),
+        Some(text) => DateTime::parse_from_rfc3339(&text)
+            .map(|at| Some(Some(at.with_timezone(&Utc))))
+            .map_err(|_| {
+                serde::de::Error::custom(
+                    "must be an RFC 3339 instant (2030-06-01T18:00:00Z), or null or \"\" to clear it",
+                )
+            }),
+    }
 }
 
 /// An event's fields, complete and valid: what is stored.
@@ -286,7 +305,8 @@ impl EventFields {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
-    /// Events starting at or after this instant (default: now).
+    /// Events starting at or after this instant (default: now, and then the events in
+    /// progress now are listed too).
     pub from: Option<DateTime<Utc>>,
     /// Events starting before this instant (default: no end); after `from`.
     pub to: Option<DateTime<Utc>>,

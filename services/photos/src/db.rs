@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -226,6 +228,7 @@ async fn tag_frequencies(
 pub async fn search_public(
     conn: &mut AsyncPgConnection,
     tags: &[String],
+    hidden_owners: &[Uuid],
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<PhotoRow>, Error> {
@@ -233,10 +236,12 @@ pub async fn search_public(
         return diesel::sql_query(format!(
             "SELECT {COLUMNS} FROM photos p JOIN blobs b ON b.sha256 = p.sha256 \
              WHERE p.visibility = 'public' AND ($1::uuid IS NULL OR p.id < $1) \
+               AND p.owner_id <> ALL($3) \
              ORDER BY p.id DESC LIMIT $2"
         ))
         .bind::<Nullable<SqlUuid>, _>(after)
         .bind::<BigInt, _>(limit)
+        .bind::<Array<SqlUuid>, _>(hidden_owners)
         .load(conn)
         .await;
     }
@@ -253,12 +258,14 @@ pub async fn search_public(
          WHERE t.tag = $1 AND ($2::uuid IS NULL OR t.photo_id < $2) \
            AND (SELECT count(*) FROM photo_tags o \
                 WHERE o.photo_id = t.photo_id AND o.tag = ANY($3)) = cardinality($3) \
+           AND p.owner_id <> ALL($5) \
          ORDER BY t.photo_id DESC LIMIT $4"
     ))
     .bind::<Text, _>(&rarest)
     .bind::<Nullable<SqlUuid>, _>(after)
     .bind::<Array<Text>, _>(&others)
     .bind::<BigInt, _>(limit)
+    .bind::<Array<SqlUuid>, _>(hidden_owners)
     .load(conn)
     .await
 }
@@ -311,23 +318,29 @@ pub async fn tags_with_prefix(
     .map(|rows| rows.into_iter().map(|r| (r.tag, r.public_photos)).collect())
 }
 
+/// A photo someone may use, with what decides where.
+#[derive(QueryableByName)]
+pub struct UsableRow {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub owner_id: Uuid,
+    #[diesel(sql_type = Bool)]
+    pub public: bool,
+}
+
 /// Which of `ids` `owner` may use: their own photos and public ones.
 pub async fn usable(
     conn: &mut AsyncPgConnection,
     owner: Uuid,
     ids: &[Uuid],
-) -> Result<Vec<Uuid>, Error> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
+) -> Result<Vec<UsableRow>, Error> {
     diesel::sql_query(
-        "SELECT id FROM photos WHERE id = ANY($1) AND (owner_id = $2 OR visibility = 'public')",
+        "SELECT id, owner_id, visibility = 'public' AS public FROM photos \
+         WHERE id = ANY($1) AND (owner_id = $2 OR visibility = 'public')",
     )
     .bind::<Array<SqlUuid>, _>(ids)
     .bind::<SqlUuid, _>(owner)
-    .load::<Row>(conn)
+    .load(conn)
     .await
-    .map(|rows| rows.into_iter().map(|r| r.id).collect())
 }

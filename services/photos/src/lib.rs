@@ -16,7 +16,7 @@ pub mod storage;
 
 use actix_web::web;
 use agora_common::config::{ConfigError, Env, ServiceBasics};
-use agora_common::ops::{DatabaseReady, KeysReady};
+use agora_common::ops::{DatabaseReady, DependencyReady, KeysReady};
 use agora_common::{Service, TokenVerifier, db as common_db};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use handlers::PhotosState;
@@ -46,6 +46,9 @@ pub struct Config {
     pub limits: DecodeLimits,
     /// `PHOTOS_DECODE_CONCURRENCY` (default: the number of CPUs).
     pub decode_concurrency: usize,
+    /// `RELATIONS_URL`: the relations service's API, for blocks (a block hides each
+    /// one's photos from the other); without it nobody blocks anybody.
+    pub relations_url: Option<String>,
 }
 
 impl Config {
@@ -88,6 +91,7 @@ impl Config {
                 ..DecodeLimits::default()
             },
             decode_concurrency: env.int_in("PHOTOS_DECODE_CONCURRENCY", cpus, 1..=64)?,
+            relations_url: env.raw("RELATIONS_URL"),
         })
     }
 }
@@ -104,6 +108,9 @@ pub enum StartError {
     /// A bad setting.
     #[error("{0}")]
     Config(&'static str),
+    /// The relations service's HTTP client.
+    #[error(transparent)]
+    Client(#[from] agora_common::client::ClientError),
 }
 
 /// Migrates the database and builds the service, ready to serve.
@@ -122,6 +129,10 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
         basics.db_pool_size,
     )
     .await?;
+    let relations = match &config.relations_url {
+        Some(url) => Some(basics.client("relations", url)?),
+        None => None,
+    };
     let state = web::Data::new(PhotosState {
         pool: pool.clone(),
         storage: Storage::open(&config.storage)?,
@@ -133,6 +144,7 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
         decoding: Arc::new(tokio::sync::Semaphore::new(
             config.decode_concurrency.max(1),
         )),
+        relations: relations.clone().map(agora_common::relations::Relations),
     });
     // What an interrupted deletion left behind.
     match state.sweep_all().await {
@@ -143,7 +155,7 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
         }
     }
     let verifier = web::Data::new(verifier);
-    Ok(Service::new(
+    let mut service = Service::new(
         "photos",
         routes::routes(
             state,
@@ -154,5 +166,9 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
     )
     .with_policy(routes::policy(config.max_upload))
     .ready_when(DatabaseReady(pool))
-    .ready_when(KeysReady(verifier)))
+    .ready_when(KeysReady(verifier));
+    if let Some(relations) = relations {
+        service = service.ready_when(DependencyReady(relations));
+    }
+    Ok(service)
 }

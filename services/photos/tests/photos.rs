@@ -87,6 +87,7 @@ async fn start_with(storage: StorageConfig, dir: PathBuf) -> Harness {
         max_upload: MAX_UPLOAD,
         limits: DecodeLimits::default(),
         decode_concurrency: 2,
+        relations_url: None,
     };
     let service = agora_photos::build_with(config, keys.verifier())
         .await
@@ -284,7 +285,8 @@ async fn upload_serve_deduplicate_and_delete_in(h: Harness) {
     let content = h.get(None, &url).await;
     assert_eq!(content.status, 200);
     assert_eq!(content.headers["content-type"], "image/jpeg");
-    assert_eq!(content.headers["cache-control"], "public, max-age=86400");
+    // Cacheable, but revalidated on every use: a switch to private applies at once.
+    assert_eq!(content.headers["cache-control"], "public, no-cache");
     assert_eq!(
         content.headers["content-length"].to_str().unwrap(),
         photo["size_bytes"].to_string()
@@ -696,6 +698,9 @@ async fn other_services_ask_which_photos_a_user_may_use() {
     let mut expected = vec![id_of(&own), id_of(&public)];
     expected.sort();
     assert_eq!(usable, expected);
+    // Which of them are public: the others only their owner can see, so they may not
+    // be shown where others look (a public post, an avatar).
+    assert_eq!(answer["public"], json!([public["id"]]));
     let as_user = h
         .http
         .post(format!("{}/internal/photos/usable", h.api))
@@ -705,4 +710,34 @@ async fn other_services_ask_which_photos_a_user_may_use() {
         .await
         .unwrap();
     assert_eq!(as_user.status(), 401, "users are not services");
+}
+
+#[actix_web::test]
+async fn a_photo_made_private_is_not_served_to_a_revalidating_cache() {
+    let h = start().await;
+    let alice = h.user();
+    let photo = h.uploaded(&alice, &jpeg(40, 20, 30), "public", "").await;
+    let url = format!("/api/v1/photos/{}/content", id_of(&photo));
+    let first = h.get(None, &url).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.headers["cache-control"], "public, no-cache");
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    let r = h
+        .json(
+            &alice,
+            Method::PATCH,
+            &format!("/api/v1/photos/{}", id_of(&photo)),
+            json!({"visibility": "private"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    // A shared cache revalidating its copy (no token) learns that it is gone.
+    let revalidated = h
+        .send(None, Method::GET, &url, &[("if-none-match", &etag)], None)
+        .await;
+    assert_eq!(revalidated.status, 404);
+    // The owner still gets it, never stored by shared caches.
+    let own = h.get(Some(&alice), &url).await;
+    assert_eq!(own.status, 200);
+    assert_eq!(own.headers["cache-control"], "private, no-store");
 }

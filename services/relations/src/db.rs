@@ -6,10 +6,12 @@
 //! the one-pending-request-per-pair index back that up.
 
 use crate::model::{
-    Counts, FriendRequest, Graph, Pair, PendingRequest, Person, RequestStatus, Suggestion, Summary,
-    UserRef,
+    Counts, FriendRequest, Graph, Pair, PendingRequest, Person, RequestStatus, Suggestion,
+    SuggestionReason, Summary, UserRef,
 };
-use crate::schema::{accounts, blocks, follows, friend_requests, friendships, likes, matches};
+use crate::schema::{
+    accounts, blocks, declined_requests, follows, friend_requests, friendships, likes, matches,
+};
 use agora_common::prepared::Statement;
 use chrono::{DateTime, Utc};
 use diesel::dsl::exists;
@@ -233,6 +235,40 @@ pub async fn insert_request(
         .await
 }
 
+/// Records that `to` declined a request of `from` (the latest decline counts).
+pub async fn record_decline(
+    conn: &mut AsyncPgConnection,
+    from: Uuid,
+    to: Uuid,
+) -> Result<(), Error> {
+    diesel::insert_into(declined_requests::table)
+        .values((
+            declined_requests::from_id.eq(from),
+            declined_requests::to_id.eq(to),
+            declined_requests::declined_at.eq(Utc::now()),
+        ))
+        .on_conflict((declined_requests::from_id, declined_requests::to_id))
+        .do_update()
+        .set(declined_requests::declined_at.eq(Utc::now()))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// When `to` last declined a request of `from`, if they ever did.
+pub async fn last_decline(
+    conn: &mut AsyncPgConnection,
+    from: Uuid,
+    to: Uuid,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    declined_requests::table
+        .find((from, to))
+        .select(declined_requests::declined_at)
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// Deletes a request; whether it was still there.
 pub async fn delete_request(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bool, Error> {
     let n = diesel::delete(friend_requests::table.find(id))
@@ -348,6 +384,17 @@ pub enum PeopleList {
 }
 
 impl PeopleList {
+    /// The name its cursors are bound to.
+    pub fn cursor_list(self) -> &'static str {
+        match self {
+            Self::Followers => "relations.followers",
+            Self::Following => "relations.following",
+            Self::Friends => "relations.friends",
+            Self::Matches => "relations.matches",
+            Self::Blocks => "relations.blocks",
+        }
+    }
+
     /// (table, column naming the subject, column naming the listed person).
     fn columns(self) -> (&'static str, &'static str, &'static str) {
         match self {
@@ -456,7 +503,9 @@ struct SuggestionRow {
 }
 
 /// People the user may know, best first: friends of friends (by mutual friends) and
-/// people the user's followees follow, without the user, their friends, followees and
+/// people the user's followees follow; when those are fewer than `limit`, the most
+/// followed people fill the list (so a newcomer has somewhere to start). Never the
+/// user, their friends or followees, anyone with a pending request either way, or
 /// anyone either side blocks. One query.
 pub async fn suggestions(
     conn: &mut AsyncPgConnection,
@@ -466,6 +515,14 @@ pub async fn suggestions(
     let rows: Vec<SuggestionRow> = diesel::sql_query(
         "WITH my_friends AS (SELECT friend_id AS id FROM friendships WHERE user_id = $1), \
               my_followees AS (SELECT followee_id AS id FROM follows WHERE follower_id = $1), \
+              excluded AS ( \
+                SELECT $1::uuid AS id \
+                UNION SELECT id FROM my_friends \
+                UNION SELECT id FROM my_followees \
+                UNION SELECT to_id FROM friend_requests WHERE from_id = $1 \
+                UNION SELECT from_id FROM friend_requests WHERE to_id = $1 \
+                UNION SELECT blocked_id FROM blocks WHERE blocker_id = $1 \
+                UNION SELECT blocker_id FROM blocks WHERE blocked_id = $1), \
               candidates AS ( \
                 SELECT f.friend_id AS id, 1 AS mutual, 0 AS followed \
                   FROM friendships f JOIN my_friends m ON f.user_id = m.id \
@@ -474,18 +531,27 @@ pub async fn suggestions(
                   FROM follows f JOIN my_followees m ON f.follower_id = m.id), \
               scored AS ( \
                 SELECT id, sum(mutual)::bigint AS mutual_friends, sum(followed)::bigint AS followed_by \
-                  FROM candidates GROUP BY id) \
-         SELECT a.id, a.username, s.mutual_friends, s.followed_by, \
-                (2 * s.mutual_friends + s.followed_by) AS score \
-           FROM scored s JOIN accounts a ON a.id = s.id \
-          WHERE s.id <> $1 \
-            AND NOT EXISTS (SELECT 1 FROM my_friends WHERE id = s.id) \
-            AND NOT EXISTS (SELECT 1 FROM my_followees WHERE id = s.id) \
-            AND NOT EXISTS (SELECT 1 FROM blocks b \
-                  WHERE (b.blocker_id = $1 AND b.blocked_id = s.id) \
-                     OR (b.blocker_id = s.id AND b.blocked_id = $1)) \
-          ORDER BY score DESC, s.mutual_friends DESC, a.username \
-          LIMIT $2",
+                  FROM candidates WHERE id NOT IN (SELECT id FROM excluded) GROUP BY id), \
+              known AS ( \
+                SELECT a.id, a.username, s.mutual_friends, s.followed_by, \
+                       (2 * s.mutual_friends + s.followed_by) AS score \
+                  FROM scored s JOIN accounts a ON a.id = s.id \
+                 ORDER BY score DESC, s.mutual_friends DESC, a.username LIMIT $2), \
+              popular AS ( \
+                SELECT a.id, a.username, p.followers \
+                  FROM (SELECT followee_id AS id, count(*) AS followers FROM follows \
+                         WHERE followee_id NOT IN (SELECT id FROM excluded) \
+                           AND followee_id NOT IN (SELECT id FROM known) \
+                         GROUP BY followee_id) p \
+                  JOIN accounts a ON a.id = p.id \
+                 ORDER BY p.followers DESC, a.username \
+                 LIMIT greatest(0, $2 - (SELECT count(*) FROM known))) \
+         SELECT id, username, mutual_friends, followed_by, score FROM ( \
+             SELECT id, username, mutual_friends, followed_by, score, 0 AS tier, \
+                    0::bigint AS followers FROM known \
+             UNION ALL \
+             SELECT id, username, 0::bigint, 0::bigint, 0::bigint, 1, followers FROM popular) x \
+          ORDER BY tier, score DESC, mutual_friends DESC, followers DESC, username",
     )
     .bind::<SqlUuid, _>(user)
     .bind::<BigInt, _>(i64::from(limit))
@@ -494,6 +560,7 @@ pub async fn suggestions(
     Ok(rows
         .into_iter()
         .map(|r| Suggestion {
+            reason: SuggestionReason::of(r.mutual_friends, r.followed_by),
             user: UserRef {
                 id: r.id,
                 username: r.username,

@@ -107,10 +107,38 @@ pub struct UserRef {
     pub username: String,
 }
 
+/// Why someone is suggested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestionReason {
+    /// Friends in common.
+    MutualFriends,
+    /// People the caller follows follow them.
+    FollowedByYourFollowees,
+    /// Among the most followed people (when the caller's own graph gives too few).
+    Popular,
+}
+
+impl SuggestionReason {
+    /// The strongest reason the counts give.
+    pub fn of(mutual_friends: i64, followed_by_your_followees: i64) -> Self {
+        if mutual_friends > 0 {
+            Self::MutualFriends
+        } else if followed_by_your_followees > 0 {
+            Self::FollowedByYourFollowees
+        } else {
+            Self::Popular
+        }
+    }
+}
+
 /// Someone the caller may know.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Suggestion {
     pub user: UserRef,
+    /// Why: `mutual_friends`, `followed_by_your_followees`, or `popular` for the most
+    /// followed people that fill a list the caller's graph leaves short.
+    pub reason: SuggestionReason,
     /// `2 × mutual_friends + followed_by_your_followees`.
     pub score: i64,
     /// Friends the caller and this person have in common.

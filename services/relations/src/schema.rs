@@ -17,6 +17,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    declined_requests (from_id, to_id) {
+        from_id -> Uuid,
+        to_id -> Uuid,
+        declined_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     follows (follower_id, followee_id) {
         follower_id -> Uuid,
         followee_id -> Uuid,
@@ -60,6 +68,7 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     blocks,
+    declined_requests,
     follows,
     friend_requests,
     friendships,

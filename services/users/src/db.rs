@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error;
 use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use std::sync::LazyLock;
 use uuid::Uuid;
 
@@ -37,15 +37,33 @@ pub struct ProfileRow {
     pub website: Option<String>,
     #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
-    /// Public posts, or all of them on the viewer's own profile.
+    /// Posts per visibility (see [`ProfileRow::posts_seen_by`]).
     #[diesel(sql_type = BigInt)]
-    pub posts: i64,
+    pub public_posts: i64,
+    #[diesel(sql_type = BigInt)]
+    pub friends_posts: i64,
+    #[diesel(sql_type = BigInt)]
+    pub private_posts: i64,
+}
+
+impl ProfileRow {
+    /// How many of these posts a viewer can list: all of them for the author, the
+    /// public ones plus friends-only ones for a friend, none when blocked either way.
+    pub fn posts_seen_by(&self, viewer: Uuid, pair: &agora_common::relations::Pair) -> i64 {
+        if viewer == self.id {
+            self.public_posts + self.friends_posts + self.private_posts
+        } else if pair.blocking || pair.blocked_by {
+            0
+        } else if pair.friend {
+            self.public_posts + self.friends_posts
+        } else {
+            self.public_posts
+        }
+    }
 }
 
 const PROFILE_COLUMNS: &str = "p.id, p.username, p.display_name, p.bio, p.avatar_url, \
-    p.location, p.website, p.created_at, \
-    (SELECT count(*) FROM posts WHERE author_id = p.id \
-        AND (p.id = $1 OR visibility = 'public')) AS posts";
+    p.location, p.website, p.created_at, p.public_posts, p.friends_posts, p.private_posts";
 
 /// Records an account's profile (idempotent). The outbox's delivery carries the real
 /// creation time and wins over a first sight in a token.
@@ -83,19 +101,14 @@ pub async fn ensure_profile(
     Ok(())
 }
 
-/// A profile by id, as `viewer` counts its posts.
-pub async fn profile(
-    conn: &mut AsyncPgConnection,
-    viewer: Uuid,
-    id: Uuid,
-) -> Result<Option<ProfileRow>, Error> {
+/// A profile by id.
+pub async fn profile(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<ProfileRow>, Error> {
     static SQL: LazyLock<Statement> = LazyLock::new(|| {
         Statement::new(&format!(
-            "SELECT {PROFILE_COLUMNS} FROM profiles p WHERE p.id = $2"
+            "SELECT {PROFILE_COLUMNS} FROM profiles p WHERE p.id = $1"
         ))
     });
     SQL.query()
-        .bind::<SqlUuid, _>(viewer)
         .bind::<SqlUuid, _>(id)
         .get_result(conn)
         .await
@@ -105,16 +118,14 @@ pub async fn profile(
 /// A profile by exact (lowercase) username.
 pub async fn profile_by_username(
     conn: &mut AsyncPgConnection,
-    viewer: Uuid,
     username: &str,
 ) -> Result<Option<ProfileRow>, Error> {
     static SQL: LazyLock<Statement> = LazyLock::new(|| {
         Statement::new(&format!(
-            "SELECT {PROFILE_COLUMNS} FROM profiles p WHERE p.username = $2"
+            "SELECT {PROFILE_COLUMNS} FROM profiles p WHERE p.username = $1"
         ))
     });
     SQL.query()
-        .bind::<SqlUuid, _>(viewer)
         .bind::<Text, _>(username)
         .get_result(conn)
         .await
@@ -124,7 +135,6 @@ pub async fn profile_by_username(
 /// Profiles whose username starts with `prefix`, in username order after `after`.
 pub async fn profiles_by_prefix(
     conn: &mut AsyncPgConnection,
-    viewer: Uuid,
     prefix: &str,
     after: Option<&str>,
     limit: u32,
@@ -133,9 +143,9 @@ pub async fn profiles_by_prefix(
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {PROFILE_COLUMNS} FROM profiles p \
-             WHERE p.username LIKE $2 ESCAPE '\\' \
-               AND ($3::text IS NULL OR p.username COLLATE \"C\" > $3) \
-             ORDER BY p.username COLLATE \"C\" LIMIT $4"
+             WHERE p.username LIKE $1 ESCAPE '\\' \
+               AND ($2::text IS NULL OR p.username COLLATE \"C\" > $2) \
+             ORDER BY p.username COLLATE \"C\" LIMIT $3"
         )
     });
     let pattern = format!(
@@ -146,7 +156,6 @@ pub async fn profiles_by_prefix(
             .replace('_', "\\_")
     );
     diesel::sql_query(SQL.as_str())
-        .bind::<SqlUuid, _>(viewer)
         .bind::<Text, _>(pattern)
         .bind::<Nullable<Text>, _>(after)
         .bind::<BigInt, _>(i64::from(limit) + 1)
@@ -513,16 +522,19 @@ pub async fn insert_comment(
         .map(comment_view)
 }
 
-/// A page of a post's comments, oldest first (`limit + 1` rows).
+/// A page of a post's comments, oldest first (`limit + 1` rows), without those of the
+/// `hidden` authors.
 pub async fn comments_page(
     conn: &mut AsyncPgConnection,
     post: Uuid,
+    hidden: &[Uuid],
     after: Option<Position>,
     limit: u32,
 ) -> Result<Vec<Comment>, Error> {
     let mut query = comments::table
         .inner_join(profiles::table)
         .filter(comments::post_id.eq(post))
+        .filter(diesel::dsl::not(comments::author_id.eq_any(hidden)))
         .select((
             comments::id,
             comments::post_id,
@@ -558,23 +570,58 @@ pub async fn delete_comment(conn: &mut AsyncPgConnection, id: Uuid) -> Result<()
     Ok(())
 }
 
-/// Adds a reaction (idempotent).
+/// The most distinct reactions one person may leave on one post.
+pub const MAX_REACTIONS_PER_POST: i64 = 10;
+
+/// Whether [`add_reaction`] stored the reaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReactionAdded {
+    /// Stored, or already there (idempotent).
+    Yes,
+    /// The person already has [`MAX_REACTIONS_PER_POST`] others on this post.
+    LimitReached,
+}
+
+/// Adds a reaction (idempotent), up to [`MAX_REACTIONS_PER_POST`] per person and post.
+/// The person's profile row is locked while counting, so concurrent additions of
+/// distinct emoji cannot pass the cap together.
 pub async fn add_reaction(
     conn: &mut AsyncPgConnection,
     post: Uuid,
     user: Uuid,
     emoji: &str,
-) -> Result<(), Error> {
-    diesel::insert_into(reactions::table)
-        .values((
-            reactions::post_id.eq(post),
-            reactions::user_id.eq(user),
-            reactions::emoji.eq(emoji),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    Ok(())
+) -> Result<ReactionAdded, Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        profiles::table
+            .find(user)
+            .select(profiles::id)
+            .for_no_key_update()
+            .first::<Uuid>(conn)
+            .await?;
+        let mine: Vec<String> = reactions::table
+            .filter(reactions::post_id.eq(post))
+            .filter(reactions::user_id.eq(user))
+            .select(reactions::emoji)
+            .load(conn)
+            .await?;
+        if mine.iter().any(|e| e == emoji) {
+            return Ok(ReactionAdded::Yes);
+        }
+        if i64::try_from(mine.len()).unwrap_or(i64::MAX) >= MAX_REACTIONS_PER_POST {
+            return Ok(ReactionAdded::LimitReached);
+        }
+        diesel::insert_into(reactions::table)
+            .values((
+                reactions::post_id.eq(post),
+                reactions::user_id.eq(user),
+                reactions::emoji.eq(emoji),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        Ok(ReactionAdded::Yes)
+    })
+    .await
 }
 
 /// Removes a reaction (idempotent).

@@ -11,21 +11,39 @@ use uuid::Uuid;
 #[derive(Clone, Default)]
 pub struct Photos(pub Option<ServiceClient>);
 
+/// Who will look at the photos being referenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// The owner alone (a private post): their private photos are fine.
+    OwnerOnly,
+    /// Others too (a public or friends-only post, an avatar): the photos must be
+    /// public, or some of those who may see the post or profile would get a 404 for
+    /// them. (Made private or deleted later by their owner, they break; that is the
+    /// owner's choice.)
+    Others,
+}
+
+/// The problem `type` of a private photo where others would look.
+pub const PRIVATE_PHOTO_SHOWN_TO_OTHERS: &str = "private-photo-shown-to-others";
+
 impl Photos {
-    /// 400 unless every photo is the owner's or public.
+    /// 400 unless every photo is the owner's or public (and not hidden by a block
+    /// either way), and public when `audience` is [`Audience::Others`] (its own
+    /// problem type, [`PRIVATE_PHOTO_SHOWN_TO_OTHERS`]).
     pub async fn check_usable(
         &self,
         owner: Uuid,
         ids: &[Uuid],
+        audience: Audience,
         field: impl Fn(usize) -> String,
         origin: &HttpRequest,
     ) -> ApiResult<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        let usable = match &self.0 {
+        let answer = match &self.0 {
             // Without a photos service no photo exists.
-            None => Vec::new(),
+            None => UsableResponse::default(),
             Some(client) => {
                 let body = UsableRequest {
                     owner,
@@ -42,21 +60,38 @@ impl Photos {
                     .await?
                     .body
                     .unwrap_or_default()
-                    .usable
             }
         };
         let errors: Vec<FieldError> = ids
             .iter()
             .enumerate()
-            .filter(|(_, id)| !usable.contains(id))
+            .filter(|(_, id)| !answer.usable.contains(id))
             .map(|(i, _)| {
                 FieldError::new(field(i), "no such photo among yours and the public ones")
             })
             .collect();
-        if errors.is_empty() {
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        if audience == Audience::OwnerOnly {
+            return Ok(());
+        }
+        let private: Vec<FieldError> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| !answer.public.contains(id))
+            .map(|(i, _)| {
+                FieldError::new(
+                    field(i),
+                    "a private photo cannot be shown where others look; make it public, or \
+                     make the post private",
+                )
+            })
+            .collect();
+        if private.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::Validation(errors))
+            Err(ApiError::Validation(private).typed(PRIVATE_PHOTO_SHOWN_TO_OTHERS))
         }
     }
 }

@@ -304,8 +304,13 @@ pub struct PostPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostCreate {
-    /// 1..=5000 characters (no NUL: PostgreSQL text cannot hold it).
-    #[schema(min_length = 1, max_length = 5000, pattern = "^[^\\u0000]*$")]
+    /// 1..=5000 characters, not only white space (no NUL: PostgreSQL text cannot
+    /// hold it).
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"
+    )]
     pub text: String,
     /// At most 10 http(s) URLs.
     #[schema(max_items = 10, value_type = Option<Vec<LinkDoc>>)]
@@ -328,7 +333,7 @@ pub struct PostPatch {
         nullable = false,
         min_length = 1,
         max_length = 5000,
-        pattern = "^[^\\u0000]*$"
+        pattern = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"
     )]
     pub text: Option<String>,
     /// At most 10 http(s) URLs; replaces the list.
@@ -347,7 +352,7 @@ pub struct LinkDoc(#[allow(dead_code)] String);
 
 /// Whether `text` has 1..=`max` characters and no NUL (PostgreSQL text cannot hold it).
 pub fn text_within(text: &str, max: usize) -> bool {
-    (1..=max).contains(&text.chars().count()) && !text.contains('\0')
+    (1..=max).contains(&text.chars().count()) && !text.contains('\0') && !text.trim().is_empty()
 }
 
 /// Checks post text and links; all problems at once.
@@ -359,7 +364,7 @@ pub fn check_post_fields(
     if text.is_some_and(|text| !text_within(text, 5000)) {
         errors.push(FieldError::new(
             "text",
-            "must be 1 to 5000 characters, without NUL",
+            "must be 1 to 5000 characters, not only white space, without NUL",
         ));
     }
     if let Some(links) = links {
@@ -383,8 +388,12 @@ pub fn check_post_fields(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentCreate {
-    /// 1..=2000 characters (no NUL).
-    #[schema(min_length = 1, max_length = 2000, pattern = "^[^\\u0000]*$")]
+    /// 1..=2000 characters, not only white space (no NUL).
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"
+    )]
     pub text: String,
     /// The comment this replies to (on the same post).
     pub parent_id: Option<Uuid>,

@@ -37,6 +37,9 @@ diesel::table! {
         website -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        public_posts -> Int8,
+        friends_posts -> Int8,
+        private_posts -> Int8,
     }
 }
 

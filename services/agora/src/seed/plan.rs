@@ -282,7 +282,7 @@ impl Plan {
         let mut avatars = Vec::with_capacity(n);
         for owner in 0..n {
             let count = 1 + rng.below(3);
-            avatars.push(Some(photos.len()));
+            let first = photos.len();
             for _ in 0..count {
                 let mut tags = Vec::new();
                 for _ in 0..1 + rng.below(3) {
@@ -300,6 +300,8 @@ impl Plan {
                     pixels_seed: rng.next_u64(),
                 });
             }
+            // An avatar is seen by everyone: only a public photo may be one.
+            avatars.push((first..photos.len()).find(|&p| photos[p].public));
         }
 
         let followers_of = |person: usize| -> Vec<usize> {
@@ -341,8 +343,14 @@ impl Plan {
                     "friends" => friends_of(author),
                     _ => Vec::new(),
                 };
+                // Others see the post: only a public photo of the author's will do.
+                let shown: Vec<usize> = own
+                    .iter()
+                    .copied()
+                    .filter(|&p| visibility == "private" || photos[p].public)
+                    .collect();
                 let photo = match rng.unit() {
-                    r if r < 0.3 && !own.is_empty() => Some(PostPhoto::Own(rng.pick(&own))),
+                    r if r < 0.3 && !shown.is_empty() => Some(PostPhoto::Own(rng.pick(&shown))),
                     r if r < 0.4 => Some(PostPhoto::Found(TAGS[rng.below(3)])),
                     _ => None,
                 };

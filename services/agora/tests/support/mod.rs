@@ -229,3 +229,133 @@ pub fn token(body: &Value, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in {body}"))
         .to_owned()
 }
+
+// A person's calls through the gateway, as the social scenarios make them.
+
+/// A registered person.
+pub struct Person {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+}
+
+pub async fn person(p: &TestPlatform, name: &str) -> Person {
+    let body = register(p, name).await;
+    Person {
+        id: body["user"]["id"].as_str().unwrap().to_owned(),
+        name: name.to_owned(),
+        token: token(&body, "access_token"),
+    }
+}
+
+pub async fn call(
+    p: &TestPlatform,
+    who: &Person,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    send(
+        method,
+        &p.url(path),
+        Some(&who.token),
+        &[],
+        body.map(|b| ("application/json", b.to_string().into_bytes())),
+    )
+    .await
+}
+
+pub async fn ok(
+    p: &TestPlatform,
+    who: &Person,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let reply = call(p, who, method, path, body).await;
+    assert!(
+        (200..300).contains(&reply.status),
+        "{method} {path}: {} {}",
+        reply.status,
+        reply.body
+    );
+    reply.body
+}
+
+pub async fn befriend(p: &TestPlatform, a: &Person, b: &Person) {
+    let request = ok(
+        p,
+        a,
+        "POST",
+        "/api/v1/relations/friend-requests",
+        Some(json!({"to": b.id})),
+    )
+    .await;
+    let id = request["id"].as_str().unwrap();
+    let accepted = ok(
+        p,
+        b,
+        "POST",
+        &format!("/api/v1/relations/friend-requests/{id}/accept"),
+        None,
+    )
+    .await;
+    assert_eq!(accepted["status"], "accepted");
+}
+
+pub fn texts(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a page: {page}"))
+        .iter()
+        .map(|post| post["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A small PNG whose pixels depend on `seed`.
+pub fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, seed]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+pub async fn upload(
+    p: &TestPlatform,
+    who: &Person,
+    file: &[u8],
+    visibility: &str,
+    tags: &str,
+) -> Value {
+    let boundary = "agora-e2e-boundary";
+    let mut body = Vec::new();
+    body.extend(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend(file);
+    for (name, value) in [("visibility", visibility), ("tags", tags)] {
+        body.extend(
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let reply = send(
+        "POST",
+        &p.url("/api/v1/photos"),
+        Some(&who.token),
+        &[],
+        Some((&content_type, body)),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body
+}

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use uuid::Uuid;
 
 /// Create an event; the caller organizes it.
@@ -34,14 +34,9 @@ pub async fn create(
     Ok(HttpResponse::Created().json(event_view(row)))
 }
 
-/// The latest instant a listing reaches when `to` is not given.
-fn end_of_time() -> DateTime<Utc> {
-    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC) // 9999-12-31T23:59:59Z
-}
-
-/// Events the caller may see that start in a time window (default: from now on),
-/// soonest first: public ones, friends-only ones of the caller's friends, the caller's
-/// own. One relations call and one query per page.
+/// Events the caller may see that start in a time window (default: from now on, with
+/// the events in progress now), soonest first: public ones, friends-only ones of the
+/// caller's friends, the caller's own. One relations call and one query per page.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
     security(("bearer" = [])),
     params(EventQuery, PageParams),
@@ -56,19 +51,21 @@ pub async fn list(
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<Event>>> {
     let query = query.into_inner();
-    let page = query.page.validate::<Position>()?;
+    let page = query.page.validate::<Position>("events")?;
     let from = query.from.unwrap_or_else(Utc::now);
-    let to = query.to.unwrap_or_else(end_of_time);
-    for (field, at) in [("from", from), ("to", to)] {
-        if !storable(at) {
+    for (field, at) in [("from", Some(from)), ("to", query.to)] {
+        if at.is_some_and(|at| !storable(at)) {
             return Err(ApiError::invalid_field(
                 field,
                 "must be in the years 0001 to 9999",
             ));
         }
     }
-    if to <= from {
-        return Err(ApiError::invalid_field("to", "must be after from"));
+    if query.to.is_some_and(|to| to <= from) {
+        return Err(ApiError::invalid_field(
+            "to",
+            "must be after `from` (default: now)",
+        ));
     }
     let graph = state.relations.graph(caller.user_id, &req).await?;
     let rows = db::window_page(
@@ -76,7 +73,8 @@ pub async fn list(
         Window {
             viewer: caller.user_id,
             from,
-            to,
+            to: query.to,
+            in_progress: query.from.is_none(),
             organizer: query.organizer,
             friends: &graph.friends,
             blocked_by: &graph.blocked_by,
@@ -85,7 +83,7 @@ pub async fn list(
         page.limit,
     )
     .await?;
-    let page = Page::from_rows(rows, page.limit, |r| (r.starts_at, r.id));
+    let page = Page::from_rows(rows, &page, |r| (r.starts_at, r.id));
     Ok(web::Json(Page {
         items: page.items.into_iter().map(event_view).collect(),
         next_cursor: page.next_cursor,

@@ -20,7 +20,7 @@ use uuid::Uuid;
         (status = 200, description = "the event with its new counts and the caller's answer", body = Event),
         (status = 400, description = "`status` is not one of the three", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "no such event, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "the event is over", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "type `event-over`: the event is over, its answers are closed", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn set(
     state: web::Data<EventsState>,
@@ -32,9 +32,7 @@ pub async fn set(
     let id = path.into_inner();
     let event = state.visible_event(&caller, id, &req).await?;
     if event.is_over(chrono::Utc::now()) {
-        return Err(ApiError::Conflict(Cow::Borrowed(
-            "the event is over; answers are closed",
-        )));
+        return Err(answers_closed());
     }
     let mut conn = state.conn().await?;
     if !db::set_rsvp(&mut conn, id, caller.user_id, &caller.username, body.status).await? {
@@ -46,13 +44,19 @@ pub async fn set(
     Ok(web::Json(event_view(row)))
 }
 
-/// Withdraw the caller's answer (idempotent).
+/// Answers close when the event is over: its counts are history from then on.
+fn answers_closed() -> ApiError {
+    ApiError::Conflict(Cow::Borrowed("the event is over; answers are closed")).typed("event-over")
+}
+
+/// Withdraw the caller's answer (idempotent), until the event is over.
 #[utoipa::path(delete, path = "/api/v1/events/{id}/rsvp", tag = "events",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the event")),
     responses(
         (status = 204, description = "the caller has no answer on this event"),
         (status = 404, description = "no such event, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "type `event-over`: the event is over, its answers are closed", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn withdraw(
     state: web::Data<EventsState>,
@@ -61,7 +65,10 @@ pub async fn withdraw(
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    state.visible_event(&caller, id, &req).await?;
+    let event = state.visible_event(&caller, id, &req).await?;
+    if event.is_over(chrono::Utc::now()) {
+        return Err(answers_closed());
+    }
     db::delete_rsvp(&mut *state.conn().await?, id, caller.user_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -84,7 +91,7 @@ pub async fn attendees(
     req: HttpRequest,
 ) -> ApiResult<web::Json<AttendeePage>> {
     let query = query.into_inner();
-    let page = query.page.validate::<Position>()?;
+    let page = query.page.validate::<Position>("events.attendees")?;
     let id = path.into_inner();
     // One relations call decides both who may see the event and whom the list leaves
     // out: people blocked either way (the counts stay whole: they name nobody).
@@ -113,7 +120,7 @@ pub async fn attendees(
         page.limit,
     )
     .await?;
-    let page = Page::from_rows(rows, page.limit, |r| (r.created_at, r.user_id));
+    let page = Page::from_rows(rows, &page, |r| (r.created_at, r.user_id));
     let counts = event_view(event).rsvp_counts;
     Ok(web::Json(AttendeePage {
         items: page

@@ -86,9 +86,10 @@ async fn serve(
         }
     );
     let cache = if Visibility::parse(&photo.visibility) == Visibility::Public {
-        // Public bytes never change under one ETag; a day bounds how long a photo made
-        // private later stays in shared caches.
-        "public, max-age=86400"
+        // Shared caches may keep public bytes but must revalidate each use (a 304 on
+        // the same ETag, no body): a photo made private or deleted stops being served
+        // at once, instead of living on in caches for the length of a max-age.
+        "public, no-cache"
     } else {
         "private, no-store"
     };

@@ -11,7 +11,9 @@ use crate::imaging::DecodeLimits;
 use crate::links::LinkSigner;
 use crate::model::{Photo, Visibility};
 use crate::storage::Storage;
+use actix_web::HttpRequest;
 use agora_common::db::{DbConn, DbPool, transaction_with_retry};
+use agora_common::relations::Relations;
 use agora_common::{ApiError, ApiResult};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -29,6 +31,9 @@ pub struct PhotosState {
     /// Decodes running at once (each holds one image in memory): a burst of uploads
     /// waits here instead of filling the blocking pool and the memory.
     pub decoding: Arc<Semaphore>,
+    /// The relations service, for blocks (none on a platform without it: nobody
+    /// blocks anybody there).
+    pub relations: Option<Relations>,
 }
 
 impl PhotosState {
@@ -49,6 +54,37 @@ impl PhotosState {
         } else {
             Err(no_such_photo())
         }
+    }
+
+    /// The people whose photos `viewer` must not see: those `viewer` blocks and those
+    /// who block `viewer` (asked on every call: a new block applies at once).
+    pub async fn hidden_owners(&self, viewer: Uuid, req: &HttpRequest) -> ApiResult<Vec<Uuid>> {
+        let Some(relations) = &self.relations else {
+            return Ok(Vec::new());
+        };
+        let graph = relations.graph(viewer, req).await?;
+        let mut hidden = graph.blocking;
+        hidden.extend(graph.blocked_by);
+        Ok(hidden)
+    }
+
+    /// A photo `viewer` may see, and not hidden from them by a block either way.
+    pub async fn visible_unblocked(
+        &self,
+        viewer: Uuid,
+        id: Uuid,
+        req: &HttpRequest,
+    ) -> ApiResult<PhotoRow> {
+        let row = self.visible(Some(viewer), id).await?;
+        if row.owner_id != viewer
+            && let Some(relations) = &self.relations
+        {
+            let pair = relations.pair(viewer, row.owner_id, req).await?;
+            if pair.blocking || pair.blocked_by {
+                return Err(no_such_photo());
+            }
+        }
+        Ok(row)
     }
 
     /// A photo the caller owns; 403 when they only see it, 404 when they cannot.

@@ -4,7 +4,7 @@ use super::{PhotosState, no_such_photo, photo_view};
 use crate::db;
 use crate::links;
 use crate::model::{self, Photo, PhotoPatch, ShareLink, ShareLinkRequest};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use agora_common::openapi::ProblemDoc;
 use agora_common::{ApiError, ApiResult, Caller, FieldError};
 use chrono::Utc;
@@ -16,15 +16,16 @@ use uuid::Uuid;
     params(("id" = Uuid, Path, description = "the photo")),
     responses(
         (status = 200, body = Photo),
-        (status = 404, description = "no such photo, or private and not the caller's", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such photo, private and not the caller's, or its owner and the caller are blocked either way", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn get(
     state: web::Data<PhotosState>,
     caller: Caller,
     path: web::Path<Uuid>,
+    req: HttpRequest,
 ) -> ApiResult<web::Json<Photo>> {
     let row = state
-        .visible(Some(caller.user_id), path.into_inner())
+        .visible_unblocked(caller.user_id, path.into_inner(), &req)
         .await?;
     Ok(web::Json(photo_view(row)))
 }

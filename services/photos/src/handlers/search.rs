@@ -40,8 +40,9 @@ fn parse_search(query: &str) -> Result<SearchQuery, ApiError> {
     Ok(out)
 }
 
-/// Search photos: public ones having every `tag` (none: all public photos), or with
-/// `owner=me` the caller's own (any visibility; `tag` filters them too). Newest first.
+/// Search photos: public ones having every `tag` (none: all public photos), except
+/// those of people blocked either way, or with `owner=me` the caller's own (any
+/// visibility; `tag` filters them too). Newest first.
 #[utoipa::path(get, path = "/api/v1/photos", tag = "photos",
     security(("bearer" = [])),
     params(
@@ -59,18 +60,31 @@ pub async fn list(
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<crate::model::Photo>>> {
     let query = parse_search(req.query_string())?;
-    let page = query.page.validate::<uuid::Uuid>()?;
+    let page = query.page.validate::<uuid::Uuid>(if query.owner_me {
+        "photos.mine"
+    } else {
+        "photos.search"
+    })?;
     let fetch = i64::from(page.limit) + 1;
     let mut conn = state.conn().await?;
     let rows = if query.owner_me {
         db::owner_photos(&mut conn, caller.user_id, &query.tags, page.after, fetch).await?
     } else {
-        db::search_public(&mut conn, &query.tags, page.after, fetch).await?
+        drop(conn);
+        let hidden = state.hidden_owners(caller.user_id, &req).await?;
+        db::search_public(
+            &mut *state.conn().await?,
+            &query.tags,
+            &hidden,
+            page.after,
+            fetch,
+        )
+        .await?
     };
     let items = rows.into_iter().map(photo_view).collect();
     Ok(web::Json(Page::from_rows(
         items,
-        page.limit,
+        &page,
         |p: &crate::model::Photo| p.id,
     )))
 }

@@ -11,6 +11,7 @@ use agora_common::db::transaction_with_retry;
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
+use chrono::Utc;
 use std::borrow::Cow;
 use uuid::Uuid;
 
@@ -22,7 +23,14 @@ enum Sent {
     Accepted(FriendRequest),
 }
 
+/// How long after a decline the same sender may not ask the same person again.
+fn decline_cooldown() -> chrono::TimeDelta {
+    chrono::TimeDelta::hours(24)
+}
+
 /// Ask someone to be friends; if they already asked the caller, both become friends.
+/// After the other declined the caller's request, the caller may ask again only 24
+/// hours later.
 #[utoipa::path(post, path = "/api/v1/relations/friend-requests", tag = "relations",
     security(("bearer" = [])),
     request_body = FriendRequestCreate,
@@ -32,7 +40,9 @@ enum Sent {
         (status = 400, description = "asking oneself, or an invalid body", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "one of the two blocks the other", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "no such user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "already friends, or a request is already pending", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "already friends (type `already-friends`), or the caller's request is already pending (type `friend-request-pending`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "type `friend-request-cooldown`: the other declined the caller's request less than 24 hours ago; see Retry-After", body = ProblemDoc, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "seconds until the caller may ask again"))),
     ))]
 pub async fn send(
     state: web::Data<RelationsState>,
@@ -51,12 +61,14 @@ pub async fn send(
                 if db::are_friends(c, me, other).await? {
                     return Ok(Err(ApiError::Conflict(Cow::Borrowed(
                         "you are already friends",
-                    ))));
+                    ))
+                    .typed("already-friends")));
                 }
                 match db::pending_between(c, me, other).await? {
                     Some(request) if request.from_id == me => Ok(Err(ApiError::Conflict(
                         Cow::Borrowed("you have already asked; the request is pending"),
-                    ))),
+                    )
+                    .typed("friend-request-pending"))),
                     Some(request) => {
                         // Crossing requests: theirs is accepted by this one.
                         db::delete_request(c, request.id).await?;
@@ -64,6 +76,17 @@ pub async fn send(
                         Ok(Ok(Sent::Accepted(request.view(RequestStatus::Accepted))))
                     }
                     None => {
+                        if let Some(declined) = db::last_decline(c, me, other).await? {
+                            let wait = declined + decline_cooldown() - Utc::now();
+                            if wait > chrono::TimeDelta::zero() {
+                                return Ok(Err(ApiError::TooManyRequests {
+                                    retry_after_secs: u64::try_from(wait.num_seconds())
+                                        .unwrap_or(0)
+                                        .max(1),
+                                }
+                                .typed("friend-request-cooldown")));
+                            }
+                        }
                         let request = db::insert_request(c, me, other).await?;
                         Ok(Ok(Sent::Pending(request.view(RequestStatus::Pending))))
                     }
@@ -88,7 +111,9 @@ pub async fn list(
     caller: Caller,
     query: web::Query<FriendRequestQuery>,
 ) -> ApiResult<web::Json<Page<FriendRequest>>> {
-    let page = query.page.validate::<Position>()?;
+    let page = query
+        .page
+        .validate::<Position>("relations.friend_requests")?;
     let incoming = query.direction.unwrap_or_default() == Direction::Incoming;
     let rows = db::requests_page(
         &mut *state.conn().await?,
@@ -98,7 +123,7 @@ pub async fn list(
         page.limit,
     )
     .await?;
-    let page = Page::from_rows(rows, page.limit, |r| (r.created_at, r.id));
+    let page = Page::from_rows(rows, &page, |r| (r.created_at, r.id));
     Ok(web::Json(Page {
         items: page
             .items
@@ -153,6 +178,8 @@ async fn settle(
             }
             if accept {
                 db::befriend(c, request.from_id, request.to_id).await?;
+            } else if party == Party::Recipient {
+                db::record_decline(c, request.from_id, request.to_id).await?;
             }
             Ok(Ok(request.view(if accept {
                 RequestStatus::Accepted

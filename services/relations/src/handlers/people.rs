@@ -17,15 +17,13 @@ pub(super) async fn list_page(
     page: &PageParams,
     check_subject: bool,
 ) -> ApiResult<web::Json<Page<Person>>> {
-    let page = page.validate::<Position>()?;
+    let page = page.validate::<Position>(list.cursor_list())?;
     let mut conn = state.conn().await?;
     if check_subject {
         require_user(&mut conn, subject).await?;
     }
     let rows = db::people_page(&mut conn, list, subject, page.after, page.limit).await?;
-    Ok(web::Json(Page::from_rows(rows, page.limit, |p| {
-        (p.since, p.id)
-    })))
+    Ok(web::Json(Page::from_rows(rows, &page, |p| (p.since, p.id))))
 }
 
 /// Who follows a user, newest first.

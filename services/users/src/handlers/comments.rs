@@ -23,7 +23,7 @@ fn no_such_parent() -> ApiError {
     responses(
         (status = 201, body = Comment),
         (status = 400, description = "invalid text, or `parent_id` is not a comment on this post", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "no such post, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such post, or not visible to the caller; or `parent_id` is a comment of someone the caller blocks or is blocked by", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     state: web::Data<UsersState>,
@@ -36,18 +36,31 @@ pub async fn create(
     if !crate::model::text_within(&comment.text, 2000) {
         return Err(ApiError::invalid_field(
             "text",
-            "must be 1 to 2000 characters, without NUL",
+            "must be 1 to 2000 characters, not only white space, without NUL",
         ));
     }
     let post = path.into_inner();
     state.visible_post_author(&caller, post, &req).await?;
-    let mut conn = state.conn().await?;
     if let Some(parent) = comment.parent_id {
-        match db::comment_owner(&mut conn, parent).await? {
-            Some(owner) if owner.post_id == post => {}
+        let owner = db::comment_owner(&mut *state.conn().await?, parent).await?;
+        match owner {
+            Some(owner) if owner.post_id == post => {
+                // A comment hidden from the caller by a block (either way) cannot be
+                // answered: as if it did not exist.
+                if owner.author_id != caller.user_id {
+                    let pair = state
+                        .relations
+                        .pair(caller.user_id, owner.author_id, &req)
+                        .await?;
+                    if pair.blocking || pair.blocked_by {
+                        return Err(ApiError::NotFound(Cow::Borrowed("no such comment")));
+                    }
+                }
+            }
             _ => return Err(no_such_parent()),
         }
     }
+    let mut conn = state.conn().await?;
     db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
     let created = db::insert_comment(
         &mut conn,
@@ -69,7 +82,8 @@ pub async fn create(
     }
 }
 
-/// A post's comments, oldest first (replies carry their `parent_id`).
+/// A post's comments, oldest first (replies carry their `parent_id`), except those of
+/// people the caller blocks or is blocked by.
 #[utoipa::path(get, path = "/api/v1/posts/{id}/comments", tag = "posts",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the post"), PageParams),
@@ -84,11 +98,21 @@ pub async fn list(
     page: web::Query<PageParams>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<Comment>>> {
-    let page = page.validate::<Position>()?;
+    let page = page.validate::<Position>("posts.comments")?;
     let post = path.into_inner();
     state.visible_post_author(&caller, post, &req).await?;
-    let rows = db::comments_page(&mut *state.conn().await?, post, page.after, page.limit).await?;
-    Ok(web::Json(Page::from_rows(rows, page.limit, |c| {
+    let graph = state.relations.graph(caller.user_id, &req).await?;
+    let mut hidden = graph.blocking;
+    hidden.extend(graph.blocked_by);
+    let rows = db::comments_page(
+        &mut *state.conn().await?,
+        post,
+        &hidden,
+        page.after,
+        page.limit,
+    )
+    .await?;
+    Ok(web::Json(Page::from_rows(rows, &page, |c| {
         (c.created_at, c.id)
     })))
 }

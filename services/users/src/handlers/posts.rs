@@ -2,10 +2,11 @@
 
 use super::{UsersState, no_such_post, post_view};
 use crate::db::{self, FeedScope, Position};
-use crate::model::{Post, PostCreate, PostPage, PostPatch, check_post_fields};
+use crate::dependencies::Audience;
+use crate::model::{Post, PostCreate, PostPage, PostPatch, Visibility, check_post_fields};
 use actix_web::{HttpRequest, HttpResponse, web};
 use agora_common::openapi::ProblemDoc;
-use agora_common::pagination::{Page, PageParams};
+use agora_common::pagination::{Page, PageParams, PageRequest};
 use agora_common::{ApiError, ApiResult, Caller};
 use std::borrow::Cow;
 use uuid::Uuid;
@@ -16,7 +17,7 @@ use uuid::Uuid;
     request_body = PostCreate,
     responses(
         (status = 201, body = Post),
-        (status = 400, description = "a field is invalid, or a photo is neither the author's nor public (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "a field is invalid, a photo is neither the author's nor public, or (type `private-photo-shown-to-others`) a private photo on a post others can see (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     state: web::Data<UsersState>,
@@ -44,6 +45,7 @@ pub async fn create(
         .check_usable(
             caller.user_id,
             &photo_ids,
+            audience(post.visibility),
             |i| format!("photo_ids[{i}]"),
             &req,
         )
@@ -84,6 +86,14 @@ pub async fn get(
     Ok(web::Json(post_view(row)))
 }
 
+/// Who will see a post's photos.
+fn audience(visibility: Visibility) -> Audience {
+    match visibility {
+        Visibility::Private => Audience::OwnerOnly,
+        Visibility::Public | Visibility::Friends => Audience::Others,
+    }
+}
+
 fn author_only() -> ApiError {
     ApiError::Forbidden(Cow::Borrowed("only the author may change this post"))
 }
@@ -95,7 +105,7 @@ fn author_only() -> ApiError {
     request_body = PostPatch,
     responses(
         (status = 200, body = Post),
-        (status = 400, description = "a field is invalid (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "a field is invalid, or (type `private-photo-shown-to-others`) the post would show a private photo to others (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 403, description = "the caller sees the post but is not its author", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "no such post, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
@@ -113,6 +123,19 @@ pub async fn update(
     let post = state.visible_post(&caller, id, &req).await?;
     if post.author_id != caller.user_id {
         return Err(author_only());
+    }
+    // Shown to others from now on: its photos must be public now.
+    if let Some(visibility) = patch.visibility.filter(|v| *v != Visibility::Private) {
+        state
+            .photos
+            .check_usable(
+                caller.user_id,
+                &post.photo_ids,
+                audience(visibility),
+                |i| format!("photo_ids[{i}]"),
+                &req,
+            )
+            .await?;
     }
     let mut conn = state.conn().await?;
     db::update_post(
@@ -154,8 +177,8 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn page_of(rows: Vec<db::PostRow>, limit: u32) -> Page<Post> {
-    let page = Page::from_rows(rows, limit, |r| (r.created_at, r.id));
+fn page_of(rows: Vec<db::PostRow>, request: &PageRequest<Position>) -> Page<Post> {
+    let page = Page::from_rows(rows, request, |r| (r.created_at, r.id));
     Page {
         items: page.items.into_iter().map(post_view).collect(),
         next_cursor: page.next_cursor,
@@ -177,9 +200,9 @@ pub async fn by_author(
     page: web::Query<PageParams>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<Post>>> {
-    let page = page.validate::<Position>()?;
+    let page = page.validate::<Position>("users.posts")?;
     let author = path.into_inner();
-    if db::profile(&mut *state.conn().await?, caller.user_id, author)
+    if db::profile(&mut *state.conn().await?, author)
         .await?
         .is_none()
     {
@@ -206,7 +229,7 @@ pub async fn by_author(
         page.limit,
     )
     .await?;
-    Ok(web::Json(page_of(rows, page.limit)))
+    Ok(web::Json(page_of(rows, &page)))
 }
 
 /// The caller's home timeline: their own posts and those of the people they follow or
@@ -222,7 +245,7 @@ pub async fn feed(
     page: web::Query<PageParams>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<Post>>> {
-    let page = page.validate::<Position>()?;
+    let page = page.validate::<Position>("feed")?;
     let graph = state.relations.graph(caller.user_id, &req).await?;
     // Followees and friends, minus anyone who blocks the caller.
     let blocked_by: std::collections::HashSet<&Uuid> = graph.blocked_by.iter().collect();
@@ -246,5 +269,5 @@ pub async fn feed(
         page.limit,
     )
     .await?;
-    Ok(web::Json(page_of(rows, page.limit)))
+    Ok(web::Json(page_of(rows, &page)))
 }

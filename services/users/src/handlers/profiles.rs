@@ -2,6 +2,7 @@
 
 use super::UsersState;
 use crate::db::{self, ProfileRow};
+use crate::dependencies::Audience;
 use crate::model::{Profile, ProfileCounts, ProfilePage, ProfilePatch, UserQuery};
 use actix_web::{HttpRequest, web};
 use agora_common::openapi::ProblemDoc;
@@ -14,18 +15,33 @@ fn no_such_user() -> ApiError {
     ApiError::NotFound(Cow::Borrowed("no such user"))
 }
 
-/// Profiles with their relation counts: one relations call for all of them.
+/// Profiles with their counts as `caller` sees them: the relation counts in one
+/// relations call for all of them, and the posts the caller can list (which depends on
+/// friendship and blocks: the caller's graph, one more call, made at the same time).
 async fn with_counts(
     state: &UsersState,
+    caller: &Caller,
     rows: Vec<ProfileRow>,
     req: &HttpRequest,
 ) -> ApiResult<Vec<Profile>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let counts = state.relations.counts(&ids, req).await?;
+    let only_self = ids.iter().all(|id| *id == caller.user_id);
+    let (counts, graph) = futures_util::future::join(state.relations.counts(&ids, req), async {
+        if only_self {
+            Ok(Default::default())
+        } else {
+            state.relations.graph(caller.user_id, req).await
+        }
+    })
+    .await;
+    let (counts, graph) = (counts?, graph?);
     Ok(rows
         .into_iter()
         .map(|r| Profile {
-            counts: ProfileCounts::new(r.posts, counts.get(&r.id).copied().unwrap_or_default()),
+            counts: ProfileCounts::new(
+                r.posts_seen_by(caller.user_id, &graph.pair_with(r.id)),
+                counts.get(&r.id).copied().unwrap_or_default(),
+            ),
             id: r.id,
             username: r.username,
             display_name: r.display_name,
@@ -40,10 +56,11 @@ async fn with_counts(
 
 async fn one_with_counts(
     state: &UsersState,
+    caller: &Caller,
     row: ProfileRow,
     req: &HttpRequest,
 ) -> ApiResult<Profile> {
-    with_counts(state, vec![row], req)
+    with_counts(state, caller, vec![row], req)
         .await?
         .pop()
         .ok_or_else(no_such_user)
@@ -63,10 +80,12 @@ pub async fn get(
     path: web::Path<Uuid>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Profile>> {
-    let row = db::profile(&mut *state.conn().await?, caller.user_id, path.into_inner())
+    let row = db::profile(&mut *state.conn().await?, path.into_inner())
         .await?
         .ok_or_else(no_such_user)?;
-    Ok(web::Json(one_with_counts(&state, row, &req).await?))
+    Ok(web::Json(
+        one_with_counts(&state, &caller, row, &req).await?,
+    ))
 }
 
 /// Checks a `username` or `q` value: 1..=32 of `[A-Za-z0-9_.]`, lowercased.
@@ -111,17 +130,14 @@ pub async fn search(
         .map(|q| username_term("q", q))
         .transpose()?
         .unwrap_or_default();
-    let page = query.page.validate::<String>()?;
+    let page = query.page.validate::<String>("users.search")?;
     if let Some(username) = username {
         let row = match username.starts_with(&prefix) {
-            true => {
-                db::profile_by_username(&mut *state.conn().await?, caller.user_id, &username)
-                    .await?
-            }
+            true => db::profile_by_username(&mut *state.conn().await?, &username).await?,
             false => None,
         };
         let items = match row {
-            Some(row) => vec![one_with_counts(&state, row, &req).await?],
+            Some(row) => vec![one_with_counts(&state, &caller, row, &req).await?],
             None => Vec::new(),
         };
         return Ok(web::Json(Page {
@@ -131,15 +147,14 @@ pub async fn search(
     }
     let rows = db::profiles_by_prefix(
         &mut *state.conn().await?,
-        caller.user_id,
         &prefix,
         page.after.as_deref(),
         page.limit,
     )
     .await?;
-    let page = Page::from_rows(rows, page.limit, |r| r.username.clone());
+    let page = Page::from_rows(rows, &page, |r| r.username.clone());
     Ok(web::Json(Page {
-        items: with_counts(&state, page.items, &req).await?,
+        items: with_counts(&state, &caller, page.items, &req).await?,
         next_cursor: page.next_cursor,
     }))
 }
@@ -147,11 +162,11 @@ pub async fn search(
 /// The caller's profile, created from the token if the account's delivery is late.
 async fn own_profile(state: &UsersState, caller: &Caller) -> ApiResult<ProfileRow> {
     let mut conn = state.conn().await?;
-    if let Some(row) = db::profile(&mut conn, caller.user_id, caller.user_id).await? {
+    if let Some(row) = db::profile(&mut conn, caller.user_id).await? {
         return Ok(row);
     }
     db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
-    db::profile(&mut conn, caller.user_id, caller.user_id)
+    db::profile(&mut conn, caller.user_id)
         .await?
         .ok_or_else(no_such_user)
 }
@@ -166,7 +181,9 @@ pub async fn me(
     req: HttpRequest,
 ) -> ApiResult<web::Json<Profile>> {
     let row = own_profile(&state, &caller).await?;
-    Ok(web::Json(one_with_counts(&state, row, &req).await?))
+    Ok(web::Json(
+        one_with_counts(&state, &caller, row, &req).await?,
+    ))
 }
 
 /// Edit the caller's profile: any of the fields; `null` or `""` clears one.
@@ -175,7 +192,7 @@ pub async fn me(
     request_body = ProfilePatch,
     responses(
         (status = 200, body = Profile),
-        (status = 400, description = "a field is invalid, or a photo avatar is neither the caller's nor public (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "a field is invalid, or a photo avatar is not public (type `private-photo-shown-to-others` when it is the caller's private photo; see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn update_me(
     state: web::Data<UsersState>,
@@ -193,11 +210,19 @@ pub async fn update_me(
     {
         state
             .photos
-            .check_usable(caller.user_id, &[photo], |_| "avatar_url".to_owned(), &req)
+            .check_usable(
+                caller.user_id,
+                &[photo],
+                Audience::Others,
+                |_| "avatar_url".to_owned(),
+                &req,
+            )
             .await?;
     }
     own_profile(&state, &caller).await?;
     db::update_profile(&mut *state.conn().await?, caller.user_id, change).await?;
     let row = own_profile(&state, &caller).await?;
-    Ok(web::Json(one_with_counts(&state, row, &req).await?))
+    Ok(web::Json(
+        one_with_counts(&state, &caller, row, &req).await?,
+    ))
 }

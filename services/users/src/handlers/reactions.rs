@@ -7,6 +7,7 @@ use crate::model::Reactions;
 use actix_web::{HttpRequest, web};
 use agora_common::openapi::ProblemDoc;
 use agora_common::{ApiError, ApiResult, Caller};
+use std::borrow::Cow;
 use uuid::Uuid;
 
 fn parse(emoji: &str) -> ApiResult<Emoji> {
@@ -26,7 +27,8 @@ async fn summary(state: &UsersState, post: Uuid, viewer: Uuid) -> ApiResult<Reac
     })
 }
 
-/// React to a post the caller can see (idempotent).
+/// React to a post the caller can see (idempotent), with at most 10 different emoji
+/// per person and post.
 #[utoipa::path(put, path = "/api/v1/posts/{id}/reactions/{emoji}", tag = "posts",
     security(("bearer" = [])),
     params(
@@ -37,6 +39,7 @@ async fn summary(state: &UsersState, post: Uuid, viewer: Uuid) -> ApiResult<Reac
         (status = 200, body = Reactions),
         (status = 400, description = "not exactly one RGI emoji", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "no such post, or not visible to the caller", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "type `reaction-limit`: the caller already has 10 other reactions on this post", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn add(
     state: web::Data<UsersState>,
@@ -47,10 +50,16 @@ pub async fn add(
     let (post, emoji) = path.into_inner();
     let emoji = parse(&emoji)?;
     state.visible_post_author(&caller, post, &req).await?;
-    {
+    let added = {
         let mut conn = state.conn().await?;
         db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
-        db::add_reaction(&mut conn, post, caller.user_id, emoji.as_str()).await?;
+        db::add_reaction(&mut conn, post, caller.user_id, emoji.as_str()).await?
+    };
+    if added == db::ReactionAdded::LimitReached {
+        return Err(ApiError::Conflict(Cow::Borrowed(
+            "at most 10 different reactions per person on one post; withdraw one first",
+        ))
+        .typed("reaction-limit"));
     }
     Ok(web::Json(summary(&state, post, caller.user_id).await?))
 }
