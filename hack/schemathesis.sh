@@ -171,6 +171,11 @@ PY
 photo_id() { python3 -c "import json, sys; print(json.load(sys.stdin)['id'])"; }
 OWN_PHOTO=$(curl -sS -f "$BASE/api/v1/photos" -H "Authorization: Bearer $ACCESS_TOKEN" \
   -F "file=@$WORK/tiny.png" -F visibility=private -F tags=fuzz | photo_id)
+# A public one of the fuzzing user's own, for posts: usable on a post of any visibility
+# whatever the fuzzer does meanwhile (it may block the second user, whose photos a block
+# hides).
+OWN_PUBLIC_PHOTO=$(curl -sS -f "$BASE/api/v1/photos" -H "Authorization: Bearer $ACCESS_TOKEN" \
+  -F "file=@$WORK/tiny.png" -F visibility=public -F tags=fuzz | photo_id)
 OTHER_PHOTOS=
 for visibility in public private; do
   OTHER_PHOTOS="$OTHER_PHOTOS${OTHER_PHOTOS:+,}$(curl -sS -f "$BASE/api/v1/photos" \
@@ -226,6 +231,7 @@ OTHER_POSTS = os.environ["AGORA_FUZZ_OTHER_POSTS"].split(",")
 OTHER_EVENTS = os.environ["AGORA_FUZZ_OTHER_EVENTS"].split(",")
 INCOMING_ID = os.environ["AGORA_FUZZ_INCOMING_REQUEST"]
 PHOTOS = [os.environ["AGORA_FUZZ_OWN_PHOTO"], *os.environ["AGORA_FUZZ_OTHER_PHOTOS"].split(",")]
+OWN_PUBLIC_PHOTO = os.environ["AGORA_FUZZ_OWN_PUBLIC_PHOTO"]
 TURN = {"n": 0}
 
 
@@ -309,7 +315,7 @@ def map_case(context, case):
         if path == "/api/v1/posts" and isinstance(case.body.get("photo_ids"), list):
             # A usable photo that stays so (the other user's public one: the fuzzing user
             # cannot delete or hide it); made-up ids are a documented 400.
-            case.body["photo_ids"] = PHOTOS[1:2][: len(case.body["photo_ids"])]
+            case.body["photo_ids"] = [OWN_PUBLIC_PHOTO][: len(case.body["photo_ids"])]
         if path.endswith("/comments"):
             case.body.pop("parent_id", None)
         if path.startswith("/api/v1/events") and "starts_at" in case.body:
@@ -361,6 +367,7 @@ NO_COLOR=1 \
   AGORA_FUZZ_OTHER_EVENTS="$OTHER_EVENTS" \
   AGORA_FUZZ_INCOMING_REQUEST="$INCOMING_ID" \
   AGORA_FUZZ_OWN_PHOTO="$OWN_PHOTO" \
+  AGORA_FUZZ_OWN_PUBLIC_PHOTO="$OWN_PUBLIC_PHOTO" \
   AGORA_FUZZ_PNG="$WORK/tiny.png" \
   AGORA_FUZZ_OTHER_PHOTOS="$OTHER_PHOTOS" \
   "$VENV/bin/schemathesis" --no-color --config-file "$WORK/schemathesis.toml" run "$BASE/api/v1/openapi.json" \

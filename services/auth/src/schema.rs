@@ -1,21 +1,6 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    refresh_tokens (id) {
-        id -> Uuid,
-        family_id -> Uuid,
-        user_id -> Uuid,
-        token_hash -> Bytea,
-        created_at -> Timestamptz,
-        expires_at -> Timestamptz,
-        rotated_at -> Nullable<Timestamptz>,
-        revoked_at -> Nullable<Timestamptz>,
-        parent_id -> Nullable<Uuid>,
-        successor_sealed -> Nullable<Bytea>,
-    }
-}
-
-diesel::table! {
     login_budgets (subject) {
         subject -> Bytea,
         tokens -> Float8,
@@ -29,6 +14,21 @@ diesel::table! {
         client -> Text,
         failures -> Int4,
         last_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Uuid,
+        family_id -> Uuid,
+        user_id -> Uuid,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        rotated_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        parent_id -> Nullable<Uuid>,
+        successor_sealed -> Nullable<Bytea>,
     }
 }
 

@@ -114,8 +114,10 @@ pub struct Profile {
     pub counts: ProfileCounts,
 }
 
-/// A profile's counts. `posts` counts the user's public posts (all of them on the
-/// caller's own profile), so counts never reveal posts the caller may not see.
+/// A profile's counts. `posts` is the number of the user's posts the caller can list
+/// (public ones; friends-only ones too for a friend; all on the caller's own profile;
+/// none when either blocks the other), so counts never reveal posts the caller may not
+/// see; the others are totals.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct ProfileCounts {
     pub posts: i64,

@@ -7,8 +7,10 @@ use crate::model::{Profile, ProfileCounts, ProfilePage, ProfilePatch, UserQuery}
 use actix_web::{HttpRequest, web};
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::Page;
+use agora_common::relations::Pair;
 use agora_common::{ApiError, ApiResult, Caller};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 fn no_such_user() -> ApiError {
@@ -16,8 +18,9 @@ fn no_such_user() -> ApiError {
 }
 
 /// Profiles with their counts as `caller` sees them: the relation counts in one
-/// relations call for all of them, and the posts the caller can list (which depends on
-/// friendship and blocks: the caller's graph, one more call, made at the same time).
+/// relations call for all of them, and the posts the caller can list, which depend on
+/// friendship and blocks (one more call at the same time: the pair for one profile,
+/// the caller's graph for a page of them).
 async fn with_counts(
     state: &UsersState,
     caller: &Caller,
@@ -25,21 +28,36 @@ async fn with_counts(
     req: &HttpRequest,
 ) -> ApiResult<Vec<Profile>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let only_self = ids.iter().all(|id| *id == caller.user_id);
-    let (counts, graph) = futures_util::future::join(state.relations.counts(&ids, req), async {
-        if only_self {
-            Ok(Default::default())
-        } else {
-            state.relations.graph(caller.user_id, req).await
-        }
-    })
-    .await;
-    let (counts, graph) = (counts?, graph?);
+    let others: Vec<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| *id != caller.user_id)
+        .collect();
+    let pairs = async {
+        let relations = &state.relations;
+        Ok::<HashMap<Uuid, Pair>, ApiError>(match others.as_slice() {
+            [] => HashMap::new(),
+            [one] => HashMap::from([(*one, relations.pair(caller.user_id, *one, req).await?)]),
+            _ => {
+                let graph = relations.graph(caller.user_id, req).await?;
+                others
+                    .iter()
+                    .map(|id| (*id, graph.pair_with(*id)))
+                    .collect()
+            }
+        })
+    };
+    let (counts, pairs) =
+        futures_util::future::join(state.relations.counts(&ids, req), pairs).await;
+    let (counts, pairs) = (counts?, pairs?);
     Ok(rows
         .into_iter()
         .map(|r| Profile {
             counts: ProfileCounts::new(
-                r.posts_seen_by(caller.user_id, &graph.pair_with(r.id)),
+                r.posts_seen_by(
+                    caller.user_id,
+                    &pairs.get(&r.id).copied().unwrap_or_default(),
+                ),
                 counts.get(&r.id).copied().unwrap_or_default(),
             ),
             id: r.id,
