@@ -3,12 +3,9 @@
 //! the apply stage sends the result with server-side apply.
 
 use crate::crd::{DatabaseMode, ServiceSpec, SocialPlatform};
+use crate::owner::{API_PORT, OPS_PORT, Owner};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
-use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
-    MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
@@ -18,100 +15,15 @@ use k8s_openapi::api::core::v1::{
     SecretKeySelector, SecurityContext, Service, ServiceAccount, ServicePort,
     ServiceSpec as CoreServiceSpec, SleepAction, Volume, VolumeMount, VolumeResourceRequirements,
 };
-use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::Resource;
 use std::collections::BTreeMap;
 
-/// The port every service's API listens on.
-pub const API_PORT: i32 = 8080;
-/// The port of every service's operations endpoints (probes, metrics).
-pub const OPS_PORT: i32 = 9090;
 /// How long a terminating service pod keeps serving before its SIGTERM.
 pub const PRE_STOP_SECONDS: i64 = 5;
 /// Where the photos service keeps photo bytes on its volume (`PHOTOS_STORAGE_DIR`).
 pub const PHOTOS_DIR: &str = "/var/lib/agora/photos";
-/// The operator's field manager and `managed-by` label value.
-pub const MANAGER: &str = "agora-operator";
-
-/// Why a platform cannot be built.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The resource has no name, namespace or uid yet (it was never stored).
-    #[error("the SocialPlatform has no {0}")]
-    MissingMetadata(&'static str),
-}
-
-/// What every child shares: its owner and the platform's identity.
-#[derive(Debug, Clone)]
-pub struct Owner {
-    name: String,
-    namespace: String,
-    reference: OwnerReference,
-}
-
-impl Owner {
-    /// The owner of `platform`'s children.
-    pub fn of(platform: &SocialPlatform) -> Result<Self, BuildError> {
-        let name = platform
-            .metadata
-            .name
-            .clone()
-            .ok_or(BuildError::MissingMetadata("name"))?;
-        let namespace = platform
-            .metadata
-            .namespace
-            .clone()
-            .ok_or(BuildError::MissingMetadata("namespace"))?;
-        let reference = platform
-            .controller_owner_ref(&())
-            .ok_or(BuildError::MissingMetadata("uid"))?;
-        Ok(Self {
-            name,
-            namespace,
-            reference,
-        })
-    }
-
-    /// The platform's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// `<platform>-<service>`: several platforms share a namespace safely.
-    pub fn child_name(&self, service: &str) -> String {
-        format!("{}-{service}", self.name)
-    }
-
-    /// The labels of every child of `service`.
-    pub fn labels(&self, service: &str) -> BTreeMap<String, String> {
-        let mut labels = self.selector(service);
-        labels.insert("app.kubernetes.io/part-of".into(), "agora".into());
-        labels.insert("app.kubernetes.io/managed-by".into(), MANAGER.into());
-        labels
-    }
-
-    /// The labels that select `service`'s pods (a stable subset of [`labels`](Self::labels)).
-    pub fn selector(&self, service: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("app.kubernetes.io/name".to_owned(), service.to_owned()),
-            ("app.kubernetes.io/instance".to_owned(), self.name.clone()),
-        ])
-    }
-
-    /// Metadata of a child of `service` named `name`.
-    pub fn meta(&self, service: &str, name: String) -> ObjectMeta {
-        ObjectMeta {
-            name: Some(name),
-            namespace: Some(self.namespace.clone()),
-            labels: Some(self.labels(service)),
-            owner_references: Some(vec![self.reference.clone()]),
-            ..ObjectMeta::default()
-        }
-    }
-}
 
 /// The image of a service.
 pub fn image(platform: &SocialPlatform, service: &str, spec: &ServiceSpec) -> String {
@@ -359,7 +271,7 @@ pub fn secret_env(platform: &SocialPlatform, owner: &Owner, name: &str) -> Vec<E
         // Only public keys (fetched from auth): no database, no internal routes.
         return Vec::new();
     }
-    let keys = crate::secrets::keys_secret_name(owner);
+    let keys = owner.keys_secret_name();
     let mut env = vec![from_secret(
         "INTERNAL_TOKEN",
         keys.clone(),
@@ -374,7 +286,7 @@ pub fn secret_env(platform: &SocialPlatform, owner: &Owner, name: &str) -> Vec<E
         )),
         _ => env.push(from_secret(
             "DATABASE_URL",
-            crate::secrets::database_secret_name(owner, name),
+            owner.database_secret_name(name),
             "url",
         )),
     }
@@ -399,66 +311,6 @@ pub fn secret_env(platform: &SocialPlatform, owner: &Owner, name: &str) -> Vec<E
         _ => {}
     }
     env
-}
-
-/// A PodDisruptionBudget keeping one pod up during voluntary disruptions, when the
-/// service has more than one (else it would block node drains forever).
-pub fn disruption_budget(
-    owner: &Owner,
-    name: &str,
-    spec: &ServiceSpec,
-) -> Option<PodDisruptionBudget> {
-    let most = spec
-        .autoscaling
-        .as_ref()
-        .map_or(spec.replicas, |a| a.min_replicas);
-    (spec.enabled && most > 1).then(|| PodDisruptionBudget {
-        metadata: owner.meta(name, owner.child_name(name)),
-        spec: Some(PodDisruptionBudgetSpec {
-            max_unavailable: Some(IntOrString::Int(1)),
-            selector: Some(LabelSelector {
-                match_labels: Some(owner.selector(name)),
-                ..LabelSelector::default()
-            }),
-            ..PodDisruptionBudgetSpec::default()
-        }),
-        status: None,
-    })
-}
-
-/// A HorizontalPodAutoscaler on CPU, when asked for.
-pub fn autoscaler(
-    owner: &Owner,
-    name: &str,
-    spec: &ServiceSpec,
-) -> Option<HorizontalPodAutoscaler> {
-    let autoscaling = spec.autoscaling.as_ref().filter(|_| spec.enabled)?;
-    Some(HorizontalPodAutoscaler {
-        metadata: owner.meta(name, owner.child_name(name)),
-        spec: Some(HorizontalPodAutoscalerSpec {
-            scale_target_ref: CrossVersionObjectReference {
-                api_version: Some("apps/v1".to_owned()),
-                kind: "Deployment".to_owned(),
-                name: owner.child_name(name),
-            },
-            min_replicas: Some(autoscaling.min_replicas),
-            max_replicas: autoscaling.max_replicas,
-            metrics: Some(vec![MetricSpec {
-                type_: "Resource".to_owned(),
-                resource: Some(ResourceMetricSource {
-                    name: "cpu".to_owned(),
-                    target: MetricTarget {
-                        type_: "Utilization".to_owned(),
-                        average_utilization: Some(autoscaling.target_cpu_utilization),
-                        ..MetricTarget::default()
-                    },
-                }),
-                ..MetricSpec::default()
-            }]),
-            ..HorizontalPodAutoscalerSpec::default()
-        }),
-        status: None,
-    })
 }
 
 /// The photos service's volume (`photos.storage.pvc`), when photos are not in S3.
@@ -560,19 +412,7 @@ pub fn service_settings(owner: &Owner, name: &str, enabled: &[&str]) -> BTreeMap
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::Autoscaling;
-
-    fn platform(spec: serde_json::Value) -> SocialPlatform {
-        let mut p: SocialPlatform = serde_json::from_value(serde_json::json!({
-            "apiVersion": "agora.dev/v1alpha1",
-            "kind": "SocialPlatform",
-            "metadata": {"name": "demo", "namespace": "social", "uid": "1234"},
-            "spec": spec,
-        }))
-        .unwrap();
-        p.metadata.generation = Some(1);
-        p
-    }
+    use crate::fixtures::platform;
 
     #[test]
     fn children_are_named_labelled_and_owned() {
@@ -626,50 +466,6 @@ mod tests {
         assert_eq!(security.run_as_non_root, Some(true));
         assert!(c.resources.as_ref().unwrap().requests.is_some());
         assert_eq!(pod.automount_service_account_token, Some(false));
-    }
-
-    #[test]
-    fn replicas_budgets_and_autoscaling_follow_the_spec() {
-        let p = platform(serde_json::json!({
-            "host": "demo.example",
-            "services": {
-                "users": {"replicas": 3, "image": "registry.local/users:dev"},
-                "relations": {"autoscaling": {"minReplicas": 2, "maxReplicas": 5}},
-            }
-        }));
-        let owner = Owner::of(&p).unwrap();
-        let users = &p.spec.services.users;
-        let d = deployment(&p, &owner, "users", users, "h");
-        let spec = d.spec.unwrap();
-        assert_eq!(spec.replicas, Some(3));
-        assert_eq!(
-            spec.template.spec.unwrap().containers[0].image.as_deref(),
-            Some("registry.local/users:dev")
-        );
-        assert!(disruption_budget(&owner, "users", users).is_some());
-        assert!(autoscaler(&owner, "users", users).is_none());
-        // One replica: no budget (it would block drains).
-        assert!(disruption_budget(&owner, "auth", &p.spec.services.auth).is_none());
-
-        let relations = &p.spec.services.relations;
-        assert_eq!(
-            relations.autoscaling,
-            Some(Autoscaling {
-                min_replicas: 2,
-                max_replicas: 5,
-                target_cpu_utilization: 75
-            })
-        );
-        let hpa = autoscaler(&owner, "relations", relations)
-            .unwrap()
-            .spec
-            .unwrap();
-        assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 5));
-        assert_eq!(hpa.scale_target_ref.name, "demo-relations");
-        // The autoscaler owns the count; the Deployment leaves it alone.
-        let d = deployment(&p, &owner, "relations", relations, "h");
-        assert_eq!(d.spec.unwrap().replicas, None);
-        assert!(disruption_budget(&owner, "relations", relations).is_some());
     }
 
     #[test]

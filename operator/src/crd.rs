@@ -470,7 +470,9 @@ pub struct SocialPlatformStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `DatabaseReady`, `ServicesReady`, `EdgeReady`.
+    /// `Ready`, `DatabaseReady`, `ServicesReady`, `EdgeReady`, and `DataRetained`
+    /// (objects holding data that the spec no longer uses, kept for a person to
+    /// delete).
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -14,8 +14,8 @@
 //! Ingress therefore carries an explicit Traefik priority (public > areas > fallback),
 //! which is why the fallback prefix has an Ingress of its own.
 
-use crate::build::{API_PORT, Owner};
 use crate::crd::{AuthMiddleware, SocialPlatform};
+use crate::owner::{API_PORT, Owner};
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
@@ -330,13 +330,7 @@ mod tests {
     use super::*;
 
     fn platform(edge: serde_json::Value) -> SocialPlatform {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "agora.dev/v1alpha1",
-            "kind": "SocialPlatform",
-            "metadata": {"name": "demo", "namespace": "social", "uid": "1234"},
-            "spec": {"host": "demo.example", "edge": edge},
-        }))
-        .unwrap()
+        crate::fixtures::platform(serde_json::json!({"host": "demo.example", "edge": edge}))
     }
 
     fn paths(ingress: &Ingress) -> Vec<(String, String, String)> {

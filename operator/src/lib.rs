@@ -1,16 +1,29 @@
-//! The Agora operator: the `SocialPlatform` custom resource and (in progress) the
-//! controller that turns one into a running social network.
+//! The Agora operator: the `SocialPlatform` custom resource and the controller that
+//! turns one into a running social network. A reconcile is a pipeline of stages, each
+//! in its own module: `controller` (the driver: fetch, then the stages, errors,
+//! Events), `children` (build: every object the spec asks for, from the pure builders
+//! `build`, `database`, `edge`, `network` and `secrets`), `apply` (server-side apply
+//! and clean-up of what is no longer wanted) and `status` (conditions from what was
+//! applied). `owner` is the leaf they all share.
 
+pub mod apply;
 pub mod build;
+pub mod children;
 pub mod controller;
 pub mod crd;
 pub mod database;
 pub mod edge;
+pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod leader;
 pub mod metrics;
 pub mod network;
+pub mod owner;
 pub mod rbac;
+pub mod scaling;
 pub mod secrets;
+pub mod status;
 
 pub use crd::{SocialPlatform, SocialPlatformSpec, SocialPlatformStatus};
 

@@ -8,9 +8,9 @@
 //! and unknown here (an External database, an S3 endpoint); the database reaches
 //! nothing but DNS.
 
-use crate::build::{API_PORT, OPS_PORT, Owner};
 use crate::crd::{DatabaseMode, SocialPlatform};
 use crate::database;
+use crate::owner::{API_PORT, OPS_PORT, Owner};
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec,
@@ -142,13 +142,7 @@ mod tests {
 
     #[test]
     fn the_database_admits_only_its_platform() {
-        let p: crate::SocialPlatform = serde_json::from_value(serde_json::json!({
-            "apiVersion": "agora.dev/v1alpha1",
-            "kind": "SocialPlatform",
-            "metadata": {"name": "demo", "namespace": "social", "uid": "1234"},
-            "spec": {"host": "demo.example"},
-        }))
-        .unwrap();
+        let p = crate::fixtures::minimal();
         let owner = Owner::of(&p).unwrap();
         let db = database_policy(&owner).spec.unwrap();
         assert_eq!(

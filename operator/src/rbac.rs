@@ -17,8 +17,8 @@ pub struct Rule {
 }
 
 /// What a child the controller owns needs: watched (`list`, `watch`), written by
-/// server-side apply (`patch`; `create` for the first apply), removed when the spec
-/// drops it (`delete`).
+/// server-side apply (`patch`; `create` for the first apply), removed by the clean-up
+/// when the spec drops it (`delete`; see `apply::owned_kinds`).
 const OWNED: &[&str] = &["list", "watch", "create", "patch", "delete"];
 
 /// Cluster-wide: the operator reconciles `SocialPlatform`s in every namespace.
@@ -40,29 +40,37 @@ pub const CLUSTER_RULES: &[Rule] = &[
         resources: &["socialplatforms/finalizers"],
         verbs: &["update"],
     },
-    // Generated secrets are created once and read back (never rotated by an apply).
+    // Generated secrets are created once and read back, never changed or deleted (an
+    // External database's Secret is only read).
     Rule {
         group: "",
         resources: &["secrets"],
-        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+        verbs: &["get", "list", "watch", "create"],
     },
     Rule {
         group: "",
         resources: &["configmaps", "services", "serviceaccounts"],
         verbs: OWNED,
     },
-    // Photo volumes: created once, kept when the platform shrinks (bytes are data).
+    // Photo volumes: created once, listed to report one the spec gave up (bytes are
+    // data: never deleted by the operator).
     Rule {
         group: "",
         resources: &["persistentvolumeclaims"],
-        verbs: &["get", "create"],
+        verbs: &["get", "list", "create"],
     },
     Rule {
         group: "apps",
-        resources: &["deployments", "statefulsets"],
+        resources: &["deployments"],
         verbs: OWNED,
     },
-    // Provisioning jobs: created once per service list, earlier ones listed and deleted.
+    // The managed database: applied, and reported (never deleted) when not wanted.
+    Rule {
+        group: "apps",
+        resources: &["statefulsets"],
+        verbs: &["list", "watch", "create", "patch"],
+    },
+    // Provisioning jobs: created once per service list, earlier ones deleted.
     Rule {
         group: "batch",
         resources: &["jobs"],
@@ -83,26 +91,28 @@ pub const CLUSTER_RULES: &[Rule] = &[
         resources: &["ingresses", "networkpolicies"],
         verbs: OWNED,
     },
-    // Third-party edge and database objects: applied (and routes removed), not watched.
+    // Third-party edge objects: applied, listed and removed by the clean-up, not watched.
     Rule {
         group: "gateway.networking.k8s.io",
         resources: &["httproutes"],
-        verbs: &["create", "patch", "delete"],
+        verbs: &["list", "create", "patch", "delete"],
     },
     Rule {
         group: "gateway.envoyproxy.io",
         resources: &["securitypolicies"],
-        verbs: &["create", "patch"],
+        verbs: &["list", "create", "patch", "delete"],
     },
     Rule {
         group: "traefik.io",
         resources: &["middlewares"],
-        verbs: &["create", "patch"],
+        verbs: &["list", "create", "patch", "delete"],
     },
+    // CloudNativePG's objects hold the databases: applied, and reported (never deleted)
+    // when not wanted.
     Rule {
         group: "postgresql.cnpg.io",
         resources: &["clusters", "databases"],
-        verbs: &["create", "patch"],
+        verbs: &["list", "create", "patch"],
     },
     // Kubernetes Events about platforms (a repeated event is patched).
     Rule {

@@ -2,8 +2,7 @@
 //! apply stage creates them only when absent), so keys and passwords survive every
 //! reconcile and operator restart. Names are `<platform>-…`.
 
-use crate::build::Owner;
-use crate::database;
+use crate::owner::{DATABASE_COMPONENT, DATABASE_PORT, Owner};
 use k8s_openapi::api::core::v1::Secret;
 use std::collections::BTreeMap;
 
@@ -18,26 +17,17 @@ fn secret(owner: &Owner, component: &str, name: String, data: BTreeMap<String, S
     }
 }
 
-/// `<platform>-postgres`: the managed database's superuser password.
-pub fn superuser_secret_name(owner: &Owner) -> String {
-    database::host(owner)
-}
-
 /// The managed database's superuser Secret.
 pub fn superuser_secret(owner: &Owner) -> Result<Secret, RandomError> {
     Ok(secret(
         owner,
-        database::COMPONENT,
-        superuser_secret_name(owner),
+        DATABASE_COMPONENT,
+        owner.database_host(),
         BTreeMap::from([("password".to_owned(), random_hex(24)?)]),
     ))
 }
 
 /// `<platform>-<service>-database`: a service's database credentials.
-pub fn database_secret_name(owner: &Owner, service: &str) -> String {
-    format!("{}-database", owner.child_name(service))
-}
-
 /// A service's database credentials: role and database named after the service, a
 /// random password, and the `DATABASE_URL` the service reads (on `host`). The
 /// `username`/`password` keys are also what CloudNativePG reads for a managed role.
@@ -45,12 +35,12 @@ pub fn database_secret(owner: &Owner, service: &str, host: &str) -> Result<Secre
     let password = random_hex(24)?;
     let url = format!(
         "postgres://{service}:{password}@{host}:{}/{service}",
-        database::PORT
+        DATABASE_PORT
     );
     Ok(secret(
         owner,
         service,
-        database_secret_name(owner, service),
+        owner.database_secret_name(service),
         BTreeMap::from([
             ("username".to_owned(), service.to_owned()),
             ("password".to_owned(), password),
@@ -60,18 +50,12 @@ pub fn database_secret(owner: &Owner, service: &str, host: &str) -> Result<Secre
     ))
 }
 
-/// `<platform>-keys`: what the services share — the auth service's signing key, the
-/// credential of internal routes, and the photos service's share-link key.
-pub fn keys_secret_name(owner: &Owner) -> String {
-    owner.child_name("keys")
-}
-
 /// The shared keys Secret.
 pub fn keys_secret(owner: &Owner) -> Result<Secret, RandomError> {
     Ok(secret(
         owner,
         "keys",
-        keys_secret_name(owner),
+        owner.keys_secret_name(),
         BTreeMap::from([
             ("auth-signing-key".to_owned(), ed25519_pem()?),
             ("internal-token".to_owned(), random_hex(32)?),
@@ -84,16 +68,7 @@ pub fn keys_secret(owner: &Owner) -> Result<Secret, RandomError> {
 mod tests {
     use super::*;
 
-    fn owner() -> Owner {
-        let p: crate::SocialPlatform = serde_json::from_value(serde_json::json!({
-            "apiVersion": "agora.dev/v1alpha1",
-            "kind": "SocialPlatform",
-            "metadata": {"name": "demo", "namespace": "social", "uid": "1234"},
-            "spec": {"host": "demo.example"},
-        }))
-        .unwrap();
-        Owner::of(&p).unwrap()
-    }
+    use crate::fixtures::owner;
 
     #[test]
     fn secrets_are_random_owned_and_named_per_platform() {

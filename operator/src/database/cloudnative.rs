@@ -3,9 +3,8 @@
 //! the services' (passwords from their generated Secrets), and one `Database` per
 //! service. Services connect to the cluster's read-write Service, `<cluster>-rw`.
 
-use crate::build::Owner;
 use crate::crd::SocialPlatform;
-use crate::secrets;
+use crate::owner::Owner;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
 /// CloudNativePG's `Cluster` API.
@@ -39,7 +38,7 @@ pub fn cluster(platform: &SocialPlatform, owner: &Owner, services: &[&str]) -> D
                 "name": service,
                 "ensure": "present",
                 "login": true,
-                "passwordSecret": {"name": secrets::database_secret_name(owner, service)},
+                "passwordSecret": {"name": owner.database_secret_name(service)},
             })
         })
         .collect();
@@ -95,13 +94,9 @@ mod tests {
 
     #[test]
     fn one_role_and_one_database_per_service() {
-        let p: SocialPlatform = serde_json::from_value(serde_json::json!({
-            "apiVersion": "agora.dev/v1alpha1",
-            "kind": "SocialPlatform",
-            "metadata": {"name": "demo", "namespace": "social", "uid": "1234"},
-            "spec": {"host": "demo.example", "database": {"mode": "CloudNativePG", "storage": "3Gi"}},
-        }))
-        .unwrap();
+        let p = crate::fixtures::platform(serde_json::json!(
+            {"host": "demo.example", "database": {"mode": "CloudNativePG", "storage": "3Gi"}}
+        ));
         let owner = Owner::of(&p).unwrap();
         let cluster = cluster(&p, &owner, &["auth", "users"]);
         assert_eq!(cluster.metadata.name.as_deref(), Some("demo-postgres"));

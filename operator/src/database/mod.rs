@@ -5,9 +5,9 @@
 
 pub mod cloudnative;
 
-use crate::build::{Owner, from_secret};
+use crate::build::from_secret;
 use crate::crd::SocialPlatform;
-use crate::secrets;
+use crate::owner::{DATABASE_COMPONENT, DATABASE_PORT, Owner};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -28,16 +28,16 @@ pub const PROVISION_SCRIPT: &str = include_str!("provision.sh");
 /// The PostgreSQL image when the spec names none (18+: `PGDATA` below the mount).
 pub const DEFAULT_IMAGE: &str = "postgres:18";
 /// PostgreSQL's port.
-pub const PORT: i32 = 5432;
+pub const PORT: i32 = DATABASE_PORT;
 /// The `app.kubernetes.io/name` of the database's children.
-pub const COMPONENT: &str = "postgres";
+pub const COMPONENT: &str = DATABASE_COMPONENT;
 /// The uid and gid of the `postgres` user in the official image.
 const POSTGRES_UID: i64 = 999;
 
 /// `<platform>-postgres`: the StatefulSet, its headless Service (the host name
 /// services connect to) and the superuser Secret.
 pub fn host(owner: &Owner) -> String {
-    owner.child_name(COMPONENT)
+    owner.database_host()
 }
 
 fn image(platform: &SocialPlatform) -> String {
@@ -137,11 +137,7 @@ pub fn stateful_set(platform: &SocialPlatform, owner: &Owner) -> StatefulSet {
             ..ContainerPort::default()
         }]),
         env: Some(vec![
-            from_secret(
-                "POSTGRES_PASSWORD",
-                secrets::superuser_secret_name(owner),
-                "password",
-            ),
+            from_secret("POSTGRES_PASSWORD", owner.database_host(), "password"),
             // Below the mount point, as the 18+ image expects.
             env("PGDATA", "/var/lib/postgresql/18/docker"),
         ]),
@@ -268,7 +264,7 @@ pub fn provision_job(platform: &SocialPlatform, owner: &Owner, services: &[&str]
         volumes.push(Volume {
             name: format!("secret-{service}"),
             secret: Some(SecretVolumeSource {
-                secret_name: Some(secrets::database_secret_name(owner, service)),
+                secret_name: Some(owner.database_secret_name(service)),
                 default_mode: Some(0o400),
                 ..SecretVolumeSource::default()
             }),
@@ -308,11 +304,7 @@ pub fn provision_job(platform: &SocialPlatform, owner: &Owner, services: &[&str]
                             env("PGPORT", &PORT.to_string()),
                             env("PGUSER", "postgres"),
                             env("PGDATABASE", "postgres"),
-                            from_secret(
-                                "PGPASSWORD",
-                                secrets::superuser_secret_name(owner),
-                                "password",
-                            ),
+                            from_secret("PGPASSWORD", owner.database_host(), "password"),
                         ]),
                         security_context: Some(SecurityContext {
                             read_only_root_filesystem: Some(true),
@@ -344,13 +336,9 @@ mod tests {
     use super::*;
 
     fn platform() -> SocialPlatform {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "agora.dev/v1alpha1",
-            "kind": "SocialPlatform",
-            "metadata": {"name": "demo", "namespace": "social", "uid": "1234"},
-            "spec": {"host": "demo.example", "database": {"storage": "2Gi"}},
-        }))
-        .unwrap()
+        crate::fixtures::platform(
+            serde_json::json!({"host": "demo.example", "database": {"storage": "2Gi"}}),
+        )
     }
 
     #[test]
