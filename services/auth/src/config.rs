@@ -222,7 +222,7 @@ impl Config {
             .into_iter()
             .filter_map(|(name, var)| env.raw(var).map(|url| (name, url)))
             .collect();
-        config.service_token = agora_common::client::ServiceToken::from_env(env)?;
+        config.service_token = env.service_token()?;
         if !config.account_subscribers.is_empty() && config.service_token.is_none() {
             return Err(ConfigError::Missing("INTERNAL_TOKEN".into()));
         }

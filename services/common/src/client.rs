@@ -24,24 +24,6 @@ use std::time::Duration;
 pub struct ServiceToken(Arc<str>);
 
 impl ServiceToken {
-    /// `INTERNAL_TOKEN` (at least 32 characters), if set.
-    pub fn from_env<F: Fn(&str) -> Option<String>>(
-        env: &crate::config::Env<F>,
-    ) -> Result<Option<Self>, crate::config::ConfigError> {
-        match env.raw("INTERNAL_TOKEN") {
-            None => Ok(None),
-            Some(secret) => {
-                Self::new(&secret)
-                    .map(Some)
-                    .ok_or_else(|| crate::config::ConfigError::Invalid {
-                        var: "INTERNAL_TOKEN".into(),
-                        value: "<redacted>".into(),
-                        reason: "must be at least 32 characters".into(),
-                    })
-            }
-        }
-    }
-
     /// Wraps a secret of at least 32 characters.
     pub fn new(secret: &str) -> Option<Self> {
         (secret.len() >= 32).then(|| Self(Arc::from(secret)))

@@ -51,6 +51,20 @@ impl Env<Box<dyn Fn(&str) -> Option<String>>> {
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// `INTERNAL_TOKEN` (at least 32 characters; never echoed in an error), if set.
+    pub fn service_token(&self) -> Result<Option<crate::client::ServiceToken>, ConfigError> {
+        match self.raw("INTERNAL_TOKEN") {
+            None => Ok(None),
+            Some(secret) => crate::client::ServiceToken::new(&secret)
+                .map(Some)
+                .ok_or_else(|| ConfigError::Invalid {
+                    var: "INTERNAL_TOKEN".into(),
+                    value: "<redacted>".into(),
+                    reason: "must be at least 32 characters".into(),
+                }),
+        }
+    }
+
     /// Any lookup function, e.g. over a `HashMap` in tests.
     pub fn from_fn(lookup: F) -> Self {
         Self { lookup }
@@ -161,7 +175,8 @@ impl ServiceBasics {
             jwks_url: env.required("AUTH_JWKS_URL")?,
             issuer: env.raw("AUTH_ISSUER").unwrap_or_else(|| "agora".into()),
             audience: env.raw("AUTH_AUDIENCE").unwrap_or_else(|| "agora".into()),
-            service_token: crate::client::ServiceToken::from_env(env)?
+            service_token: env
+                .service_token()?
                 .ok_or_else(|| ConfigError::Missing("INTERNAL_TOKEN".into()))?,
         })
     }

@@ -80,11 +80,72 @@ fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
 }
 
 fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    let detail = match &err {
+    query_problem(&err).into()
+}
+
+fn query_problem(err: &QueryPayloadError) -> ApiError {
+    let detail = match err {
         QueryPayloadError::Deserialize(e) => format!("invalid query string: {e}"),
         other => format!("invalid query string: {other}"),
     };
-    ApiError::BadRequest(Cow::Owned(detail)).into()
+    ApiError::BadRequest(Cow::Owned(detail))
+}
+
+/// The query string's parameters, in order; 400 when it cannot be decoded.
+pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::BadRequest(Cow::Borrowed("malformed query string")))
+}
+
+/// A 400 naming the first parameter of `pairs` that appears more than once, unless the
+/// endpoint takes a list under that name (`repeatable`).
+pub fn refuse_repeated(pairs: &[(String, String)], repeatable: &[&str]) -> Result<(), ApiError> {
+    for (i, (key, _)) in pairs.iter().enumerate() {
+        if !repeatable.contains(&key.as_str()) && pairs[..i].iter().any(|(k, _)| k == key) {
+            return Err(ApiError::invalid_field(
+                Cow::Owned(key.chars().take(64).collect::<String>()),
+                "may be given only once",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A query string read into `T` (as `web::Query`, with problem+json errors) after
+/// refusing a repeated parameter: serde would otherwise keep one of the values
+/// silently (always so for parameters of a flattened struct, such as the page's).
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    /// The parameters.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> actix_web::FromRequest for Query<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let query = req.query_string();
+        let read = query_pairs(query)
+            .and_then(|pairs| refuse_repeated(&pairs, &[]))
+            .and_then(|()| {
+                web::Query::<T>::from_query(query)
+                    .map(|q| Query(q.into_inner()))
+                    .map_err(|e| query_problem(&e))
+            });
+        std::future::ready(read.map_err(Into::into))
+    }
 }
 
 fn path_error(_err: PathError, _req: &HttpRequest) -> actix_web::Error {
@@ -187,6 +248,47 @@ mod tests {
 
     async fn echo(_body: Json<Body>) -> HttpResponse {
         HttpResponse::NoContent().finish()
+    }
+
+    #[derive(Deserialize)]
+    struct Search {
+        q: Option<String>,
+        #[serde(flatten)]
+        page: crate::pagination::PageParams,
+    }
+
+    async fn search(query: Query<Search>) -> HttpResponse {
+        let limit = query.page.limit.unwrap_or_default();
+        HttpResponse::Ok().body(format!("{}:{limit}", query.q.as_deref().unwrap_or("-")))
+    }
+
+    #[actix_web::test]
+    async fn a_repeated_query_parameter_is_a_problem_naming_it() {
+        let app = test::init_service(App::new().route("/", web::get().to(search))).await;
+        for (query, status, needle) in [
+            ("q=a&limit=5", StatusCode::OK, "a:5"),
+            (
+                "q=a&q=b",
+                StatusCode::BAD_REQUEST,
+                "q: may be given only once",
+            ),
+            // A flattened field's duplicates would otherwise pass silently.
+            (
+                "limit=1&limit=100",
+                StatusCode::BAD_REQUEST,
+                "limit: may be given only once",
+            ),
+            ("limit=x", StatusCode::BAD_REQUEST, "invalid query string"),
+        ] {
+            let req = test::TestRequest::get()
+                .uri(&format!("/?{query}"))
+                .to_request();
+            let resp = test::call_service(&app, req).await;
+            assert_eq!(resp.status(), status, "{query}");
+            let body = test::read_body(resp).await;
+            let body = String::from_utf8_lossy(&body);
+            assert!(body.contains(needle), "{query}: {body}");
+        }
     }
 
     #[actix_web::test]

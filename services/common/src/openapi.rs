@@ -10,7 +10,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 #[derive(Serialize, ToSchema)]
 #[schema(as = Problem)]
 pub struct ProblemDoc {
-    /// URI naming the kind of problem.
+    /// URI naming the kind of problem, `https://agora.dev/problems/<slug>`: one slug
+    /// per status (`validation-failed`, `unauthorized`, `not-found`, `conflict`,
+    /// `rate-limited`, …), and one per condition a client may act on differently:
+    /// `username-taken`, `email-taken`, `refresh-token-reused`, `photo-not-usable`,
+    /// `private-photo-shown-to-others`, `reaction-limit`, `friend-request-pending`,
+    /// `already-friends`, `friend-request-cooldown`, `event-over`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Fixed summary of the kind.
@@ -67,7 +72,7 @@ const COMMON: [(&str, &str, &str); 10] = [
     (
         "400",
         "BadRequest",
-        "Invalid input (see `errors`), or a malformed request or path",
+        "Invalid input (see `errors`): a field or parameter that breaks its rule, an unknown field, a single-valued query parameter or form field given more than once; or a malformed request or path",
     ),
     (
         "401",

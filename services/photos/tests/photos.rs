@@ -536,6 +536,24 @@ async fn bad_uploads_are_refused_and_nothing_is_stored() {
         let r = post(vec![("file", Some("a"), ok.clone()), (name, None, value)]).await;
         problem(&r, 400);
     }
+    // A field given twice: refused, naming it (the last value does not win).
+    for name in ["caption", "visibility", "tags"] {
+        let mut parts = vec![("file", Some("a"), ok.clone())];
+        for _ in 0..6 {
+            parts.push((name, None, b"public".to_vec()));
+        }
+        let r = post(parts).await;
+        problem(&r, 400);
+        assert_eq!(r.body["errors"][0]["field"], name, "{}", r.body);
+        assert_eq!(r.body["errors"][0]["message"], "may be given only once");
+    }
+    let two_files = post(vec![
+        ("file", Some("a"), ok.clone()),
+        ("file", Some("b"), ok.clone()),
+    ])
+    .await;
+    problem(&two_files, 400);
+    assert_eq!(two_files.body["errors"][0]["field"], "file");
     // Not multipart at all; no token.
     let json_body = Some(("application/json".to_owned(), b"{}".to_vec()));
     let r = h
@@ -622,7 +640,17 @@ async fn tag_search_is_and_newest_first_and_paginated() {
         .get(Some(&alice), "/api/v1/photos?tag=cat&tag=nosuch")
         .await;
     assert_eq!(ids(&none), Vec::<String>::new());
-    for bad in ["tag=BAD", "cursor=nope", "owner=bob", "limit=0"] {
+    // A repeated single-valued parameter or an unknown one is refused too (`tag` alone
+    // may repeat).
+    for bad in [
+        "tag=BAD",
+        "cursor=nope",
+        "owner=bob",
+        "limit=0",
+        "limit=1&limit=2",
+        "owner=me&owner=me",
+        "tags=cat",
+    ] {
         problem(
             &h.get(Some(&alice), &format!("/api/v1/photos?{bad}")).await,
             400,

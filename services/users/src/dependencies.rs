@@ -23,6 +23,10 @@ pub enum Audience {
     Others,
 }
 
+/// The problem `type` of a photo the caller may not use: unknown, someone else's
+/// private one, or of someone blocked either way.
+pub const PHOTO_NOT_USABLE: &str = "photo-not-usable";
+
 /// The problem `type` of a private photo where others would look.
 pub const PRIVATE_PHOTO_SHOWN_TO_OTHERS: &str = "private-photo-shown-to-others";
 
@@ -71,7 +75,7 @@ impl Photos {
             })
             .collect();
         if !errors.is_empty() {
-            return Err(ApiError::Validation(errors));
+            return Err(ApiError::Validation(errors).typed(PHOTO_NOT_USABLE));
         }
         if audience == Audience::OwnerOnly {
             return Ok(());

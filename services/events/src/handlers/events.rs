@@ -47,7 +47,7 @@ pub async fn create(
 pub async fn list(
     state: web::Data<EventsState>,
     caller: Caller,
-    query: web::Query<EventQuery>,
+    query: agora_common::extract::Query<EventQuery>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<Event>>> {
     let query = query.into_inner();

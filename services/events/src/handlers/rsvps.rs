@@ -87,7 +87,7 @@ pub async fn attendees(
     state: web::Data<EventsState>,
     caller: Caller,
     path: web::Path<Uuid>,
-    query: web::Query<AttendeeQuery>,
+    query: agora_common::extract::Query<AttendeeQuery>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<AttendeePage>> {
     let query = query.into_inner();

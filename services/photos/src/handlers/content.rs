@@ -141,7 +141,7 @@ pub async fn content(
     state: web::Data<PhotosState>,
     req: HttpRequest,
     path: web::Path<Uuid>,
-    link: web::Query<LinkParams>,
+    link: agora_common::extract::Query<LinkParams>,
 ) -> ApiResult<HttpResponse> {
     serve(&state, &req, path.into_inner(), &link, Variant::Content).await
 }
@@ -161,7 +161,7 @@ pub async fn thumbnail(
     state: web::Data<PhotosState>,
     req: HttpRequest,
     path: web::Path<Uuid>,
-    link: web::Query<LinkParams>,
+    link: agora_common::extract::Query<LinkParams>,
 ) -> ApiResult<HttpResponse> {
     serve(&state, &req, path.into_inner(), &link, Variant::Thumbnail).await
 }

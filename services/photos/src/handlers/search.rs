@@ -19,8 +19,8 @@ struct SearchQuery {
 
 fn parse_search(query: &str) -> Result<SearchQuery, ApiError> {
     let mut out = SearchQuery::default();
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| ApiError::BadRequest("malformed query string".into()))?;
+    let pairs = agora_common::extract::query_pairs(query)?;
+    agora_common::extract::refuse_repeated(&pairs, &["tag"])?;
     for (key, value) in pairs {
         match key.as_str() {
             "tag" => out.tags.push(value),
@@ -33,7 +33,12 @@ fn parse_search(query: &str) -> Result<SearchQuery, ApiError> {
                     })?)
             }
             "cursor" => out.page.cursor = Some(value),
-            _ => {}
+            other => {
+                return Err(ApiError::invalid_field(
+                    other.chars().take(64).collect::<String>(),
+                    "unknown parameter",
+                ));
+            }
         }
     }
     out.tags = model::check_tags("tag", &out.tags).map_err(|e| ApiError::Validation(vec![e]))?;
@@ -110,7 +115,7 @@ pub struct TagQuery {
 pub async fn tags(
     state: web::Data<PhotosState>,
     _caller: Caller,
-    query: web::Query<TagQuery>,
+    query: agora_common::extract::Query<TagQuery>,
 ) -> ApiResult<web::Json<TagList>> {
     let prefix = query.prefix.as_deref().unwrap_or_default();
     if prefix.len() > model::MAX_TAG_LEN || !(prefix.is_empty() || model::valid_tag(prefix)) {

@@ -78,13 +78,18 @@ fn too_large(limit: usize) -> ApiError {
     ApiError::PayloadTooLarge(Cow::Owned(format!("the file is larger than {limit} bytes")))
 }
 
+/// The form's fields, each accepted once.
+const FIELDS: [&str; 4] = ["file", "visibility", "tags", "caption"];
+/// The most field errors one answer lists.
+const MAX_FIELD_ERRORS: usize = 16;
+
 /// Upload a photo.
 #[utoipa::path(post, path = "/api/v1/photos", tag = "photos",
     security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, body = Photo),
-        (status = 400, description = "a field is missing, unknown or invalid, or the image is corrupt (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "a field is missing, unknown, given more than once or invalid, or the image is corrupt (see `errors`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "the file is over the size limit, or the image has too many pixels", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "the file is not a JPEG, PNG, GIF or WebP image, or the body is not multipart/form-data", body = ProblemDoc, content_type = "application/problem+json"),
     ))]
@@ -98,8 +103,21 @@ pub async fn upload(
     let mut tags = Vec::new();
     let mut caption = None;
     let mut errors: Vec<FieldError> = Vec::new();
+    let mut seen = [false; FIELDS.len()];
     while let Some(mut field) = form.try_next().await.map_err(form_error)? {
         let name = field.name().unwrap_or_default().to_owned();
+        // Each field once: a second `caption` must not silently replace the first (nor
+        // a second `file` be read at all).
+        if let Some(i) = FIELDS.iter().position(|f| *f == name)
+            && std::mem::replace(&mut seen[i], true)
+        {
+            errors.push(FieldError::new(FIELDS[i], "may be given only once"));
+            continue;
+        }
+        // A form of nothing but bad fields is refused without reading it all.
+        if errors.len() >= MAX_FIELD_ERRORS {
+            return Err(ApiError::Validation(errors));
+        }
         match name.as_str() {
             "file" => {
                 let bytes = read_field(&mut field, state.max_upload)

@@ -68,7 +68,7 @@ pub async fn unblock(
 pub async fn list(
     state: web::Data<RelationsState>,
     caller: Caller,
-    page: web::Query<PageParams>,
+    page: agora_common::extract::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<Person>>> {
     list_page(&state, PeopleList::Blocks, caller.user_id, &page, false).await
 }

@@ -109,7 +109,7 @@ pub async fn send(
 pub async fn list(
     state: web::Data<RelationsState>,
     caller: Caller,
-    query: web::Query<FriendRequestQuery>,
+    query: agora_common::extract::Query<FriendRequestQuery>,
 ) -> ApiResult<web::Json<Page<FriendRequest>>> {
     let page = query
         .page

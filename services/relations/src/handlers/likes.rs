@@ -76,7 +76,7 @@ pub async fn unlike(
 pub async fn matches(
     state: web::Data<RelationsState>,
     caller: Caller,
-    page: web::Query<PageParams>,
+    page: agora_common::extract::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<Person>>> {
     list_page(&state, PeopleList::Matches, caller.user_id, &page, false).await
 }

@@ -38,7 +38,7 @@ pub async fn followers(
     state: web::Data<RelationsState>,
     _caller: Caller,
     path: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: agora_common::extract::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<Person>>> {
     list_page(
         &state,
@@ -62,7 +62,7 @@ pub async fn following(
     state: web::Data<RelationsState>,
     _caller: Caller,
     path: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: agora_common::extract::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<Person>>> {
     list_page(
         &state,
@@ -86,7 +86,7 @@ pub async fn friends(
     state: web::Data<RelationsState>,
     _caller: Caller,
     path: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: agora_common::extract::Query<PageParams>,
 ) -> ApiResult<web::Json<Page<Person>>> {
     list_page(&state, PeopleList::Friends, path.into_inner(), &page, true).await
 }
@@ -120,7 +120,7 @@ pub async fn summary(
 pub async fn suggestions(
     state: web::Data<RelationsState>,
     caller: Caller,
-    query: web::Query<SuggestionQuery>,
+    query: agora_common::extract::Query<SuggestionQuery>,
 ) -> ApiResult<web::Json<SuggestionList>> {
     let limit = match query.limit {
         None => 10,

@@ -95,7 +95,7 @@ pub async fn list(
     state: web::Data<UsersState>,
     caller: Caller,
     path: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: agora_common::extract::Query<PageParams>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<Comment>>> {
     let page = page.validate::<Position>("posts.comments")?;

@@ -197,7 +197,7 @@ pub async fn by_author(
     state: web::Data<UsersState>,
     caller: Caller,
     path: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: agora_common::extract::Query<PageParams>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<Post>>> {
     let page = page.validate::<Position>("users.posts")?;
@@ -242,7 +242,7 @@ pub async fn by_author(
 pub async fn feed(
     state: web::Data<UsersState>,
     caller: Caller,
-    page: web::Query<PageParams>,
+    page: agora_common::extract::Query<PageParams>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<Post>>> {
     let page = page.validate::<Position>("feed")?;

@@ -134,7 +134,7 @@ fn username_term(field: &'static str, value: &str) -> ApiResult<String> {
 pub async fn search(
     state: web::Data<UsersState>,
     caller: Caller,
-    query: web::Query<UserQuery>,
+    query: agora_common::extract::Query<UserQuery>,
     req: HttpRequest,
 ) -> ApiResult<web::Json<Page<Profile>>> {
     let username = query
