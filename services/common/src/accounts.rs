@@ -37,3 +37,25 @@ impl AccountCreated {
         }
     }
 }
+
+/// A service that keeps per-user rows: what it records of a delivered account.
+pub trait AccountStore: 'static {
+    /// Records `account` (idempotent: deliveries come at least once).
+    fn record(
+        &self,
+        account: &AccountCreated,
+    ) -> impl std::future::Future<Output = crate::problem::ApiResult<()>>;
+}
+
+/// `PUT /internal/accounts/{id}` for any [`AccountStore`] (app data `web::Data<S>`);
+/// the service credential is required.
+pub async fn account_created<S: AccountStore>(
+    store: actix_web::web::Data<S>,
+    _service: crate::client::ServiceCaller,
+    path: actix_web::web::Path<Uuid>,
+    body: crate::extract::Json<AccountCreated>,
+) -> crate::problem::ApiResult<actix_web::HttpResponse> {
+    body.check_path(path.into_inner())?;
+    store.record(&body).await?;
+    Ok(actix_web::HttpResponse::NoContent().finish())
+}

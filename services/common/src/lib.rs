@@ -15,6 +15,8 @@ pub mod config;
 pub mod db;
 pub mod extract;
 #[cfg(feature = "db")]
+pub mod foundation;
+#[cfg(feature = "db")]
 pub mod jobs;
 pub mod metrics;
 pub mod middleware;

@@ -14,7 +14,8 @@ mod schema;
 use actix_web::web;
 use agora_common::client::ClientError;
 use agora_common::config::{ConfigError, Env, ServiceBasics};
-use agora_common::ops::{DatabaseReady, DependencyReady, KeysReady};
+use agora_common::foundation::Foundation;
+use agora_common::ops::DependencyReady;
 use agora_common::relations::Relations;
 use agora_common::{Service, TokenVerifier, db as common_db};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
@@ -63,26 +64,18 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
 /// [`build`] with a given token verifier (tests use fixed keys).
 pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Service, StartError> {
     let basics = &config.basics;
-    let pool = common_db::prepare(
-        &basics.database_url,
-        MIGRATIONS,
-        "events",
-        basics.db_pool_size,
-    )
-    .await?;
+    let foundation = Foundation::lay(basics, MIGRATIONS, "events", verifier).await?;
     let relations = basics.client("relations", &config.relations_url)?;
-    let verifier = web::Data::new(verifier);
     let state = web::Data::new(EventsState {
-        pool: pool.clone(),
+        pool: foundation.pool.clone(),
         relations: Relations(relations.clone()),
     });
-    Ok(Service::new(
-        "events",
-        routes::routes(state, verifier.clone()),
-        routes::openapi(),
-    )
-    .with_policy(routes::policy())
-    .ready_when(DatabaseReady(pool))
-    .ready_when(KeysReady(verifier))
-    .ready_when(DependencyReady(relations)))
+    Ok(foundation
+        .service(
+            "events",
+            routes::routes(state, foundation.clone()),
+            routes::openapi(),
+            routes::policy(),
+        )
+        .ready_when(DependencyReady(relations)))
 }

@@ -2,7 +2,7 @@
 
 use crate::handlers::{EventsState, events, rsvps};
 use actix_web::web;
-use agora_common::TokenVerifier;
+use agora_common::foundation::Foundation;
 use agora_common::routing::RoutePolicy;
 use agora_common::server::Routes;
 use std::sync::Arc;
@@ -38,20 +38,18 @@ pub fn policy() -> RoutePolicy {
 }
 
 /// The route table.
-pub fn routes(state: web::Data<EventsState>, verifier: web::Data<TokenVerifier>) -> Routes {
+pub fn routes(state: web::Data<EventsState>, foundation: Foundation) -> Routes {
     Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone())
-            .app_data(verifier.clone())
-            .service(
-                web::scope("/api/v1/events")
-                    .route("", web::post().to(events::create))
-                    .route("", web::get().to(events::list))
-                    .route("/{id}", web::get().to(events::get))
-                    .route("/{id}", web::patch().to(events::update))
-                    .route("/{id}", web::delete().to(events::delete))
-                    .route("/{id}/rsvp", web::put().to(rsvps::set))
-                    .route("/{id}/rsvp", web::delete().to(rsvps::withdraw))
-                    .route("/{id}/attendees", web::get().to(rsvps::attendees)),
-            );
+        foundation.register(cfg).app_data(state.clone()).service(
+            web::scope("/api/v1/events")
+                .route("", web::post().to(events::create))
+                .route("", web::get().to(events::list))
+                .route("/{id}", web::get().to(events::get))
+                .route("/{id}", web::patch().to(events::update))
+                .route("/{id}", web::delete().to(events::delete))
+                .route("/{id}/rsvp", web::put().to(rsvps::set))
+                .route("/{id}/rsvp", web::delete().to(rsvps::withdraw))
+                .route("/{id}/attendees", web::get().to(rsvps::attendees)),
+        );
     })
 }

@@ -16,7 +16,8 @@ pub mod storage;
 
 use actix_web::web;
 use agora_common::config::{ConfigError, Env, ServiceBasics};
-use agora_common::ops::{DatabaseReady, DependencyReady, KeysReady};
+use agora_common::foundation::Foundation;
+use agora_common::ops::DependencyReady;
 use agora_common::{Service, TokenVerifier, db as common_db};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use handlers::PhotosState;
@@ -122,19 +123,13 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
 /// [`build`] with a given token verifier (tests use fixed keys).
 pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Service, StartError> {
     let basics = &config.basics;
-    let pool = common_db::prepare(
-        &basics.database_url,
-        MIGRATIONS,
-        "photos",
-        basics.db_pool_size,
-    )
-    .await?;
+    let foundation = Foundation::lay(basics, MIGRATIONS, "photos", verifier).await?;
     let relations = match &config.relations_url {
         Some(url) => Some(basics.client("relations", url)?),
         None => None,
     };
     let state = web::Data::new(PhotosState {
-        pool: pool.clone(),
+        pool: foundation.pool.clone(),
         storage: Storage::open(&config.storage)?,
         links: LinkSigner::new(&config.share_link_key).ok_or(StartError::Config(
             "PHOTOS_SHARE_LINK_KEY must be at least 32 bytes",
@@ -154,19 +149,12 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
             tracing::warn!(error = %e, "sweep of unreferenced blobs failed; retried at next start")
         }
     }
-    let verifier = web::Data::new(verifier);
-    let mut service = Service::new(
+    let mut service = foundation.service(
         "photos",
-        routes::routes(
-            state,
-            verifier.clone(),
-            web::Data::new(basics.service_token.clone()),
-        ),
+        routes::routes(state, foundation.clone()),
         routes::openapi(),
-    )
-    .with_policy(routes::policy(config.max_upload))
-    .ready_when(DatabaseReady(pool))
-    .ready_when(KeysReady(verifier));
+        routes::policy(config.max_upload),
+    );
     if let Some(relations) = relations {
         service = service.ready_when(DependencyReady(relations));
     }

@@ -3,8 +3,7 @@
 use crate::handlers::{PhotosState, content, internal, photos, search, upload};
 use crate::model::{Photo, PhotoPage, ShareLink, TagList};
 use actix_web::web;
-use agora_common::TokenVerifier;
-use agora_common::client::ServiceToken;
+use agora_common::foundation::Foundation;
 use agora_common::routing::RoutePolicy;
 use agora_common::server::Routes;
 use std::sync::Arc;
@@ -48,15 +47,11 @@ pub fn policy(max_upload: usize) -> RoutePolicy {
 }
 
 /// The route table.
-pub fn routes(
-    state: web::Data<PhotosState>,
-    verifier: web::Data<TokenVerifier>,
-    service_token: web::Data<ServiceToken>,
-) -> Routes {
+pub fn routes(state: web::Data<PhotosState>, foundation: Foundation) -> Routes {
     Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone())
-            .app_data(verifier.clone())
-            .app_data(service_token.clone())
+        foundation
+            .register(cfg)
+            .app_data(state.clone())
             .service(
                 web::scope("/api/v1/photos")
                     .route("", web::post().to(upload::upload))

@@ -10,7 +10,7 @@ mod schema;
 
 use actix_web::web;
 use agora_common::config::{ConfigError, Env, ServiceBasics};
-use agora_common::ops::{DatabaseReady, KeysReady};
+use agora_common::foundation::Foundation;
 use agora_common::{Service, TokenVerifier, db as common_db};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use handlers::RelationsState;
@@ -50,26 +50,14 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
 
 /// [`build`] with a given token verifier (tests use fixed keys).
 pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Service, StartError> {
-    let basics = &config.basics;
-    let pool = common_db::prepare(
-        &basics.database_url,
-        MIGRATIONS,
+    let foundation = Foundation::lay(&config.basics, MIGRATIONS, "relations", verifier).await?;
+    let state = web::Data::new(RelationsState {
+        pool: foundation.pool.clone(),
+    });
+    Ok(foundation.service(
         "relations",
-        basics.db_pool_size,
-    )
-    .await?;
-    let verifier = web::Data::new(verifier);
-    let state = web::Data::new(RelationsState { pool: pool.clone() });
-    Ok(Service::new(
-        "relations",
-        routes::routes(
-            state,
-            verifier.clone(),
-            web::Data::new(basics.service_token.clone()),
-        ),
+        routes::routes(state, foundation.clone()),
         routes::openapi(),
-    )
-    .with_policy(routes::policy())
-    .ready_when(DatabaseReady(pool))
-    .ready_when(KeysReady(verifier)))
+        routes::policy(),
+    ))
 }

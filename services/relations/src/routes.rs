@@ -2,8 +2,8 @@
 
 use crate::handlers::{RelationsState, blocks, follows, friends, internal, likes, people};
 use actix_web::web;
-use agora_common::TokenVerifier;
-use agora_common::client::ServiceToken;
+use agora_common::accounts::account_created;
+use agora_common::foundation::Foundation;
 use agora_common::routing::RoutePolicy;
 use agora_common::server::Routes;
 use std::sync::Arc;
@@ -50,15 +50,11 @@ pub fn policy() -> RoutePolicy {
 }
 
 /// The route table.
-pub fn routes(
-    state: web::Data<RelationsState>,
-    verifier: web::Data<TokenVerifier>,
-    service_token: web::Data<ServiceToken>,
-) -> Routes {
+pub fn routes(state: web::Data<RelationsState>, foundation: Foundation) -> Routes {
     Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone())
-            .app_data(verifier.clone())
-            .app_data(service_token.clone())
+        foundation
+            .register(cfg)
+            .app_data(state.clone())
             .service(
                 web::scope("/api/v1/relations")
                     .route("/following/{user_id}", web::put().to(follows::follow))
@@ -89,7 +85,10 @@ pub fn routes(
             )
             .service(
                 web::scope("/internal")
-                    .route("/accounts/{id}", web::put().to(internal::account_created))
+                    .route(
+                        "/accounts/{id}",
+                        web::put().to(account_created::<RelationsState>),
+                    )
                     .route("/users/{id}/graph", web::get().to(internal::graph))
                     .route("/users/{id}/pair/{other}", web::get().to(internal::pair))
                     .route("/counts", web::post().to(internal::counts)),

@@ -13,7 +13,8 @@ mod schema;
 use actix_web::web;
 use agora_common::client::ClientError;
 use agora_common::config::{ConfigError, Env, ServiceBasics};
-use agora_common::ops::{DatabaseReady, DependencyReady, KeysReady};
+use agora_common::foundation::Foundation;
+use agora_common::ops::DependencyReady;
 use agora_common::relations::Relations;
 use agora_common::{Service, TokenVerifier, db as common_db};
 use dependencies::Photos;
@@ -70,37 +71,25 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
 /// [`build`] with a given token verifier (tests use fixed keys).
 pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Service, StartError> {
     let basics = &config.basics;
-    let pool = common_db::prepare(
-        &basics.database_url,
-        MIGRATIONS,
-        "users",
-        basics.db_pool_size,
-    )
-    .await?;
+    let foundation = Foundation::lay(basics, MIGRATIONS, "users", verifier).await?;
     let relations = basics.client("relations", &config.relations_url)?;
     let photos = match &config.photos_url {
         Some(url) => Some(basics.client("photos", url)?),
         None => None,
     };
-    let verifier = web::Data::new(verifier);
     let state = web::Data::new(UsersState {
-        pool: pool.clone(),
+        pool: foundation.pool.clone(),
         relations: Relations(relations.clone()),
         photos: Photos(photos.clone()),
     });
-    let mut service = Service::new(
-        "users",
-        routes::routes(
-            state,
-            verifier.clone(),
-            web::Data::new(basics.service_token.clone()),
-        ),
-        routes::openapi(),
-    )
-    .with_policy(routes::policy())
-    .ready_when(DatabaseReady(pool))
-    .ready_when(KeysReady(verifier))
-    .ready_when(DependencyReady(relations));
+    let mut service = foundation
+        .service(
+            "users",
+            routes::routes(state, foundation.clone()),
+            routes::openapi(),
+            routes::policy(),
+        )
+        .ready_when(DependencyReady(relations));
     if let Some(photos) = photos {
         service = service.ready_when(DependencyReady(photos));
     }

@@ -1,9 +1,9 @@
 //! The users service's paths and its OpenAPI document.
 
-use crate::handlers::{UsersState, comments, internal, posts, profiles, reactions};
+use crate::handlers::{UsersState, comments, posts, profiles, reactions};
 use actix_web::web;
-use agora_common::TokenVerifier;
-use agora_common::client::ServiceToken;
+use agora_common::accounts::account_created;
+use agora_common::foundation::Foundation;
 use agora_common::routing::RoutePolicy;
 use agora_common::server::Routes;
 use std::sync::Arc;
@@ -64,15 +64,11 @@ pub fn policy() -> RoutePolicy {
 }
 
 /// The route table.
-pub fn routes(
-    state: web::Data<UsersState>,
-    verifier: web::Data<TokenVerifier>,
-    service_token: web::Data<ServiceToken>,
-) -> Routes {
+pub fn routes(state: web::Data<UsersState>, foundation: Foundation) -> Routes {
     Arc::new(move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state.clone())
-            .app_data(verifier.clone())
-            .app_data(service_token.clone())
+        foundation
+            .register(cfg)
+            .app_data(state.clone())
             .service(
                 web::scope("/api/v1/users")
                     .route("", web::get().to(profiles::search))
@@ -102,7 +98,7 @@ pub fn routes(
             .route("/api/v1/feed", web::get().to(posts::feed))
             .route(
                 "/internal/accounts/{id}",
-                web::put().to(internal::account_created),
+                web::put().to(account_created::<UsersState>),
             );
     })
 }

@@ -3,30 +3,22 @@
 
 use super::RelationsState;
 use crate::db;
-use actix_web::{HttpResponse, web};
-use agora_common::accounts::AccountCreated;
+use actix_web::web;
+use agora_common::accounts::{AccountCreated, AccountStore};
 use agora_common::client::ServiceCaller;
 use agora_common::relations::{Counts, CountsRequest, Graph, MAX_COUNT_IDS, Pair};
 use agora_common::{ApiError, ApiResult};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// `PUT /internal/accounts/{id}`: an account exists (idempotent).
-pub async fn account_created(
-    state: web::Data<RelationsState>,
-    _service: ServiceCaller,
-    path: web::Path<Uuid>,
-    body: agora_common::extract::Json<AccountCreated>,
-) -> ApiResult<HttpResponse> {
-    body.check_path(path.into_inner())?;
-    db::upsert_account(
-        &mut *state.conn().await?,
-        body.id,
-        &body.username,
-        body.created_at,
-    )
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+/// `PUT /internal/accounts/{id}` (the kit's handler): an account exists, and may be
+/// followed, befriended or blocked.
+impl AccountStore for RelationsState {
+    async fn record(&self, account: &AccountCreated) -> ApiResult<()> {
+        let conn = &mut *self.conn().await?;
+        db::upsert_account(conn, account.id, &account.username, account.created_at).await?;
+        Ok(())
+    }
 }
 
 /// `GET /internal/users/{id}/graph`: everyone the user is related to.

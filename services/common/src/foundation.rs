@@ -1,0 +1,71 @@
+//! What every business service is built on: its migrated database, the token verifier
+//! and the credential of internal routes. A service's `build` reads as its own parts
+//! on this foundation — its state, routes and extra readiness checks — instead of
+//! repeating the same wiring.
+
+use crate::TokenVerifier;
+use crate::client::ServiceToken;
+use crate::config::ServiceBasics;
+use crate::db::{self, DbError, DbPool};
+use crate::ops::{DatabaseReady, KeysReady};
+use crate::routing::RoutePolicy;
+use crate::server::{Routes, Service};
+use actix_web::web;
+use diesel_migrations::EmbeddedMigrations;
+
+/// A service's database pool and the app data every route table registers.
+#[derive(Clone)]
+pub struct Foundation {
+    /// The pool of the migrated database.
+    pub pool: DbPool,
+    /// Verifies callers' access tokens.
+    pub verifier: web::Data<TokenVerifier>,
+    /// The credential internal routes require.
+    pub service_token: web::Data<ServiceToken>,
+}
+
+impl Foundation {
+    /// Waits for the service's database, migrates it (under the service's advisory
+    /// lock, so replicas starting together take turns) and opens its pool.
+    pub async fn lay(
+        basics: &ServiceBasics,
+        migrations: EmbeddedMigrations,
+        service: &'static str,
+        verifier: TokenVerifier,
+    ) -> Result<Self, DbError> {
+        let pool = db::prepare(
+            &basics.database_url,
+            migrations,
+            service,
+            basics.db_pool_size,
+        )
+        .await?;
+        Ok(Self {
+            pool,
+            verifier: web::Data::new(verifier),
+            service_token: web::Data::new(basics.service_token.clone()),
+        })
+    }
+
+    /// Registers the verifier and the service credential as app data (the `Caller`
+    /// and `ServiceCaller` extractors read them); returns `cfg` for the routes.
+    pub fn register<'a>(&self, cfg: &'a mut web::ServiceConfig) -> &'a mut web::ServiceConfig {
+        cfg.app_data(self.verifier.clone())
+            .app_data(self.service_token.clone())
+    }
+
+    /// The service: its routes, document and route policy, ready when its database
+    /// answers and the key set is loaded (add the checks of its dependencies).
+    pub fn service(
+        &self,
+        name: &'static str,
+        routes: Routes,
+        openapi: serde_json::Value,
+        policy: RoutePolicy,
+    ) -> Service {
+        Service::new(name, routes, openapi)
+            .with_policy(policy)
+            .ready_when(DatabaseReady(self.pool.clone()))
+            .ready_when(KeysReady(self.verifier.clone()))
+    }
+}
