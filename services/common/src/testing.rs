@@ -179,3 +179,106 @@ pub async fn call(
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// A person the services under test know: delivered as the auth service's outbox
+/// would deliver them, with an access token of the test keys.
+#[derive(Debug, Clone)]
+pub struct Person {
+    /// Their account id.
+    pub id: uuid::Uuid,
+    /// Their username (the requested name and a unique suffix).
+    pub name: String,
+    /// An access token for them.
+    pub token: String,
+}
+
+/// Services under test on one key set and one internal credential, called as a REST
+/// client would: each request goes to the service serving its path's area.
+pub struct Harness {
+    /// Signs the people's tokens; the services verify with [`TestKeys::verifier`].
+    pub keys: TestKeys,
+    /// The HTTP client of every call.
+    pub http: reqwest::Client,
+    internal_token: String,
+    /// (path prefix, base URL); the first is the default.
+    areas: Vec<(String, String)>,
+    /// Base URLs of the services that keep accounts (told of every new person).
+    account_keepers: Vec<String>,
+}
+
+impl Harness {
+    /// A harness whose services take `internal_token` on their internal routes and
+    /// verify tokens of `keys`.
+    pub fn new(keys: TestKeys, internal_token: &str) -> Self {
+        Self {
+            keys,
+            http: reqwest::Client::new(),
+            internal_token: internal_token.to_owned(),
+            areas: Vec::new(),
+            account_keepers: Vec::new(),
+        }
+    }
+
+    /// Requests to paths under `prefix` go to `base` (the first service added also
+    /// takes every other path); it keeps accounts when `keeps_accounts` is set.
+    pub fn serving(mut self, prefix: &str, base: &str, keeps_accounts: bool) -> Self {
+        self.areas.push((prefix.to_owned(), base.to_owned()));
+        if keeps_accounts {
+            self.account_keepers.push(base.to_owned());
+        }
+        self
+    }
+
+    /// The URL of `path` on the service that serves it.
+    pub fn url(&self, path: &str) -> String {
+        // The longest matching prefix: `/api/v1/relations` before `/api/v1`.
+        let base = self
+            .areas
+            .iter()
+            .filter(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .or(self.areas.first())
+            .map_or("", |(_, base)| base.as_str());
+        format!("{base}{path}")
+    }
+
+    /// A new person named `name` and a unique suffix (`name` at most 23 characters),
+    /// known to every service that keeps accounts.
+    pub async fn user(&self, name: &str) -> Person {
+        let id = uuid::Uuid::now_v7();
+        let suffix = id.simple().to_string();
+        let name = format!("{name}_{}", &suffix[24..]);
+        for base in &self.account_keepers {
+            deliver_account(base, &self.internal_token, id, &name).await;
+        }
+        Person {
+            token: self.keys.token(id, &name),
+            id,
+            name,
+        }
+    }
+
+    /// One JSON call as `who`: the status and the body.
+    pub async fn call(
+        &self,
+        who: &Person,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        call(&self.http, method, &self.url(path), &who.token, body).await
+    }
+
+    /// A call that must succeed (2xx); its body.
+    pub async fn ok(
+        &self,
+        who: &Person,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let (status, body) = self.call(who, method.clone(), path, body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {body}");
+        body
+    }
+}

@@ -7,21 +7,20 @@ use agora_common::testing::{self, TestKeys, basics};
 use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 const INTERNAL: &str = "events-test-internal-token-0123456789abcdef";
 
-struct Harness {
-    events: String,
-    relations: String,
-    keys: TestKeys,
-    http: reqwest::Client,
+/// The events service and the relations service it asks, on the kit's harness.
+struct Harness(testing::Harness);
+
+impl std::ops::Deref for Harness {
+    type Target = testing::Harness;
+    fn deref(&self) -> &testing::Harness {
+        &self.0
+    }
 }
 
-struct User {
-    id: Uuid,
-    token: String,
-}
+type User = testing::Person;
 
 async fn start() -> Harness {
     let keys = TestKeys::new();
@@ -33,22 +32,21 @@ async fn start() -> Harness {
     )
     .await
     .unwrap();
-    let relations = testing::serve(relations);
+    let relations = testing::serve(relations).api;
     let events = agora_events::build_with(
         agora_events::Config {
             basics: basics(testing::fresh_database("events").await, INTERNAL),
-            relations_url: relations.api.clone(),
+            relations_url: relations.clone(),
         },
         keys.verifier(),
     )
     .await
     .unwrap();
-    Harness {
-        events: testing::serve(events).api,
-        relations: relations.api,
-        keys,
-        http: reqwest::Client::new(),
-    }
+    Harness(
+        testing::Harness::new(keys, INTERNAL)
+            .serving("/api/v1", &testing::serve(events).api, false)
+            .serving("/api/v1/relations", &relations, true),
+    )
 }
 
 /// An instant from now, to the second (PostgreSQL keeps microseconds).
@@ -57,45 +55,6 @@ fn at(offset: Duration) -> String {
 }
 
 impl Harness {
-    /// A registered user, known to the relations service as the auth outbox would tell it.
-    async fn user(&self, name: &str) -> User {
-        let id = Uuid::now_v7();
-        let name = format!("{name}_{}", &id.simple().to_string()[26..]);
-        testing::deliver_account(&self.relations, INTERNAL, id, &name).await;
-        User {
-            token: self.keys.token(id, &name),
-            id,
-        }
-    }
-
-    async fn call(
-        &self,
-        who: &User,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let base = if path.starts_with("/api/v1/relations") {
-            &self.relations
-        } else {
-            &self.events
-        };
-        testing::call(
-            &self.http,
-            method,
-            &format!("{base}{path}"),
-            &who.token,
-            body,
-        )
-        .await
-    }
-
-    async fn ok(&self, who: &User, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (status, body) = self.call(who, method.clone(), path, body).await;
-        assert!(status.is_success(), "{method} {path}: {status} {body}");
-        body
-    }
-
     async fn event(
         &self,
         who: &User,

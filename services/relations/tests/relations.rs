@@ -9,17 +9,20 @@ use uuid::Uuid;
 
 const INTERNAL: &str = "relations-test-internal-token-0123456789";
 
+/// The relations service on the kit's harness (`api`: its base URL).
 struct Harness {
+    kit: testing::Harness,
     api: String,
-    keys: TestKeys,
-    http: reqwest::Client,
 }
 
-struct User {
-    id: Uuid,
-    name: String,
-    token: String,
+impl std::ops::Deref for Harness {
+    type Target = testing::Harness;
+    fn deref(&self) -> &testing::Harness {
+        &self.kit
+    }
 }
+
+type User = testing::Person;
 
 async fn start() -> Harness {
     let keys = TestKeys::new();
@@ -29,27 +32,15 @@ async fn start() -> Harness {
     let service = agora_relations::build_with(config, keys.verifier())
         .await
         .unwrap();
-    let server = testing::serve(service);
+    let api = testing::serve(service).api;
     Harness {
-        api: server.api,
-        keys,
-        http: reqwest::Client::new(),
+        kit: testing::Harness::new(keys, INTERNAL).serving("/api/v1/relations", &api, true),
+        api,
     }
 }
 
 impl Harness {
-    /// A user the service knows (delivered as the auth service's outbox would).
-    async fn user(&self, name: &str) -> User {
-        let id = Uuid::now_v7();
-        let name = format!("{name}_{}", &id.simple().to_string()[24..]);
-        testing::deliver_account(&self.api, INTERNAL, id, &name).await;
-        User {
-            token: self.keys.token(id, &name),
-            id,
-            name,
-        }
-    }
-
+    /// A call to `/api/v1/relations{path}`.
     async fn call(
         &self,
         who: &User,
@@ -57,8 +48,9 @@ impl Harness {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let url = format!("{}/api/v1/relations{path}", self.api);
-        testing::call(&self.http, method, &url, &who.token, body).await
+        self.kit
+            .call(who, method, &format!("/api/v1/relations{path}"), body)
+            .await
     }
 
     async fn status(&self, who: &User, method: Method, path: &str) -> StatusCode {

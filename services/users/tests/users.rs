@@ -9,18 +9,20 @@ use uuid::Uuid;
 
 const INTERNAL: &str = "users-test-internal-token-0123456789abcdef";
 
+/// The users service and the relations service it asks, on the kit's harness.
 struct Harness {
+    kit: testing::Harness,
     users: String,
-    relations: String,
-    keys: TestKeys,
-    http: reqwest::Client,
 }
 
-struct User {
-    id: Uuid,
-    name: String,
-    token: String,
+impl std::ops::Deref for Harness {
+    type Target = testing::Harness;
+    fn deref(&self) -> &testing::Harness {
+        &self.kit
+    }
 }
+
+type User = testing::Person;
 
 async fn start() -> Harness {
     let keys = TestKeys::new();
@@ -32,69 +34,27 @@ async fn start() -> Harness {
     )
     .await
     .unwrap();
-    let relations = testing::serve(relations);
+    let relations = testing::serve(relations).api;
     let users = agora_users::build_with(
         agora_users::Config {
             basics: basics(testing::fresh_database("users").await, INTERNAL),
-            relations_url: relations.api.clone(),
+            relations_url: relations.clone(),
             photos_url: None,
         },
         keys.verifier(),
     )
     .await
     .unwrap();
-    let users = testing::serve(users);
+    let users = testing::serve(users).api;
     Harness {
-        users: users.api,
-        relations: relations.api,
-        keys,
-        http: reqwest::Client::new(),
+        kit: testing::Harness::new(keys, INTERNAL)
+            .serving("/api/v1", &users, true)
+            .serving("/api/v1/relations", &relations, true),
+        users,
     }
 }
 
 impl Harness {
-    /// A registered user, delivered to both services as the auth outbox would.
-    async fn user(&self, name: &str) -> User {
-        let id = Uuid::now_v7();
-        let name = format!("{name}_{}", &id.simple().to_string()[26..]);
-        for base in [&self.users, &self.relations] {
-            testing::deliver_account(base, INTERNAL, id, &name).await;
-        }
-        User {
-            token: self.keys.token(id, &name),
-            id,
-            name,
-        }
-    }
-
-    async fn call(
-        &self,
-        who: &User,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let base = if path.starts_with("/api/v1/relations") {
-            &self.relations
-        } else {
-            &self.users
-        };
-        testing::call(
-            &self.http,
-            method,
-            &format!("{base}{path}"),
-            &who.token,
-            body,
-        )
-        .await
-    }
-
-    async fn ok(&self, who: &User, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (status, body) = self.call(who, method.clone(), path, body).await;
-        assert!(status.is_success(), "{method} {path}: {status} {body}");
-        body
-    }
-
     async fn post(&self, who: &User, text: &str, visibility: &str) -> String {
         let body = self
             .ok(
