@@ -6,6 +6,8 @@
 //! pods, so the tests run one at a time (`--test-threads 1`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
+mod support;
+
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -68,40 +70,19 @@ impl Edge {
         if let Some(host) = &self.host {
             req = req.insert_header(("host", host.as_str()));
         }
-        if let Some(token) = token {
-            req = req.insert_header(("authorization", format!("Bearer {token}")));
-        }
-        for (k, v) in headers {
-            req = req.insert_header((*k, *v));
-        }
-        let sent = match body {
-            Some((content_type, bytes)) => {
-                req.insert_header(("content-type", content_type))
-                    .send_body(bytes)
-                    .await
-            }
-            None => req.send().await,
-        };
-        let mut resp = sent.map_err(|e| format!("{path}: {e}"))?;
-        let raw = resp
-            .body()
-            .limit(16 * 1024 * 1024)
+        let (status, response_headers, raw) = support::exchange(req, token, headers, body)
             .await
-            .map_err(|e| format!("{path}: body: {e}"))?
-            .to_vec();
+            .map_err(|e| format!("{path}: {e}"))?;
+        let header = |name: &str| {
+            response_headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         Ok(Reply {
-            status: resp.status().as_u16(),
-            content_type: resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned(),
-            request_id: resp
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            status,
+            content_type: header("content-type").unwrap_or_default(),
+            request_id: header("x-request-id"),
             body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
             raw,
         })

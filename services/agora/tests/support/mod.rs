@@ -142,17 +142,14 @@ pub fn client() -> awc::Client {
         .finish()
 }
 
-/// Sends a request with an optional bearer token and raw body.
-pub async fn send(
-    method: &str,
-    url: &str,
+/// Sends `req` with an optional bearer token, headers and raw body: the status, the
+/// headers and the body, or why there are none.
+pub async fn exchange(
+    mut req: awc::ClientRequest,
     token: Option<&str>,
     headers: &[(&str, &str)],
     body: Option<(&str, Vec<u8>)>,
-) -> Reply {
-    let method =
-        awc::http::Method::from_bytes(method.as_bytes()).unwrap_or_else(|_| panic!("method"));
-    let mut req = client().request(method, url);
+) -> Result<(u16, awc::http::header::HeaderMap, Vec<u8>), String> {
     if let Some(token) = token {
         req = req.insert_header(("authorization", format!("Bearer {token}")));
     }
@@ -167,16 +164,32 @@ pub async fn send(
         }
         None => req.send().await,
     };
-    let mut resp = sent.unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+    let mut resp = sent.map_err(|e| e.to_string())?;
     let raw = resp
         .body()
         .limit(16 * 1024 * 1024)
         .await
-        .map(|b| b.to_vec())
-        .unwrap();
+        .map_err(|e| format!("body: {e}"))?
+        .to_vec();
+    Ok((resp.status().as_u16(), resp.headers().clone(), raw))
+}
+
+/// Sends a request with an optional bearer token and raw body.
+pub async fn send(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Vec<u8>)>,
+) -> Reply {
+    let method =
+        awc::http::Method::from_bytes(method.as_bytes()).unwrap_or_else(|_| panic!("method"));
+    let (status, headers, raw) = exchange(client().request(method, url), token, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
     Reply {
-        status: resp.status().as_u16(),
-        headers: resp.headers().clone(),
+        status,
+        headers,
         body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
         raw,
     }

@@ -1,17 +1,19 @@
 //! Friend requests (send, accept, decline, cancel, list) and unfriending.
 
-use super::{RelationsState, not_self, pair_write, require_user};
+use super::{RelationsState, end_pair, not_self, pair_write};
 use crate::db::{self, Position};
 use crate::model::{
     Direction, FriendRequest, FriendRequestCreate, FriendRequestPage, FriendRequestQuery,
     RequestStatus,
 };
 use actix_web::{HttpResponse, web};
+use agora_common::db::TxFuture;
 use agora_common::db::transaction_with_retry;
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
 use chrono::Utc;
+use diesel_async::AsyncPgConnection;
 use std::borrow::Cow;
 use uuid::Uuid;
 
@@ -261,16 +263,16 @@ pub async fn unfriend(
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let other = path.into_inner();
-    not_self(&caller, other, "you cannot unfriend yourself")?;
-    let mut conn = state.conn().await?;
-    require_user(&mut conn, other).await?;
-    let me = caller.user_id;
-    transaction_with_retry(&mut conn, |c| {
-        Box::pin(async move {
-            db::lock_pair(c, me, other).await?;
-            db::unfriend(c, me, other).await
-        })
-    })
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+    end_pair(
+        &state,
+        &caller,
+        other,
+        "you cannot unfriend yourself",
+        end_friendship,
+    )
+    .await
+}
+
+fn end_friendship(c: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> TxFuture<'_, ()> {
+    Box::pin(db::unfriend(c, me, other))
 }

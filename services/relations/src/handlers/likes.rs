@@ -1,14 +1,15 @@
 //! "Match" likes and the caller's matches.
 
 use super::people::list_page;
-use super::{RelationsState, not_self, pair_write, require_user};
+use super::{RelationsState, end_pair, not_self, pair_write};
 use crate::db::{self, PeopleList};
 use crate::model::{LikeOutcome, Person, PersonPage};
 use actix_web::{HttpResponse, web};
-use agora_common::db::transaction_with_retry;
+use agora_common::db::TxFuture;
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiResult, Caller};
+use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 /// Like someone (idempotent); a match exists when both like each other.
@@ -54,18 +55,18 @@ pub async fn unlike(
     path: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let other = path.into_inner();
-    not_self(&caller, other, "you cannot unlike yourself")?;
-    let mut conn = state.conn().await?;
-    require_user(&mut conn, other).await?;
-    let me = caller.user_id;
-    transaction_with_retry(&mut conn, |c| {
-        Box::pin(async move {
-            db::lock_pair(c, me, other).await?;
-            db::unlike(c, me, other).await
-        })
-    })
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+    end_pair(
+        &state,
+        &caller,
+        other,
+        "you cannot unlike yourself",
+        end_like,
+    )
+    .await
+}
+
+fn end_like(c: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> TxFuture<'_, ()> {
+    Box::pin(db::unlike(c, me, other))
 }
 
 /// The caller's matches, newest first.

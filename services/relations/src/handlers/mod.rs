@@ -91,6 +91,36 @@ where
 
 /// The future type of a [`pair_write`] step: an answer for the client (`Err` for a
 /// refusal, which still commits nothing harmful) or a database error.
+/// Ends a relation of the caller's with `other` (unfriend, unlike: idempotent) under the
+/// pair's lock; `on_self` is the refusal when `other` is the caller.
+pub async fn end_pair<F>(
+    state: &RelationsState,
+    caller: &Caller,
+    other: Uuid,
+    on_self: &'static str,
+    end: F,
+) -> ApiResult<actix_web::HttpResponse>
+where
+    F: for<'r> Fn(&'r mut AsyncPgConnection, Uuid, Uuid) -> agora_common::db::TxFuture<'r, ()>
+        + Copy
+        + Send
+        + Sync
+        + 'static,
+{
+    not_self(caller, other, on_self)?;
+    let mut conn = state.conn().await?;
+    require_user(&mut conn, other).await?;
+    let me = caller.user_id;
+    transaction_with_retry(&mut conn, |c| {
+        Box::pin(async move {
+            db::lock_pair(c, me, other).await?;
+            end(c, me, other).await
+        })
+    })
+    .await?;
+    Ok(actix_web::HttpResponse::NoContent().finish())
+}
+
 pub mod db_tx {
     use agora_common::ApiResult;
     use diesel::result::Error;
