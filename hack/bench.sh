@@ -23,6 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
+LOG_TAG=bench DIE_PREFIX="bench.sh: "
 
 SMOKE=0
 SUITES=edge,mix,feed,auth,photos,memory
@@ -38,11 +39,6 @@ has_suite() { [[ ",$SUITES," == *",$1,"* ]]; }
 # A run of some suites only records its machine and versions beside the full run's.
 META=meta
 [ "$SUITES" = edge,mix,feed,auth,photos,memory ] || META="meta-${SUITES//,/-}"
-log() { echo "[bench] $*" >&2; }
-die() {
-  echo "bench.sh: $*" >&2
-  exit 1
-}
 
 if [ "$SMOKE" = 1 ]; then
   PROFILE=dev TARGET=debug
@@ -76,8 +72,7 @@ ensure_debian() {
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || die "missing: ${missing[*]} (Debian packages; run as root to install them)"
   log "installing ${missing[*]} (Debian packages)"
-  apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq "${missing[@]}" >&2
+  apt_install "${missing[@]}" >&2
 }
 ensure_debian
 # Debian's nginx package starts a system nginx; ours runs on its own config and port.
@@ -218,7 +213,7 @@ http {
 EOF
   nginx -c "$STATE/nginx/nginx.conf" -g 'daemon off;' &
   NGINX_PID=$!
-  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.1; done
+  wait_until 5 port_open "$NGINX_PORT" || true
   log "edge: direct vs gateway vs nginx"
   "${BENCH[@]}" edge --rate "$EDGE_RATE" "${TIMING[@]}" \
     --target "direct=http://$AUTH_API/api/v1/auth/jwks" \

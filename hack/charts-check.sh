@@ -13,6 +13,7 @@
 # Drift of the chart's CRD and RBAC copies is checked by operator/tests/rbac.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib.sh
 : "${KUBECONFIG:?start the control plane first: eval \"\$(hack/k8s-env.sh start)\"}"
 export HOME="${HOME:-/root}"
 eval "$(hack/tools.sh)"

@@ -11,6 +11,7 @@
 # crates.io (pinned, PostgreSQL only, libpq from Debian's libpq-dev) and cached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib.sh
 
 MODE=${1:-check}
 DIESEL_CLI_VERSION=2.3.5

@@ -18,6 +18,8 @@
 # AGORA_E2E_PROFILE (cargo profile of the images: release, or dev to reuse a test build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib.sh
+LOG_TAG=e2e DIE_PREFIX="e2e.sh: "
 
 STATE=${AGORA_E2E_STATE:-${XDG_RUNTIME_DIR:-/tmp}/agora-e2e-$UID}
 PROFILE=${AGORA_E2E_PROFILE:-release}
@@ -27,12 +29,6 @@ RELEASE=agora
 PLATFORM=agora
 HOST_NAME=agora.e2e.localtest.me
 VOLUMES=4
-
-log() { echo "[e2e] $*" >&2; }
-die() {
-  echo "e2e.sh: $*" >&2
-  exit 1
-}
 
 k8s_env() { AGORA_K8S_STATE="$STATE/k8s" hack/k8s-env.sh "$@"; }
 

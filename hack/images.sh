@@ -10,6 +10,8 @@
 # Exit status: 0 done, 1 a build or load failed, 2 a usage error or no container engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib.sh
+LOG_TAG=images DIE_PREFIX="images.sh: "
 
 # Image names; each is built from the binary agora-<name>.
 IMAGES=(auth gateway users relations photos events operator)
@@ -44,15 +46,6 @@ Exit status: 0 done, 1 a build or load failed, 2 a usage error or no container e
 EOF
 }
 
-die() {
-  local code=$1
-  shift
-  echo "images.sh: $*" >&2
-  exit "$code"
-}
-
-log() { echo "[images] $*" >&2; }
-
 engine=""
 tag="0.1.0"
 repository="ghcr.io/agora-social"
@@ -66,25 +59,25 @@ offline=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --engine)
-      [ $# -ge 2 ] || die 2 "--engine needs docker or podman"
+      [ $# -ge 2 ] || die_code 2 "--engine needs docker or podman"
       engine=$2
       shift 2
       ;;
     --engine=*) engine=${1#*=}; shift ;;
     --tag)
-      [ $# -ge 2 ] || die 2 "--tag needs a value"
+      [ $# -ge 2 ] || die_code 2 "--tag needs a value"
       tag=$2
       shift 2
       ;;
     --tag=*) tag=${1#*=}; shift ;;
     --repository)
-      [ $# -ge 2 ] || die 2 "--repository needs a value"
+      [ $# -ge 2 ] || die_code 2 "--repository needs a value"
       repository=${2%/}
       shift 2
       ;;
     --repository=*) repository=${1#*=}; repository=${repository%/}; shift ;;
     --only)
-      [ $# -ge 2 ] || die 2 "--only needs a comma-separated list of images"
+      [ $# -ge 2 ] || die_code 2 "--only needs a comma-separated list of images"
       only=$2
       shift 2
       ;;
@@ -111,17 +104,17 @@ while [ $# -gt 0 ]; do
     --dry-run) dry_run=true; shift ;;
     --offline) offline=true; shift ;;
     -h | --help) usage; exit 0 ;;
-    *) usage >&2; die 2 "unknown argument: $1" ;;
+    *) usage >&2; die_code 2 "unknown argument: $1" ;;
   esac
 done
 
 case "$engine" in
   "" | docker | podman) ;;
-  *) die 2 "--engine must be docker or podman, not '$engine'" ;;
+  *) die_code 2 "--engine must be docker or podman, not '$engine'" ;;
 esac
-[ -n "$tag" ] || die 2 "--tag must not be empty"
-[ -n "$repository" ] || die 2 "--repository must not be empty"
-[ -n "$kind_cluster" ] && $minikube && die 2 "choose one of --kind and --minikube"
+[ -n "$tag" ] || die_code 2 "--tag must not be empty"
+[ -n "$repository" ] || die_code 2 "--repository must not be empty"
+[ -n "$kind_cluster" ] && $minikube && die_code 2 "choose one of --kind and --minikube"
 
 # The images to build, in the order of IMAGES, checked against it.
 selected=()
@@ -132,7 +125,7 @@ if [ -n "$only" ]; then
     for known in "${IMAGES[@]}"; do
       [ "$name" = "$known" ] && found=true
     done
-    $found || die 2 "unknown image '$name' (one of: ${IMAGES[*]})"
+    $found || die_code 2 "unknown image '$name' (one of: ${IMAGES[*]})"
   done
   for known in "${IMAGES[@]}"; do
     for name in "${wanted[@]}"; do
@@ -181,7 +174,7 @@ if $offline; then
 fi
 if [ -n "$engine" ]; then
   if ! $dry_run && ! answers "$engine"; then
-    die 2 "$engine does not answer ('$engine info' failed): is it installed and its daemon running?"
+    die_code 2 "$engine does not answer ('$engine info' failed): is it installed and its daemon running?"
   fi
 else
   for candidate in docker podman; do
@@ -192,17 +185,17 @@ else
   done
   # A dry run only prints the commands: show them for docker when nothing answers.
   if [ -z "$engine" ] && $dry_run; then engine=docker; fi
-  [ -n "$engine" ] || die 2 "no container engine answers: neither 'docker info' nor 'podman info' succeeded. Start Docker or install Podman, or pick one with --engine."
+  [ -n "$engine" ] || die_code 2 "no container engine answers: neither 'docker info' nor 'podman info' succeeded. Start Docker or install Podman, or pick one with --engine."
 fi
 
 if [ -n "$kind_cluster" ] && ! $dry_run; then
-  command -v kind >/dev/null 2>&1 || die 2 "--kind needs the kind CLI on PATH"
+  command -v kind >/dev/null 2>&1 || die_code 2 "--kind needs the kind CLI on PATH"
   clusters=$(kind get clusters 2>/dev/null || true)
   grep -qx -- "$kind_cluster" <<<"$clusters" ||
-    die 2 "no kind cluster named '$kind_cluster' (create it: kind create cluster --config k8s/kind/cluster.yaml)"
+    die_code 2 "no kind cluster named '$kind_cluster' (create it: kind create cluster --config k8s/kind/cluster.yaml)"
 fi
 if $minikube && ! $dry_run; then
-  command -v minikube >/dev/null 2>&1 || die 2 "--minikube needs the minikube CLI on PATH"
+  command -v minikube >/dev/null 2>&1 || die_code 2 "--minikube needs the minikube CLI on PATH"
 fi
 # minikube's global flags (bash 3.2, macOS's, cannot expand an empty array under set -u).
 minikube_flags=""
@@ -217,7 +210,7 @@ for name in "${selected[@]}"; do
     --build-arg "BIN=agora-$name" \
     --build-arg "VERSION=$tag" \
     --tag "$ref" \
-    . || die 1 "building $ref failed"
+    . || die "building $ref failed"
   refs+=("$ref")
 done
 
@@ -233,21 +226,21 @@ if [ -n "$kind_cluster" ] || $minikube; then
     if [ -n "$kind_cluster" ]; then
       log "loading $ref into kind cluster $kind_cluster"
       if [ "$engine" = docker ]; then
-        run kind load docker-image "$ref" --name "$kind_cluster" || die 1 "loading $ref failed"
+        run kind load docker-image "$ref" --name "$kind_cluster" || die "loading $ref failed"
       else
         archive="$archive_dir/image.tar"
-        run podman save --format docker-archive --output "$archive" "$ref" || die 1 "saving $ref failed"
-        run kind load image-archive "$archive" --name "$kind_cluster" || die 1 "loading $ref failed"
+        run podman save --format docker-archive --output "$archive" "$ref" || die "saving $ref failed"
+        run kind load image-archive "$archive" --name "$kind_cluster" || die "loading $ref failed"
         run rm -f "$archive"
       fi
     else
       log "loading $ref into minikube${minikube_profile:+ profile $minikube_profile}"
       if [ "$engine" = docker ]; then
-        run minikube ${minikube_flags:+"$minikube_flags"} image load "$ref" || die 1 "loading $ref failed"
+        run minikube ${minikube_flags:+"$minikube_flags"} image load "$ref" || die "loading $ref failed"
       else
         archive="$archive_dir/image.tar"
-        run podman save --format docker-archive --output "$archive" "$ref" || die 1 "saving $ref failed"
-        run minikube ${minikube_flags:+"$minikube_flags"} image load "$archive" || die 1 "loading $ref failed"
+        run podman save --format docker-archive --output "$archive" "$ref" || die "saving $ref failed"
+        run minikube ${minikube_flags:+"$minikube_flags"} image load "$archive" || die "loading $ref failed"
         run rm -f "$archive"
       fi
     fi

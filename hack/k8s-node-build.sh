@@ -1,5 +1,11 @@
-# hack/k8s-node-build.sh - builds what a real node of hack/k8s-env.sh runs (sourced by
-# hack/k8s-env.sh; needs its go_env, find_go, log, die, K8S_VERSION, CACHE_ROOT, CACHE_DIR).
+# hack/k8s-node-build.sh - builds what a real node of hack/k8s-env.sh runs (sourced, never run).
+#
+#   hack/k8s-env.sh build-node                  # the usual entry point (also: start --with-node)
+#   source hack/k8s-node-build.sh; build_node_binaries
+#
+# Sources hack/lib.sh (log, die, apt_install) and hack/k8s-lib.sh (versions, cache paths,
+# find_go, go_env, build_binaries: the node's kubelet and kube-proxy build from the control
+# plane's resolved go.mod). Needs Go, and gcc with a static libc (apt-installed as root).
 #
 #   kubelet, kube-proxy   k8s.io/kubernetes, with the control plane's go.mod
 #   pause                 build/pause/linux/pause.c of the same module (gcc -static)
@@ -7,17 +13,14 @@
 #   traefik               github.com/traefik/traefik/v3 (its replace/exclude lines copied
 #                         into a generated go.mod; v3.7+ cannot build from the proxy)
 #
-# Each lands in its own cache directory keyed by version, next to the control plane's, so a
-# version bump rebuilds only that part. Timings (2 cores, cold module and build caches after
-# the control plane): kubelet+kube-proxy ~1 min, coredns ~3 min, traefik ~11 min.
+# Each lands in its own cache directory keyed by version (NODE_K8S_DIR, COREDNS_DIR,
+# TRAEFIK_DIR in hack/k8s-lib.sh), next to the control plane's, so a version bump rebuilds
+# only that part. Timings (2 cores, cold module and build caches after the control plane):
+# kubelet+kube-proxy ~1 min, coredns ~3 min, traefik ~11 min.
 
-COREDNS_VERSION=v1.14.7
-TRAEFIK_VERSION=v3.6.15
-PAUSE_VERSION=3.10.2
-
-NODE_K8S_DIR="$CACHE_ROOT/node-k8s-$K8S_VERSION"
-COREDNS_DIR="$CACHE_ROOT/coredns-$COREDNS_VERSION"
-TRAEFIK_DIR="$CACHE_ROOT/traefik-$TRAEFIK_VERSION"
+# shellcheck shell=bash
+# shellcheck source=hack/k8s-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-lib.sh"
 
 node_binaries_present() {
     [[ -x $NODE_K8S_DIR/bin/kubelet && -x $NODE_K8S_DIR/bin/kube-proxy && -x $NODE_K8S_DIR/bin/pause &&
@@ -107,8 +110,7 @@ build_node_binaries() {
     if ! command -v gcc >/dev/null 2>&1 || [[ ! -f /usr/lib/x86_64-linux-gnu/libc.a ]]; then
         [[ $(id -u) -eq 0 ]] || die "gcc and libc6-dev are needed for the pause binary"
         log "installing gcc and libc6-dev (Debian packages) for the pause binary"
-        apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq gcc libc6-dev >&2
+        apt_install gcc libc6-dev >&2
     fi
     exec 7>"$CACHE_ROOT/.node-build.lock"
     flock 7

@@ -1,5 +1,15 @@
-# hack/k8s-node.sh - the real node of `hack/k8s-env.sh start --with-node` (sourced by
-# hack/k8s-env.sh, which owns the control plane, the PKI and the process helpers).
+# hack/k8s-node.sh - the real node of `hack/k8s-env.sh start --with-node` (sourced, never run).
+#
+#   eval "$(hack/k8s-env.sh start --with-node)"   # the entry point (as root)
+#   hack/k8s-env.sh stop                          # calls node_stop
+#
+# Sources hack/lib.sh (log, die, free_port, apt_install) and hack/k8s-lib.sh (versions, cache
+# paths, STATE, PKI, new_cert, write_kubeconfig, launch, launch_bin, wait_for, wait_gone,
+# api); the binaries it runs are hack/k8s-node-build.sh's, found through those cache paths.
+# Its functions run inside hack/k8s-env.sh's start and stop: they expect the control plane's
+# state (API_HOST, API_PORT, $STATE/ports, the CA in $PKI) and the order described at each
+# of them. Needs root, Debian packages (containerd, runc, CNI plugins, iptables, iproute2;
+# apt-installed), kubectl and python3.
 #
 # One node, "agora-node", on this machine:
 #   - containerd + runc (Debian packages) with its own config, socket, root and state
@@ -18,6 +28,10 @@
 # shims, containers), mounts, CNI network namespaces, the bridge and its veths, iptables
 # and ip6tables chains and rules (KUBE-*, CNI-*), kubepods cgroups, paths outside $STATE
 # that did not exist before, and the sysctls kubelet and the node changed.
+
+# shellcheck shell=bash
+# shellcheck source=hack/k8s-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-lib.sh"
 
 NODE_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NODE_NAME=agora-node
@@ -47,9 +61,7 @@ node_ensure_packages() {
     [[ ${#missing[@]} -eq 0 ]] && return 0
     [[ $(id -u) -eq 0 ]] || die "a node needs root; missing: ${missing[*]}"
     log "installing Debian packages for the node (missing: ${missing[*]})"
-    apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq containerd runc \
-        containernetworking-plugins iptables iproute2 util-linux mount >&2
+    apt_install containerd runc containernetworking-plugins iptables iproute2 util-linux mount >&2
 }
 
 node_preflight() {

@@ -1,15 +1,106 @@
-# Shell helpers shared by the hack/ scripts (sourced, not run).
+# hack/lib.sh - the one shell library of the hack/ scripts and .ci/run (sourced, never run).
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # or, from the repository root: source hack/lib.sh
+#   LOG_TAG=e2e                                      # after sourcing: messages read "[e2e] ..."
+#
+# Needs bash (arrays, [[ ]]) and nothing else. Sourcing it twice in one shell is a no-op
+# (hack/k8s-lib.sh and the node files source it too), so set LOG_TAG/DIE_PREFIX after the
+# script's first `source`.
+#
+# Everything here writes its diagnostics to stderr only: some scripts print lines on stdout
+# that their callers `eval` (hack/k8s-env.sh start/env, hack/s3-server.sh start, hack/tools.sh).
+#
+# Variables:
+#   LOG_TAG       the tag of log's lines (default: the script's name without .sh)
+#   DIE_PREFIX    when set, die prints "$DIE_PREFIX<message>" (e.g. "e2e.sh: "); when unset,
+#                 die prints "[$LOG_TAG] ERROR: <message>"
+#
+# Functions:
+#   log MSG...                "[$LOG_TAG] MSG" on stderr
+#   die MSG...                the message (see DIE_PREFIX) on stderr, then exit 1
+#   die_code CODE MSG...      as die, exiting with CODE
+#   port_in_use PORT          any TCP socket (any state, v4 or v6) is bound to PORT
+#   port_open PORT            something accepts connections on 127.0.0.1:PORT
+#   free_port                 prints a random unused port in 20000-49999 (dies when none is found)
+#   wait_until SECONDS CMD... runs CMD every 0.1 s until it succeeds (status 0) or SECONDS
+#                             have passed (status 1); CMD's output is left alone
+#   apt_install PKG...        apt-get update, then install PKG... (-qq, waiting up to 600 s
+#                             for the dpkg lock); redirect its output where the caller wants it
+#   pg_bin_dir                the directory of PostgreSQL's server binaries (see below)
+#   start_pg DIR PORT [SETTING...], stop_pg DIR   a throwaway PostgreSQL cluster
 
-# A random high loopback port nobody answers on (bash's /dev/tcp: no extra tools needed).
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-  done
-  echo "error: no free port found" >&2
-  exit 1
+# shellcheck shell=bash
+[[ ${AGORA_HACK_LIB:-} == "$$" ]] && return 0
+AGORA_HACK_LIB=$$
+
+LOG_TAG=${0##*/}
+LOG_TAG=${LOG_TAG%.sh}
+unset DIE_PREFIX
+
+# ---------------------------------------------------------------- logging and errors
+
+log() { printf '[%s] %s\n' "$LOG_TAG" "$*" >&2; }
+
+die() { die_code 1 "$@"; }
+
+die_code() {
+  local code=$1
+  shift
+  if [[ -n ${DIE_PREFIX+x} ]]; then
+    printf '%s%s\n' "$DIE_PREFIX" "$*" >&2
+  else
+    log "ERROR: $*"
+  fi
+  exit "$code"
 }
+
+# ---------------------------------------------------------------- ports
+
+port_in_use() {
+  local hex
+  hex=$(printf '%04X' "$1")
+  awk -v p=":$hex" 'FNR > 1 && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Ports handed out by this shell (only when free_port runs in it, not in $(...)).
+PICKED=" "
+free_port() {
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
+    [[ $PICKED == *" $p "* ]] && continue
+    port_in_use "$p" && continue
+    port_open "$p" && continue
+    PICKED+="$p "
+    echo "$p"
+    return 0
+  done
+  die "no free TCP port found"
+}
+
+# ---------------------------------------------------------------- waiting
+
+wait_until() {
+  local secs=$1 i
+  shift
+  for ((i = 0; i < secs * 10; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------- packages
+
+apt_install() {
+  apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@"
+}
+
+# ---------------------------------------------------------------- PostgreSQL
 
 # The directory of the machine's PostgreSQL server binaries (initdb, pg_ctl), installing
 # Debian's `postgresql` when they are missing and we are root; empty when there are none.
@@ -21,7 +112,7 @@ pg_bin_dir() {
   dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$dir" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing PostgreSQL server binaries (Debian packages)..." >&2
-    apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq postgresql >/dev/null
+    apt_install postgresql >/dev/null
     dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   fi
   echo "$dir"

@@ -19,6 +19,8 @@
 #   hack/offline-images.sh --profile dev --import "$AGORA_K8S_CONTAINERD"
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib.sh
+LOG_TAG=offline-images DIE_PREFIX="offline-images.sh: "
 
 IMAGES=(auth gateway users relations photos events operator)
 BASE_PACKAGES=libc6,libgcc-s1,gcc-12-base,ca-certificates,tzdata,netbase,base-files
@@ -42,11 +44,6 @@ Usage: hack/offline-images.sh [options]
 EOF
 }
 
-log() { echo "[offline-images] $*" >&2; }
-die() {
-  echo "offline-images.sh: $*" >&2
-  exit "${2:-1}"
-}
 
 profile=release tag=0.1.0 repository=ghcr.io/agora-social only="" out=target/images
 import="" kind_cluster="" minikube=false
@@ -61,16 +58,16 @@ while [ $# -gt 0 ]; do
     --kind) kind_cluster=${2:?}; shift 2 ;;
     --minikube) minikube=true; shift ;;
     -h | --help) usage; exit 0 ;;
-    *) usage >&2; die "unknown argument: $1" 2 ;;
+    *) usage >&2; die_code 2 "unknown argument: $1" ;;
   esac
 done
-case "$profile" in release | dev) ;; *) die "--profile must be release or dev" 2 ;; esac
+case "$profile" in release | dev) ;; *) die_code 2 "--profile must be release or dev" ;; esac
 
 selected=("${IMAGES[@]}" postgres)
 if [ -n "$only" ]; then
   IFS=',' read -r -a selected <<<"$only"
   for name in "${selected[@]}"; do
-    [[ " ${IMAGES[*]} postgres " == *" $name "* ]] || die "unknown image '$name'" 2
+    [[ " ${IMAGES[*]} postgres " == *" $name "* ]] || die_code 2 "unknown image '$name'"
   done
 fi
 
@@ -78,8 +75,7 @@ ensure_mmdebstrap() {
   command -v mmdebstrap >/dev/null 2>&1 && return 0
   [ "$(id -u)" = 0 ] || die "mmdebstrap is needed (apt-get install mmdebstrap)"
   log "installing mmdebstrap (Debian package)"
-  apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq mmdebstrap >&2
+  apt_install mmdebstrap >&2
 }
 
 key_of() { printf '%s' "$*" | sha256sum | cut -c1-12; }

@@ -11,7 +11,7 @@
 # synthetic (all share one stored blob); the queries are the service's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. hack/lib.sh
+source hack/lib.sh
 
 BIN=${1:-target/release/agora}
 PHOTOS=${PHOTOS:-1000000}

@@ -8,13 +8,13 @@
 #   hack/s3-server.sh stop              # stops it and removes its directory (uses AGORA_TEST_S3_*)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib.sh
+LOG_TAG=s3-server
 
 VERSION=v1.8.0
 CACHE="${XDG_CACHE_HOME:-${HOME:?HOME is unset}/.cache}/agora/versitygw-$VERSION"
 BIN="$CACHE/versitygw"
 BUCKET=agora-photos-test
-
-log() { echo "[s3-server] $*" >&2; }
 
 build() {
   [ -x "$BIN" ] && return
@@ -31,7 +31,6 @@ build() {
 case "${1:-}" in
   start)
     build
-    source hack/lib.sh
     port=$(free_port)
     dir=$(mktemp -d "${TMPDIR:-/tmp}/agora-s3.XXXXXX")
     mkdir -p "$dir/root"

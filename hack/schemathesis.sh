@@ -34,6 +34,7 @@ case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
 REPORT_DIR=${SCHEMATHESIS_REPORT_DIR:-}
 case "$REPORT_DIR" in /* | "") ;; *) REPORT_DIR="$PWD/$REPORT_DIR" ;; esac
 cd "$(dirname "$0")/.."
+source hack/lib.sh
 if [ ! -x "$BIN" ]; then
   echo "error: $BIN is not an executable agora binary (run \`cargo build --bin agora\` first)" >&2
   exit 2
@@ -41,7 +42,7 @@ fi
 if ! command -v curl >/dev/null || ! command -v python3 >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing curl and python3 (Debian packages)..." >&2
-    apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq curl python3 python3-venv >/dev/null
+    apt_install curl python3 python3-venv >/dev/null
   else
     echo "error: curl and python3 are required (Debian packages curl, python3, python3-venv)" >&2
     exit 2
@@ -55,7 +56,7 @@ if [ ! -f "$VENV/.installed" ]; then
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "installing python3-venv (Debian package)..." >&2
-      apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-venv >/dev/null
+      apt_install python3-venv >/dev/null
     else
       echo "error: \`python3 -m venv\` is unavailable; install the 'python3-venv' package" >&2
       exit 2
@@ -97,7 +98,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-source hack/lib.sh
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
 

