@@ -171,7 +171,6 @@ async fn insert_successor(
 #[diesel(table_name = refresh_tokens)]
 struct StoredToken {
     id: Uuid,
-    parent_id: Option<Uuid>,
     family_id: Uuid,
     user_id: Uuid,
     expires_at: DateTime<Utc>,
@@ -275,14 +274,10 @@ pub async fn rotate_refresh_token(
                     ))
                     .execute(conn)
                     .await?;
-                // The parent's successor (this token) is used now: its replays are
-                // reuse from here on, and its sealed copy of this token has no use.
-                if let Some(parent) = token.parent_id {
-                    diesel::update(refresh_tokens::table.find(parent))
-                        .set(refresh_tokens::successor_sealed.eq(None::<Vec<u8>>))
-                        .execute(conn)
-                        .await?;
-                }
+                // The parent's sealed copy of this token is useless from now on (its
+                // replays are reuse: this token is rotated), and housekeeping clears it
+                // after the grace period. Not cleared here: that would lock the parent
+                // after this row, the reverse of a replay of the parent, a deadlock.
                 insert_successor(
                     conn,
                     Some(token.id),

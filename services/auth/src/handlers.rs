@@ -256,9 +256,12 @@ pub async fn login(
     let attempt = throttles.accounts.attempt(&mut conn, subject, client).await;
     // Not held during the deliberately slow hash.
     drop(conn);
-    if let Err(wait) = attempt? {
+    if let Err(refused) = attempt
+        .map_err(ApiError::from)
+        .and_then(|a| a.map_err(rate_limited))
+    {
         throttles.failed_logins.refund(&client);
-        return Err(rate_limited(wait));
+        return Err(refused);
     }
 
     let stored = account.as_ref().map(|a| a.password_hash.clone());

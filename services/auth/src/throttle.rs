@@ -4,8 +4,11 @@
 //! Backoff is kept per (account, client address): a stranger who knows a username
 //! and keeps failing only slows down their own address, never the owner's. Against
 //! guessing from many addresses, each account also has a much larger global budget of
-//! failures per hour; only a distributed attack that spends it can delay the owner,
-//! and then for at most the refill time. Both live in the auth database, which sees
+//! failures per hour. That budget is the accepted trade-off: a distributed attack that
+//! keeps spending it (one failure per refill interval, from a few addresses) keeps
+//! refusing every login of that account, the owner's too, for as long as it goes on;
+//! the alternative is unlimited distributed guessing. When the attack stops, the
+//! account is usable again within one refill interval. Both live in the auth database, which sees
 //! every attempt of every replica (`login_attempt` and `login_succeeded` in the
 //! migrations: one statement each, rows locked in one order). Subjects are SHA-256
 //! digests of the account id (or, for unknown logins, of the normalised login), so
@@ -38,7 +41,7 @@ pub struct Thresholds {
     pub free_failures: u32,
     /// First backoff delay, doubled with each further failure.
     pub base_delay: Duration,
-    /// Longest backoff (and how long failures are remembered).
+    /// Longest backoff (failures are remembered for twice as long).
     pub max_delay: Duration,
     /// Failures per hour an account may collect from all addresses together.
     pub account_failures_per_hour: u32,
@@ -147,7 +150,7 @@ impl LoginThrottle {
         conn: &mut AsyncPgConnection,
     ) -> Result<usize, diesel::result::Error> {
         let forgotten = diesel::sql_query(
-            "DELETE FROM login_failures WHERE last_at < now() - $1 * interval '1 millisecond'",
+            "DELETE FROM login_failures WHERE last_at < now() - 2 * $1 * interval '1 millisecond'",
         )
         .bind::<BigInt, _>(millis(self.thresholds.max_delay))
         .execute(conn)
@@ -229,17 +232,32 @@ mod tests {
         for _ in 0..6 {
             now += 61;
             // Each wait ends, then the next failure doubles it, up to the cap.
-            let _ = t
-                .attempt_at(conn, alice, ATTACKER, at(t0, now))
-                .await
-                .unwrap();
+            assert_eq!(
+                t.attempt_at(conn, alice, ATTACKER, at(t0, now))
+                    .await
+                    .unwrap(),
+                Ok(())
+            );
         }
-        // Never permanent: after the cap, the pair may try again.
+        assert_eq!(
+            t.attempt_at(conn, alice, ATTACKER, at(t0, now))
+                .await
+                .unwrap(),
+            Err(60)
+        );
+        // Never permanent: after the cap, the pair may try again...
         assert_eq!(
             t.attempt_at(conn, alice, ATTACKER, at(t0, now + 61))
                 .await
                 .unwrap(),
             Ok(())
+        );
+        // ... once: waiting the cap out does not give the free attempts back.
+        assert_eq!(
+            t.attempt_at(conn, alice, ATTACKER, at(t0, now + 61))
+                .await
+                .unwrap(),
+            Err(60)
         );
         // The owner, from their own address, is not held back by the stranger.
         assert_eq!(

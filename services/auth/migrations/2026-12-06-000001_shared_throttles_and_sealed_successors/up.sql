@@ -54,7 +54,9 @@ BEGIN
     INSERT INTO login_failures AS f (subject, client, failures, last_at)
     VALUES (p_subject, p_client, 0, now_at)
     ON CONFLICT (subject, client) DO UPDATE
-        SET failures = CASE WHEN now_at - f.last_at > p_max_ms * interval '1 millisecond'
+        -- Failures are remembered for twice the longest wait: waiting out the cap
+        -- does not give the free attempts back (the next failure waits the cap again).
+        SET failures = CASE WHEN now_at - f.last_at > 2 * p_max_ms * interval '1 millisecond'
                             THEN 0 ELSE f.failures END
     RETURNING f.failures, f.last_at INTO v_failures, v_last;
     IF v_failures < p_free_failures THEN

@@ -113,10 +113,12 @@ pub async fn list(
     caller: Caller,
     query: agora_common::extract::Query<FriendRequestQuery>,
 ) -> ApiResult<web::Json<Page<FriendRequest>>> {
-    let page = query
-        .page
-        .validate::<Position>("relations.friend_requests")?;
     let incoming = query.direction.unwrap_or_default() == Direction::Incoming;
+    let page = query.page.validate::<Position>(if incoming {
+        "relations.friend_requests.incoming"
+    } else {
+        "relations.friend_requests.outgoing"
+    })?;
     let rows = db::requests_page(
         &mut *state.conn().await?,
         caller.user_id,

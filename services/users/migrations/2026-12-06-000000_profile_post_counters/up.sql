@@ -3,6 +3,10 @@
 -- blocked either way), so that it always matches what that viewer can list. One
 -- counter per visibility, kept by a trigger in the statement that changes a post,
 -- keeps a profile one row read.
+-- Posts are locked against writes until the trigger exists: a post changed by a replica
+-- of the previous version between the backfill and the trigger would be miscounted.
+LOCK TABLE posts IN SHARE ROW EXCLUSIVE MODE;
+
 ALTER TABLE profiles
     ADD COLUMN public_posts  bigint NOT NULL DEFAULT 0 CHECK (public_posts >= 0),
     ADD COLUMN friends_posts bigint NOT NULL DEFAULT 0 CHECK (friends_posts >= 0),
