@@ -122,11 +122,6 @@ impl ApiError {
         }
     }
 
-    /// The `type` slug of this problem (without [`PROBLEM_BASE`]).
-    pub fn slug(&self) -> &'static str {
-        self.kind().0
-    }
-
     fn detail(&self) -> Cow<'_, str> {
         match self {
             Self::Typed { error, .. } => error.detail(),
@@ -398,8 +393,8 @@ mod tests {
         );
         assert_eq!(body["title"], "Too many requests");
         let conflict = ApiError::Conflict("that username is taken".into()).typed("username-taken");
-        assert_eq!(conflict.slug(), "username-taken");
         let body = body_json(conflict.error_response());
+        assert_eq!(body["type"], "https://agora.dev/problems/username-taken");
         assert_eq!(body["status"], 409);
         assert_eq!(body["detail"], "that username is taken");
     }

@@ -33,9 +33,12 @@ impl Graph {
         }
     }
 
-    /// Whether either of the two blocks the other.
-    pub fn blocked_either_way(&self, other: Uuid) -> bool {
-        self.blocking.contains(&other) || self.blocked_by.contains(&other)
+    /// Everyone the user blocks or is blocked by: whose content the user must not see
+    /// (and who must not see the user's).
+    pub fn blocked_either_way(self) -> Vec<Uuid> {
+        let mut hidden = self.blocking;
+        hidden.extend(self.blocked_by);
+        hidden
     }
 }
 
@@ -50,6 +53,13 @@ pub struct Pair {
     pub blocking: bool,
     /// The other blocks the user.
     pub blocked_by: bool,
+}
+
+impl Pair {
+    /// Whether either of the two blocks the other.
+    pub fn blocked_either_way(&self) -> bool {
+        self.blocking || self.blocked_by
+    }
 }
 
 /// `POST /internal/counts` body: at most [`MAX_COUNT_IDS`] ids.

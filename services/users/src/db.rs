@@ -52,7 +52,7 @@ impl ProfileRow {
     pub fn posts_seen_by(&self, viewer: Uuid, pair: &agora_common::relations::Pair) -> i64 {
         if viewer == self.id {
             self.public_posts + self.friends_posts + self.private_posts
-        } else if pair.blocking || pair.blocked_by {
+        } else if pair.blocked_either_way() {
             0
         } else if pair.friend {
             self.public_posts + self.friends_posts

@@ -109,8 +109,7 @@ pub async fn attendees(
     {
         return Err(no_such_event());
     }
-    let mut hidden = graph.blocking;
-    hidden.extend(graph.blocked_by);
+    let hidden = graph.blocked_either_way();
     let rows = db::attendee_page(
         &mut *state.conn().await?,
         id,

@@ -62,10 +62,7 @@ impl PhotosState {
         let Some(relations) = &self.relations else {
             return Ok(Vec::new());
         };
-        let graph = relations.graph(viewer, req).await?;
-        let mut hidden = graph.blocking;
-        hidden.extend(graph.blocked_by);
-        Ok(hidden)
+        Ok(relations.graph(viewer, req).await?.blocked_either_way())
     }
 
     /// A photo `viewer` may see, and not hidden from them by a block either way.
@@ -80,7 +77,7 @@ impl PhotosState {
             && let Some(relations) = &self.relations
         {
             let pair = relations.pair(viewer, row.owner_id, req).await?;
-            if pair.blocking || pair.blocked_by {
+            if pair.blocked_either_way() {
                 return Err(no_such_photo());
             }
         }

@@ -52,7 +52,7 @@ pub async fn create(
                         .relations
                         .pair(caller.user_id, owner.author_id, &req)
                         .await?;
-                    if pair.blocking || pair.blocked_by {
+                    if pair.blocked_either_way() {
                         return Err(ApiError::NotFound(Cow::Borrowed("no such comment")));
                     }
                 }
@@ -102,8 +102,7 @@ pub async fn list(
     let post = path.into_inner();
     state.visible_post_author(&caller, post, &req).await?;
     let graph = state.relations.graph(caller.user_id, &req).await?;
-    let mut hidden = graph.blocking;
-    hidden.extend(graph.blocked_by);
+    let hidden = graph.blocked_either_way();
     let rows = db::comments_page(
         &mut *state.conn().await?,
         post,
