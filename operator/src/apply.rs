@@ -9,6 +9,7 @@ use crate::children::{Desired, Requirement, Write};
 use crate::database::cloudnative;
 use crate::edge;
 use crate::error::{Error, kube_err};
+use crate::monitoring;
 use crate::owner::{MANAGER, Owner};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -83,6 +84,8 @@ pub fn owned_kinds() -> Vec<OwnedKind> {
         third_party(edge::http_route_resource(), Cleanup::Delete),
         third_party(edge::security_policy_resource(), Cleanup::Delete),
         third_party(edge::middleware_resource(), Cleanup::Delete),
+        third_party(monitoring::service_monitor_resource(), Cleanup::Delete),
+        third_party(monitoring::prometheus_rule_resource(), Cleanup::Delete),
         third_party(cloudnative::cluster_resource(), Cleanup::Report),
         third_party(cloudnative::database_resource(), Cleanup::Report),
     ]

@@ -95,6 +95,41 @@ pub fn service(owner: &Owner, name: &str) -> Service {
     }
 }
 
+/// The standard OpenTelemetry variables of a workload when the platform traces: its
+/// spans go to the collector under `agora-<name>`, sampled parent-based at the ratio.
+pub fn otel_env(platform: &SocialPlatform, owner: &Owner, name: &str) -> Vec<EnvVar> {
+    let Some(tracing) = &platform.spec.observability.tracing else {
+        return Vec::new();
+    };
+    let var = |name: &str, value: String| EnvVar {
+        name: name.to_owned(),
+        value: Some(value),
+        ..EnvVar::default()
+    };
+    let protocol = match tracing.protocol {
+        crate::crd::OtlpProtocol::HttpProtobuf => "http/protobuf",
+        crate::crd::OtlpProtocol::Grpc => "grpc",
+    };
+    vec![
+        var("OTEL_EXPORTER_OTLP_ENDPOINT", tracing.otlp_endpoint.clone()),
+        var("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
+        var("OTEL_SERVICE_NAME", format!("agora-{name}")),
+        var(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            format!(
+                "service.namespace={},agora.platform={}",
+                owner.namespace(),
+                owner.name()
+            ),
+        ),
+        var("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".to_owned()),
+        var(
+            "OTEL_TRACES_SAMPLER_ARG",
+            tracing.sampling_ratio.to_string(),
+        ),
+    ]
+}
+
 /// A service's Deployment. `config_hash` (of its ConfigMap and Secrets) annotates the
 /// pod template, so a configuration change rolls the pods.
 pub fn deployment(
@@ -105,6 +140,12 @@ pub fn deployment(
     config_hash: &str,
 ) -> Deployment {
     let mut env = secret_env(platform, owner, name);
+    // The service's own `env` wins over the tracing defaults (one entry per name).
+    env.extend(
+        otel_env(platform, owner, name)
+            .into_iter()
+            .filter(|var| spec.env.iter().all(|own| own.name != var.name)),
+    );
     env.extend(spec.env.iter().cloned());
     // The photos service keeps its bytes on the platform's volume, unless they go to S3.
     let photo_volume = name == "photos" && platform.spec.photos.storage.pvc.is_some();

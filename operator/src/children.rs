@@ -7,7 +7,7 @@ use crate::crd::{AuthMiddleware, DatabaseMode, EdgeKind, SERVICES, SocialPlatfor
 use crate::database::{self, cloudnative};
 use crate::error::Error;
 use crate::owner::Owner;
-use crate::{build, edge, network, scaling, secrets};
+use crate::{build, edge, monitoring, network, scaling, secrets};
 use kube::Resource;
 use kube::api::{ApiResource, DynamicObject};
 use serde::Serialize;
@@ -42,6 +42,13 @@ pub const ENVOY_GATEWAY: Requirement = Requirement {
 pub const TRAEFIK: Requirement = Requirement {
     reason: "MiddlewareCRDMissing",
     message: "Traefik's Middleware CRD (traefik.io/v1alpha1) is not installed; install Traefik or choose another authMiddleware",
+};
+
+/// The Prometheus Operator, for `observability.metrics.serviceMonitor` and
+/// `observability.alerts`.
+pub const PROMETHEUS_OPERATOR: Requirement = Requirement {
+    reason: "PrometheusOperatorMissing",
+    message: "the Prometheus Operator's CRDs (monitoring.coreos.com/v1 ServiceMonitor, PrometheusRule) are not installed; install them or turn off observability.metrics.serviceMonitor and observability.alerts",
 };
 
 /// How the apply stage writes a child.
@@ -185,7 +192,31 @@ pub fn desired(platform: &SocialPlatform, owner: &Owner) -> Result<Desired, Erro
         workload_children(&mut desired, platform, owner, name, &workloads)?;
     }
     edge_children(&mut desired, platform, owner, &workloads)?;
+    monitoring_children(&mut desired, platform, owner, &workloads);
     Ok(desired)
+}
+
+fn monitoring_children(
+    desired: &mut Desired,
+    platform: &SocialPlatform,
+    owner: &Owner,
+    workloads: &[&str],
+) {
+    let observability = &platform.spec.observability;
+    if observability.metrics.service_monitor {
+        desired.children.push(Child::third_party(
+            monitoring::service_monitor_resource(),
+            monitoring::service_monitor(platform, owner, workloads),
+            &PROMETHEUS_OPERATOR,
+        ));
+    }
+    if observability.alerts {
+        desired.children.push(Child::third_party(
+            monitoring::prometheus_rule_resource(),
+            monitoring::prometheus_rule(platform, owner),
+            &PROMETHEUS_OPERATOR,
+        ));
+    }
 }
 
 fn database_children(

@@ -20,6 +20,7 @@ use kube::{Client, Resource, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -90,9 +91,19 @@ impl Context {
 /// Reconciles one platform (timed and counted).
 pub async fn reconcile(platform: Arc<SocialPlatform>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = ctx.metrics.start();
-    let outcome = reconcile_platform(&platform, &ctx).await;
-    ctx.metrics
-        .finish(started, outcome.as_ref().err().map(Error::reason));
+    // One span per reconcile: which platform, and how it ended.
+    let span = tracing::info_span!(
+        "reconcile",
+        k8s.namespace.name = platform.metadata.namespace.as_deref().unwrap_or_default(),
+        agora.platform = platform.metadata.name.as_deref().unwrap_or_default(),
+        outcome = tracing::field::Empty,
+    );
+    let outcome = reconcile_platform(&platform, &ctx)
+        .instrument(span.clone())
+        .await;
+    let reason = outcome.as_ref().err().map(Error::reason);
+    span.record("outcome", reason.unwrap_or("ok"));
+    ctx.metrics.finish(started, reason);
     outcome
 }
 

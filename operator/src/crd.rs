@@ -79,6 +79,119 @@ pub struct SocialPlatformSpec {
     /// Per-service settings.
     #[serde(default)]
     pub services: Services,
+    /// Traces, metrics scraping and alerts.
+    #[serde(default)]
+    pub observability: Observability,
+}
+
+/// Traces, metrics scraping and alerts: all off by default.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Observability {
+    /// Export every workload's spans by OTLP (sets the standard `OTEL_*` variables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
+    /// A `ServiceMonitor` (Prometheus Operator) for every workload's ops port.
+    #[serde(default)]
+    pub metrics: MetricsScraping,
+    /// A `PrometheusRule` with the platform's alerts (runbooks in docs/runbooks.md).
+    #[serde(default)]
+    pub alerts: bool,
+    /// When the alerts fire.
+    #[serde(default)]
+    pub alert_thresholds: AlertThresholds,
+}
+
+/// Where spans go.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Tracing {
+    /// The collector's OTLP endpoint, e.g. `http://jaeger-collector.tracing:4318`.
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^https?://[^\s]+$"))]
+    pub otlp_endpoint: String,
+    /// `http/protobuf` (port 4318, the default) or `grpc` (port 4317).
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// The share of traces started here that are kept (a caller's sampled trace is
+    /// always continued).
+    #[serde(default = "default_sampling_ratio")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sampling_ratio: f64,
+}
+
+fn default_sampling_ratio() -> f64 {
+    1.0
+}
+
+/// The OTLP transport.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// Protobuf over HTTP.
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// gRPC.
+    #[serde(rename = "grpc")]
+    Grpc,
+}
+
+/// Scraping by the Prometheus Operator.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsScraping {
+    /// Create the `ServiceMonitor`.
+    #[serde(default)]
+    pub service_monitor: bool,
+    /// Extra labels on the `ServiceMonitor` and `PrometheusRule`, so that a Prometheus
+    /// selects them (e.g. `release: kube-prometheus-stack`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Alert thresholds.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertThresholds {
+    /// Share of requests answered with a 5xx, per area, over 5 minutes.
+    #[serde(default = "default_error_ratio")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub error_ratio: f64,
+    /// 99th percentile latency per area, in seconds.
+    #[serde(default = "default_latency_p99_seconds")]
+    #[schemars(range(min = 0.001, max = 600.0))]
+    pub latency_p99_seconds: f64,
+    /// Age of the oldest outbox job, in seconds.
+    #[serde(default = "default_outbox_oldest_seconds")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub outbox_oldest_seconds: u32,
+    /// Failed logins per second across the platform.
+    #[serde(default = "default_failed_logins_per_second")]
+    #[schemars(range(min = 0.01, max = 100000.0))]
+    pub failed_logins_per_second: f64,
+}
+
+fn default_error_ratio() -> f64 {
+    0.05
+}
+fn default_latency_p99_seconds() -> f64 {
+    1.0
+}
+fn default_outbox_oldest_seconds() -> u32 {
+    300
+}
+fn default_failed_logins_per_second() -> f64 {
+    5.0
+}
+
+impl Default for AlertThresholds {
+    fn default() -> Self {
+        Self {
+            error_ratio: default_error_ratio(),
+            latency_p99_seconds: default_latency_p99_seconds(),
+            outbox_oldest_seconds: default_outbox_oldest_seconds(),
+            failed_logins_per_second: default_failed_logins_per_second(),
+        }
+    }
 }
 
 fn default_version() -> String {

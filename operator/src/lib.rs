@@ -18,6 +18,7 @@ pub mod error;
 mod fixtures;
 pub mod leader;
 pub mod metrics;
+pub mod monitoring;
 pub mod network;
 pub mod owner;
 pub mod rbac;

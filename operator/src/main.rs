@@ -1,6 +1,7 @@
 //! `agora-operator` runs the SocialPlatform controller (in-cluster configuration, or
 //! `KUBECONFIG` outside a cluster); `agora-operator crd` prints the CRD, `agora-operator
-//! rbac` the permissions it needs (see `rbac`).
+//! rbac` the permissions it needs (see `rbac`), `agora-operator alerts` the alert rules of
+//! a reference platform (for promtool).
 
 use std::process::ExitCode;
 
@@ -24,6 +25,16 @@ async fn main() -> ExitCode {
             }
             Err(err) => {
                 eprintln!("error: cannot render the RBAC rules: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("alerts") => match agora_operator::monitoring::reference_rules() {
+            Ok(rules) => {
+                println!("{rules}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: cannot render the alert rules: {err}");
                 ExitCode::FAILURE
             }
         },
@@ -89,7 +100,7 @@ async fn main() -> ExitCode {
             }
         }
         Some(other) => {
-            eprintln!("usage: agora-operator [crd|rbac]   (unknown argument {other:?})");
+            eprintln!("usage: agora-operator [crd|rbac|alerts]   (unknown argument {other:?})");
             ExitCode::from(2)
         }
     }

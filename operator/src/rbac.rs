@@ -107,6 +107,11 @@ pub const CLUSTER_RULES: &[Rule] = &[
         resources: &["middlewares"],
         verbs: &["list", "create", "patch", "delete"],
     },
+    Rule {
+        group: "monitoring.coreos.com",
+        resources: &["servicemonitors", "prometheusrules"],
+        verbs: &["list", "create", "patch", "delete"],
+    },
     // CloudNativePG's objects hold the databases: applied, and reported (never deleted)
     // when not wanted.
     Rule {

@@ -4,7 +4,9 @@
 
 use crate::apply::Applied;
 use crate::build;
-use crate::children::{CLOUDNATIVE_PG, ENVOY_GATEWAY, GATEWAY_API, TRAEFIK, enabled_services};
+use crate::children::{
+    CLOUDNATIVE_PG, ENVOY_GATEWAY, GATEWAY_API, PROMETHEUS_OPERATOR, TRAEFIK, enabled_services,
+};
 use crate::crd::{
     AuthMiddleware, DatabaseMode, EdgeKind, ServiceStatus, SocialPlatform, SocialPlatformStatus,
     WORKLOADS,
@@ -206,6 +208,31 @@ pub fn edge(platform: &SocialPlatform, applied: &Applied) -> Check {
     }
 }
 
+/// Whether the monitoring the spec asks for exists: the Prometheus Operator's kinds are
+/// installed (a platform without it still serves; only this condition is false).
+pub fn monitoring(platform: &SocialPlatform, applied: &Applied) -> Check {
+    let observability = &platform.spec.observability;
+    if !observability.metrics.service_monitor && !observability.alerts {
+        return Check::new(
+            true,
+            "NotRequested",
+            "no ServiceMonitor or alerts were asked for",
+        );
+    }
+    if applied.lacks(&PROMETHEUS_OPERATOR) {
+        return Check::new(
+            false,
+            PROMETHEUS_OPERATOR.reason,
+            PROMETHEUS_OPERATOR.message,
+        );
+    }
+    Check::new(
+        true,
+        "Monitored",
+        "the ServiceMonitor and alert rules are applied",
+    )
+}
+
 /// Whether objects holding data are kept although the spec no longer wants them (a
 /// database mode switch, a photos volume given up): a person decides when they go.
 pub fn retained(applied: &Applied) -> Check {
@@ -301,6 +328,7 @@ pub fn status(
         ("DatabaseReady", &database),
         ("ServicesReady", &services),
         ("EdgeReady", &edge),
+        ("MonitoringReady", &monitoring(platform, applied)),
         ("DataRetained", &retained(applied)),
     ]
     .into_iter()

@@ -555,3 +555,164 @@ async fn one_replica_leads_and_the_other_takes_over_when_it_stops() {
     );
     ns.cleanup().await.unwrap();
 }
+
+/// `kubectl <args>` against the test control plane (the Prometheus Operator's CRDs are
+/// YAML files; kubectl reads them as a person would).
+fn kubectl(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("kubectl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("kubectl: {e}"))
+}
+
+#[tokio::test]
+async fn monitoring_is_reported_missing_then_applied_with_the_prometheus_operator_crds() {
+    let crds = std::env::var("AGORA_PROMETHEUS_CRDS").expect(
+        "AGORA_PROMETHEUS_CRDS names the Prometheus Operator's CRD directory (hack/test.sh sets it: hack/monitoring.sh crds)",
+    );
+    let env = TestEnv::connect().await.unwrap();
+    install_crd(&env).await;
+    // This test owns these CRDs on the shared control plane: start without them.
+    let files = [
+        format!("{crds}/servicemonitors.yaml"),
+        format!("{crds}/prometheusrules.yaml"),
+    ];
+    for file in &files {
+        kubectl(&["delete", "--ignore-not-found", "--wait=true", "-f", file]);
+    }
+    let ns = env.namespace("sp-monitoring").await.unwrap();
+    let api: Api<SocialPlatform> = ns.api();
+    let ctx = Arc::new(Context::new(env.client()));
+    let platform: SocialPlatform = serde_json::from_value(json!({
+        "apiVersion": "agora.dev/v1alpha1",
+        "kind": "SocialPlatform",
+        "metadata": {"name": "watched"},
+        "spec": {"host": "watched.localtest.me", "edge": {"authMiddleware": "None"},
+                 "services": {"photos": {"enabled": false}},
+                 "observability": {
+                     "tracing": {"otlpEndpoint": "http://jaeger.tracing:4318", "samplingRatio": 0.1},
+                     "metrics": {"serviceMonitor": true, "labels": {"release": "prometheus"}},
+                     "alerts": true}},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &platform).await.unwrap();
+    controller::reconcile(Arc::new(api.get("watched").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    let condition = |platform: &SocialPlatform| {
+        platform
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "MonitoringReady"))
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    assert_eq!(
+        condition(&api.get("watched").await.unwrap()),
+        Some(("False".into(), "PrometheusOperatorMissing".into()))
+    );
+    // Every workload traces to the collector, sampled at the ratio.
+    let selector = ListParams::default().labels("app.kubernetes.io/instance=watched");
+    let deployments = ns.api::<Deployment>().list(&selector).await.unwrap();
+    assert_eq!(deployments.items.len(), 4);
+    for deployment in &deployments {
+        let env = deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .env
+            .clone()
+            .unwrap();
+        let value = |name: &str| {
+            env.iter()
+                .find(|v| v.name == name)
+                .and_then(|v| v.value.clone())
+        };
+        assert_eq!(
+            value("OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+            Some("http://jaeger.tracing:4318")
+        );
+        assert_eq!(value("OTEL_TRACES_SAMPLER_ARG").as_deref(), Some("0.1"));
+        assert!(value("OTEL_SERVICE_NAME").is_some_and(|n| n.starts_with("agora-")));
+    }
+
+    // With the CRDs, the platform gets both, owned by it.
+    for file in &files {
+        let out = kubectl(&["apply", "--server-side", "-f", file]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for crd in [
+        "servicemonitors.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+    ] {
+        let out = kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            &format!("crd/{crd}"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let platform = api.get("watched").await.unwrap();
+    controller::reconcile(Arc::new(platform.clone()), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        condition(&api.get("watched").await.unwrap()),
+        Some(("True".into(), "Monitored".into()))
+    );
+    let monitors = Api::<kube::api::DynamicObject>::namespaced_with(
+        env.client(),
+        ns.name(),
+        &agora_operator::monitoring::service_monitor_resource(),
+    );
+    let monitor = monitors.get("watched-metrics").await.unwrap();
+    assert!(owned_by(&monitor, &platform));
+    assert_eq!(
+        monitor.metadata.labels.as_ref().unwrap()["release"],
+        "prometheus"
+    );
+    assert_eq!(monitor.data["spec"]["endpoints"][0]["port"], "ops");
+    let rules = Api::<kube::api::DynamicObject>::namespaced_with(
+        env.client(),
+        ns.name(),
+        &agora_operator::monitoring::prometheus_rule_resource(),
+    );
+    let rule = rules.get("watched-alerts").await.unwrap();
+    assert!(owned_by(&rule, &platform));
+    let alerts = rule.data["spec"]["groups"][0]["rules"].as_array().unwrap();
+    assert!(alerts.len() >= 5);
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["annotations"]["description"].is_string()
+                && a["annotations"]["runbook_url"].is_string())
+    );
+
+    // Turning alerts off removes the rule; the monitor stays.
+    api.patch(
+        "watched",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"observability": {"alerts": false}}})),
+    )
+    .await
+    .unwrap();
+    controller::reconcile(Arc::new(api.get("watched").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    assert!(rules.get_opt("watched-alerts").await.unwrap().is_none());
+    assert!(monitors.get_opt("watched-metrics").await.unwrap().is_some());
+    ns.cleanup().await.unwrap();
+}

@@ -141,6 +141,9 @@ pub enum PlatformError {
     /// A service declared no route policy, so the gateway could not route to it.
     #[error("the {0} service declares no route policy")]
     NoRoutePolicy(&'static str),
+    /// The span exporter could not be started.
+    #[error("tracing: {0}")]
+    Telemetry(#[from] agora_common::telemetry::TelemetryError),
     /// A listener could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -199,6 +202,10 @@ impl Platform {
     }
 
     async fn start_all(&mut self, config: &PlatformConfig) -> Result<(), PlatformError> {
+        // Each service exports its spans under its own name (when tracing is on).
+        for name in ["relations", "photos", "users", "events", "auth", "gateway"] {
+            agora_common::telemetry::register(name, true)?;
+        }
         let mut upstreams = Vec::new();
         // Services verify tokens with the auth service's JWKS, and the auth service tells
         // users and relations of new accounts: its port is taken first, so the others

@@ -17,6 +17,13 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Export every service's spans to this OpenTelemetry collector (OTLP), each under
+    /// its own service.name; the standard OTEL_* variables apply as well.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Log lines as `json` or `text` (default: text on a terminal, else JSON).
+    #[arg(long, global = true, env = "LOG_FORMAT", value_parser = ["json", "text"])]
+    log_format: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -70,8 +77,12 @@ enum Command {
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    agora_common::telemetry::init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    if let Err(err) = telemetry(&cli) {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
+    let result = match cli.command {
         Command::Up {
             listen,
             state_dir,
@@ -97,6 +108,7 @@ async fn main() -> ExitCode {
             run_seed(&options).await
         }
     };
+    agora_common::telemetry::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -105,6 +117,20 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs and traces from the flags and the standard variables; a bad value stops here.
+fn telemetry(cli: &Cli) -> Result<(), agora_common::telemetry::TelemetryError> {
+    use agora_common::telemetry::{LogFormat, TraceSettings, init_with};
+    let format = match cli.log_format.as_deref() {
+        Some(value) => LogFormat::parse(value)?,
+        None => LogFormat::detect(),
+    };
+    let mut traces = TraceSettings::from_env()?;
+    if traces.endpoint.is_some() || cli.otlp_endpoint.is_some() {
+        traces.endpoint = cli.otlp_endpoint.clone().filter(|e| !e.is_empty());
+    }
+    init_with(format, traces)
 }
 
 async fn run_seed(options: &agora::seed::SeedOptions) -> Result<(), String> {

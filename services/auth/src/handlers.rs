@@ -155,15 +155,19 @@ pub async fn register(
     let (username, email) = (account.username.as_str(), account.email.as_str());
     // Cheap early answer before the deliberately slow hash; the unique constraints
     // below still decide races.
-    let (username_taken, email_taken) =
-        db::taken(&mut *state.pool.get().await?, username, email).await?;
+    let (username_taken, email_taken) = db::taken(
+        &mut *agora_common::db::checkout(&state.pool).await?,
+        username,
+        email,
+    )
+    .await?;
     if username_taken || email_taken {
         return Err(taken_conflict(username_taken));
     }
     let password_hash = state.passwords.hash(account.password).await?;
     let (refresh, refresh_hash) = new_token()?;
     let expires = Utc::now() + state.refresh_ttl;
-    let mut conn = state.pool.get().await?;
+    let mut conn = agora_common::db::checkout(&state.pool).await?;
     let created = db::create_account(
         &mut conn,
         username,
@@ -241,7 +245,7 @@ pub async fn login(
         .map_err(rate_limited)?;
 
     // PostgreSQL text cannot hold NUL: such a login names no account.
-    let mut conn = state.pool.get().await?;
+    let mut conn = agora_common::db::checkout(&state.pool).await?;
     let account = if login.contains('\0') {
         None
     } else {
@@ -270,7 +274,7 @@ pub async fn login(
         tracing::info!(client = %client, "failed login");
         return Err(bad_credentials());
     };
-    let mut conn = state.pool.get().await?;
+    let mut conn = agora_common::db::checkout(&state.pool).await?;
     throttles
         .accounts
         .succeeded(&mut conn, subject, client)
@@ -300,7 +304,7 @@ pub async fn refresh(
     check_refresh_token(&presented)?;
     let (fresh, fresh_hash) = new_token()?;
     let expires = Utc::now() + state.refresh_ttl;
-    let mut conn = state.pool.get().await?;
+    let mut conn = agora_common::db::checkout(&state.pool).await?;
     match db::rotate_refresh_token(
         &mut conn,
         &presented,
@@ -343,7 +347,7 @@ pub async fn logout(
     check_refresh_token(&token)?;
     // Only the caller's own sessions can be revoked; anything else is a silent no-op.
     let revoked = db::revoke_family_of(
-        &mut *state.pool.get().await?,
+        &mut *agora_common::db::checkout(&state.pool).await?,
         &refresh_token_hash(&token),
         caller.user_id,
     )
@@ -360,11 +364,14 @@ pub async fn logout(
         (status = 404, description = "the account was deleted", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
     ))]
 pub async fn me(state: web::Data<AuthState>, caller: Caller) -> ApiResult<web::Json<UserView>> {
-    let account = db::find_by_id(&mut *state.pool.get().await?, caller.user_id)
-        .await?
-        .ok_or(ApiError::NotFound(Cow::Borrowed(
-            "this account no longer exists",
-        )))?;
+    let account = db::find_by_id(
+        &mut *agora_common::db::checkout(&state.pool).await?,
+        caller.user_id,
+    )
+    .await?
+    .ok_or(ApiError::NotFound(Cow::Borrowed(
+        "this account no longer exists",
+    )))?;
     Ok(web::Json(user_view(account)))
 }
 
@@ -409,7 +416,7 @@ pub async fn change_password(
         throttle.key(Subject::Account(caller.user_id)),
         state.client(&req),
     );
-    let mut conn = state.pool.get().await?;
+    let mut conn = agora_common::db::checkout(&state.pool).await?;
     throttle
         .attempt(&mut conn, key, client)
         .await?
@@ -433,10 +440,19 @@ pub async fn change_password(
         )));
     }
     throttle
-        .succeeded(&mut *state.pool.get().await?, key, client)
+        .succeeded(
+            &mut *agora_common::db::checkout(&state.pool).await?,
+            key,
+            client,
+        )
         .await?;
     let new_hash = state.passwords.hash(new_password).await?;
-    db::change_password(&mut *state.pool.get().await?, caller.user_id, &new_hash).await?;
+    db::change_password(
+        &mut *agora_common::db::checkout(&state.pool).await?,
+        caller.user_id,
+        &new_hash,
+    )
+    .await?;
     tracing::info!(user_id = %caller.user_id, "password changed; refresh tokens revoked");
     Ok(HttpResponse::NoContent().finish())
 }

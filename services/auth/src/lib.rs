@@ -120,12 +120,27 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
              the gateway or an ingress, set it, or every client shares the proxy's budgets"
         );
     }
-    tokio::spawn(housekeeping(state.clone()));
-    Ok(
-        Service::new("auth", routes::routes(state, verifier), routes::openapi())
-            .with_policy(routes::policy())
-            .ready_when(DatabaseReady(pool)),
-    )
+    tokio::spawn(agora_common::telemetry::in_service(
+        "auth",
+        housekeeping(state.clone()),
+    ));
+    let hash_wait = state.passwords.wait.clone();
+    let pool_for_metrics = pool.clone();
+    let mut service = Service::new("auth", routes::routes(state, verifier), routes::openapi())
+        .with_policy(routes::policy())
+        .ready_when(DatabaseReady(pool));
+    service
+        .metrics
+        .registry_mut()
+        .register_collector(Box::new(agora_common::metrics::PoolGauges(
+            pool_for_metrics,
+        )));
+    service.metrics.registry_mut().register(
+        "auth_password_hash_wait_seconds",
+        "Time a login, registration or password change waited for a hashing slot",
+        hash_wait,
+    );
+    Ok(service)
 }
 
 /// The outbox of new accounts: one deliverer per subscriber, and the runner that
@@ -161,7 +176,7 @@ fn deliveries(
         deliverers,
         agora_common::jobs::RunnerSettings::default(),
     );
-    runner.clone().spawn();
+    runner.clone().spawn("auth");
     Ok(handlers::Deliveries {
         kinds,
         runner: Some(runner),

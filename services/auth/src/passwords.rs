@@ -9,6 +9,7 @@ use agora_common::ApiError;
 use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::{Output, PasswordHash};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
@@ -43,6 +44,8 @@ pub struct Passwords {
     dummy_hash: Arc<str>,
     /// Working memory of finished verifications, at most one per permit.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// `agora_auth_password_hash_wait_seconds`: time waited for a hashing permit.
+    pub wait: Histogram,
 }
 
 /// Hashing failed (bad parameters or an internal error of the hasher).
@@ -74,6 +77,7 @@ impl Passwords {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             dummy_hash: dummy.into(),
             memory: Arc::new(Mutex::new(Vec::new())),
+            wait: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
         })
     }
 
@@ -83,15 +87,25 @@ impl Passwords {
 
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        let _permit = self
+        let _permit = self.permit().await?;
+        let params = self.params.clone();
+        agora_common::telemetry::blocking(tracing::info_span!("password.hash"), move || {
+            hash_with(&params, password.as_bytes())
+        })
+        .await
+        .map_err(|e| HashError(e.to_string()))?
+    }
+
+    /// A hashing permit; the wait is measured.
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, HashError> {
+        let started = std::time::Instant::now();
+        let permit = self
             .permits
             .acquire()
             .await
-            .map_err(|e| HashError(e.to_string()))?;
-        let params = self.params.clone();
-        actix_web::web::block(move || hash_with(&params, password.as_bytes()))
-            .await
-            .map_err(|e| HashError(e.to_string()))?
+            .map_err(|e| HashError(e.to_string()));
+        self.wait.observe(started.elapsed().as_secs_f64());
+        permit
     }
 
     /// Checks `password` against `stored`, or against the dummy hash when there is no
@@ -101,22 +115,19 @@ impl Passwords {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
+        let _permit = self.permit().await?;
         let real = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let pool = self.memory.clone();
-        let matched = actix_web::web::block(move || {
-            let mut memory = lock(&pool).pop().unwrap_or_default();
-            let matched = verify_with(password.as_bytes(), &hash, &mut memory);
-            lock(&pool).push(memory);
-            matched
-        })
-        .await
-        .map_err(|e| HashError(e.to_string()))?;
+        let matched =
+            agora_common::telemetry::blocking(tracing::info_span!("password.verify"), move || {
+                let mut memory = lock(&pool).pop().unwrap_or_default();
+                let matched = verify_with(password.as_bytes(), &hash, &mut memory);
+                lock(&pool).push(memory);
+                matched
+            })
+            .await
+            .map_err(|e| HashError(e.to_string()))?;
         Ok(real && matched)
     }
 }

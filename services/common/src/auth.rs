@@ -193,7 +193,14 @@ impl TokenVerifier {
 
     /// Verifies a compact JWS and returns the caller it names.
     pub async fn verify(&self, token: &str) -> Result<Caller, TokenError> {
-        if let Some(caller) = self.inner.remembered(token) {
+        let remembered = self.inner.remembered(token);
+        crate::metrics::kit()
+            .token_cache
+            .get_or_create(&crate::metrics::CacheLabels {
+                result: if remembered.is_some() { "hit" } else { "miss" },
+            })
+            .inc();
+        if let Some(caller) = remembered {
             // Refreshed keys may retire a key, and with it this token.
             if self
                 .inner
@@ -446,7 +453,11 @@ pub async fn identify(
         };
     };
     match verifier.verify(token).await {
-        Ok(caller) => Ok(Some(caller)),
+        Ok(caller) => {
+            // The request span names who asked (the id only: never the username).
+            tracing::Span::current().record("user.id", tracing::field::display(caller.user_id));
+            Ok(Some(caller))
+        }
         Err(TokenError::KeysUnavailable(reason)) => {
             tracing::warn!(%reason, "cannot verify tokens: key set unavailable");
             Err(ApiError::Unavailable(Cow::Borrowed(

@@ -17,6 +17,8 @@ use std::borrow::Cow;
 use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 /// The shared secret services present to each other's internal routes
 /// (`INTERNAL_TOKEN`, from a Kubernetes Secret in a cluster). Never logged.
@@ -236,11 +238,63 @@ impl ServiceClient {
                 | reqwest::Method::DELETE
         );
         let url = format!("{}{path}", self.base_url);
+        // One client span per call (retries included); the callee continues it.
+        let span = tracing::info_span!(
+            "call",
+            otel.name = format!("{method} {}", self.service),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = method.as_str(),
+            http.response.status_code = Empty,
+            server.address = self.service,
+            peer.service = self.service,
+        );
+        let result = self
+            .attempts(
+                &method, &url, body, credential, request_id, idempotent, &span,
+            )
+            .instrument(span.clone())
+            .await;
+        let (outcome, status) = match &result {
+            Ok(reply) => ("ok", Some(reply.status)),
+            Err(err) => {
+                let status = actix_web::ResponseError::status_code(err).as_u16();
+                (
+                    if status >= 500 { "failed" } else { "refused" },
+                    Some(status),
+                )
+            }
+        };
+        if let Some(status) = status {
+            span.record("http.response.status_code", status);
+        }
+        if outcome == "failed" {
+            span.record("otel.status_code", "ERROR");
+        }
+        crate::metrics::record_call(self.service, outcome);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempts<T: DeserializeOwned>(
+        &self,
+        method: &reqwest::Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        credential: Credential<'_>,
+        request_id: Option<RequestId>,
+        idempotent: bool,
+        span: &tracing::Span,
+    ) -> Result<Reply<T>, ApiError> {
+        let trace_headers = crate::telemetry::propagation::headers_for(span);
         let mut attempt = 0u32;
         loop {
-            let mut request = self.http.request(method.clone(), &url);
+            let mut request = self.http.request(method.clone(), url);
             if let Some(id) = &request_id {
                 request = request.header(REQUEST_ID.as_str(), id.as_str());
+            }
+            for (name, value) in &trace_headers {
+                request = request.header(*name, value);
             }
             request = match credential {
                 Credential::Caller(token) => request.bearer_auth(token),

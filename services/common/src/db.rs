@@ -9,6 +9,7 @@ use diesel_async::pooled_connection::{
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// The pool every service uses.
 pub type DbPool = Pool<AsyncPgConnection>;
@@ -69,6 +70,7 @@ pub fn pool_with(
     max_size: usize,
     deadlines: Deadlines,
 ) -> Result<DbPool, DbError> {
+    crate::telemetry::queries::install();
     let settings = format!(
         "SET statement_timeout = {}; SET lock_timeout = {}; \
          SET idle_in_transaction_session_timeout = {}",
@@ -102,6 +104,27 @@ pub fn pool_with(
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| DbError::Pool(e.into()))
+}
+
+/// A connection from `pool`; the wait is timed (`agora_db_pool_wait_seconds`) and,
+/// when traced, a span of its own.
+pub async fn checkout(pool: &DbPool) -> Result<DbConn, PoolError> {
+    let started = std::time::Instant::now();
+    let conn = pool
+        .get()
+        .instrument(tracing::info_span!(
+            "db.pool.wait",
+            db.system.name = "postgresql"
+        ))
+        .await;
+    let kit = crate::metrics::kit();
+    kit.pool_wait.observe(started.elapsed().as_secs_f64());
+    if conn.is_err() {
+        kit.db_errors
+            .get_or_create(&crate::metrics::ErrorLabels { kind: "pool" })
+            .inc();
+    }
+    conn
 }
 
 /// What a failed query means for the request that made it.

@@ -63,9 +63,14 @@ impl Foundation {
         openapi: serde_json::Value,
         policy: RoutePolicy,
     ) -> Service {
-        Service::new(name, routes, openapi)
+        let mut service = Service::new(name, routes, openapi)
             .with_policy(policy)
             .ready_when(DatabaseReady(self.pool.clone()))
-            .ready_when(KeysReady(self.verifier.clone()))
+            .ready_when(KeysReady(self.verifier.clone()));
+        service
+            .metrics
+            .registry_mut()
+            .register_collector(Box::new(crate::metrics::PoolGauges(self.pool.clone())));
+        service
     }
 }

@@ -22,6 +22,7 @@ use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// The kit's migrations (the `agora_jobs` table).
@@ -44,6 +45,7 @@ pub async fn enqueue(
             agora_jobs::id.eq(id),
             agora_jobs::kind.eq(kind),
             agora_jobs::payload.eq(payload),
+            agora_jobs::trace_context.eq(crate::telemetry::propagation::current_traceparent()),
         ))
         .execute(conn)
         .await?;
@@ -126,10 +128,18 @@ impl JobRunner {
         }
     }
 
-    /// Runs passes forever (until the task is dropped), sleeping when idle.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
+    /// Runs passes forever (until the task is dropped), sleeping when idle, as
+    /// `service` (its spans and metrics); measures the backlog every 15 seconds.
+    pub fn spawn(self, service: &'static str) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::telemetry::in_service(service, async move {
+            let mut measured: Option<std::time::Instant> = None;
             loop {
+                if measured.is_none_or(|at| at.elapsed() >= Duration::from_secs(15)) {
+                    measured = Some(std::time::Instant::now());
+                    if let Err(err) = self.measure_backlog().await {
+                        tracing::warn!(error = %err, "cannot measure the job backlog");
+                    }
+                }
                 match self.run_due().await {
                     Ok(pass) if pass.done + pass.failed > 0 => continue,
                     Ok(_) => {}
@@ -137,7 +147,37 @@ impl JobRunner {
                 }
                 tokio::time::sleep(self.settings.poll).await;
             }
-        })
+        }))
+    }
+
+    /// Sets `agora_outbox_jobs` and `agora_outbox_oldest_job_age_seconds` for every
+    /// kind this runner handles (zero when none is queued).
+    pub async fn measure_backlog(&self) -> Result<(), DieselError> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| DieselError::QueryBuilderError(e.into()))?;
+        let rows: Vec<Backlog> = diesel::sql_query(
+            "SELECT kind, count(*) AS jobs, \
+             COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS oldest \
+             FROM agora_jobs GROUP BY kind",
+        )
+        .load(&mut conn)
+        .await?;
+        let kit = crate::metrics::kit();
+        let known = self.handlers.keys().map(|k| (*k).to_owned());
+        for kind in known.chain(rows.iter().map(|r| r.kind.clone())) {
+            let row = rows.iter().find(|r| r.kind == kind);
+            let labels = crate::metrics::JobLabels { kind };
+            kit.outbox_jobs
+                .get_or_create(&labels)
+                .set(row.map_or(0, |r| r.jobs));
+            kit.outbox_oldest
+                .get_or_create(&labels)
+                .set(row.map_or(0.0, |r| r.oldest));
+        }
+        Ok(())
     }
 
     /// Claims one batch of due jobs and runs them.
@@ -173,7 +213,7 @@ impl JobRunner {
                  WHERE id IN (SELECT id FROM agora_jobs \
                      WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
                      ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, kind, payload, attempts",
+                 RETURNING id, kind, payload, attempts, trace_context",
                 )
                 .bind::<diesel::sql_types::BigInt, _>(lease_ms)
                 .bind::<diesel::sql_types::BigInt, _>(self.settings.batch)
@@ -186,7 +226,7 @@ impl JobRunner {
                  WHERE id IN (SELECT id FROM agora_jobs \
                      WHERE id = ANY($2) AND (locked_until IS NULL OR locked_until < now()) \
                      FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, kind, payload, attempts",
+                 RETURNING id, kind, payload, attempts, trace_context",
                 )
                 .bind::<diesel::sql_types::BigInt, _>(lease_ms)
                 .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
@@ -201,8 +241,26 @@ impl JobRunner {
             .mul_f64(0.8 / claimed.len().max(1) as f64);
         let mut pass = Pass::default();
         for job in claimed {
+            // The job joins the trace of the request that enqueued it.
+            let span = tracing::info_span!(
+                "job",
+                otel.name = format!("job {}", job.kind),
+                otel.kind = "consumer",
+                otel.status_code = tracing::field::Empty,
+                messaging.operation.type = "process",
+                job.kind = %job.kind,
+                job.attempt = job.attempts,
+            );
+            if let Some(parent) = job
+                .trace_context
+                .as_deref()
+                .and_then(|tp| crate::telemetry::propagation::from_traceparent(tp, None))
+            {
+                let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+            }
             let outcome = match self.handlers.get(job.kind.as_str()) {
                 Some(handler) => tokio::time::timeout(share, handler.run(job.payload))
+                    .instrument(span.clone())
                     .await
                     .unwrap_or_else(|_| Err(JobError::new("the job ran past its lease"))),
                 None => Err(JobError::new(format!(
@@ -210,6 +268,9 @@ impl JobRunner {
                     job.kind
                 ))),
             };
+            if outcome.is_err() {
+                span.record("otel.status_code", "ERROR");
+            }
             let mine = agora_jobs::table
                 .find(job.id)
                 .filter(agora_jobs::locked_by.eq(token));
@@ -261,4 +322,17 @@ struct Claimed {
     payload: serde_json::Value,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     attempts: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    trace_context: Option<String>,
+}
+
+/// Queued jobs of one kind.
+#[derive(QueryableByName)]
+struct Backlog {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    jobs: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    oldest: f64,
 }

@@ -14,6 +14,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError, web};
 use std::time::Instant;
 use tracing::Instrument;
+use tracing::field::Empty;
 
 /// The request id header, propagated from the client or generated.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -71,13 +72,20 @@ pub async fn observe(
     // Any token is a valid method to actix: label only the standard ones.
     let method = method_label(req.method());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    // The path only: query strings may carry share-link signatures.
+    // Never the raw path (usernames, ids, share-link signatures): the route template
+    // is named once routing is done. `user.id` is filled in by the auth extractor.
     let span = tracing::info_span!(
         "request",
+        otel.kind = "server",
+        otel.status_code = Empty,
         request_id = %RequestId(request_id.clone()).as_str(),
-        method = %req.method(),
-        path = %req.path(),
+        http.request.method = method,
+        http.route = Empty,
+        http.response.status_code = Empty,
+        url.scheme = req.connection_info().scheme(),
+        user.id = Empty,
     );
+    crate::telemetry::propagation::continue_from(&span, req.headers());
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let mut res = match result {
@@ -86,6 +94,7 @@ pub async fn observe(
             // An error that skipped the response path (the request deadline) still
             // gets its log line and metrics.
             let status = err.as_response_error().status_code().as_u16();
+            record_outcome(&span, method, "deadline", status);
             span.in_scope(|| {
                 tracing::info!(
                     status,
@@ -120,6 +129,7 @@ pub async fn observe(
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_owned()),
     };
+    record_outcome(&span, method, &route, status);
     span.in_scope(|| {
         tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, route = %route, "request handled");
     });
@@ -127,6 +137,17 @@ pub async fn observe(
         metrics.record(method, route, status, elapsed);
     }
     Ok(res)
+}
+
+/// Names the server span after its route template and records how it ended (a 5xx
+/// is an error of the server's; a 4xx is the client's and leaves the status unset).
+fn record_outcome(span: &tracing::Span, method: &str, route: &str, status: u16) {
+    crate::telemetry::rename(span, format!("{method} {route}"));
+    span.record("http.route", route);
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 /// The metrics label of a method: the standard methods by name, anything else `OTHER`.

@@ -53,13 +53,28 @@ pub fn workers(env: &Env) -> Result<usize, ConfigError> {
 /// The operations port is bound first and answers while `build` runs (healthy, not
 /// ready). Start-up errors are printed once, clearly, and turn into a
 /// non-zero exit code.
-pub async fn run_service<F, Fut, E>(build: F) -> ExitCode
+pub async fn run_service<F, Fut, E>(name: &'static str, build: F) -> ExitCode
 where
     F: FnOnce(Env) -> Fut,
     Fut: Future<Output = Result<Service, E>>,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     crate::telemetry::init();
+    if let Err(err) = crate::telemetry::register(name, false) {
+        return fail(&crate::problem::Chain(&err));
+    }
+    crate::telemetry::serve_as(name);
+    let code = run_built(build).await;
+    crate::telemetry::shutdown();
+    code
+}
+
+async fn run_built<F, Fut, E>(build: F) -> ExitCode
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = Result<Service, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let env = Env::process();
     let addrs = listen_addr(&env)
         .and_then(|api| ops_listen_addr(&env).map(|ops| (api, ops)))

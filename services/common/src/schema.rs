@@ -11,5 +11,6 @@ diesel::table! {
         locked_by -> Nullable<Uuid>,
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
+        trace_context -> Nullable<Text>,
     }
 }

@@ -119,6 +119,8 @@ impl Service {
         let ops_addr = ops.local_addr()?;
         let ops_metrics = metrics.clone();
         let api = HttpServer::new(move || {
+            // Called on each worker thread: its spans and metrics are this service's.
+            crate::telemetry::serve_as(name);
             App::new()
                 .app_data(extract::json_config(json_limit))
                 .app_data(extract::query_config())

@@ -105,6 +105,7 @@ impl TokenIssuer {
 
     /// A signed access token for the user.
     pub fn access_token(&self, user_id: Uuid, username: &str) -> Result<String, SignError> {
+        let _span = tracing::info_span!("token.sign", jwt.alg = "EdDSA").entered();
         let now = jsonwebtoken::get_current_timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),

@@ -3,7 +3,7 @@
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
-    agora_common::runtime::run_service(|env| async move {
+    agora_common::runtime::run_service("gateway", |env| async move {
         // Boxed, not stringified: `run_service` prints the whole cause chain.
         type BoxError = Box<dyn std::error::Error + Send + Sync>;
         let mut config = agora_gateway::Config::from_env(&env).map_err(BoxError::from)?;

@@ -8,7 +8,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use agora_common::auth::{bearer_token, identify};
-use agora_common::middleware::MetricRoute;
+use agora_common::middleware::{MetricRoute, method_label};
 use agora_common::{ApiError, TokenVerifier};
 use awc::error::{PayloadError, SendRequestError};
 use bytes::Bytes;
@@ -18,6 +18,7 @@ use std::cell::Cell;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use tracing::field::Empty;
 
 /// Identity headers the gateway alone may set.
 static USER_ID: HeaderName = HeaderName::from_static("x-user-id");
@@ -126,10 +127,23 @@ async fn forward(
 
     let mut outbound = client.request(req.method().clone(), url.as_str());
     let dropped = connection_listed(req.headers());
+    // The forward is a client span of the gateway's; the upstream continues it (a
+    // client's own trace context is replaced by it, not passed through).
+    let span = tracing::info_span!(
+        "forward",
+        otel.name = format!("{} {}", method_label(req.method()), upstream.policy.service),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        http.request.method = method_label(req.method()),
+        http.response.status_code = Empty,
+        server.address = %upstream.policy.service,
+    );
+    let trace_headers = agora_common::telemetry::propagation::headers_for(&span);
     {
         let headers = outbound.headers_mut();
         for (name, value) in req.headers() {
-            if is_hop_by_hop(name)
+            if (!trace_headers.is_empty() && (name == "traceparent" || name == "tracestate"))
+                || is_hop_by_hop(name)
                 || dropped.contains(name)
                 || name == header::HOST
                 || name == USER_ID
@@ -139,6 +153,11 @@ async fn forward(
                 continue;
             }
             headers.append(name.clone(), value.clone());
+        }
+        for (name, value) in &trace_headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(header::HeaderName::from_static(name), value);
+            }
         }
         set_forwarded_headers(&req, headers, origin);
         if let Some(caller) = &identity {
@@ -200,8 +219,16 @@ async fn forward(
                 "the request body stalled; send it without long pauses",
             )));
         }
-        Err(err) => return Err(upstream_error(upstream, &err)),
+        Err(err) => {
+            span.record("otel.status_code", "ERROR");
+            return Err(upstream_error(upstream, &err));
+        }
     };
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    drop(span);
 
     let mut builder = HttpResponse::build(response.status());
     let dropped = connection_listed(response.headers());

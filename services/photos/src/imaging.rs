@@ -63,6 +63,8 @@ pub struct Processed {
     pub width: u32,
     /// Pixels, after orientation.
     pub height: u32,
+    /// How long decoding took (`agora_photos_image_decode_seconds`).
+    pub decode_time: std::time::Duration,
 }
 
 /// The format of `bytes`, from their signature.
@@ -85,6 +87,9 @@ fn decode_error(err: image::ImageError) -> ImagingError {
 /// Decodes, orients, strips and re-encodes `bytes`, and makes the thumbnail.
 pub fn process(bytes: &[u8], limits: DecodeLimits) -> Result<Processed, ImagingError> {
     let format = detect(bytes)?;
+    let decoding = tracing::info_span!("image.decode", image.format = content_type(format));
+    let started = std::time::Instant::now();
+    let entered = decoding.enter();
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut bounds = Limits::default();
     bounds.max_image_width = Some(limits.max_side);
@@ -95,6 +100,9 @@ pub fn process(bytes: &[u8], limits: DecodeLimits) -> Result<Processed, ImagingE
     let orientation = decoder.orientation().map_err(decode_error)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     image.apply_orientation(orientation);
+    drop(entered);
+    let decode_time = started.elapsed();
+    let _encoding = tracing::info_span!("image.encode").entered();
     let thumbnail = if image.width().max(image.height()) > THUMBNAIL_SIDE {
         image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE)
     } else {
@@ -106,6 +114,7 @@ pub fn process(bytes: &[u8], limits: DecodeLimits) -> Result<Processed, ImagingE
         content_type: content_type(format),
         width: image.width(),
         height: image.height(),
+        decode_time,
     })
 }
 

@@ -23,6 +23,7 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use handlers::PhotosState;
 use imaging::DecodeLimits;
 use links::LinkSigner;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::sync::Arc;
 use storage::{Storage, StorageConfig, StorageError};
 
@@ -140,7 +141,9 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
             config.decode_concurrency.max(1),
         )),
         relations: relations.clone().map(agora_common::relations::Relations),
+        decode_time: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
     });
+    let decode_time = state.decode_time.clone();
     // What an interrupted deletion left behind.
     match state.sweep_all().await {
         Ok(0) => {}
@@ -158,5 +161,10 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
     if let Some(relations) = relations {
         service = service.ready_when(DependencyReady(relations));
     }
+    service.metrics.registry_mut().register(
+        "photos_image_decode_seconds",
+        "Time to decode an uploaded image",
+        decode_time,
+    );
     Ok(service)
 }

@@ -2,7 +2,7 @@
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
-    agora_common::runtime::run_service(|env| async move {
+    agora_common::runtime::run_service("photos", |env| async move {
         // Boxed, not stringified: `run_service` prints the whole cause chain.
         let config = agora_photos::Config::from_env(&env)
             .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?;

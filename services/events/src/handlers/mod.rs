@@ -21,7 +21,7 @@ pub struct EventsState {
 impl EventsState {
     /// A pooled connection (503 when the database is unavailable).
     pub async fn conn(&self) -> ApiResult<DbConn> {
-        Ok(self.pool.get().await?)
+        Ok(agora_common::db::checkout(&self.pool).await?)
     }
 
     /// An event the caller may see, else 404 (whether it exists or not): public ones

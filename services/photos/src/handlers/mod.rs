@@ -34,12 +34,14 @@ pub struct PhotosState {
     /// The relations service, for blocks (none on a platform without it: nobody
     /// blocks anybody there).
     pub relations: Option<Relations>,
+    /// `agora_photos_image_decode_seconds`.
+    pub decode_time: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl PhotosState {
     /// A pooled connection (503 when the database is unavailable).
     pub async fn conn(&self) -> ApiResult<DbConn> {
-        Ok(self.pool.get().await?)
+        Ok(agora_common::db::checkout(&self.pool).await?)
     }
 
     /// A photo `viewer` may see (the owner; anyone for a public one), else 404 — whether

@@ -156,11 +156,16 @@ pub async fn upload(
     let processed = {
         let _permit = state.decoding.acquire().await.map_err(ApiError::internal)?;
         let limits = state.limits;
-        web::block(move || imaging::process(&file, limits))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(imaging_error)?
+        agora_common::telemetry::blocking(tracing::info_span!("image.process"), move || {
+            imaging::process(&file, limits)
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(imaging_error)?
     };
+    state
+        .decode_time
+        .observe(processed.decode_time.as_secs_f64());
     let sha256 = agora_keys::to_hex(&Sha256::digest(&processed.content));
     let blob = NewBlob {
         sha256: sha256.clone(),

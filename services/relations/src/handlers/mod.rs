@@ -23,7 +23,7 @@ pub struct RelationsState {
 impl RelationsState {
     /// A pooled connection (503 when the database is unavailable).
     pub async fn conn(&self) -> ApiResult<DbConn> {
-        Ok(self.pool.get().await?)
+        Ok(agora_common::db::checkout(&self.pool).await?)
     }
 }
 

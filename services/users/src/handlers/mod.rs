@@ -28,7 +28,7 @@ pub struct UsersState {
 impl UsersState {
     /// A pooled connection (503 when the database is unavailable).
     pub async fn conn(&self) -> ApiResult<DbConn> {
-        Ok(self.pool.get().await?)
+        Ok(agora_common::db::checkout(&self.pool).await?)
     }
 
     /// A post the caller may see, with its details, else 404 (whether it exists or not).

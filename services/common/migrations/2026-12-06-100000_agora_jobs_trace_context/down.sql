@@ -1,0 +1,1 @@
+ALTER TABLE agora_jobs DROP COLUMN trace_context;
