@@ -270,6 +270,47 @@ def memory(r, data, processes_mix):
               "shares one runtime).")
 
 
+def tracing(r, data):
+    """The mix with tracing off, at 10 % sampling and with every request traced."""
+    runs = {mode: load(r.results, f"tracing-{mode}") for mode in ("off", "ratio10", "all")}
+    if any(run is None for run in runs.values()):
+        return
+    modes = data["modes"]
+    labels = {"off": "tracing off", "ratio10": "10 % of requests traced",
+              "all": "every request traced"}
+    # p99 compared at the highest offered rate all three runs measured.
+    common = set.intersection(*({s["offered_rate"] for s in run["steps"]} for run in runs.values()))
+    at = max(common) if common else None
+    r.add("## Tracing cost", "",
+          f"The social mix (as above) against `agora up` restarted three times on the same "
+          f"data: tracing off, 10 % sampled (`parentbased_traceidratio`), and every request "
+          f"traced, exporting by OTLP/HTTP to {data['collector']} on the same two cores. "
+          "The collector's CPU time is over the whole `agora-bench mix` command.", "",
+          f"| | best rate req/s | vs off | p99 ms at {at or 0:.0f} req/s | collector CPU s | "
+          "agora up peak MiB | spans dropped |", "|---|---:|---:|---:|---:|---:|---:|")
+    off_best = runs["off"].get("best_rate") or 0
+    ratios = {}
+    for mode, run in runs.items():
+        best = run.get("best_rate") or 0
+        ratios[mode] = best / off_best if off_best else 0
+        step = next((s for s in run["steps"] if s["offered_rate"] == at), None)
+        p99 = ms(step["latency_ms"]["p99"]) if step else "–"
+        m = modes.get(mode, {})
+        r.add(f"| {labels[mode]} | {best:.0f} | {ratios[mode]:.2f}× | {p99} | "
+              f"{m.get('collector_cpu_seconds', 0):.1f} | {m.get('agora_peak_kib', 0) / 1024:.0f} | "
+              f"{m.get('spans_dropped', 0)} |")
+    memory_ratio = (modes["all"]["agora_peak_kib"] / modes["off"]["agora_peak_kib"]
+                    if modes.get("off", {}).get("agora_peak_kib") else 0)
+    r.add("", "Best rate: the highest offered rate with p99 under the mix's limit and no "
+          "error. A rate step is 100-200 req/s, so a ratio moves by a step's worth at once.")
+    r.goal("Tracing 10 % of requests costs ≤ 3 % of the mix's best rate",
+           f"{ratios['ratio10']:.2f}×", ratios["ratio10"] >= 0.97)
+    r.goal("Tracing every request costs ≤ 15 % of the mix's best rate",
+           f"{ratios['all']:.2f}×", ratios["all"] >= 0.85)
+    r.goal("agora up's peak memory with every request traced within 20 % of tracing off",
+           f"{memory_ratio:.2f}×", 0 < memory_ratio <= 1.2)
+
+
 def errors(results):
     """Requests that failed where none may: everything but the mix's last, overloaded
     step (an error there is what ends the sweep)."""
@@ -303,6 +344,10 @@ def errors(results):
     data = load(results, "mix-processes")
     if data and data["steps"]:
         check("mix through the per-process platform", data["steps"][0])
+    for mode in ("off", "ratio10", "all"):
+        data = load(results, f"tracing-{mode}")
+        if data and data["steps"]:
+            check(f"mix with tracing {mode}, first step", data["steps"][0])
     return found
 
 
@@ -321,7 +366,7 @@ def main():
     r = Report(args.results, args.plots, os.path.dirname(os.path.abspath(args.report)))
     sections = []
     for name, fn in (("edge", edge), ("mix", None), ("feed", feed), ("auth", auth),
-                     ("photos", photos), ("memory", memory)):
+                     ("photos", photos), ("memory", memory), ("tracing", tracing)):
         data = load(args.results, name)
         if data is None:
             continue

@@ -19,26 +19,27 @@
 # number of followees at 1M posts), auth (logins vs raw argon2id; token checks at the edge
 # vs raw EdDSA), photos (2 MP JPEG uploads vs the raw `image` pipeline), memory (resident
 # memory idle and at the mix's peak: of `agora up`, and of each service run as its own
-# process from its container binary).
+# process from its container binary), tracing (the mix with tracing off, 10 % sampled and
+# every request traced to a local Jaeger: throughput, p99, the collector's CPU, memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
 LOG_TAG=bench DIE_PREFIX="bench.sh: "
 
 SMOKE=0
-SUITES=edge,mix,feed,auth,photos,memory
+SUITES=edge,mix,feed,auth,photos,memory,tracing
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1; shift ;;
     --suites) SUITES=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
-    *) echo "usage: $0 [--smoke] [--suites edge,mix,feed,auth,photos,memory]" >&2; exit 2 ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [--smoke] [--suites edge,mix,feed,auth,photos,memory,tracing]" >&2; exit 2 ;;
   esac
 done
 has_suite() { [[ ",$SUITES," == *",$1,"* ]]; }
 # A run of some suites only records its machine and versions beside the full run's.
 META=meta
-[ "$SUITES" = edge,mix,feed,auth,photos,memory ] || META="meta-${SUITES//,/-}"
+[ "$SUITES" = edge,mix,feed,auth,photos,memory,tracing ] || META="meta-${SUITES//,/-}"
 
 if [ "$SMOKE" = 1 ]; then
   PROFILE=dev TARGET=debug
@@ -101,7 +102,7 @@ BENCH=("$BIN/agora-bench")
 # --- the platform --------------------------------------------------------------------
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/agora-bench.XXXXXX")
 chmod 755 "$STATE"
-AGORA_PID="" NGINX_PID="" SAMPLER_PID=""
+AGORA_PID="" NGINX_PID="" SAMPLER_PID="" JAEGER_PID=""
 declare -A SVC_PID=() # the memory suite's per-process platform
 cleanup() {
   local status=$?
@@ -113,7 +114,7 @@ cleanup() {
       [ -s "$err" ] && { echo "bench.sh: the last lines $(basename "$err" .err) logged:" >&2; tail -n 20 "$err" >&2; }
     done
   fi
-  local pids="$SAMPLER_PID $NGINX_PID $AGORA_PID ${SVC_PID[*]}"
+  local pids="$SAMPLER_PID $NGINX_PID $AGORA_PID $JAEGER_PID ${SVC_PID[*]}"
   for pid in $pids; do kill "$pid" 2>/dev/null || true; done
   for pid in $pids; do wait "$pid" 2>/dev/null || true; done
   stop_pg "$STATE/pg"
@@ -131,18 +132,27 @@ psql_db() { psql -v ON_ERROR_STOP=1 -q -X "$PG_URL/$1" "${@:2}"; }
 
 GW_PORT=$(free_port)
 GW="http://127.0.0.1:$GW_PORT"
+# Starts `agora up` (again: its databases and keys stay), with extra VAR=value first.
 # The auth service's per-address throttles would refuse a thousand people seeded and
 # signed in from one address (failed-login backoff stays as it is).
-AUTH_REGISTRATIONS_PER_MINUTE=1000000 AUTH_LOGINS_PER_MINUTE=1000000 \
-  RUST_LOG=warn "$BIN/agora" up --database-url "$PG_URL/postgres" --state-dir "$STATE/agora" \
-  --listen "127.0.0.1:$GW_PORT" --rate-limit-per-minute 0 >"$STATE/agora.out" 2>"$STATE/agora.err" &
-AGORA_PID=$!
-for _ in $(seq 1 600); do
-  grep -q '^Agora is up' "$STATE/agora.out" 2>/dev/null && break
-  kill -0 "$AGORA_PID" 2>/dev/null || { cat "$STATE/agora.err" >&2; die "agora up stopped"; }
-  sleep 0.1
-done
-grep -q '^Agora is up' "$STATE/agora.out" || die "agora up did not come up in 60 s"
+start_agora() {
+  env "$@" AUTH_REGISTRATIONS_PER_MINUTE=1000000 AUTH_LOGINS_PER_MINUTE=1000000 \
+    RUST_LOG=warn "$BIN/agora" up --database-url "$PG_URL/postgres" --state-dir "$STATE/agora" \
+    --listen "127.0.0.1:$GW_PORT" --rate-limit-per-minute 0 >"$STATE/agora.out" 2>"$STATE/agora.err" &
+  AGORA_PID=$!
+  for _ in $(seq 1 600); do
+    grep -q '^Agora is up' "$STATE/agora.out" 2>/dev/null && break
+    kill -0 "$AGORA_PID" 2>/dev/null || { cat "$STATE/agora.err" >&2; die "agora up stopped"; }
+    sleep 0.1
+  done
+  grep -q '^Agora is up' "$STATE/agora.out" || die "agora up did not come up in 60 s"
+}
+stop_agora() {
+  kill "$AGORA_PID" 2>/dev/null || true
+  wait "$AGORA_PID" 2>/dev/null || true
+  AGORA_PID=""
+}
+start_agora
 # "  auth      api http://127.0.0.1:N  ops http://127.0.0.1:M"
 api_of() { awk -v s="$1" '$1 == s && $2 == "api" {sub("^http://", "", $3); print $3}' "$STATE/agora.out"; }
 AUTH_API=$(api_of auth)
@@ -422,6 +432,51 @@ if has_suite feed; then
   log "feed: latency by number of followees"
   "${BENCH[@]}" feed --url "$GW" "${callers[@]}" --rate 20 "${TIMING[@]}" \
     --authors "$FEED_AUTHORS" --posts "$FEED_POSTS" >"$RESULTS/feed.json"
+fi
+
+if has_suite tracing; then
+  # The social mix with tracing off, at 10 % sampling and with every request traced, to
+  # a local Jaeger (v2 all-in-one, in memory) sharing the same cores; its CPU time and
+  # agora up's peak memory beside each run.
+  JAEGER_BIN=$(hack/monitoring.sh jaeger)
+  mkdir -p "$STATE/jaeger"
+  JAEGER_LISTEN_HOST=127.0.0.1 "$JAEGER_BIN" >"$STATE/jaeger/out" 2>&1 &
+  JAEGER_PID=$!
+  wait_until 60 port_open 4318 || { tail -n 20 "$STATE/jaeger/out" >&2; die "jaeger did not start"; }
+  cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+  ops_of() { awk -v s="$1" '$1 == s && $4 == "ops" {print $5}' "$STATE/agora.out"; }
+  declare -A TRACE_ENV=(
+    [off]=""
+    [ratio10]="OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1"
+    [all]="OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_TRACES_SAMPLER=parentbased_always_on"
+  )
+  modes_json=""
+  for mode in off ratio10 all; do
+    stop_agora
+    # shellcheck disable=SC2086 # the variables are words
+    start_agora ${TRACE_ENV[$mode]}
+    (
+      peak=0
+      while :; do
+        a=$(rss_kib "$AGORA_PID")
+        [ "$a" -gt "$peak" ] && peak=$a
+        echo "$peak" >"$STATE/peak-$mode"
+        sleep 0.5
+      done
+    ) &
+    SAMPLER_PID=$!
+    cpu_before=$(cpu_seconds "$JAEGER_PID")
+    log "tracing: the social mix, tracing $mode"
+    "${BENCH[@]}" mix --url "$GW" --seed 1 --users "$USERS" --rates "$MIX_RATES" "${TIMING[@]}" \
+      >"$RESULTS/tracing-$mode.json"
+    cpu_after=$(cpu_seconds "$JAEGER_PID")
+    kill "$SAMPLER_PID"; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
+    dropped=$(curl -sf "$(ops_of gateway)/metrics" | awk '/^agora_telemetry_spans_dropped_total/{print $NF; exit}')
+    modes_json+="${modes_json:+, }\"$mode\": {\"agora_peak_kib\": $(cat "$STATE/peak-$mode"), \"collector_cpu_seconds\": $(awk -v a="$cpu_after" -v b="$cpu_before" 'BEGIN{printf "%.2f", a - b}'), \"spans_dropped\": ${dropped:-0}}"
+  done
+  kill "$JAEGER_PID"; wait "$JAEGER_PID" 2>/dev/null || true; JAEGER_PID=""
+  printf '{"collector": "jaeger %s all-in-one, memory storage", "modes": {%s}}\n' \
+    "$(sed -n 's/^JAEGER_VERSION=//p' hack/monitoring.sh)" "$modes_json" >"$RESULTS/tracing.json"
 fi
 
 # --- the report -----------------------------------------------------------------------

@@ -9,7 +9,9 @@
 #
 # `up`: a control plane with a real node (hack/k8s-env.sh start --with-node: containerd,
 # kubelet, kube-proxy, CoreDNS, Traefik v3), the images built offline and imported into
-# the node (hack/offline-images.sh), local volumes for the database and photos, then
+# the node (hack/offline-images.sh), Jaeger and a Prometheus (k8s/e2e/observability.yaml,
+# configured from the platform's ServiceMonitor and PrometheusRule once it is Ready),
+# local volumes for the database and photos, then
 # `helm install` of charts/agora (which brings the operator chart) with k8s/e2e/values.yaml,
 # and a wait for the SocialPlatform to be Ready. `test` runs services/agora/tests/cluster.rs
 # through the Traefik ingress (forwardAuth to the auth service's /verify).
@@ -32,6 +34,19 @@ VOLUMES=4
 
 k8s_env() { AGORA_K8S_STATE="$STATE/k8s" hack/k8s-env.sh "$@"; }
 
+# Jaeger and Prometheus, from the versions hack/monitoring.sh builds.
+JAEGER_VERSION=$(sed -n 's/^JAEGER_VERSION=//p' hack/monitoring.sh)
+PROMETHEUS_VERSION=$(sed -n 's/^PROMETHEUS_VERSION=//p' hack/monitoring.sh)
+
+# A ClusterIP URL of the observability namespace (the node is this machine: kube-proxy
+# routes them from here).
+observability_url() {
+  local ip
+  ip=$(kubectl --kubeconfig "$STATE/k8s/kubeconfig" -n observability get service "$1" \
+    -o jsonpath='{.spec.clusterIP}' 2>/dev/null) || return 0
+  [ -z "$ip" ] || printf 'http://%s:%s' "$ip" "$2"
+}
+
 print_env() {
   local ingress
   ingress=$(k8s_env env | sed -n 's/^export AGORA_K8S_INGRESS=//p')
@@ -40,6 +55,61 @@ print_env() {
   printf 'export AGORA_HOST=%q\n' "$HOST_NAME"
   printf 'export AGORA_E2E_NAMESPACE=%q\n' "$NAMESPACE"
   printf 'export AGORA_E2E_PLATFORM=%q\n' "$PLATFORM"
+  printf 'export AGORA_JAEGER_URL=%q\n' "$(observability_url jaeger 16686)"
+  printf 'export AGORA_PROMETHEUS_URL=%q\n' "$(observability_url prometheus 9090)"
+}
+
+# Jaeger's and Prometheus's images: their static binaries (built from Go modules, cached)
+# over a nonroot passwd, imported into the node.
+observability_images() {
+  local jaeger prometheus d
+  jaeger=$(hack/monitoring.sh jaeger)
+  prometheus=$(hack/monitoring.sh prometheus)
+  d=$(mktemp -d "${TMPDIR:-/tmp}/agora-obs-images.XXXXXX")
+  for name in jaeger prometheus; do
+    mkdir -p "$d/$name/etc" "$d/$name/tmp"
+    printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$d/$name/etc/passwd"
+    printf 'root:x:0:\nnonroot:x:65532:\n' >"$d/$name/etc/group"
+    chmod 1777 "$d/$name/tmp"
+  done
+  cp "$jaeger" "$d/jaeger/jaeger"
+  cp "$prometheus" "$d/prometheus/prometheus"
+  python3 hack/oci-image.py --name "agora.local/jaeger:$JAEGER_VERSION" --out "$d/jaeger.tar" \
+    --layer-dir "$d/jaeger" --user 65532:65532 --entrypoint /jaeger >/dev/null
+  python3 hack/oci-image.py --name "agora.local/prometheus:$PROMETHEUS_VERSION" --out "$d/prometheus.tar" \
+    --layer-dir "$d/prometheus" --user 65532:65532 --entrypoint /prometheus >/dev/null
+  for name in jaeger prometheus; do
+    ctr --address "$AGORA_K8S_CONTAINERD" --namespace k8s.io images import "$d/$name.tar" >/dev/null
+  done
+  rm -rf "$d"
+}
+
+# Jaeger and an empty Prometheus, and the Prometheus Operator's CRDs, so the platform
+# gets its ServiceMonitor and PrometheusRule.
+observability_up() {
+  local crds
+  crds=$(hack/monitoring.sh crds)
+  kubectl apply --server-side -f "$crds/servicemonitors.yaml" -f "$crds/prometheusrules.yaml" >&2
+  kubectl wait --for=condition=Established --timeout=60s \
+    crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com >&2
+  sed -e "s/\${JAEGER_VERSION}/$JAEGER_VERSION/g" -e "s/\${PROMETHEUS_VERSION}/$PROMETHEUS_VERSION/g" \
+    k8s/e2e/observability.yaml | kubectl apply -f - >&2
+  kubectl -n observability rollout status deployment/jaeger --timeout=180s >&2
+}
+
+# Prometheus's configuration from the platform's ServiceMonitor and PrometheusRule, as
+# the Prometheus Operator would write it (hack/prometheus-config.py).
+prometheus_configure() {
+  local d
+  d=$(mktemp -d "${TMPDIR:-/tmp}/agora-prometheus.XXXXXX")
+  kubectl -n "$NAMESPACE" get servicemonitors -o json >"$d/monitors.json"
+  kubectl -n "$NAMESPACE" get prometheusrules -o json >"$d/rules.json"
+  python3 hack/prometheus-config.py "$d/monitors.json" "$d/rules.json" "$d"
+  kubectl -n observability create configmap prometheus --from-file="$d/prometheus.yml" \
+    --from-file="$d/rules.yaml" --dry-run=client -o yaml | kubectl apply -f - >&2
+  kubectl -n observability rollout restart deployment/prometheus >&2
+  kubectl -n observability rollout status deployment/prometheus --timeout=180s >&2
+  rm -rf "$d"
 }
 
 # Static local volumes (hostPath, under the state dir) behind a default StorageClass: the
@@ -92,6 +162,9 @@ cmd_up() {
   eval "$lines"
   log "building and importing the images (profile $PROFILE)"
   hack/offline-images.sh --profile "$PROFILE" --import "$AGORA_K8S_CONTAINERD"
+  log "building and importing Jaeger and Prometheus; deploying them"
+  observability_images
+  observability_up
   volumes
   "$HELM" dependency build charts/agora >&2
   log "helm install $RELEASE charts/agora"
@@ -103,6 +176,8 @@ cmd_up() {
     kubectl -n "$NAMESPACE" get socialplatform "$PLATFORM" -o yaml >&2 || true
     die "the platform did not become Ready"
   fi
+  log "configuring Prometheus from the platform's ServiceMonitor and PrometheusRule"
+  prometheus_configure
   kubectl get pods -A -o wide >&2
   # A pod that is Ready now but restarted on the way (a crash loop while the database was
   # provisioned, a failed startup probe) is a defect too.
@@ -121,7 +196,7 @@ cmd_up() {
 
 cmd_test() {
   eval "$(print_env)"
-  export KUBECONFIG AGORA_URL AGORA_HOST AGORA_E2E_NAMESPACE AGORA_E2E_PLATFORM
+  export KUBECONFIG AGORA_URL AGORA_HOST AGORA_E2E_NAMESPACE AGORA_E2E_PLATFORM AGORA_JAEGER_URL AGORA_PROMETHEUS_URL
   cargo test -p agora --features cluster-e2e --test cluster -- --test-threads 1
 }
 
@@ -137,7 +212,7 @@ cmd_down() {
 # was there before and is gone after (another test's PostgreSQL shutting down) is fine,
 # a new one is a leftover.
 host_processes() {
-  ps -eo pid=,comm= | awk '$2 ~ /^(containerd|containerd-shim|kubelet|kube-proxy|kube-apiserver|etcd|traefik|coredns|postgres|app|pause)/' | sort || true
+  ps -eo pid=,comm= | awk '$2 ~ /^(containerd|containerd-shim|kubelet|kube-proxy|kube-apiserver|etcd|traefik|coredns|postgres|app|pause|jaeger|prometheus)/' | sort || true
 }
 
 host_snapshot() {

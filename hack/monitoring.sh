@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The Prometheus side of the platform's observability, for tests and CI:
-#   promtool  builds promtool (github.com/prometheus/prometheus/cmd/promtool, Apache-2.0)
-#             from its Go module on first use and prints its path;
+#   promtool  builds promtool and prometheus (github.com/prometheus/prometheus, Apache-2.0)
+#             from their Go module on first use and prints promtool's path;
+#   prometheus  the same build; prints the prometheus server's path (the e2e cluster's);
+#   jaeger    builds Jaeger v2's all-in-one (github.com/jaegertracing/jaeger/cmd/jaeger,
+#             Apache-2.0; its module has replace directives, so it is built as a tool of
+#             a throwaway module) and prints its path;
 #   crds      fetches the Prometheus Operator's CRDs (ServiceMonitor, PrometheusRule) from
 #             its Go module and prints their directory;
 #   check     `promtool check rules` and `promtool test rules` on the operator's alert
@@ -17,24 +21,61 @@ PROMETHEUS_OPERATOR_VERSION=v0.85.0
 CACHE_ROOT="${XDG_CACHE_HOME:-${HOME:?HOME is unset}/.cache}/agora"
 PROMTOOL_DIR="$CACHE_ROOT/promtool-$PROMETHEUS_VERSION"
 CRD_DIR="$CACHE_ROOT/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION"
+JAEGER_VERSION=v1.75.0
+JAEGER_DIR="$CACHE_ROOT/jaeger-$JAEGER_VERSION"
 
-promtool() {
+# promtool and the server share most of their packages: one build makes both.
+prometheus_build() {
   mkdir -p "$CACHE_ROOT"
   # CI starts this build in the background; a second caller waits for it.
-  exec 9>"$CACHE_ROOT/.promtool-$PROMETHEUS_VERSION.lock"
+  exec 9>"$CACHE_ROOT/.prometheus-$PROMETHEUS_VERSION.lock"
   flock 9
-  if [ ! -x "$PROMTOOL_DIR/promtool" ]; then
+  if [ ! -x "$PROMTOOL_DIR/promtool" ] || [ ! -x "$PROMTOOL_DIR/prometheus" ]; then
     command -v go >/dev/null || die "the Go toolchain is needed to build promtool"
-    log "building promtool $PROMETHEUS_VERSION from its Go module (first run only)"
-    mkdir -p "$CACHE_ROOT"
+    log "building prometheus and promtool $PROMETHEUS_VERSION from their Go module (first run only)"
     local tmp
     tmp=$(mktemp -d "$CACHE_ROOT/.promtool.XXXXXX")
-    GOBIN="$tmp" GOFLAGS=-mod=mod nice -n "${AGORA_K8S_NICE:-19}" go install \
-      "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" >&2
+    GOBIN="$tmp" GOFLAGS=-mod=mod CGO_ENABLED=0 nice -n "${AGORA_K8S_NICE:-19}" go install \
+      "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" \
+      "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" >&2
     rm -rf "$PROMTOOL_DIR"
     mv "$tmp" "$PROMTOOL_DIR"
   fi
+  exec 9>&-
+}
+
+promtool() {
+  prometheus_build
   echo "$PROMTOOL_DIR/promtool"
+}
+
+prometheus() {
+  prometheus_build
+  echo "$PROMTOOL_DIR/prometheus"
+}
+
+jaeger() {
+  mkdir -p "$CACHE_ROOT"
+  exec 8>"$CACHE_ROOT/.jaeger-$JAEGER_VERSION.lock"
+  flock 8
+  if [ ! -x "$JAEGER_DIR/jaeger" ]; then
+    command -v go >/dev/null || die "the Go toolchain is needed to build Jaeger"
+    log "building jaeger $JAEGER_VERSION from its Go module (first run only, ~6 min)"
+    local tmp
+    tmp=$(mktemp -d "$CACHE_ROOT/.jaeger.XXXXXX")
+    (
+      cd "$tmp"
+      go mod init agora.local/jaeger-build >&2
+      GOFLAGS=-mod=mod go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" >&2
+      GOBIN="$tmp/bin" CGO_ENABLED=0 nice -n "${AGORA_K8S_NICE:-19}" go install github.com/jaegertracing/jaeger/cmd/jaeger >&2
+    )
+    rm -rf "$JAEGER_DIR"
+    mkdir -p "$JAEGER_DIR"
+    mv "$tmp/bin/jaeger" "$JAEGER_DIR/jaeger"
+    rm -rf "$tmp"
+  fi
+  exec 8>&-
+  echo "$JAEGER_DIR/jaeger"
 }
 
 crds() {
@@ -70,7 +111,9 @@ check() {
 
 case "${1:-}" in
   promtool) promtool ;;
+  prometheus) prometheus ;;
+  jaeger) jaeger ;;
   crds) crds ;;
   check) check ;;
-  *) die "usage: $0 promtool|crds|check" ;;
+  *) die "usage: $0 promtool|prometheus|jaeger|crds|check" ;;
 esac

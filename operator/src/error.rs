@@ -34,6 +34,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every value [`Error::reason`] takes.
+    pub const REASONS: &'static [&'static str] = &["build", "encode", "kube", "random"];
+
     /// The metric label of the failure.
     pub fn reason(&self) -> &'static str {
         match self {

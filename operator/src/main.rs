@@ -39,13 +39,13 @@ async fn main() -> ExitCode {
             }
         },
         None => {
-            tracing_subscriber::fmt()
-                .json()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .init();
+            // The services' logs and traces: JSON lines with trace ids, and a span per
+            // reconcile exported by OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+            agora_common::telemetry::init();
+            if let Err(error) = agora_common::telemetry::register("operator", false) {
+                eprintln!("error: tracing: {error}");
+                return ExitCode::FAILURE;
+            }
             // kube's TLS provider, chosen explicitly (see the workspace's `rustls` entry).
             let _ = rustls::crypto::ring::default_provider().install_default();
             let client = match kube::Client::try_default().await {
@@ -83,6 +83,7 @@ async fn main() -> ExitCode {
                 shutdown_signal(),
             )
             .await;
+            agora_common::telemetry::shutdown();
             match outcome {
                 Ok(agora_operator::leader::Outcome::LostLease) => {
                     // Restart clean and rejoin the election.

@@ -36,6 +36,12 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("agora_operator");
         let reconciles = Counter::default();
         let failures = Family::<FailureLabels, Counter>::default();
+        // Every reason starts at zero: the first failure is a rise `rate()` sees.
+        for reason in crate::error::Error::REASONS {
+            let _ = failures.get_or_create(&FailureLabels {
+                reason: (*reason).to_owned(),
+            });
+        }
         let duration = Histogram::new(exponential_buckets(0.01, 2.0, 12));
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
@@ -80,7 +86,8 @@ impl Metrics {
         self.ready.store(failure != Some("kube"), Ordering::Relaxed);
     }
 
-    fn encode(&self) -> String {
+    /// The text `/metrics` serves.
+    pub fn encode(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -110,7 +110,8 @@ fn alert(
 /// `{groups: [...]}`: the body of the `PrometheusRule`, and a rules file for promtool.
 pub fn rule_groups(owner: &Owner, t: &AlertThresholds) -> Value {
     // Every series of this platform: its namespace, and scrape jobs named after its
-    // Services (`<platform>-<workload>`).
+    // Services (`<platform>-<workload>`). Outbox gauges count one shared table, so every
+    // replica reports the same value: `max`, never `sum`.
     let sel = format!(
         r#"namespace="{}",job=~"{}-.+""#,
         owner.namespace(),
@@ -123,7 +124,15 @@ pub fn rule_groups(owner: &Owner, t: &AlertThresholds) -> Value {
             "2m",
             "critical",
             "An Agora workload cannot be scraped",
-            "{{ $labels.job }} ({{ $labels.pod }}) has not answered its metrics scrape for 2 minutes: the pod is down, not ready, or its ops port is unreachable.",
+            "{{ $labels.job }} ({{ $labels.pod }}) has not answered its metrics scrape for 2 minutes: the pod is down or its ops port is unreachable.",
+        ),
+        alert(
+            "AgoraWorkloadNotReady",
+            format!("max by (namespace, job, pod) (agora_ready{{{sel}}}) == 0"),
+            "5m",
+            "warning",
+            "An Agora pod is not ready",
+            "{{ $labels.pod }} has answered its readiness probe with not ready for 5 minutes: a critical dependency (its database, the auth service's keys) fails; its /readyz says which.",
         ),
         alert(
             "AgoraHighErrorRatio",
@@ -162,8 +171,8 @@ pub fn rule_groups(owner: &Owner, t: &AlertThresholds) -> Value {
         alert(
             "AgoraOutboxBacklogGrowing",
             format!(
-                "sum by (namespace, service, kind) (agora_outbox_jobs{{{sel}}}) > 100 \
-                 and sum by (namespace, service, kind) (deriv(agora_outbox_jobs{{{sel}}}[15m])) > 0"
+                "max by (namespace, service, kind) (agora_outbox_jobs{{{sel}}}) > 100 \
+                 and max by (namespace, service, kind) (deriv(agora_outbox_jobs{{{sel}}}[15m])) > 0"
             ),
             "15m",
             "warning",

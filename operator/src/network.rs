@@ -5,8 +5,8 @@
 //! platform's pods (services and provisioning Job). Out: a workload reaches DNS and its
 //! own platform's pods (the other services, the managed database), the CloudNativePG
 //! cluster's pods in that mode, and anywhere only where the address is the user's own
-//! and unknown here (an External database, an S3 endpoint); the database reaches
-//! nothing but DNS.
+//! and unknown here (an External database, an S3 endpoint), and the OTLP collector's
+//! port when the platform traces; the database reaches nothing but DNS.
 
 use crate::crd::{DatabaseMode, SocialPlatform};
 use crate::database;
@@ -104,6 +104,13 @@ pub fn service_policy(platform: &SocialPlatform, owner: &Owner, service: &str) -
     if service == "photos" && platform.spec.photos.storage.s3.is_some() {
         egress.push(anywhere());
     }
+    // Spans go to the collector's port, wherever it runs.
+    if let Some(tracing) = &platform.spec.observability.tracing {
+        egress.push(NetworkPolicyEgressRule {
+            ports: Some(vec![port(endpoint_port(&tracing.otlp_endpoint))]),
+            to: None,
+        });
+    }
     policy(
         owner,
         service,
@@ -113,6 +120,17 @@ pub fn service_policy(platform: &SocialPlatform, owner: &Owner, service: &str) -
         }],
         egress,
     )
+}
+
+/// The port of an `http(s)://host[:port][/path]` endpoint (the scheme's when absent).
+fn endpoint_port(endpoint: &str) -> i32 {
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("http", endpoint));
+    let authority = rest.split('/').next().unwrap_or_default();
+    let explicit = authority
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.ends_with(']') || authority.starts_with('['))
+        .and_then(|(_, port)| port.parse::<i32>().ok());
+    explicit.unwrap_or(if scheme == "https" { 443 } else { 80 })
 }
 
 /// Any address, any port: for endpoints the user names by URL (unknown until resolved).
@@ -185,6 +203,29 @@ mod tests {
         assert_eq!(
             ports,
             [Some(IntOrString::Int(8080)), Some(IntOrString::Int(9090))]
+        );
+    }
+
+    #[test]
+    fn tracing_opens_the_collectors_port_only() {
+        assert_eq!(endpoint_port("http://jaeger.tracing:4318"), 4318);
+        assert_eq!(endpoint_port("http://jaeger.tracing:4317/"), 4317);
+        assert_eq!(endpoint_port("https://otel.example"), 443);
+        assert_eq!(endpoint_port("http://[::1]:4318/v1"), 4318);
+        assert_eq!(endpoint_port("http://otel.example/v1"), 80);
+        let traced = crate::fixtures::platform(serde_json::json!({"host": "demo.example",
+            "observability": {"tracing": {"otlpEndpoint": "http://jaeger.tracing:4318"}}}));
+        let owner = Owner::of(&traced).unwrap();
+        let egress = service_policy(&traced, &owner, "users")
+            .spec
+            .unwrap()
+            .egress
+            .unwrap();
+        let last = egress.last().unwrap();
+        assert!(last.to.is_none());
+        assert_eq!(
+            last.ports.as_ref().unwrap()[0].port,
+            Some(IntOrString::Int(4318))
         );
     }
 

@@ -11,6 +11,7 @@ use agora_common::client_addr::TrustedProxies;
 use agora_common::config::ServiceBasics;
 use agora_common::db;
 use agora_common::server::Serving;
+use agora_common::telemetry::in_service;
 use ipnet::IpNet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -231,7 +232,7 @@ impl Platform {
             basics: basics(config.database("relations").await?),
         };
         let relations = self.run(
-            agora_relations::build(relations).await?,
+            in_service("relations", agora_relations::build(relations)).await?,
             None,
             config.workers,
         )?;
@@ -250,7 +251,11 @@ impl Platform {
             decode_concurrency: config.workers.max(1),
             relations_url: Some(relations_url.clone()),
         };
-        let photos = self.run(agora_photos::build(photos).await?, None, config.workers)?;
+        let photos = self.run(
+            in_service("photos", agora_photos::build(photos)).await?,
+            None,
+            config.workers,
+        )?;
         let photos_url = photos.base_url.clone();
         upstreams.push(photos);
 
@@ -259,7 +264,11 @@ impl Platform {
             relations_url: relations_url.clone(),
             photos_url: Some(photos_url),
         };
-        let users = self.run(agora_users::build(users).await?, None, config.workers)?;
+        let users = self.run(
+            in_service("users", agora_users::build(users)).await?,
+            None,
+            config.workers,
+        )?;
         let users_url = users.base_url.clone();
         upstreams.push(users);
 
@@ -267,7 +276,11 @@ impl Platform {
             basics: basics(config.database("events").await?),
             relations_url: relations_url.clone(),
         };
-        upstreams.push(self.run(agora_events::build(events).await?, None, config.workers)?);
+        upstreams.push(self.run(
+            in_service("events", agora_events::build(events)).await?,
+            None,
+            config.workers,
+        )?);
 
         // auth
         let mut auth = agora_auth::Config::new(
@@ -284,7 +297,7 @@ impl Platform {
         auth.account_subscribers = vec![("users", users_url), ("relations", relations_url)];
         auth.service_token = Some(config.internal_token.clone());
         upstreams.push(self.run(
-            agora_auth::build(auth).await?,
+            in_service("auth", agora_auth::build(auth)).await?,
             Some(auth_listener),
             config.workers,
         )?);

@@ -127,7 +127,9 @@ fn telemetry(cli: &Cli) -> Result<(), agora_common::telemetry::TelemetryError> {
         None => LogFormat::detect(),
     };
     let mut traces = TraceSettings::from_env()?;
-    if traces.endpoint.is_some() || cli.otlp_endpoint.is_some() {
+    // The flag (or the variable it reads) names the collector, unless the SDK is off.
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v == "true");
+    if !disabled {
         traces.endpoint = cli.otlp_endpoint.clone().filter(|e| !e.is_empty());
     }
     init_with(format, traces)

@@ -655,3 +655,187 @@ async fn a_killed_database_loses_no_acknowledged_write() {
         stream.acked.last().unwrap().as_str()
     );
 }
+
+/// A JSON `GET` of an observability API inside the cluster (Jaeger's, Prometheus's).
+async fn get_json(http: &awc::Client, url: &str) -> Value {
+    let mut resp = http
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let body = resp.body().limit(64 * 1024 * 1024).await.unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "GET {url}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// The feed's trace in Jaeger: one tree from Traefik's span through users and relations,
+/// with PostgreSQL spans; and Prometheus scraping every workload through the platform's
+/// ServiceMonitor, with the platform's alert rules loaded.
+#[actix_web::test]
+async fn traces_reach_jaeger_and_prometheus_scrapes_every_workload() {
+    let edge = Edge::new();
+    let http = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let jaeger = env("AGORA_JAEGER_URL");
+    let prometheus = env("AGORA_PROMETHEUS_URL");
+    let alice = register(&edge, "traced").await;
+    let bob = register(&edge, "followed").await;
+    edge.ok(
+        "POST",
+        "/api/v1/posts",
+        Some(&bob.token),
+        Some(json!({"text": "traced post"})),
+    )
+    .await;
+    edge.send(
+        "PUT",
+        &format!("/api/v1/relations/following/{}", bob.id),
+        Some(&alice.token),
+        None,
+    )
+    .await;
+    let feed = edge
+        .send("GET", "/api/v1/feed", Some(&alice.token), None)
+        .await;
+    assert_eq!(feed.status, 200, "{}", feed.describe());
+
+    // Spans are batched (a second) and Jaeger indexes them as they come: poll.
+    let url = format!(
+        "{jaeger}/api/traces?service=agora-users&operation={}&lookback=1h&limit=50",
+        "GET%20%2Fapi%2Fv1%2Ffeed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let found = loop {
+        let traces = get_json(&http, &url).await;
+        let complete = traces["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|trace| {
+                let services: Vec<&str> = trace["processes"]
+                    .as_object()
+                    .map(|p| {
+                        p.values()
+                            .filter_map(|v| v["serviceName"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ["traefik", "agora-users", "agora-relations"]
+                    .iter()
+                    .all(|s| services.contains(s))
+            });
+        if let Some(trace) = complete {
+            break trace.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no complete feed trace in Jaeger: {traces}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    let spans = found["spans"].as_array().unwrap();
+    let ids: Vec<&str> = spans.iter().filter_map(|s| s["spanID"].as_str()).collect();
+    let roots: Vec<&Value> = spans
+        .iter()
+        .filter(|s| {
+            !s["references"].as_array().into_iter().flatten().any(|r| {
+                r["refType"] == "CHILD_OF"
+                    && ids.contains(&r["spanID"].as_str().unwrap_or_default())
+            })
+        })
+        .collect();
+    assert_eq!(roots.len(), 1, "one tree: {} roots in {found}", roots.len());
+    let process_of = |span: &Value| {
+        found["processes"][span["processID"].as_str().unwrap_or_default()]["serviceName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        process_of(roots[0]),
+        "traefik",
+        "the ingress starts the trace"
+    );
+    let queries = spans
+        .iter()
+        .filter(|s| {
+            s["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["key"] == "db.system.name" && t["value"] == "postgresql")
+        })
+        .count();
+    assert!(queries >= 2, "{queries} PostgreSQL spans in {found}");
+    let text = found.to_string();
+    assert!(!text.contains(&alice.token), "a token is on a span");
+
+    // Prometheus: every workload scraped and up, the platform's rules loaded.
+    let namespace = env("AGORA_E2E_NAMESPACE");
+    let workloads = ["auth", "users", "relations", "photos", "events", "gateway"];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let query = format!("up{{namespace=\"{namespace}\"}}");
+        let url = format!("{prometheus}/api/v1/query?query={}", urlencode(&query));
+        let result = get_json(&http, &url).await;
+        let up: Vec<(String, String)> = result["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    // `up` carries the target's labels: job is the Service.
+                    r["metric"]["job"].as_str().unwrap_or_default().to_owned(),
+                    r["value"][1].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let platform = env("AGORA_E2E_PLATFORM");
+        let all_up = workloads.iter().all(|w| {
+            up.iter()
+                .any(|(job, v)| *job == format!("{platform}-{w}") && v == "1")
+        }) && up.iter().all(|(_, v)| v == "1");
+        if all_up {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every workload is up: {up:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let rules = get_json(&http, &format!("{prometheus}/api/v1/rules")).await;
+    let names: Vec<&str> = rules["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for alert in [
+        "AgoraWorkloadDown",
+        "AgoraHighErrorRatio",
+        "AgoraHighLatency",
+        "AgoraDatabaseUnreachable",
+        "AgoraOutboxJobTooOld",
+    ] {
+        assert!(names.contains(&alert), "{alert} not loaded: {names:?}");
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

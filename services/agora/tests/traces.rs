@@ -48,18 +48,23 @@ fn assert_one_tree(spans: &[CapturedSpan]) {
     }
 }
 
+/// Every name and attribute on the spans, and on their events (log lines inside a span
+/// become span events).
 fn attribute_text(spans: &[CapturedSpan]) -> String {
-    spans
-        .iter()
-        .flat_map(|s| {
-            s.data
-                .attributes
-                .iter()
-                .map(|kv| format!("{}={}", kv.key, kv.value))
-                .chain(std::iter::once(s.data.name.to_string()))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut text = Vec::new();
+    for span in spans {
+        text.push(span.data.name.to_string());
+        for kv in &span.data.attributes {
+            text.push(format!("{}={}", kv.key, kv.value));
+        }
+        for event in span.data.events.iter() {
+            text.push(event.name.to_string());
+            for kv in &event.attributes {
+                text.push(format!("{}={}", kv.key, kv.value));
+            }
+        }
+    }
+    text.join("\n")
 }
 
 /// Spans end (and are exported) a little after the response: wait for `ready`.

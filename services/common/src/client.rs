@@ -161,6 +161,7 @@ impl ServiceClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|source| ClientError { service, source })?;
+        crate::metrics::kit().expect_calls_to(service);
         Ok(Self {
             service,
             base_url: Arc::from(base_url.trim_end_matches('/')),

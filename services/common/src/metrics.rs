@@ -43,6 +43,9 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     /// `http_request_duration_seconds`.
     pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// `ready`: 1 when the last `/readyz` answer was ready, 0 when not; absent until the
+    /// first (the kubelet asks every few seconds).
+    pub ready: Family<Vec<(String, String)>, prometheus_client::metrics::gauge::Gauge>,
 }
 
 impl Metrics {
@@ -62,6 +65,12 @@ impl Metrics {
         );
         registry.register("http_requests", "HTTP requests handled", requests.clone());
         kit_for(service).register(&mut registry);
+        let ready = Family::default();
+        registry.register(
+            "ready",
+            "Whether the last /readyz answer was ready (1) or not (0)",
+            Family::clone(&ready),
+        );
         registry.register(
             "http_request_duration_seconds",
             "Time to produce the response head",
@@ -71,6 +80,7 @@ impl Metrics {
             registry,
             requests,
             latency,
+            ready,
         }
     }
 
@@ -102,6 +112,11 @@ impl Metrics {
             .inc();
     }
 
+    /// Records a `/readyz` answer.
+    pub fn record_readiness(&self, ready: bool) {
+        self.ready.get_or_create(&Vec::new()).set(i64::from(ready));
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -126,6 +141,17 @@ pub struct QueryLabels {
     /// `SELECT`, `INSERT`, … (`OTHER` for the rest).
     pub operation: &'static str,
 }
+
+/// Every `kind` of `agora_db_errors_total`.
+pub const ERROR_KINDS: [&str; 7] = [
+    "pool",
+    "unavailable",
+    "timeout",
+    "unique_violation",
+    "foreign_key_violation",
+    "serialization_failure",
+    "other",
+];
 
 /// Labels of a database failure.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -172,7 +198,7 @@ pub struct KitMetrics {
 
 impl KitMetrics {
     fn new() -> Self {
-        Self {
+        let kit = Self {
             calls: Family::default(),
             queries: Family::new_with_constructor(latency_histogram),
             pool_wait: latency_histogram(),
@@ -180,6 +206,22 @@ impl KitMetrics {
             token_cache: Family::default(),
             outbox_jobs: Family::default(),
             outbox_oldest: Family::default(),
+        };
+        // Counters of a known label set start at zero: a first failure is then a rise
+        // that `rate()` sees, not a series appearing.
+        for kind in ERROR_KINDS {
+            let _ = kit.db_errors.get_or_create(&ErrorLabels { kind });
+        }
+        for result in ["hit", "miss"] {
+            let _ = kit.token_cache.get_or_create(&CacheLabels { result });
+        }
+        kit
+    }
+
+    /// Zero counters for calls to `target`, one per outcome (see [`KitMetrics::new`]).
+    pub fn expect_calls_to(&self, target: &'static str) {
+        for outcome in ["ok", "refused", "failed"] {
+            let _ = self.calls.get_or_create(&CallLabels { target, outcome });
         }
     }
 

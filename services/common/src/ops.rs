@@ -83,7 +83,7 @@ pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-pub(crate) async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
+pub(crate) async fn readyz(ops: web::Data<Ops>, metrics: web::Data<Metrics>) -> HttpResponse {
     let mut failures = serde_json::Map::new();
     let mut degraded = serde_json::Map::new();
     for check in &ops.checks {
@@ -103,6 +103,8 @@ pub(crate) async fn readyz(ops: web::Data<Ops>) -> HttpResponse {
             }
         }
     }
+    // `agora_ready` keeps what the kubelet was told, for the not-ready alert.
+    metrics.record_readiness(failures.is_empty());
     match (failures.is_empty(), degraded.is_empty()) {
         (true, true) => HttpResponse::Ok().json(json!({"status": "ready"})),
         (true, false) => {

@@ -123,10 +123,10 @@ fn run(
             return;
         }
         let count = batch.len() as u64;
-        let sent = runtime.block_on(tokio::time::timeout(
-            EXPORT_TIMEOUT,
-            exporter.export(std::mem::take(batch)),
-        ));
+        let spans = std::mem::take(batch);
+        // The timer is made inside the runtime: it needs its clock.
+        let sent = runtime
+            .block_on(async { tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(spans)).await });
         let failure = match sent {
             Ok(Ok(())) => return,
             Ok(Err(err)) => err.to_string(),
