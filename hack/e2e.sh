@@ -67,17 +67,18 @@ observability_images() {
   prometheus=$(hack/monitoring.sh prometheus)
   d=$(mktemp -d "${TMPDIR:-/tmp}/agora-obs-images.XXXXXX")
   for name in jaeger prometheus; do
-    mkdir -p "$d/$name/etc" "$d/$name/tmp"
+    # The binary under bin/: Prometheus's data volume mounts at /prometheus.
+    mkdir -p "$d/$name/etc" "$d/$name/tmp" "$d/$name/bin"
     printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$d/$name/etc/passwd"
     printf 'root:x:0:\nnonroot:x:65532:\n' >"$d/$name/etc/group"
     chmod 1777 "$d/$name/tmp"
   done
-  cp "$jaeger" "$d/jaeger/jaeger"
-  cp "$prometheus" "$d/prometheus/prometheus"
+  cp "$jaeger" "$d/jaeger/bin/jaeger"
+  cp "$prometheus" "$d/prometheus/bin/prometheus"
   python3 hack/oci-image.py --name "agora.local/jaeger:$JAEGER_VERSION" --out "$d/jaeger.tar" \
-    --layer-dir "$d/jaeger" --user 65532:65532 --entrypoint /jaeger >/dev/null
+    --layer-dir "$d/jaeger" --user 65532:65532 --entrypoint /bin/jaeger >/dev/null
   python3 hack/oci-image.py --name "agora.local/prometheus:$PROMETHEUS_VERSION" --out "$d/prometheus.tar" \
-    --layer-dir "$d/prometheus" --user 65532:65532 --entrypoint /prometheus >/dev/null
+    --layer-dir "$d/prometheus" --user 65532:65532 --entrypoint /bin/prometheus >/dev/null
   for name in jaeger prometheus; do
     ctr --address "$AGORA_K8S_CONTAINERD" --namespace k8s.io images import "$d/$name.tar" >/dev/null
   done

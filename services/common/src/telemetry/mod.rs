@@ -215,7 +215,10 @@ pub fn init_with(format: LogFormat, traces: TraceSettings) -> Result<(), Telemet
 fn install(format: LogFormat, sink: Option<Sink>) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
-    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    // Colours only for a terminal: `--log-format text` into a file stays plain.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal());
     let fmt = match format {
         LogFormat::Json => fmt
             .json()
