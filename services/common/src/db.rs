@@ -110,13 +110,16 @@ pub fn pool_with(
 /// when traced, a span of its own.
 pub async fn checkout(pool: &DbPool) -> Result<DbConn, PoolError> {
     let started = std::time::Instant::now();
-    let conn = pool
-        .get()
-        .instrument(tracing::info_span!(
-            "db.pool.wait",
-            db.system.name = "postgresql"
-        ))
-        .await;
+    let conn = if crate::telemetry::current_sampled() {
+        pool.get()
+            .instrument(tracing::info_span!(
+                "db.pool.wait",
+                db.system.name = "postgresql"
+            ))
+            .await
+    } else {
+        pool.get().await
+    };
     let kit = crate::metrics::kit();
     kit.pool_wait.observe(started.elapsed().as_secs_f64());
     if conn.is_err() {

@@ -26,7 +26,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -231,16 +231,24 @@ fn install(format: LogFormat, sink: Option<Sink>) {
             .map_event_format(logs::WithTraceIds::new)
             .boxed(),
     };
-    let otel = sink.is_some().then(|| {
-        tracing_opentelemetry::layer()
-            .with_tracer(routing::RoutingTracer)
-            .with_level(false)
-            .with_target(false)
-            .with_location(false)
-            .with_threads(false)
-            .with_tracked_inactivity(false)
-            .with_filter(traced_targets())
-    });
+    let otel =
+        sink.is_some().then(|| {
+            tracing_opentelemetry::layer()
+                .with_tracer(routing::RoutingTracer)
+                .with_level(false)
+                .with_target(false)
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+            // No OpenTelemetry context is attached on every poll of every instrumented
+            // future: parents come from the span tree, propagation asks the span itself.
+            .with_context_activation(false)
+                // Spans only: log lines stay log lines (with the trace's ids), not span
+                // events processed for every request whether it is sampled or not.
+                .with_filter(traced_targets().and(tracing_subscriber::filter::filter_fn(
+                    |metadata| metadata.is_span(),
+                )))
+        });
     let installed = tracing_subscriber::registry()
         .with(fmt.with_filter(filter))
         .with(otel)
@@ -312,6 +320,18 @@ pub fn register(service: &'static str, shared_process: bool) -> Result<(), Telem
     Ok(())
 }
 
+/// Whether the current span belongs to a sampled trace: work done only for exported
+/// spans (a statement's SQL text) is skipped for the others.
+pub fn current_sampled() -> bool {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !tracing_enabled() {
+        return false;
+    }
+    let current = tracing::Span::current();
+    !current.is_none() && current.context().span().span_context().is_sampled()
+}
+
 /// Names `span` now that its name is known (a server span after routing): the
 /// OpenTelemetry span may have started already, and recording `otel.name` would not
 /// rename it.
@@ -330,7 +350,15 @@ pub async fn blocking<R: Send + 'static>(
     work: impl FnOnce() -> R + Send + 'static,
 ) -> Result<R, actix_web::error::BlockingError> {
     let service = current_service();
-    actix_web::web::block(move || routing::within(service, || span.in_scope(work))).await
+    actix_web::web::block(move || {
+        routing::within(service, move || {
+            let result = span.in_scope(work);
+            // Closed (and so exported) while the service is still named.
+            drop(span);
+            result
+        })
+    })
+    .await
 }
 
 /// Sends what is queued and stops the exporters (at the end of `main`).

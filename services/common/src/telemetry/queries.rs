@@ -1,7 +1,7 @@
 //! A span per database statement, from diesel's instrumentation hook: the operation
 //! and the parameterised SQL (placeholders, never the values bound to them).
 //! Statements made outside any span (a job runner polling) are not traced: they would
-//! each be a trace of their own.
+//! each be a trace of their own; nor are those of a trace that is not sampled.
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use std::fmt::Write as _;
@@ -35,7 +35,7 @@ impl Instrumentation for QuerySpans {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
             InstrumentationEvent::StartQuery { query, .. } => {
-                let traced = super::tracing_enabled() && !tracing::Span::current().is_none();
+                let traced = super::current_sampled();
                 let sql = sql_text(query, if traced { SQL_MAX } else { KEYWORD_MAX });
                 let operation = operation(&sql);
                 self.started = Some((std::time::Instant::now(), operation));
