@@ -240,9 +240,9 @@ fn install(format: LogFormat, sink: Option<Sink>) {
                 .with_location(false)
                 .with_threads(false)
                 .with_tracked_inactivity(false)
-            // No OpenTelemetry context is attached on every poll of every instrumented
-            // future: parents come from the span tree, propagation asks the span itself.
-            .with_context_activation(false)
+                // No OpenTelemetry context is attached on every poll of every instrumented
+                // future: parents come from the span tree, propagation asks the span itself.
+                .with_context_activation(false)
                 // Spans only: log lines stay log lines (with the trace's ids), not span
                 // events processed for every request whether it is sampled or not.
                 .with_filter(traced_targets().and(tracing_subscriber::filter::filter_fn(
