@@ -286,8 +286,9 @@ def tracing(r, data):
           f"data: tracing off, 10 % sampled (`parentbased_traceidratio`), and every request "
           f"traced, exporting by OTLP/HTTP to {data['collector']} on the same two cores. "
           "The collector's CPU time is over the whole `agora-bench mix` command.", "",
-          f"| | best rate req/s | vs off | p99 ms at {at or 0:.0f} req/s | collector CPU s | "
-          "agora up peak MiB | spans dropped |", "|---|---:|---:|---:|---:|---:|---:|")
+          f"| | best rate req/s | vs off | p99 ms at {at or 0:.0f} req/s | `GET /feed` alone, max | "
+          "collector CPU s | agora up peak MiB | spans dropped |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|")
     off_best = runs["off"].get("best_rate") or 0
     ratios = {}
     for mode, run in runs.items():
@@ -296,8 +297,11 @@ def tracing(r, data):
         step = next((s for s in run["steps"] if s["offered_rate"] == at), None)
         p99 = ms(step["latency_ms"]["p99"]) if step else "–"
         m = modes.get(mode, {})
+        feed = run["feed_max"]["achieved_rate"]
+        off_feed = runs["off"]["feed_max"]["achieved_rate"]
+        feed_ratio = f" ({feed / off_feed:.2f}×)" if off_feed else ""
         r.add(f"| {labels[mode]} | {best:.0f} | {ratios[mode]:.2f}× | {p99} | "
-              f"{m.get('collector_cpu_seconds', 0):.1f} | {m.get('agora_peak_kib', 0) / 1024:.0f} | "
+              f"{feed:.0f}{feed_ratio} | {m.get('collector_cpu_seconds', 0):.1f} | {m.get('agora_peak_kib', 0) / 1024:.0f} | "
               f"{m.get('spans_dropped', 0)} |")
     memory_ratio = (modes["all"]["agora_peak_kib"] / modes["off"]["agora_peak_kib"]
                     if modes.get("off", {}).get("agora_peak_kib") else 0)
