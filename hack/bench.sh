@@ -167,6 +167,19 @@ SOMEONE=$(awk '/^demo accounts/{getline; print $1; exit}' "$STATE/seed.out")
 
 # --- what the run is --------------------------------------------------------------------
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Keeps agora up's peak resident memory in FILE, twice a second, until SAMPLER_PID is killed.
+sample_agora_peak() {
+  (
+    peak=0
+    while :; do
+      a=$(rss_kib "$AGORA_PID")
+      [ "$a" -gt "$peak" ] && peak=$a
+      echo "$peak" >"$1"
+      sleep 0.5
+    done
+  ) &
+  SAMPLER_PID=$!
+}
 # PostgreSQL's processes share their buffers: proportional set sizes add up correctly.
 pg_pss_kib() {
   local total=0 pid main
@@ -238,16 +251,7 @@ if has_suite mix || has_suite memory; then
   # backends still hold what they grew to: reading smaps_rollup walks each backend's page
   # tables under its mmap lock (1.4 s for 25 backends with 512 MB of shared buffers), and
   # doing that twice a second during the mix stalled the very backends being measured.
-  (
-    peak_agora=0
-    while :; do
-      a=$(rss_kib "$AGORA_PID")
-      [ "$a" -gt "$peak_agora" ] && peak_agora=$a
-      echo "$peak_agora" >"$STATE/peak"
-      sleep 0.5
-    done
-  ) &
-  SAMPLER_PID=$!
+  sample_agora_peak "$STATE/peak"
   log "mix: 60% feed, 30% user timeline, 10% new posts at rising rates"
   "${BENCH[@]}" mix --url "$GW" --seed 1 --users "$USERS" --rates "$MIX_RATES" "${TIMING[@]}" >"$RESULTS/mix.json"
   kill "$SAMPLER_PID"; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
@@ -458,16 +462,7 @@ if has_suite tracing; then
     stop_agora
     # shellcheck disable=SC2086 # the variables are words
     start_agora ${TRACE_ENV[$mode]}
-    (
-      peak=0
-      while :; do
-        a=$(rss_kib "$AGORA_PID")
-        [ "$a" -gt "$peak" ] && peak=$a
-        echo "$peak" >"$STATE/peak-$mode"
-        sleep 0.5
-      done
-    ) &
-    SAMPLER_PID=$!
+    sample_agora_peak "$STATE/peak-$mode"
     cpu_before=$(cpu_seconds "$JAEGER_PID")
     log "tracing: the social mix, tracing $mode"
     "${BENCH[@]}" mix --url "$GW" --seed 1 --users "$USERS" --rates "$MIX_RATES" "${TIMING[@]}" \

@@ -142,7 +142,7 @@ pub async fn observe(
 /// Names the server span after its route template and records how it ended (a 5xx
 /// is an error of the server's; a 4xx is the client's and leaves the status unset).
 fn record_outcome(span: &tracing::Span, method: &str, route: &str, status: u16) {
-    crate::telemetry::rename(span, format!("{method} {route}"));
+    crate::telemetry::rename(span, format_args!("{method} {route}"));
     span.record("http.route", route);
     span.record("http.response.status_code", status);
     if status >= 500 {

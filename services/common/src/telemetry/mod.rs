@@ -335,11 +335,12 @@ pub fn current_sampled() -> bool {
 /// Names `span` now that its name is known (a server span after routing): the
 /// OpenTelemetry span may have started already, and recording `otel.name` would not
 /// rename it.
-pub fn rename(span: &tracing::Span, name: String) {
+/// The name is formatted only when tracing is on: with it off, this costs nothing.
+pub fn rename(span: &tracing::Span, name: std::fmt::Arguments<'_>) {
     use opentelemetry::trace::TraceContextExt;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     if tracing_enabled() {
-        span.context().span().update_name(name);
+        span.context().span().update_name(name.to_string());
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::RwLock;
 use std::task::{Context as TaskContext, Poll};
 
 static TRACERS: RwLock<Vec<(&'static str, SdkTracer)>> = RwLock::new(Vec::new());
+static UNREGISTERED: std::sync::OnceLock<SdkTracer> = std::sync::OnceLock::new();
 
 thread_local! {
     static CURRENT: Cell<Option<&'static str>> = const { Cell::new(None) };
@@ -104,10 +105,9 @@ impl opentelemetry::trace::Tracer for RoutingTracer {
         match tracer {
             Some(tracer) => tracer.build_with_context(builder, parent_cx),
             // Before any service registered: a provider with no processor records
-            // nothing.
-            None => SdkTracerProvider::builder()
-                .build()
-                .tracer("agora")
+            // nothing (made once, not per span).
+            None => UNREGISTERED
+                .get_or_init(|| SdkTracerProvider::builder().build().tracer("agora"))
                 .build_with_context(builder, parent_cx),
         }
     }
