@@ -92,12 +92,15 @@ impl Context {
 pub async fn reconcile(platform: Arc<SocialPlatform>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = ctx.metrics.start();
     // One span per reconcile: which platform, and how it ended.
-    let span = tracing::info_span!(
-        "reconcile",
-        k8s.namespace.name = platform.metadata.namespace.as_deref().unwrap_or_default(),
-        agora.platform = platform.metadata.name.as_deref().unwrap_or_default(),
-        outcome = tracing::field::Empty,
-    );
+    let span = agora_common::telemetry::start_trace(None, || {
+        tracing::info_span!(
+            target: agora_common::telemetry::ROOT,
+            "reconcile",
+            k8s.namespace.name = platform.metadata.namespace.as_deref().unwrap_or_default(),
+            agora.platform = platform.metadata.name.as_deref().unwrap_or_default(),
+            outcome = tracing::field::Empty,
+        )
+    });
     let outcome = reconcile_platform(&platform, &ctx)
         .instrument(span.clone())
         .await;

@@ -301,4 +301,38 @@ async fn requests_are_traced_across_services_without_secrets() {
             .iter()
             .all(|s| s.data.span_context.trace_state().header().is_empty())
     );
+
+    // A caller that did not sample its trace: nothing is exported for the request by
+    // any service (the gateway passes the flag on, so users and relations skip it too,
+    // rather than starting traces of their own).
+    let request_id = "unsampled-feed-request";
+    let reply = send(
+        "GET",
+        &p.url("/api/v1/feed"),
+        Some(&access),
+        &[
+            ("traceparent", &format!("00-{}-{PARENT}-00", "2".repeat(32))),
+            ("x-request-id", request_id),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let leaked: Vec<_> = captured
+        .spans()
+        .into_iter()
+        .filter(|s| {
+            s.data.span_context.trace_id() == TraceId::from_hex(&"2".repeat(32)).unwrap()
+                || s.data
+                    .attributes
+                    .iter()
+                    .any(|kv| kv.key.as_str() == "request_id" && kv.value.as_str() == request_id)
+        })
+        .map(|s| (s.service, s.data.name))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "an unsampled request exported {leaked:?}"
+    );
 }

@@ -242,22 +242,22 @@ impl JobRunner {
         let mut pass = Pass::default();
         for job in claimed {
             // The job joins the trace of the request that enqueued it.
-            let span = tracing::info_span!(
-                "job",
-                otel.name = format!("job {}", job.kind),
-                otel.kind = "consumer",
-                otel.status_code = tracing::field::Empty,
-                messaging.operation.type = "process",
-                job.kind = %job.kind,
-                job.attempt = job.attempts,
-            );
-            if let Some(parent) = job
+            let parent = job
                 .trace_context
                 .as_deref()
-                .and_then(|tp| crate::telemetry::propagation::from_traceparent(tp, None))
-            {
-                let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
-            }
+                .and_then(|tp| crate::telemetry::propagation::from_traceparent(tp, None));
+            let span = crate::telemetry::start_trace(parent, || {
+                tracing::info_span!(
+                    target: crate::telemetry::ROOT,
+                    "job",
+                    otel.name = format!("job {}", job.kind),
+                    otel.kind = "consumer",
+                    otel.status_code = tracing::field::Empty,
+                    messaging.operation.type = "process",
+                    job.kind = %job.kind,
+                    job.attempt = job.attempts,
+                )
+            });
             let outcome = match self.handlers.get(job.kind.as_str()) {
                 Some(handler) => tokio::time::timeout(share, handler.run(job.payload))
                     .instrument(span.clone())

@@ -74,18 +74,23 @@ pub async fn observe(
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     // Never the raw path (usernames, ids, share-link signatures): the route template
     // is named once routing is done. `user.id` is filled in by the auth extractor.
-    let span = tracing::info_span!(
-        "request",
-        otel.kind = "server",
-        otel.status_code = Empty,
-        request_id = %RequestId(request_id.clone()).as_str(),
-        http.request.method = method,
-        http.route = Empty,
-        http.response.status_code = Empty,
-        url.scheme = req.connection_info().scheme(),
-        user.id = Empty,
-    );
-    crate::telemetry::propagation::continue_from(&span, req.headers());
+    // The trace is sampled or not here, once: a client's acceptable `traceparent` is
+    // the parent (and its sampled flag the decision, with the default sampler).
+    let parent = crate::telemetry::propagation::extract(req.headers());
+    let span = crate::telemetry::start_trace(parent, || {
+        tracing::info_span!(
+            target: crate::telemetry::ROOT,
+            "request",
+            otel.kind = "server",
+            otel.status_code = Empty,
+            request_id = %RequestId(request_id.clone()).as_str(),
+            http.request.method = method,
+            http.route = Empty,
+            http.response.status_code = Empty,
+            url.scheme = req.connection_info().scheme(),
+            user.id = Empty,
+        )
+    });
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let mut res = match result {

@@ -45,13 +45,24 @@ impl Captured {
     }
 }
 
-/// Installs the subscriber with spans going to memory (JSON logs, as in a container).
+/// Installs the subscriber with spans going to memory (JSON logs, as in a container),
+/// sampled as the `OTEL_TRACES_SAMPLER` variables say (every trace, unset).
 /// Call first in a test binary: the first subscriber of a process stays.
 pub fn init_capturing() -> Captured {
+    install_capturing(None)
+}
+
+/// The same, with traces sampled by `sampler` instead of the variables.
+pub fn init_capturing_sampled(sampler: opentelemetry_sdk::trace::Sampler) -> Captured {
+    install_capturing(Some(Box::new(sampler)))
+}
+
+fn install_capturing(sampler: Option<Box<dyn opentelemetry_sdk::trace::ShouldSample>>) -> Captured {
     let captured = Captured::default();
     super::install(
         super::LogFormat::Json,
         Some(super::Sink::Memory(captured.clone())),
+        sampler,
     );
     captured
 }

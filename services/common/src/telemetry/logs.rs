@@ -46,7 +46,7 @@ where
     }
 }
 
-/// The current span's OpenTelemetry ids, when tracing is on and it is sampled.
+/// The current span's trace and span ids, when tracing is on.
 fn ids<S, N>(ctx: &FmtContext<'_, S, N>) -> Option<(String, String)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -55,16 +55,16 @@ where
     if !super::tracing_enabled() {
         return None;
     }
-    let id = ctx.lookup_current()?.id();
-    let cx = tracing::dispatcher::get_default(|dispatch| {
-        tracing_opentelemetry::get_otel_context(&id, dispatch)
-    })?;
-    let span = cx.span();
-    let context = span.span_context();
-    context.is_valid().then(|| {
-        (
-            context.trace_id().to_string(),
-            context.span_id().to_string(),
-        )
+    let current = ctx.lookup_current()?;
+    let otel = tracing::dispatcher::get_default(|dispatch| {
+        tracing_opentelemetry::get_otel_context(&current.id(), dispatch)
     })
+    .map(|cx| cx.span().span_context().clone())
+    .filter(opentelemetry::trace::SpanContext::is_valid);
+    // An unsampled request's lines name its trace too (to find the caller's lines).
+    let context = otel.or_else(|| super::sampling::unsampled_of(&current))?;
+    Some((
+        context.trace_id().to_string(),
+        context.span_id().to_string(),
+    ))
 }

@@ -18,9 +18,11 @@ pub mod propagation;
 #[cfg(feature = "db")]
 pub(crate) mod queries;
 mod routing;
+mod sampling;
 
 pub use export::spans_dropped;
 pub use routing::{ServiceScoped, current_service, in_service, serve_as};
+pub use sampling::{ROOT, start as start_trace};
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::io::IsTerminal;
@@ -207,12 +209,17 @@ pub fn init() {
 /// Agora's own code are traced when an endpoint is set.
 pub fn init_with(format: LogFormat, traces: TraceSettings) -> Result<(), TelemetryError> {
     let traced = traces.endpoint.is_some();
-    install(format, traced.then_some(Sink::Otlp(traces)));
+    install(format, traced.then_some(Sink::Otlp(traces)), None);
     Ok(())
 }
 
-/// The subscriber; with a sink, the OpenTelemetry layer too. The first call wins.
-fn install(format: LogFormat, sink: Option<Sink>) {
+/// The subscriber; with a sink, the OpenTelemetry layer too, sampling as `sampler`
+/// says (the `OTEL_TRACES_SAMPLER` variables when `None`). The first call wins.
+fn install(
+    format: LogFormat,
+    sink: Option<Sink>,
+    sampler: Option<Box<dyn opentelemetry_sdk::trace::ShouldSample>>,
+) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
     // Colours only for a terminal: `--log-format text` into a file stays plain.
@@ -231,32 +238,39 @@ fn install(format: LogFormat, sink: Option<Sink>) {
             .map_event_format(logs::WithTraceIds::new)
             .boxed(),
     };
-    let otel =
-        sink.is_some().then(|| {
-            tracing_opentelemetry::layer()
-                .with_tracer(routing::RoutingTracer)
-                .with_level(false)
-                .with_target(false)
-                .with_location(false)
-                .with_threads(false)
-                .with_tracked_inactivity(false)
-                // No OpenTelemetry context is attached on every poll of every instrumented
-                // future: parents come from the span tree, propagation asks the span itself.
-                .with_context_activation(false)
-                // Spans only: log lines stay log lines (with the trace's ids), not span
-                // events processed for every request whether it is sampled or not.
-                .with_filter(traced_targets().and(tracing_subscriber::filter::filter_fn(
-                    |metadata| metadata.is_span(),
-                )))
-        });
+    // Log lines keep the level `RUST_LOG` asks for; of spans they need only the roots
+    // (a request's id, a job's kind), so the others cost nothing while tracing is off.
+    let fmt_filter = tracing_subscriber::filter::filter_fn(sampling::is_root).or(filter.and(
+        tracing_subscriber::filter::filter_fn(|metadata| metadata.is_event()),
+    ));
+    let otel = sink.is_some().then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(routing::RoutingTracer)
+            .with_level(false)
+            .with_target(false)
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            // No OpenTelemetry context is attached on every poll of every instrumented
+            // future: parents come from the span tree, propagation asks the span itself.
+            .with_context_activation(false)
+            // Spans only, of sampled traces: log lines stay log lines (with the
+            // trace's ids), and an unsampled request passes no span through the layer.
+            .with_filter(
+                traced_targets().and(tracing_subscriber::filter::dynamic_filter_fn(
+                    sampling::traced,
+                )),
+            )
+    });
     let installed = tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
+        .with(fmt.with_filter(fmt_filter))
         .with(otel)
         .try_init()
         .is_ok();
     // `try_init` fails only when a subscriber exists already (tests, embedded runs):
     // the first settings stay.
     if installed && let Some(sink) = sink {
+        sampling::configure(sampler);
         if let Ok(mut slot) = SINK.lock() {
             *slot = Some(sink);
         }
@@ -302,7 +316,10 @@ pub fn register(service: &'static str, shared_process: bool) -> Result<(), Telem
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(name)
         .build();
-    let provider = SdkTracerProvider::builder().with_resource(resource.clone());
+    // Sampling is decided at the root ([`start_trace`]): what reaches the SDK is sampled.
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
+        .with_resource(resource.clone());
     let provider = match sink {
         Sink::Otlp(settings) => {
             provider.with_span_processor(export::QueueProcessor::start(&settings, &resource)?)
@@ -335,12 +352,16 @@ pub fn current_sampled() -> bool {
 /// Names `span` now that its name is known (a server span after routing): the
 /// OpenTelemetry span may have started already, and recording `otel.name` would not
 /// rename it.
-/// The name is formatted only when tracing is on: with it off, this costs nothing.
+/// The name is formatted only for a sampled span: otherwise this costs nothing.
 pub fn rename(span: &tracing::Span, name: std::fmt::Arguments<'_>) {
     use opentelemetry::trace::TraceContextExt;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     if tracing_enabled() {
-        span.context().span().update_name(name.to_string());
+        let cx = span.context();
+        let otel = cx.span();
+        if otel.is_recording() {
+            otel.update_name(name.to_string());
+        }
     }
 }
 

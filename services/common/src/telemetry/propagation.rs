@@ -1,5 +1,6 @@
-//! W3C trace context in and out: an incoming `traceparent` continues its trace, an
-//! outgoing call (or a queued job) carries the current one.
+//! W3C trace context in and out: an incoming `traceparent` is the parent a request's
+//! root span continues ([`super::start_trace`]), an outgoing call (or a queued job)
+//! carries the current one.
 //!
 //! What a client sends is input: a `traceparent` that is not exactly one well-formed
 //! header, or a `tracestate` longer than the W3C limit, is ignored (a fresh trace
@@ -62,13 +63,6 @@ pub fn from_traceparent(traceparent: &str, tracestate: Option<&str>) -> Option<C
     cx.span().span_context().is_valid().then_some(cx)
 }
 
-/// Makes `span` a child of the remote parent in `headers` (if any is acceptable).
-pub fn continue_from(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
-    if let Some(parent) = extract(headers) {
-        let _ = span.set_parent(parent);
-    }
-}
-
 #[derive(Default)]
 struct Collected(Vec<(&'static str, String)>);
 
@@ -84,14 +78,24 @@ impl Injector for Collected {
 }
 
 /// The `traceparent` (and `tracestate`) headers naming `span` as the parent of what
-/// it calls; empty while tracing is off.
+/// it calls; empty while tracing is off. In a trace that is not sampled (where `span`
+/// itself was never created) they name the unsampled trace, flag off, so the callee
+/// does not sample it either.
 pub fn headers_for(span: &tracing::Span) -> Vec<(&'static str, String)> {
     if !super::tracing_enabled() {
         return Vec::new();
     }
-    let cx = span.context();
+    let mut cx = span.context();
     if !cx.span().span_context().is_valid() {
-        return Vec::new();
+        let within = if span.is_none() {
+            tracing::Span::current()
+        } else {
+            span.clone()
+        };
+        let Some(unsampled) = super::sampling::unsampled(&within) else {
+            return Vec::new();
+        };
+        cx = Context::new().with_remote_span_context(unsampled);
     }
     let mut collected = Collected::default();
     TraceContextPropagator::new().inject_context(&cx, &mut collected);
