@@ -2,6 +2,7 @@
 //! each service runs in-process on its own loopback port, exactly as it would in its
 //! own container, and the gateway routes to them.
 
+pub mod backup;
 pub mod postgres;
 pub mod seed;
 

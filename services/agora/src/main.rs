@@ -45,6 +45,37 @@ enum Command {
         #[arg(long, env = "GATEWAY_RATE_LIMIT_PER_MINUTE", default_value_t = agora_gateway::DEFAULT_RATE_LIMIT_PER_MINUTE)]
         rate_limit_per_minute: u32,
     },
+    /// Back up a platform (running or not): every service's database, the photos and
+    /// the keys, into a new directory. See docs/backup.md.
+    Backup {
+        /// The platform's state dir (as given to `agora up`).
+        #[arg(long, default_value = ".agora")]
+        state_dir: PathBuf,
+        /// A directory to create (mode 0700), or an empty one.
+        #[arg(long)]
+        to: PathBuf,
+        /// Encrypt the signing and share-link keys with the key in this file (at least
+        /// 16 bytes; the same file is needed to restore). Without it the backup is as
+        /// secret as the state dir.
+        #[arg(long)]
+        encryption_key_file: Option<PathBuf>,
+        /// The server `agora up` uses, if it was given --database-url.
+        #[arg(long, env = "AGORA_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+    /// Restore a backup into a new state dir, which `agora up --state-dir` then serves.
+    /// Every file is checked first: a damaged backup restores nothing.
+    Restore {
+        /// The backup's directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// A state dir to create, or an empty one.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// The key file the backup was made with, if it was encrypted.
+        #[arg(long)]
+        encryption_key_file: Option<PathBuf>,
+    },
     /// Fill a running platform with demo data through its public API: people with
     /// profiles and avatars, follows and friendships, photos, posts, comments, reactions,
     /// events and RSVPs. The same --seed gives the same data.
@@ -89,6 +120,58 @@ async fn main() -> ExitCode {
             database_url,
             rate_limit_per_minute,
         } => up(listen, state_dir, database_url, rate_limit_per_minute).await,
+        Command::Backup {
+            state_dir,
+            to,
+            encryption_key_file,
+            database_url,
+        } => match encryption_key(encryption_key_file.as_deref()) {
+            Ok(encryption_key) => {
+                let options = agora::backup::BackupOptions {
+                    state_dir,
+                    to,
+                    encryption_key,
+                    database_url,
+                };
+                agora::backup::backup(&options, &|line| eprintln!("{line}"))
+                    .await
+                    .map(|manifest| {
+                        println!(
+                            "backed up {} databases, {} photo objects and the keys into {}",
+                            manifest.databases.len(),
+                            manifest.photos.objects,
+                            options.to.display()
+                        );
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        },
+        Command::Restore {
+            from,
+            state_dir,
+            encryption_key_file,
+        } => match encryption_key(encryption_key_file.as_deref()) {
+            Ok(encryption_key) => {
+                let options = agora::backup::RestoreOptions {
+                    from,
+                    state_dir,
+                    encryption_key,
+                };
+                agora::backup::restore(&options, &|line| eprintln!("{line}"))
+                    .await
+                    .map(|manifest| {
+                        println!(
+                            "restored the backup of {} into {}: start it with `agora up --state-dir {}`",
+                            manifest.completed_at,
+                            options.state_dir.display(),
+                            options.state_dir.display()
+                        );
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        },
         Command::Seed {
             url,
             users,
@@ -161,6 +244,24 @@ async fn run_seed(options: &agora::seed::SeedOptions) -> Result<(), String> {
         println!("  {username}  (id {id})");
     }
     Ok(())
+}
+
+/// The backup encryption key in `file` (a trailing newline is not part of it).
+fn encryption_key(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, String> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let mut key = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    while key.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+        key.pop();
+    }
+    if key.len() < 16 {
+        return Err(format!(
+            "{}: an encryption key needs at least 16 bytes",
+            file.display()
+        ));
+    }
+    Ok(Some(key))
 }
 
 async fn up(

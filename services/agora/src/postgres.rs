@@ -216,6 +216,11 @@ impl LocalPostgres {
         Ok(pg)
     }
 
+    /// Where the server and client binaries are.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
     /// Server-level URL (database `postgres`), with the superuser's password.
     pub fn url(&self) -> String {
         format!(
@@ -337,6 +342,32 @@ impl LocalPostgres {
             })
         }
     }
+}
+
+/// The URL of the cluster an `agora up` runs on `state_dir` (found by the port in
+/// its `postmaster.pid`), if one runs there.
+pub fn running_url(state_dir: &Path) -> Result<Option<String>, PostgresError> {
+    let root = state_dir.join("postgres");
+    let pid_file = root.join("data").join("postmaster.pid");
+    let pid = match std::fs::read_to_string(&pid_file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&pid_file)(e)),
+    };
+    // Line 4 of postmaster.pid is the port.
+    let Some(port) = pid
+        .lines()
+        .nth(3)
+        .and_then(|l| l.trim().parse::<u16>().ok())
+    else {
+        return Ok(None);
+    };
+    let password_file = root.join("superuser-password");
+    let password = std::fs::read_to_string(&password_file).map_err(io_err(&password_file))?;
+    Ok(Some(format!(
+        "postgres://postgres:{}@127.0.0.1:{port}/postgres",
+        password.trim()
+    )))
 }
 
 fn chown_tree(dir: &Path, user: RunAs) -> Result<(), PostgresError> {

@@ -1,6 +1,7 @@
 //! `agora up` as a user runs it: the real binary creates its own PostgreSQL cluster
 //! (dropping to the `postgres` user when run as root), serves the API, stops cleanly on
-//! SIGTERM, and keeps its data for the next run.
+//! SIGTERM, and keeps its data for the next run; `agora backup` and `agora restore`
+//! carry a platform to a new state dir.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod support;
@@ -10,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{TestPlatform, me_status, post_json, register};
+use support::{Person, TestPlatform, me_status, ok, png, post_json, register, send, token, upload};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -138,4 +139,261 @@ async fn up_serves_stops_cleanly_and_keeps_data() {
     assert_eq!(me_status(&p, &session).await, 200);
     assert!(terminate(child).success());
     let _ = std::fs::remove_dir_all(&state_dir);
+}
+
+fn agora(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(args)
+        .env_remove("AGORA_DATABASE_URL")
+        .env("LOG_FORMAT", "text")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run agora: {e}"))
+}
+
+/// Kills an `agora up` still running when a test ends early (a failed assertion).
+struct Running(Option<Child>);
+
+impl Running {
+    fn stop(mut self) -> std::process::ExitStatus {
+        terminate(self.0.take().unwrap())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+#[actix_web::test]
+async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
+    let root = std::env::temp_dir().join(agora_common::testing::unique_prefix("agora_backup"));
+    let (state, backup, restored) = (
+        root.join("state"),
+        root.join("backup"),
+        root.join("restored"),
+    );
+    let key_file = root.join("backup.key");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(&key_file, "a backup key of more than 16 bytes\n").unwrap();
+
+    let port = free_port();
+    let child = Running(Some(agora_up(&state, port)));
+    let p = as_platform(port, &state);
+    let session = register(&p, "rhea").await;
+    let rhea = Person {
+        id: session["user"]["id"].as_str().unwrap().to_owned(),
+        name: "rhea".into(),
+        token: token(&session, "access_token"),
+    };
+    let photo = upload(&p, &rhea, &png(7), "public", "sea").await;
+    let photo_id = photo["id"].as_str().unwrap().to_owned();
+    let content = send(
+        "GET",
+        &p.url(&format!("/api/v1/photos/{photo_id}/content")),
+        Some(&rhea.token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(content.status, 200);
+    ok(
+        &p,
+        &rhea,
+        "POST",
+        "/api/v1/posts",
+        Some(json!({"text": "before the backup", "visibility": "public", "photo_ids": [photo_id]})),
+    )
+    .await;
+
+    // While `agora up` runs, with the keys sealed.
+    let made = agora(&[
+        "backup".as_ref(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--to".as_ref(),
+        backup.as_os_str(),
+        "--encryption-key-file".as_ref(),
+        key_file.as_os_str(),
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&backup).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "the backup directory is private");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "agora-backup/1");
+    assert_eq!(manifest["keys"]["encryption"], "aes-256-gcm");
+    let services: Vec<&str> = manifest["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["auth", "users", "events", "relations", "photos"]);
+    assert!(
+        manifest["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["migration"].is_string())
+    );
+    let signing_key = std::fs::read(state.join("keys/auth-signing-key.pem")).unwrap();
+    let sealed = std::fs::read(backup.join("keys.sealed")).unwrap();
+    assert!(
+        !sealed
+            .windows(32)
+            .any(|w| signing_key.windows(32).any(|k| k == w)),
+        "the signing key is in the clear"
+    );
+    assert!(child.stop().success());
+
+    // Stopped, it starts the cluster itself (and stops it again).
+    let stopped_backup = root.join("backup-stopped");
+    let made = agora(&[
+        "backup".as_ref(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--to".as_ref(),
+        stopped_backup.as_os_str(),
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(stopped_backup.join("keys.json").is_file());
+    assert!(
+        !state.join("postgres/data/postmaster.pid").exists(),
+        "PostgreSQL left running"
+    );
+
+    // Damaged, missing its key, or into a state dir with data: refused, nothing written.
+    let damaged = root.join("backup-damaged");
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(&backup)
+            .arg(&damaged)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let dump = damaged.join("databases/users.dump");
+    let bytes = std::fs::read(&dump).unwrap();
+    std::fs::write(&dump, &bytes[..bytes.len() - 10]).unwrap();
+    let target = root.join("restored-damaged");
+    let refused = agora(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        damaged.as_os_str(),
+        "--state-dir".as_ref(),
+        target.as_os_str(),
+        "--encryption-key-file".as_ref(),
+        key_file.as_os_str(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("databases/users.dump"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        !target.exists(),
+        "a refused restore wrote {}",
+        target.display()
+    );
+    let refused = agora(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        backup.as_os_str(),
+        "--state-dir".as_ref(),
+        target.as_os_str(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--encryption-key-file"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!target.exists());
+    let refused = agora(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        backup.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--encryption-key-file".as_ref(),
+        key_file.as_os_str(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // Restored: the same person signs in with the same password, her old token verifies
+    // (the signing key came back), her post and her photo's bytes are there.
+    let done = agora(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        backup.as_os_str(),
+        "--state-dir".as_ref(),
+        restored.as_os_str(),
+        "--encryption-key-file".as_ref(),
+        key_file.as_os_str(),
+    ]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let port = free_port();
+    let child = Running(Some(agora_up(&restored, port)));
+    let q = as_platform(port, &restored);
+    let login = post_json(
+        &q.url("/api/v1/auth/login"),
+        None,
+        json!({"login": "rhea", "password": "password-rhea"}),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert_eq!(me_status(&q, &session).await, 200);
+    let again = send(
+        "GET",
+        &q.url(&format!("/api/v1/photos/{photo_id}/content")),
+        Some(&rhea.token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(sha256(&again.raw), sha256(&content.raw));
+    let posts = send(
+        "GET",
+        &q.url(&format!("/api/v1/users/{}/posts", rhea.id)),
+        Some(&rhea.token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(posts.status, 200, "{}", posts.body);
+    assert!(
+        posts.body.to_string().contains("before the backup"),
+        "{}",
+        posts.body
+    );
+    assert!(child.stop().success());
+    let _ = std::fs::remove_dir_all(&root);
 }
