@@ -51,9 +51,10 @@ enum Command {
         /// The platform's state dir (as given to `agora up`).
         #[arg(long, default_value = ".agora")]
         state_dir: PathBuf,
-        /// A directory to create (mode 0700), or an empty one.
+        /// A directory to create (mode 0700), or an empty one; or s3://bucket/prefix
+        /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL).
         #[arg(long)]
-        to: PathBuf,
+        to: String,
         /// Encrypt the signing and share-link keys with the key in this file (at least
         /// 16 bytes; the same file is needed to restore). Without it the backup is as
         /// secret as the state dir.
@@ -66,9 +67,9 @@ enum Command {
     /// Restore a backup into a new state dir, which `agora up --state-dir` then serves.
     /// Every file is checked first: a damaged backup restores nothing.
     Restore {
-        /// The backup's directory.
+        /// The backup's directory, or s3://bucket/prefix.
         #[arg(long)]
-        from: PathBuf,
+        from: String,
         /// A state dir to create, or an empty one.
         #[arg(long)]
         state_dir: PathBuf,
@@ -125,8 +126,13 @@ async fn main() -> ExitCode {
             to,
             encryption_key_file,
             database_url,
-        } => match encryption_key(encryption_key_file.as_deref()) {
-            Ok(encryption_key) => {
+        } => match encryption_key(encryption_key_file.as_deref()).and_then(|key| {
+            Ok((
+                key,
+                agora::backup::Location::parse(&to).map_err(|e| e.to_string())?,
+            ))
+        }) {
+            Ok((encryption_key, to)) => {
                 let options = agora::backup::BackupOptions {
                     state_dir,
                     to,
@@ -140,7 +146,7 @@ async fn main() -> ExitCode {
                             "backed up {} databases, {} photo objects and the keys into {}",
                             manifest.databases.len(),
                             manifest.photos.objects,
-                            options.to.display()
+                            options.to
                         );
                     })
                     .map_err(|e| e.to_string())
@@ -151,8 +157,13 @@ async fn main() -> ExitCode {
             from,
             state_dir,
             encryption_key_file,
-        } => match encryption_key(encryption_key_file.as_deref()) {
-            Ok(encryption_key) => {
+        } => match encryption_key(encryption_key_file.as_deref()).and_then(|key| {
+            Ok((
+                key,
+                agora::backup::Location::parse(&from).map_err(|e| e.to_string())?,
+            ))
+        }) {
+            Ok((encryption_key, from)) => {
                 let options = agora::backup::RestoreOptions {
                     from,
                     state_dir,

@@ -141,13 +141,28 @@ async fn up_serves_stops_cleanly_and_keeps_data() {
     let _ = std::fs::remove_dir_all(&state_dir);
 }
 
-fn agora(args: &[&std::ffi::OsStr]) -> std::process::Output {
+/// Runs the `agora` binary; the tests' S3 server (versitygw, `hack/s3-server.sh`) is
+/// reachable through the standard AWS variables.
+fn agora(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_agora"))
         .args(args)
         .env_remove("AGORA_DATABASE_URL")
         .env("LOG_FORMAT", "text")
+        .env("AWS_ACCESS_KEY_ID", s3_var("AGORA_TEST_S3_ACCESS_KEY"))
+        .env("AWS_SECRET_ACCESS_KEY", s3_var("AGORA_TEST_S3_SECRET_KEY"))
+        .env("AWS_ENDPOINT_URL", s3_var("AGORA_TEST_S3_ENDPOINT"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run agora: {e}"))
+}
+
+fn s3_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is unset: run the tests with hack/test.sh, or eval \"$(hack/s3-server.sh start)\"")
+    })
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Kills an `agora up` still running when a test ends early (a failed assertion).
@@ -176,18 +191,23 @@ fn sha256(bytes: &[u8]) -> String {
 #[actix_web::test]
 async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
     let root = std::env::temp_dir().join(agora_common::testing::unique_prefix("agora_backup"));
-    let (state, backup, restored) = (
-        root.join("state"),
-        root.join("backup"),
-        root.join("restored"),
-    );
-    let key_file = root.join("backup.key");
+    let path = |name: &str| root.join(name).to_str().unwrap().to_owned();
+    let (state, restored, key_file) = (path("state"), path("restored"), path("backup.key"));
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(&key_file, "a backup key of more than 16 bytes\n").unwrap();
+    // The backup taken while up goes to the S3 server, whose posix backend keeps each
+    // object as a file under <root>/root/<bucket>/<key>.
+    let bucket = s3_var("AGORA_TEST_S3_BUCKET");
+    let prefix = agora_common::testing::unique_prefix("backup");
+    let s3 = format!("s3://{bucket}/{prefix}");
+    let in_bucket = std::path::PathBuf::from(s3_var("AGORA_TEST_S3_ROOT"))
+        .join("root")
+        .join(&bucket)
+        .join(&prefix);
 
     let port = free_port();
-    let child = Running(Some(agora_up(&state, port)));
-    let p = as_platform(port, &state);
+    let child = Running(Some(agora_up(Path::new(&state), port)));
+    let p = as_platform(port, Path::new(&state));
     let session = register(&p, "rhea").await;
     let rhea = Person {
         id: session["user"]["id"].as_str().unwrap().to_owned(),
@@ -196,172 +216,121 @@ async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
     };
     let photo = upload(&p, &rhea, &png(7), "public", "sea").await;
     let photo_id = photo["id"].as_str().unwrap().to_owned();
-    let content = send(
-        "GET",
-        &p.url(&format!("/api/v1/photos/{photo_id}/content")),
-        Some(&rhea.token),
-        &[],
-        None,
-    )
-    .await;
+    let content_path = format!("/api/v1/photos/{photo_id}/content");
+    let content = send("GET", &p.url(&content_path), Some(&rhea.token), &[], None).await;
     assert_eq!(content.status, 200);
-    ok(
-        &p,
-        &rhea,
-        "POST",
-        "/api/v1/posts",
-        Some(json!({"text": "before the backup", "visibility": "public", "photo_ids": [photo_id]})),
-    )
-    .await;
+    let post =
+        json!({"text": "before the backup", "visibility": "public", "photo_ids": [photo_id]});
+    ok(&p, &rhea, "POST", "/api/v1/posts", Some(post)).await;
 
-    // While `agora up` runs, with the keys sealed.
+    // While `agora up` runs, into a bucket, with the keys sealed.
     let made = agora(&[
-        "backup".as_ref(),
-        "--state-dir".as_ref(),
-        state.as_os_str(),
-        "--to".as_ref(),
-        backup.as_os_str(),
-        "--encryption-key-file".as_ref(),
-        key_file.as_os_str(),
+        "backup",
+        "--state-dir",
+        &state,
+        "--to",
+        &s3,
+        "--encryption-key-file",
+        &key_file,
     ]);
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&backup).unwrap().permissions());
-    assert_eq!(mode & 0o077, 0, "the backup directory is private");
+    assert!(made.status.success(), "{}", stderr(&made));
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(in_bucket.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["format"], "agora-backup/1");
     assert_eq!(manifest["keys"]["encryption"], "aes-256-gcm");
-    let services: Vec<&str> = manifest["databases"]
-        .as_array()
-        .unwrap()
+    let databases = manifest["databases"].as_array().unwrap();
+    let services: Vec<&str> = databases
         .iter()
         .map(|d| d["service"].as_str().unwrap())
         .collect();
     assert_eq!(services, ["auth", "users", "events", "relations", "photos"]);
     assert!(
-        manifest["databases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["migration"].is_string())
+        databases.iter().all(|d| d["migration"].is_string()),
+        "{databases:?}"
     );
-    let signing_key = std::fs::read(state.join("keys/auth-signing-key.pem")).unwrap();
-    let sealed = std::fs::read(backup.join("keys.sealed")).unwrap();
+    let signing_key = std::fs::read(Path::new(&state).join("keys/auth-signing-key.pem")).unwrap();
+    let sealed = std::fs::read(in_bucket.join("keys.sealed")).unwrap();
     assert!(
         !sealed
             .windows(32)
             .any(|w| signing_key.windows(32).any(|k| k == w)),
         "the signing key is in the clear"
     );
+    // A prefix that holds a backup is not written over (nor cleared).
+    let again = agora(&["backup", "--state-dir", &state, "--to", &s3]);
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+    assert!(in_bucket.join("manifest.json").is_file());
     assert!(child.stop().success());
 
-    // Stopped, it starts the cluster itself (and stops it again).
-    let stopped_backup = root.join("backup-stopped");
-    let made = agora(&[
-        "backup".as_ref(),
-        "--state-dir".as_ref(),
-        state.as_os_str(),
-        "--to".as_ref(),
-        stopped_backup.as_os_str(),
-    ]);
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
+    // Stopped, into a directory: it starts the cluster itself, and stops it again.
+    let directory = path("backup");
+    let made = agora(&["backup", "--state-dir", &state, "--to", &directory]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&directory).unwrap().permissions(),
     );
-    assert!(stopped_backup.join("keys.json").is_file());
+    assert_eq!(mode & 0o077, 0, "the backup directory is private");
+    assert!(Path::new(&directory).join("keys.json").is_file());
     assert!(
-        !state.join("postgres/data/postmaster.pid").exists(),
+        !Path::new(&state)
+            .join("postgres/data/postmaster.pid")
+            .exists(),
         "PostgreSQL left running"
     );
 
     // Damaged, missing its key, or into a state dir with data: refused, nothing written.
-    let damaged = root.join("backup-damaged");
+    let damaged = path("backup-damaged");
     assert!(
         Command::new("cp")
-            .arg("-r")
-            .arg(&backup)
-            .arg(&damaged)
+            .args(["-r", &directory, &damaged])
             .status()
             .unwrap()
             .success()
     );
-    let dump = damaged.join("databases/users.dump");
+    let dump = Path::new(&damaged).join("databases/users.dump");
     let bytes = std::fs::read(&dump).unwrap();
     std::fs::write(&dump, &bytes[..bytes.len() - 10]).unwrap();
-    let target = root.join("restored-damaged");
-    let refused = agora(&[
-        "restore".as_ref(),
-        "--from".as_ref(),
-        damaged.as_os_str(),
-        "--state-dir".as_ref(),
-        target.as_os_str(),
-        "--encryption-key-file".as_ref(),
-        key_file.as_os_str(),
-    ]);
+    let target = path("restored-damaged");
+    let refused = agora(&["restore", "--from", &damaged, "--state-dir", &target]);
     assert!(!refused.status.success());
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("databases/users.dump"),
+        stderr(&refused).contains("databases/users.dump"),
         "{}",
-        String::from_utf8_lossy(&refused.stderr)
+        stderr(&refused)
     );
     assert!(
-        !target.exists(),
-        "a refused restore wrote {}",
-        target.display()
+        !Path::new(&target).exists(),
+        "a refused restore wrote {target}"
     );
-    let refused = agora(&[
-        "restore".as_ref(),
-        "--from".as_ref(),
-        backup.as_os_str(),
-        "--state-dir".as_ref(),
-        target.as_os_str(),
-    ]);
+    let refused = agora(&["restore", "--from", &s3, "--state-dir", &target]);
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("--encryption-key-file"),
+        stderr(&refused).contains("--encryption-key-file"),
         "{}",
-        String::from_utf8_lossy(&refused.stderr)
+        stderr(&refused)
     );
-    assert!(!target.exists());
-    let refused = agora(&[
-        "restore".as_ref(),
-        "--from".as_ref(),
-        backup.as_os_str(),
-        "--state-dir".as_ref(),
-        state.as_os_str(),
-        "--encryption-key-file".as_ref(),
-        key_file.as_os_str(),
-    ]);
+    assert!(!Path::new(&target).exists());
+    let refused = agora(&["restore", "--from", &directory, "--state-dir", &state]);
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("not empty"),
+        stderr(&refused).contains("not empty"),
         "{}",
-        String::from_utf8_lossy(&refused.stderr)
+        stderr(&refused)
     );
 
-    // Restored: the same person signs in with the same password, her old token verifies
-    // (the signing key came back), her post and her photo's bytes are there.
+    // Restored from the bucket: the same person signs in with the same password, her
+    // old token verifies (the signing key came back), her post and photo are there.
     let done = agora(&[
-        "restore".as_ref(),
-        "--from".as_ref(),
-        backup.as_os_str(),
-        "--state-dir".as_ref(),
-        restored.as_os_str(),
-        "--encryption-key-file".as_ref(),
-        key_file.as_os_str(),
+        "restore",
+        "--from",
+        &s3,
+        "--state-dir",
+        &restored,
+        "--encryption-key-file",
+        &key_file,
     ]);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    assert!(done.status.success(), "{}", stderr(&done));
     let port = free_port();
-    let child = Running(Some(agora_up(&restored, port)));
-    let q = as_platform(port, &restored);
+    let child = Running(Some(agora_up(Path::new(&restored), port)));
+    let q = as_platform(port, Path::new(&restored));
     let login = post_json(
         &q.url("/api/v1/auth/login"),
         None,
@@ -370,24 +339,11 @@ async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
     .await;
     assert_eq!(login.status, 200, "{}", login.body);
     assert_eq!(me_status(&q, &session).await, 200);
-    let again = send(
-        "GET",
-        &q.url(&format!("/api/v1/photos/{photo_id}/content")),
-        Some(&rhea.token),
-        &[],
-        None,
-    )
-    .await;
+    let again = send("GET", &q.url(&content_path), Some(&rhea.token), &[], None).await;
     assert_eq!(again.status, 200);
     assert_eq!(sha256(&again.raw), sha256(&content.raw));
-    let posts = send(
-        "GET",
-        &q.url(&format!("/api/v1/users/{}/posts", rhea.id)),
-        Some(&rhea.token),
-        &[],
-        None,
-    )
-    .await;
+    let posts_path = format!("/api/v1/users/{}/posts", rhea.id);
+    let posts = send("GET", &q.url(&posts_path), Some(&rhea.token), &[], None).await;
     assert_eq!(posts.status, 200, "{}", posts.body);
     assert!(
         posts.body.to_string().contains("before the backup"),

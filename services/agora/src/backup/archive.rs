@@ -5,7 +5,9 @@
 use super::BackupError;
 use super::manifest::FileEntry;
 use futures_util::StreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -15,6 +17,46 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 const CHUNK: usize = 1 << 20;
 /// Parts in flight per upload: memory stays a few chunks, whatever the object's size.
 const PARTS_IN_FLIGHT: usize = 2;
+
+/// Where a backup is: a directory, or `s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    /// A directory on this machine.
+    Directory(std::path::PathBuf),
+    /// A bucket (and a key prefix, possibly empty) of an S3-compatible store.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// Keys start with `<prefix>/`.
+        prefix: String,
+    },
+}
+
+impl Location {
+    /// `s3://bucket/prefix` or a path.
+    pub fn parse(text: &str) -> Result<Self, BackupError> {
+        let Some(rest) = text.strip_prefix("s3://") else {
+            return Ok(Self::Directory(text.into()));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(BackupError::Invalid(format!("{text}: no bucket")));
+        }
+        Ok(Self::S3 {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Directory(dir) => write!(f, "{}", dir.display()),
+            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
 
 /// Where a backup's objects are.
 #[derive(Clone)]
@@ -30,14 +72,75 @@ fn store_err(what: impl Into<String>) -> impl FnOnce(object_store::Error) -> Bac
 }
 
 impl Archive {
-    /// A directory on this machine (which must exist).
-    pub fn directory(dir: &std::path::Path) -> Result<Self, BackupError> {
-        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
-            .map_err(store_err(dir.display().to_string()))?;
-        Ok(Self {
-            store: Arc::new(store),
-            label: dir.display().to_string(),
-        })
+    /// The store at `location` (a directory must exist). A bucket is reached with the
+    /// standard variables: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`
+    /// (default us-east-1) and `AWS_ENDPOINT_URL` for a store other than AWS (then
+    /// path-style requests, plain HTTP allowed when the URL says so).
+    pub fn open(location: &Location) -> Result<Self, BackupError> {
+        let label = location.to_string();
+        let store: Arc<dyn ObjectStore> = match location {
+            Location::Directory(dir) => Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(dir)
+                    .map_err(store_err(label.as_str()))?,
+            ),
+            Location::S3 { bucket, prefix } => {
+                let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+                let (Some(key), Some(secret)) =
+                    (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+                else {
+                    return Err(BackupError::Invalid(format!(
+                        "{label}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                    )));
+                };
+                let region = var("AWS_REGION")
+                    .or_else(|| var("AWS_DEFAULT_REGION"))
+                    .unwrap_or_else(|| "us-east-1".into());
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(region)
+                    .with_access_key_id(key)
+                    .with_secret_access_key(secret);
+                if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
+                    builder = builder
+                        .with_allow_http(endpoint.starts_with("http://"))
+                        .with_endpoint(endpoint)
+                        .with_virtual_hosted_style_request(false);
+                }
+                let bucket = builder.build().map_err(store_err(label.as_str()))?;
+                if prefix.is_empty() {
+                    Arc::new(bucket)
+                } else {
+                    Arc::new(PrefixStore::new(bucket, prefix.as_str()))
+                }
+            }
+        };
+        Ok(Self { store, label })
+    }
+
+    /// Whether the store holds no object.
+    pub async fn is_empty(&self) -> Result<bool, BackupError> {
+        let mut listed = self.store.list(None);
+        match listed.next().await {
+            None => Ok(true),
+            Some(Ok(_)) => Ok(false),
+            Some(Err(err)) => Err(store_err(self.label.as_str())(err)),
+        }
+    }
+
+    /// Deletes every object of the store (what a failed backup wrote into it).
+    pub async fn clear(&self) -> Result<(), BackupError> {
+        let mut listed = self.store.list(None);
+        let mut names = Vec::new();
+        while let Some(meta) = listed.next().await {
+            names.push(meta.map_err(store_err(self.label.as_str()))?.location);
+        }
+        for name in names {
+            match self.store.delete(&name).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(err) => return Err(store_err(name.to_string())(err)),
+            }
+        }
+        Ok(())
     }
 
     /// Writes `name` from `source`, returning its entry (size and SHA-256). The object
@@ -172,4 +275,32 @@ fn check(entry: &FileEntry, size: u64, sha256: &str) -> Result<(), BackupError> 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_a_bucket_with_a_prefix_or_a_directory() {
+        assert_eq!(
+            Location::parse("s3://backups/agora/prod/").unwrap(),
+            Location::S3 {
+                bucket: "backups".into(),
+                prefix: "agora/prod".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://backups").unwrap(),
+            Location::S3 {
+                bucket: "backups".into(),
+                prefix: String::new()
+            }
+        );
+        assert!(Location::parse("s3:///x").is_err());
+        assert_eq!(
+            Location::parse("./b").unwrap(),
+            Location::Directory("./b".into())
+        );
+    }
 }

@@ -15,6 +15,7 @@ pub mod sealed;
 
 use crate::postgres::{self, LocalPostgres, PostgresError};
 use archive::Archive;
+pub use archive::Location;
 use base64::Engine as _;
 use dumps::Server;
 use manifest::{CUT, DatabaseEntry, FileEntry, KeysEntry, Manifest, PhotoSummary};
@@ -89,8 +90,8 @@ pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
 pub struct BackupOptions {
     /// The platform's state dir (`agora up --state-dir`).
     pub state_dir: PathBuf,
-    /// A directory to create (or an empty one).
-    pub to: PathBuf,
+    /// A directory to create (or an empty one), or an empty bucket prefix.
+    pub to: Location,
     /// Seals the keys when given.
     pub encryption_key: Option<Vec<u8>>,
     /// The server `agora up` was pointed at with `--database-url`, if it was.
@@ -99,8 +100,8 @@ pub struct BackupOptions {
 
 /// `agora restore`.
 pub struct RestoreOptions {
-    /// The backup's directory.
-    pub from: PathBuf,
+    /// The backup's directory or bucket prefix.
+    pub from: Location,
     /// A state dir to create (or an empty one).
     pub state_dir: PathBuf,
     /// Opens sealed keys.
@@ -121,9 +122,25 @@ pub async fn backup(
             state_dir.display()
         )));
     }
-    let created = claim_empty_dir(&options.to, 0o700)?;
+    let created = match &options.to {
+        Location::Directory(dir) => Some(claim_empty_dir(dir, 0o700)?),
+        Location::S3 { .. } => None,
+    };
+    let archive = match Archive::open(&options.to) {
+        Ok(archive) => archive,
+        Err(err) => {
+            forget(&options.to, created, None).await;
+            return Err(err);
+        }
+    };
+    // A bucket prefix is checked here; a directory was when it was claimed.
+    if created.is_none() && !archive.is_empty().await? {
+        return Err(BackupError::Invalid(format!(
+            "{} is not empty: refusing to write into it",
+            options.to
+        )));
+    }
     let result = async {
-        let archive = Archive::directory(&options.to)?;
         let source = DatabaseSource::open(&state_dir, options.database_url.as_deref()).await?;
         let written = write_backup(&state_dir, &archive, source.server(), options, progress).await;
         source.close().await?;
@@ -131,9 +148,21 @@ pub async fn backup(
     }
     .await;
     if result.is_err() {
-        discard(&options.to, created);
+        forget(&options.to, created, Some(&archive)).await;
     }
     result
+}
+
+/// Removes what a failed backup wrote: the directory's contents (or the directory, if
+/// it was made here), or the bucket prefix's objects (it was empty before).
+async fn forget(to: &Location, created: Option<bool>, archive: Option<&Archive>) {
+    match (to, created, archive) {
+        (Location::Directory(dir), Some(created), _) => discard(dir, created),
+        (Location::S3 { .. }, _, Some(archive)) => {
+            let _ = archive.clear().await;
+        }
+        _ => {}
+    }
 }
 
 /// Where the databases are read from while backing up.
@@ -349,13 +378,15 @@ pub async fn restore(
     options: &RestoreOptions,
     progress: Progress<'_>,
 ) -> Result<Manifest, BackupError> {
-    if !options.from.is_dir() {
+    if let Location::Directory(dir) = &options.from
+        && !dir.is_dir()
+    {
         return Err(BackupError::Invalid(format!(
             "{}: no backup there",
-            options.from.display()
+            dir.display()
         )));
     }
-    let archive = Archive::directory(&options.from)?;
+    let archive = Archive::open(&options.from)?;
     let manifest = read_manifest(&archive).await?;
     // Every byte is checked before one is written.
     for (i, entry) in manifest.files.iter().enumerate() {

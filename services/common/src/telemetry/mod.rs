@@ -240,9 +240,17 @@ fn install(
     };
     // Log lines keep the level `RUST_LOG` asks for; of spans they need only the roots
     // (a request's id, a job's kind), so the others cost nothing while tracing is off.
-    let fmt_filter = tracing_subscriber::filter::filter_fn(sampling::is_root).or(filter.and(
-        tracing_subscriber::filter::filter_fn(|metadata| metadata.is_event()),
-    ));
+    // With tracing on, roots exist whatever the level: an unsampled one keeps the trace
+    // context that calls propagate.
+    let traced = sink.is_some();
+    let fmt_filter = tracing_subscriber::filter::filter_fn(move |metadata| {
+        traced && sampling::is_root(metadata)
+    })
+    .or(
+        filter.and(tracing_subscriber::filter::filter_fn(|metadata| {
+            metadata.is_event() || sampling::is_root(metadata)
+        })),
+    );
     let otel = sink.is_some().then(|| {
         tracing_opentelemetry::layer()
             .with_tracer(routing::RoutingTracer)
