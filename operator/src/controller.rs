@@ -20,7 +20,6 @@ use kube::{Client, Resource, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tracing::Instrument;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -92,7 +91,7 @@ impl Context {
 pub async fn reconcile(platform: Arc<SocialPlatform>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = ctx.metrics.start();
     // One span per reconcile: which platform, and how it ended.
-    let span = agora_common::telemetry::start_trace(None, || {
+    let root = agora_common::telemetry::start_trace(None, || {
         tracing::info_span!(
             target: agora_common::telemetry::ROOT,
             "reconcile",
@@ -101,11 +100,9 @@ pub async fn reconcile(platform: Arc<SocialPlatform>, ctx: Arc<Context>) -> Resu
             outcome = tracing::field::Empty,
         )
     });
-    let outcome = reconcile_platform(&platform, &ctx)
-        .instrument(span.clone())
-        .await;
+    let outcome = root.run(reconcile_platform(&platform, &ctx)).await;
     let reason = outcome.as_ref().err().map(Error::reason);
-    span.record("outcome", reason.unwrap_or("ok"));
+    root.span.record("outcome", reason.unwrap_or("ok"));
     ctx.metrics.finish(started, reason);
     outcome
 }

@@ -22,7 +22,6 @@ use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Instrument;
 use uuid::Uuid;
 
 /// The kit's migrations (the `agora_jobs` table).
@@ -246,7 +245,7 @@ impl JobRunner {
                 .trace_context
                 .as_deref()
                 .and_then(|tp| crate::telemetry::propagation::from_traceparent(tp, None));
-            let span = crate::telemetry::start_trace(parent, || {
+            let root = crate::telemetry::start_trace(parent, || {
                 tracing::info_span!(
                     target: crate::telemetry::ROOT,
                     "job",
@@ -259,8 +258,8 @@ impl JobRunner {
                 )
             });
             let outcome = match self.handlers.get(job.kind.as_str()) {
-                Some(handler) => tokio::time::timeout(share, handler.run(job.payload))
-                    .instrument(span.clone())
+                Some(handler) => root
+                    .run(tokio::time::timeout(share, handler.run(job.payload)))
                     .await
                     .unwrap_or_else(|_| Err(JobError::new("the job ran past its lease"))),
                 None => Err(JobError::new(format!(
@@ -269,7 +268,7 @@ impl JobRunner {
                 ))),
             };
             if outcome.is_err() {
-                span.record("otel.status_code", "ERROR");
+                root.span.record("otel.status_code", "ERROR");
             }
             let mine = agora_jobs::table
                 .find(job.id)

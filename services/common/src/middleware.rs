@@ -13,7 +13,6 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError, web};
 use std::time::Instant;
-use tracing::Instrument;
 use tracing::field::Empty;
 
 /// The request id header, propagated from the client or generated.
@@ -77,7 +76,7 @@ pub async fn observe(
     // The trace is sampled or not here, once: a client's acceptable `traceparent` is
     // the parent (and its sampled flag the decision, with the default sampler).
     let parent = crate::telemetry::propagation::extract(req.headers());
-    let span = crate::telemetry::start_trace(parent, || {
+    let root = crate::telemetry::start_trace(parent, || {
         tracing::info_span!(
             target: crate::telemetry::ROOT,
             "request",
@@ -91,7 +90,7 @@ pub async fn observe(
             user.id = Empty,
         )
     });
-    let result = next.call(req).instrument(span.clone()).await;
+    let result = root.run(next.call(req)).await;
     let elapsed = started.elapsed();
     let mut res = match result {
         Ok(res) => res,
@@ -99,8 +98,8 @@ pub async fn observe(
             // An error that skipped the response path (the request deadline) still
             // gets its log line and metrics.
             let status = err.as_response_error().status_code().as_u16();
-            record_outcome(&span, method, "deadline", status);
-            span.in_scope(|| {
+            record_outcome(&root.span, method, "deadline", status);
+            root.in_scope(|| {
                 tracing::info!(
                     status,
                     elapsed_ms = elapsed.as_secs_f64() * 1000.0,
@@ -134,8 +133,8 @@ pub async fn observe(
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_owned()),
     };
-    record_outcome(&span, method, &route, status);
-    span.in_scope(|| {
+    record_outcome(&root.span, method, &route, status);
+    root.in_scope(|| {
         tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, route = %route, "request handled");
     });
     if let Some(metrics) = metrics {

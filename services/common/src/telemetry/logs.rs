@@ -55,14 +55,17 @@ where
     if !super::tracing_enabled() {
         return None;
     }
-    let current = ctx.lookup_current()?;
-    let otel = tracing::dispatcher::get_default(|dispatch| {
-        tracing_opentelemetry::get_otel_context(&current.id(), dispatch)
-    })
-    .map(|cx| cx.span().span_context().clone())
-    .filter(opentelemetry::trace::SpanContext::is_valid);
+    let otel = ctx
+        .lookup_current()
+        .and_then(|current| {
+            tracing::dispatcher::get_default(|dispatch| {
+                tracing_opentelemetry::get_otel_context(&current.id(), dispatch)
+            })
+        })
+        .map(|cx| cx.span().span_context().clone())
+        .filter(opentelemetry::trace::SpanContext::is_valid);
     // An unsampled request's lines name its trace too (to find the caller's lines).
-    let context = otel.or_else(|| super::sampling::unsampled_of(&current))?;
+    let context = otel.or_else(super::sampling::unsampled)?;
     Some((
         context.trace_id().to_string(),
         context.span_id().to_string(),

@@ -22,7 +22,7 @@ mod sampling;
 
 pub use export::spans_dropped;
 pub use routing::{ServiceScoped, current_service, in_service, serve_as};
-pub use sampling::{ROOT, start as start_trace};
+pub use sampling::{ROOT, Root, start as start_trace};
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::io::IsTerminal;
@@ -239,18 +239,10 @@ fn install(
             .boxed(),
     };
     // Log lines keep the level `RUST_LOG` asks for; of spans they need only the roots
-    // (a request's id, a job's kind), so the others cost nothing while tracing is off.
-    // With tracing on, roots exist whatever the level: an unsampled one keeps the trace
-    // context that calls propagate.
-    let traced = sink.is_some();
-    let fmt_filter = tracing_subscriber::filter::filter_fn(move |metadata| {
-        traced && sampling::is_root(metadata)
-    })
-    .or(
-        filter.and(tracing_subscriber::filter::filter_fn(|metadata| {
-            metadata.is_event() || sampling::is_root(metadata)
-        })),
-    );
+    // (a request's id, a job's kind), so the others cost nothing unless traced.
+    let fmt_filter = filter.and(tracing_subscriber::filter::filter_fn(|metadata| {
+        metadata.is_event() || sampling::is_root(metadata)
+    }));
     let otel = sink.is_some().then(|| {
         tracing_opentelemetry::layer()
             .with_tracer(routing::RoutingTracer)

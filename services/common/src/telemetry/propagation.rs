@@ -79,20 +79,15 @@ impl Injector for Collected {
 
 /// The `traceparent` (and `tracestate`) headers naming `span` as the parent of what
 /// it calls; empty while tracing is off. In a trace that is not sampled (where `span`
-/// itself was never created) they name the unsampled trace, flag off, so the callee
-/// does not sample it either.
+/// was never created) they name the unsampled trace, flag off, so the callee does not
+/// sample it either.
 pub fn headers_for(span: &tracing::Span) -> Vec<(&'static str, String)> {
     if !super::tracing_enabled() {
         return Vec::new();
     }
     let mut cx = span.context();
     if !cx.span().span_context().is_valid() {
-        let within = if span.is_none() {
-            tracing::Span::current()
-        } else {
-            span.clone()
-        };
-        let Some(unsampled) = super::sampling::unsampled(&within) else {
+        let Some(unsampled) = super::sampling::unsampled() else {
             return Vec::new();
         };
         cx = Context::new().with_remote_span_context(unsampled);

@@ -5,9 +5,11 @@
 //!
 //! The decision is the configured sampler's (`OTEL_TRACES_SAMPLER` and `_ARG`, read by
 //! the SDK, default parent-based): a remote parent's sampled flag is followed, a root
-//! is sampled at the ratio. An unsampled trace still propagates: its root keeps a
-//! trace context with the sampled flag off, which calls and queued jobs carry, so the
-//! services downstream skip it too instead of starting partial traces of their own.
+//! is sampled at the ratio. An unsampled trace still propagates: the work it covers
+//! runs with its trace context (flag off) in a task-local, which calls and queued jobs
+//! carry, so the services downstream skip it too instead of starting partial traces of
+//! their own. No span is needed for that: with `RUST_LOG=warn` an unsampled request
+//! makes none at all, as with tracing off.
 
 use opentelemetry::Context as OtelContext;
 use opentelemetry::trace::{SpanContext, SpanKind, TraceContextExt, TraceFlags, TraceId};
@@ -17,7 +19,7 @@ use std::sync::OnceLock;
 use tracing::{Metadata, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::{LookupSpan, Registry};
+use tracing_subscriber::registry::LookupSpan;
 
 /// The target of root spans (made by [`start`]): the only spans that may start a
 /// trace. Every other span is traced only beneath a traced span.
@@ -31,9 +33,10 @@ thread_local! {
     static DECIDED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The context of an unsampled root, kept in its span's extensions.
-#[derive(Clone)]
-struct Unsampled(SpanContext);
+tokio::task_local! {
+    /// The trace context of the unsampled trace the current task works for.
+    static UNSAMPLED: SpanContext;
+}
 
 /// The sampler: `sampler`, or the standard variables' (once, when tracing is installed).
 pub(super) fn configure(sampler: Option<Box<dyn ShouldSample>>) {
@@ -48,13 +51,44 @@ fn decide(sampler: &dyn ShouldSample, parent: Option<&OtelContext>, trace_id: Tr
     matches!(result.decision, SamplingDecision::RecordAndSample)
 }
 
+/// A trace's root: its span, and the context an unsampled trace propagates.
+pub struct Root {
+    /// The root span (disabled when no layer wants it).
+    pub span: tracing::Span,
+    unsampled: Option<SpanContext>,
+}
+
+impl Root {
+    /// Runs `work` as the trace's: inside its span and, when the trace is not sampled,
+    /// with its context at hand for the calls and jobs it makes.
+    pub async fn run<F: std::future::Future>(&self, work: F) -> F::Output {
+        use tracing::Instrument;
+        let work = work.instrument(self.span.clone());
+        match &self.unsampled {
+            Some(context) => UNSAMPLED.scope(context.clone(), work).await,
+            None => work.await,
+        }
+    }
+
+    /// Runs `work` (a log line) the same way, synchronously.
+    pub fn in_scope<R>(&self, work: impl FnOnce() -> R) -> R {
+        match &self.unsampled {
+            Some(context) => UNSAMPLED.sync_scope(context.clone(), || self.span.in_scope(work)),
+            None => self.span.in_scope(work),
+        }
+    }
+}
+
 /// Makes a root span with `make` (whose span must have target [`ROOT`]), sampled or
-/// not as the sampler decides for `parent` (a received or stored trace context):
-/// a sampled root continues `parent`, an unsampled one remembers its trace context
-/// for propagation.
-pub fn start(parent: Option<OtelContext>, make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+/// not as the sampler decides for `parent` (a received or stored trace context): a
+/// sampled root continues `parent`; an unsampled one keeps the trace's id for
+/// propagation ([`Root::run`]).
+pub fn start(parent: Option<OtelContext>, make: impl FnOnce() -> tracing::Span) -> Root {
     let Some(sampler) = SAMPLER.get().filter(|_| super::tracing_enabled()) else {
-        return make();
+        return Root {
+            span: make(),
+            unsampled: None,
+        };
     };
     let remote = parent
         .as_ref()
@@ -72,25 +106,22 @@ pub fn start(parent: Option<OtelContext>, make: impl FnOnce() -> tracing::Span) 
         if let Some(parent) = parent {
             let _ = span.set_parent(parent);
         }
-    } else {
-        let state = remote.map(|r| r.trace_state().clone()).unwrap_or_default();
-        let context = SpanContext::new(
+        return Root {
+            span,
+            unsampled: None,
+        };
+    }
+    let state = remote.map(|r| r.trace_state().clone()).unwrap_or_default();
+    Root {
+        span,
+        unsampled: Some(SpanContext::new(
             trace_id,
             ids.new_span_id(),
             TraceFlags::default(),
             false,
             state,
-        );
-        span.with_subscriber(|(id, dispatch)| {
-            if let Some(data) = dispatch
-                .downcast_ref::<Registry>()
-                .and_then(|registry| registry.span(id))
-            {
-                data.extensions_mut().insert(Unsampled(context));
-            }
-        });
+        )),
     }
-    span
 }
 
 /// The OpenTelemetry layer's filter: a root span when its trace is sampled, any other
@@ -107,26 +138,14 @@ where
         }
 }
 
-/// Root spans, which log lines name (request id, job), are kept whatever the level.
+/// Root spans: the only spans log lines name (a request's id, a job's kind).
 pub(super) fn is_root(metadata: &Metadata<'_>) -> bool {
     metadata.is_span() && metadata.target() == ROOT
 }
 
-/// The unsampled trace context `span` (or its nearest ancestor) belongs to, if any.
-pub(super) fn unsampled(span: &tracing::Span) -> Option<SpanContext> {
-    span.with_subscriber(|(id, dispatch)| {
-        let registry = dispatch.downcast_ref::<Registry>()?;
-        unsampled_of(&registry.span(id)?)
-    })
-    .flatten()
-}
-
-/// The same, from a span the registry already looked up (the log formatter's).
-pub(super) fn unsampled_of<'a, R: LookupSpan<'a>>(
-    span: &tracing_subscriber::registry::SpanRef<'a, R>,
-) -> Option<SpanContext> {
-    span.scope()
-        .find_map(|data| data.extensions().get::<Unsampled>().map(|u| u.0.clone()))
+/// The context of the unsampled trace the current task works for, if any.
+pub(super) fn unsampled() -> Option<SpanContext> {
+    UNSAMPLED.try_with(Clone::clone).ok()
 }
 
 #[cfg(test)]
