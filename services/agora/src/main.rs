@@ -56,8 +56,9 @@ enum Command {
         #[arg(long)]
         to: String,
         /// Encrypt the signing and share-link keys with the key in this file (at least
-        /// 16 bytes; the same file is needed to restore). Without it the backup is as
-        /// secret as the state dir.
+        /// 32 random bytes, e.g. `openssl rand -hex 32`; the same file is needed to
+        /// restore) and authenticate the manifest. Without it the backup is as secret
+        /// as the state dir.
         #[arg(long)]
         encryption_key_file: Option<PathBuf>,
         /// The server `agora up` uses, if it was given --database-url.
@@ -73,7 +74,8 @@ enum Command {
         /// A state dir to create, or an empty one.
         #[arg(long)]
         state_dir: PathBuf,
-        /// The key file the backup was made with, if it was encrypted.
+        /// The key file the backup was made with, if it was encrypted: the manifest
+        /// must then be authenticated by it.
         #[arg(long)]
         encryption_key_file: Option<PathBuf>,
     },
@@ -149,7 +151,7 @@ async fn main() -> ExitCode {
                             options.to
                         );
                     })
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| agora_common::problem::Chain(&e).to_string())
             }
             Err(e) => Err(e),
         },
@@ -179,7 +181,7 @@ async fn main() -> ExitCode {
                             options.state_dir.display()
                         );
                     })
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| agora_common::problem::Chain(&e).to_string())
             }
             Err(e) => Err(e),
         },
@@ -266,9 +268,10 @@ fn encryption_key(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, Str
     while key.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
         key.pop();
     }
-    if key.len() < 16 {
+    // HKDF adds no work factor: the key must be random, not a passphrase.
+    if key.len() < 32 {
         return Err(format!(
-            "{}: an encryption key needs at least 16 bytes",
+            "{}: an encryption key needs at least 32 bytes (e.g. `openssl rand -hex 32`)",
             file.display()
         ));
     }

@@ -194,7 +194,9 @@ async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
     let path = |name: &str| root.join(name).to_str().unwrap().to_owned();
     let (state, restored, key_file) = (path("state"), path("restored"), path("backup.key"));
     std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(&key_file, "a backup key of more than 16 bytes\n").unwrap();
+    std::fs::write(&key_file, format!("{}\n", "7f".repeat(32))).unwrap();
+    let wrong_key = path("wrong.key");
+    std::fs::write(&wrong_key, "3c".repeat(32)).unwrap();
     // The backup taken while up goes to the S3 server, whose posix backend keeps each
     // object as a file under <root>/root/<bucket>/<key>.
     let bucket = s3_var("AGORA_TEST_S3_BUCKET");
@@ -305,6 +307,22 @@ async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
     let refused = agora(&["restore", "--from", &s3, "--state-dir", &target]);
     assert!(
         stderr(&refused).contains("--encryption-key-file"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!Path::new(&target).exists());
+    // With another key, the manifest is not authenticated: nothing is trusted.
+    let refused = agora(&[
+        "restore",
+        "--from",
+        &s3,
+        "--state-dir",
+        &target,
+        "--encryption-key-file",
+        &wrong_key,
+    ]);
+    assert!(
+        stderr(&refused).contains("not made with this encryption key"),
         "{}",
         stderr(&refused)
     );

@@ -174,10 +174,10 @@ impl Archive {
             };
             hash.update(&buf[..n]);
             size += n as u64;
-            writer
-                .wait_for_capacity(PARTS_IN_FLIGHT)
-                .await
-                .map_err(store_err(name))?;
+            if let Err(err) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                let _ = writer.abort().await;
+                return Err(store_err(name)(err));
+            }
             writer.write(&buf[..n]);
         }
         writer.finish().await.map_err(store_err(name))?;
@@ -236,6 +236,10 @@ impl Archive {
             let chunk = chunk.map_err(store_err(entry.path.as_str()))?;
             hash.update(&chunk);
             size += chunk.len() as u64;
+            if size > entry.size {
+                // Not a byte past what the manifest promises.
+                return check(entry, size, "");
+            }
             sink.write_all(&chunk)
                 .await
                 .map_err(|source| BackupError::Io {

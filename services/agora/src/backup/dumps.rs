@@ -61,6 +61,9 @@ impl Server {
     /// The client tool of the server's own version: beside the server binaries found
     /// (following a link to where the package put them), else on `PATH`.
     fn tool(&self, program: &str) -> PathBuf {
+        if self.bin_dir.as_os_str().is_empty() {
+            return PathBuf::from(program);
+        }
         let beside = self.bin_dir.join(program);
         if beside.is_file() {
             return beside;
@@ -118,15 +121,20 @@ impl Server {
             output: "no output stream".into(),
         })?;
         let written = archive.write_from(name, stdout).await;
+        if written.is_err() {
+            let _ = child.kill().await;
+        }
         let status = child.wait().await;
         let stderr = errors.await.unwrap_or_default();
-        match status {
-            Ok(status) if status.success() => written,
-            Ok(_) => Err(BackupError::Tool {
+        match (written, status) {
+            // The store's failure is the story (pg_dump then dies of a broken pipe).
+            (Err(err), _) => Err(err),
+            (Ok(entry), Ok(status)) if status.success() => Ok(entry),
+            (Ok(_), Ok(_)) => Err(BackupError::Tool {
                 command: format!("pg_dump ({database})"),
                 output: stderr,
             }),
-            Err(e) => Err(tool_missing("pg_dump", e)),
+            (Ok(_), Err(e)) => Err(tool_missing("pg_dump", e)),
         }
     }
 
@@ -164,8 +172,9 @@ impl Server {
         let status = child.wait().await;
         let stderr = errors.await.unwrap_or_default();
         match (fed, status) {
-            // Bytes that are not the manifest's: that is the story, not the kill.
-            (Err(corrupt @ BackupError::Corrupt { .. }), _) => Err(corrupt),
+            // Bytes that are not the manifest's, or a store that failed: that is the
+            // story, not the kill.
+            (Err(err @ (BackupError::Corrupt { .. } | BackupError::Store { .. })), _) => Err(err),
             // Otherwise its own complaint says more than the broken pipe it left.
             (_, Ok(status)) if !status.success() => Err(BackupError::Tool {
                 command: format!("pg_restore ({database})"),

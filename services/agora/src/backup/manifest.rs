@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT: &str = "agora-backup/1";
 /// The manifest's object name at the top of a backup.
 pub const NAME: &str = "manifest.json";
+/// Its HMAC (hex), when the backup has an encryption key.
+pub const MAC: &str = "manifest.mac";
 
 /// The services whose databases a backup holds, in the order they are dumped (the
 /// cut, see `docs/backup.md`): auth first, because a registration commits its account

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// A file-system step failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// Where.
         path: String,
@@ -34,7 +34,7 @@ pub enum BackupError {
         source: std::io::Error,
     },
     /// The backup's store failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Store {
         /// Which object (or store).
         what: String,
@@ -66,8 +66,8 @@ pub enum BackupError {
         /// What is wrong.
         reason: String,
     },
-    /// The keys cannot be opened.
-    #[error("backup file {file}: {source}")]
+    /// The keys cannot be opened, or the manifest is not the key's.
+    #[error("backup file {file}")]
     Sealed {
         /// The keys object.
         file: String,
@@ -143,7 +143,11 @@ pub async fn backup(
     let result = async {
         let source = DatabaseSource::open(&state_dir, options.database_url.as_deref()).await?;
         let written = write_backup(&state_dir, &archive, source.server(), options, progress).await;
-        source.close().await?;
+        // The backup's own failure is the story; a complete backup stays complete even
+        // if the cluster started for it does not stop cleanly.
+        if let Err(err) = source.close().await {
+            tracing::warn!(error = %agora_common::problem::Chain(&err), "stopping the state dir's PostgreSQL after the backup failed");
+        }
         written
     }
     .await;
@@ -177,7 +181,9 @@ enum DatabaseSource {
 impl DatabaseSource {
     async fn open(state_dir: &Path, database_url: Option<&str>) -> Result<Self, BackupError> {
         if let Some(url) = database_url {
-            return Ok(Self::Server(Server::new(url, postgres::find_bin_dir()?)?));
+            // Only the client tools are needed: on PATH when no server is installed.
+            let bin_dir = postgres::find_bin_dir().unwrap_or_default();
+            return Ok(Self::Server(Server::new(url, bin_dir)?));
         }
         let lock_path = state_dir.join("agora.lock");
         let lock = std::fs::OpenOptions::new()
@@ -196,6 +202,13 @@ impl DatabaseSource {
                 )
             })?;
             return Ok(Self::Server(Server::new(&url, postgres::find_bin_dir()?)?));
+        }
+        if !state_dir.join("postgres/data/PG_VERSION").is_file() {
+            return Err(BackupError::Invalid(format!(
+                "{} has no PostgreSQL cluster of its own (did `agora up` run with \
+                 --database-url?): pass the same --database-url",
+                state_dir.display()
+            )));
         }
         let dir = state_dir.to_owned();
         let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&dir))
@@ -284,6 +297,13 @@ async fn write_backup(
     };
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| BackupError::Invalid(format!("manifest: {e}")))?;
+    if let Some(secret) = &options.encryption_key {
+        let tag = sealed::tag(secret, &json).map_err(|source| BackupError::Sealed {
+            file: manifest::MAC.into(),
+            source,
+        })?;
+        archive.write_bytes(manifest::MAC, tag.into_bytes()).await?;
+    }
     archive.write_bytes(manifest::NAME, json).await?;
     Ok(manifest)
 }
@@ -386,8 +406,9 @@ pub async fn restore(
             dir.display()
         )));
     }
+    refuse_non_empty(&options.state_dir)?;
     let archive = Archive::open(&options.from)?;
-    let manifest = read_manifest(&archive).await?;
+    let manifest = read_manifest(&archive, options.encryption_key.as_deref()).await?;
     // Every byte is checked before one is written.
     for (i, entry) in manifest.files.iter().enumerate() {
         archive.verify(entry).await?;
@@ -411,7 +432,10 @@ pub async fn restore(
     result.map(|()| manifest)
 }
 
-async fn read_manifest(archive: &Archive) -> Result<Manifest, BackupError> {
+/// The manifest; with an encryption key, only if its tag is the key's (then every file
+/// it lists is the backup's own, checked by SHA-256). Without one, a backup is trusted
+/// as far as the place it is kept.
+async fn read_manifest(archive: &Archive, secret: Option<&[u8]>) -> Result<Manifest, BackupError> {
     let bytes = archive
         .read_bytes(manifest::NAME)
         .await?
@@ -419,6 +443,18 @@ async fn read_manifest(archive: &Archive) -> Result<Manifest, BackupError> {
             file: manifest::NAME.into(),
             reason: "missing: the backup did not complete".into(),
         })?;
+    if let Some(secret) = secret {
+        let unauthentic = |source| BackupError::Sealed {
+            file: manifest::NAME.into(),
+            source,
+        };
+        let tag = archive
+            .read_bytes(manifest::MAC)
+            .await?
+            .ok_or(sealed::SealError::Unauthentic)
+            .map_err(unauthentic)?;
+        sealed::check_tag(secret, &bytes, &String::from_utf8_lossy(&tag)).map_err(unauthentic)?;
+    }
     let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| BackupError::Corrupt {
         file: manifest::NAME.into(),
         reason: format!("unreadable ({e})"),
@@ -591,15 +627,13 @@ async fn fill(
 /// Makes `dir` (with `mode`) or accepts it empty; refuses one that holds anything.
 /// Returns whether it was created here.
 fn claim_empty_dir(dir: &Path, mode: u32) -> Result<bool, BackupError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     match std::fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(BackupError::Invalid(format!(
-                    "{} is not empty: refusing to write into it",
-                    dir.display()
-                )));
-            }
+        Ok(_) => {
+            refuse_non_empty(dir)?;
+            // An existing directory gets the mode a new one would have.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+                .map_err(io_err(dir))?;
             Ok(false)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -610,6 +644,21 @@ fn claim_empty_dir(dir: &Path, mode: u32) -> Result<bool, BackupError> {
                 .map_err(io_err(dir))?;
             Ok(true)
         }
+        Err(e) => Err(io_err(dir)(e)),
+    }
+}
+
+/// Refuses a directory that holds anything (an absent one is fine).
+fn refuse_non_empty(dir: &Path) -> Result<(), BackupError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => match entries.next() {
+            Some(_) => Err(BackupError::Invalid(format!(
+                "{} is not empty: refusing to write into it",
+                dir.display()
+            ))),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err(dir)(e)),
     }
 }
