@@ -54,7 +54,7 @@ enum Command {
         /// A directory to create (mode 0700), or an empty one; or s3://bucket/prefix
         /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL).
         #[arg(long)]
-        to: String,
+        to: agora::backup::Location,
         /// Encrypt the signing and share-link keys with the key in this file (at least
         /// 32 random bytes, e.g. `openssl rand -hex 32`; the same file is needed to
         /// restore) and authenticate the manifest. Without it the backup is as secret
@@ -70,7 +70,7 @@ enum Command {
     Restore {
         /// The backup's directory, or s3://bucket/prefix.
         #[arg(long)]
-        from: String,
+        from: agora::backup::Location,
         /// A state dir to create, or an empty one.
         #[arg(long)]
         state_dir: PathBuf,
@@ -128,13 +128,8 @@ async fn main() -> ExitCode {
             to,
             encryption_key_file,
             database_url,
-        } => match encryption_key(encryption_key_file.as_deref()).and_then(|key| {
-            Ok((
-                key,
-                agora::backup::Location::parse(&to).map_err(|e| e.to_string())?,
-            ))
-        }) {
-            Ok((encryption_key, to)) => {
+        } => match encryption_key(encryption_key_file.as_deref()) {
+            Ok(encryption_key) => {
                 let options = agora::backup::BackupOptions {
                     state_dir,
                     to,
@@ -159,13 +154,8 @@ async fn main() -> ExitCode {
             from,
             state_dir,
             encryption_key_file,
-        } => match encryption_key(encryption_key_file.as_deref()).and_then(|key| {
-            Ok((
-                key,
-                agora::backup::Location::parse(&from).map_err(|e| e.to_string())?,
-            ))
-        }) {
-            Ok((encryption_key, from)) => {
+        } => match encryption_key(encryption_key_file.as_deref()) {
+            Ok(encryption_key) => {
                 let options = agora::backup::RestoreOptions {
                     from,
                     state_dir,

@@ -49,6 +49,14 @@ impl Location {
     }
 }
 
+impl std::str::FromStr for Location {
+    type Err = BackupError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

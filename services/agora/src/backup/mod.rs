@@ -628,24 +628,19 @@ async fn fill(
 /// Returns whether it was created here.
 fn claim_empty_dir(dir: &Path, mode: u32) -> Result<bool, BackupError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    match std::fs::read_dir(dir) {
-        Ok(_) => {
-            refuse_non_empty(dir)?;
-            // An existing directory gets the mode a new one would have.
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-                .map_err(io_err(dir))?;
-            Ok(false)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(mode)
-                .create(dir)
-                .map_err(io_err(dir))?;
-            Ok(true)
-        }
-        Err(e) => Err(io_err(dir)(e)),
+    refuse_non_empty(dir)?;
+    if dir.exists() {
+        // An existing directory gets the mode a new one would have.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(io_err(dir))?;
+        return Ok(false);
     }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(io_err(dir))?;
+    Ok(true)
 }
 
 /// Refuses a directory that holds anything (an absent one is fine).
