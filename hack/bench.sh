@@ -47,7 +47,7 @@ if [ "$SMOKE" = 1 ]; then
   USERS=20 POSTS_PER_USER=2
   TIMING=(--warmup 0.3 --measure 1 --timeout 5)
   MIX_RATES=20,40
-  EDGE_RATE=100
+  EDGE_RATE=100 TRACE_COST_RATE=20 TRACE_COST_ROUNDS=1
   FEED_AUTHORS=200 FEED_POSTS=20000 FEED_FOLLOWEES="10 100"
   RAW_SECONDS=1 PHOTO_SIZE=(--width 320 --height 240)
 else
@@ -56,7 +56,7 @@ else
   USERS=1000 POSTS_PER_USER=10
   TIMING=(--warmup 3 --measure 10 --timeout 10)
   MIX_RATES=200,400,600,800,1000,1200,1300,1400,1500,1600,1700,1800,2000,2200,2400
-  EDGE_RATE=1000
+  EDGE_RATE=1000 TRACE_COST_RATE=500 TRACE_COST_ROUNDS=3
   FEED_AUTHORS=10000 FEED_POSTS=1000000 FEED_FOLLOWEES="10 100 1000 5000"
   RAW_SECONDS=10 PHOTO_SIZE=(--width 1632 --height 1224)
 fi
@@ -472,9 +472,36 @@ if has_suite tracing; then
     dropped=$(curl -sf "$(ops_of gateway)/metrics" | awk '/^agora_telemetry_spans_dropped_total/{print $NF; exit}')
     modes_json+="${modes_json:+, }\"$mode\": {\"agora_peak_kib\": $(cat "$STATE/peak-$mode"), \"collector_cpu_seconds\": $(awk -v a="$cpu_after" -v b="$cpu_before" 'BEGIN{printf "%.2f", a - b}'), \"spans_dropped\": ${dropped:-0}}"
   done
+  # The cost itself, resolved finer than a best rate's 100-200 req/s steps can: the same
+  # fixed rate, below every mode's limit, in rounds that rotate the modes' order (so the
+  # host's drift during the suite weighs on each alike), measuring the whole machine's CPU
+  # time per request over the measured window (every process: agora, PostgreSQL, the
+  # collector, the load generator). With both cores saturated the best rate is inversely
+  # proportional to it.
+  order=(off ratio10 all)
+  for round in $(seq 1 "$TRACE_COST_ROUNDS"); do
+    for mode in "${order[@]}"; do
+      stop_agora
+      # shellcheck disable=SC2086 # the variables are words
+      start_agora ${TRACE_ENV[$mode]}
+      log "tracing cost: round $round, tracing $mode at $TRACE_COST_RATE req/s"
+      "${BENCH[@]}" mix --url "$GW" --seed 1 --users "$USERS" --rates "$TRACE_COST_RATE" "${TIMING[@]}" \
+        >"$STATE/cost-$round-$mode.json"
+    done
+    order=("${order[@]:1}" "${order[0]}")
+  done
   kill "$JAEGER_PID"; wait "$JAEGER_PID" 2>/dev/null || true; JAEGER_PID=""
-  printf '{"collector": "jaeger %s all-in-one, memory storage", "modes": {%s}}\n' \
-    "$(sed -n 's/^JAEGER_VERSION=//p' hack/monitoring.sh)" "$modes_json" >"$RESULTS/tracing.json"
+  "$VENV/bin/python" - "$STATE" "$TRACE_COST_ROUNDS" "$TRACE_COST_RATE" \
+    "jaeger $(sed -n 's/^JAEGER_VERSION=//p' hack/monitoring.sh) all-in-one, memory storage" \
+    "{$modes_json}" >"$RESULTS/tracing.json" <<'PY'
+import json, sys
+state, rounds, rate, collector, modes = sys.argv[1:]
+cost = [{"round": r, "mode": m,
+         "step": json.load(open(f"{state}/cost-{r}-{m}.json"))["steps"][0]}
+        for r in range(1, int(rounds) + 1) for m in ("off", "ratio10", "all")]
+print(json.dumps({"collector": collector, "modes": json.loads(modes),
+                  "cost": {"rate": float(rate), "rounds": cost}}))
+PY
 fi
 
 # --- the report -----------------------------------------------------------------------

@@ -166,10 +166,14 @@ pub async fn open_loop(
     let total = ((timing.warmup + timing.measure).as_secs_f64() * rate).round() as u64;
     let interval = 1.0 / rate;
     let mut tasks = tokio::task::JoinSet::new();
+    let mut cpu_from = None;
     for i in 0..total {
         let intended = start + Duration::from_secs_f64(i as f64 * interval);
         if intended > Instant::now() {
             tokio::time::sleep_until(intended.into()).await;
+        }
+        if cpu_from.is_none() && intended >= measured_from {
+            cpu_from = machine_busy_seconds();
         }
         let request = workload.next(i);
         let client = client.clone();
@@ -191,10 +195,34 @@ pub async fn open_loop(
     }
     drop(tx);
     while tasks.join_next().await.is_some() {}
+    let cpu_to = machine_busy_seconds();
     let tally = collector
         .await
         .unwrap_or_else(|_| Tally::new(workload.kinds()));
-    tally.report(timing.measure.as_secs_f64(), Some(rate))
+    let mut report = tally.report(timing.measure.as_secs_f64(), Some(rate));
+    report.machine_cpu_seconds = cpu_from.zip(cpu_to).map(|(from, to)| to - from);
+    report
+}
+
+/// The CPU time every process of the machine has spent so far (user, nice, system, irq
+/// and softirq of `/proc/stat`'s first line; steal and idle are not ours), in seconds.
+/// None where there is no `/proc/stat`.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let busy = [0, 1, 2, 5, 6]
+        .iter()
+        .map(|&i| fields.get(i).copied())
+        .sum::<Option<u64>>()?;
+    // `/proc/stat` counts in USER_HZ, which the kernel's ABI fixes at 100 on x86 and arm64.
+    Some(busy as f64 / 100.0)
 }
 
 /// `connections` loops, each sending its next request when the last one is answered;

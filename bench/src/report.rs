@@ -71,6 +71,10 @@ pub struct RunReport {
     pub errors: u64,
     pub latency_ms: Latency,
     pub kinds: BTreeMap<String, KindReport>,
+    /// CPU time the whole machine spent (every process, from `/proc/stat`) from the start
+    /// of the measured window until its last request was answered; open loop only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_cpu_seconds: Option<f64>,
 }
 
 impl RunReport {
@@ -89,6 +93,7 @@ impl RunReport {
             errors,
             latency_ms: Latency::of(all),
             kinds,
+            machine_cpu_seconds: None,
         }
     }
 
