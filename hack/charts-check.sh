@@ -40,7 +40,7 @@ for chart in "${charts[@]}"; do
 done
 
 # CRDs the rendered objects need, really installed (a dry run cannot create a kind).
-kubectl apply --server-side --force-conflicts -f crds/socialplatforms.agora.dev.yaml >/dev/null
+kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 monitoring=$(GOFLAGS=-mod=mod "$GO" mod download -json \
   "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')

@@ -13,12 +13,13 @@ use crate::monitoring;
 use crate::owner::{MANAGER, Owner};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
@@ -73,6 +74,9 @@ pub fn owned_kinds() -> Vec<OwnedKind> {
         kind::<PersistentVolumeClaim>(Cleanup::Report, false),
         kind::<StatefulSet>(Cleanup::Report, true),
         kind::<Job>(Cleanup::Delete, true),
+        kind::<CronJob>(Cleanup::Delete, true),
+        kind::<Role>(Cleanup::Delete, true),
+        kind::<RoleBinding>(Cleanup::Delete, true),
         kind::<ServiceAccount>(Cleanup::Delete, true),
         kind::<ConfigMap>(Cleanup::Delete, true),
         kind::<Service>(Cleanup::Delete, true),

@@ -3,6 +3,7 @@
 //! spec. No I/O: the apply stage (`apply`) sends the result, and removes what it no
 //! longer holds.
 
+use crate::backup::jobs;
 use crate::crd::{AuthMiddleware, DatabaseMode, EdgeKind, SERVICES, SocialPlatform, WORKLOADS};
 use crate::database::{self, cloudnative};
 use crate::error::Error;
@@ -193,7 +194,27 @@ pub fn desired(platform: &SocialPlatform, owner: &Owner) -> Result<Desired, Erro
     }
     edge_children(&mut desired, platform, owner, &workloads)?;
     monitoring_children(&mut desired, platform, owner, &workloads);
+    backup_children(&mut desired, platform, owner)?;
     Ok(desired)
+}
+
+/// The schedule (and its permission to ask for backups) and the backups' volume.
+fn backup_children(
+    desired: &mut Desired,
+    platform: &SocialPlatform,
+    owner: &Owner,
+) -> Result<(), Error> {
+    let Some(spec) = &platform.spec.backup else {
+        return Ok(());
+    };
+    desired.apply(&jobs::scheduler_account(owner))?;
+    desired.apply(&jobs::scheduler_role(owner))?;
+    desired.apply(&jobs::scheduler_binding(owner))?;
+    desired.apply(&jobs::schedule(platform, owner, spec))?;
+    if let Some(claim) = jobs::claim(owner, spec) {
+        desired.create_once(&claim)?;
+    }
+    Ok(())
 }
 
 fn monitoring_children(
@@ -230,6 +251,7 @@ fn database_children(
         DatabaseMode::External => {}
         DatabaseMode::Managed => {
             desired.create_once(&secrets::superuser_secret(owner)?)?;
+            desired.create_once(&secrets::reader_secret(owner, &database::host(owner))?)?;
             for service in &enabled {
                 let secret = secrets::database_secret(owner, service, &database::host(owner))?;
                 desired.create_once(&secret)?;

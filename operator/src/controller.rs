@@ -113,13 +113,14 @@ async fn reconcile_platform(platform: &SocialPlatform, ctx: &Context) -> Result<
     let external = external_secret(platform, &ctx.client, &owner).await?;
     let desired = children::desired(platform, &owner)?;
     let applied = apply::apply(&ctx.client, &owner, &desired).await?;
-    let status = status::status(
+    let mut status = status::status(
         platform,
         &owner,
         &applied,
         external.as_ref(),
         k8s_openapi::jiff::Timestamp::now(),
     );
+    status.backup = crate::backup::controller::summary(&ctx.client, platform).await?;
     let ready = status::is_ready(&status);
     announce(platform, ctx, &status).await;
     write_status(platform, ctx, status).await?;
@@ -226,9 +227,9 @@ pub fn error_policy(platform: Arc<SocialPlatform>, error: &Error, ctx: Arc<Conte
     Action::requeue(delay)
 }
 
-/// Runs the controller until a shutdown signal, over every namespace or one: platforms,
+/// Runs the controllers until a shutdown signal, over every namespace or one: platforms,
 /// and every watched owned kind ([`owned_kinds`]), so a deleted or edited child is put
-/// back.
+/// back; beside it, the backups' controller.
 pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
     let client = ctx.client.clone();
     let platforms: Api<SocialPlatform> = match namespace {
@@ -240,6 +241,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
     let children =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
     let mut controller = Controller::new(platforms, watcher::Config::default());
+    let backups = crate::backup::controller::run(ctx.clone(), namespace);
     for owned in owned_kinds().into_iter().filter(|k| k.watched) {
         let api: Api<DynamicObject> = match namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &owned.resource),
@@ -247,7 +249,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
         };
         controller = controller.owns_with(api, owned.resource, children.clone());
     }
-    controller
+    let platforms = controller
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|outcome| async move {
@@ -255,6 +257,6 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
                 Ok((object, _)) => tracing::debug!(platform = %object.name, "reconciled"),
                 Err(error) => tracing::debug!(%error, "reconcile pass ended with an error"),
             }
-        })
-        .await;
+        });
+    futures_util::future::join(platforms, backups).await;
 }

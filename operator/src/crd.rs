@@ -4,6 +4,8 @@
 //! pattern and the cross-field rules (CEL) are in the schema, so the API server itself
 //! refuses an invalid platform before the operator ever sees it.
 
+use crate::backup::resource::PlatformBackupStatus;
+use crate::backup::spec::{BackupSpec, RestoreSpec};
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -52,6 +54,11 @@ pub const WORKLOADS: [&str; 6] = ["auth", "users", "photos", "relations", "event
 #[x_kube(validation = Rule::new(
     "!has(self.services.photos.autoscaling) || self.services.photos.autoscaling.maxReplicas <= 1 || has(self.photos.storage.s3)"
 ).message("autoscaling photos beyond one replica needs S3 photo storage (a PVC is ReadWriteOnce)"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.restore) || has(self.restore.encryptionKeySecret) || has(self.backup)"
+).message("spec.restore needs restore.encryptionKeySecret (or spec.backup's) to open the backup's sealed keys"))]
+#[x_kube(validation = Rule::new("has(self.restore) == has(oldSelf.restore)")
+    .message("spec.restore can only be set when the platform is created"))]
 pub struct SocialPlatformSpec {
     /// Default image tag of every service.
     #[serde(default = "default_version")]
@@ -82,6 +89,12 @@ pub struct SocialPlatformSpec {
     /// Traces, metrics scraping and alerts.
     #[serde(default)]
     pub observability: Observability,
+    /// Scheduled backups (on-demand ones are `SocialPlatformBackup` objects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+    /// Fill this new platform from a backup before any service starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSpec>,
 }
 
 /// Traces, metrics scraping and alerts: all off by default.
@@ -595,6 +608,9 @@ pub struct SocialPlatformStatus {
     /// Per service: desired and ready pods, and the image.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceStatus>,
+    /// The platform's backups at a glance (with `spec.backup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<PlatformBackupStatus>,
 }
 
 /// One service's rollout.

@@ -1,14 +1,20 @@
 //! `agora-operator` runs the SocialPlatform controller (in-cluster configuration, or
-//! `KUBECONFIG` outside a cluster); `agora-operator crd` prints the CRD, `agora-operator
+//! `KUBECONFIG` outside a cluster); `agora-operator crd` prints the SocialPlatform CRD
+//! (`crd backups`: the SocialPlatformBackup CRD), `agora-operator
 //! rbac` the permissions it needs (see `rbac`), `agora-operator alerts` the alert rules of
-//! a reference platform (for promtool).
+//! a reference platform (for promtool); `agora-operator request-backup` is what a backup
+//! schedule's Job runs (creates a `SocialPlatformBackup` of `$PLATFORM`).
 
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
-        Some("crd") => match agora_operator::crd_yaml() {
+        Some("crd") => match if std::env::args().nth(2).as_deref() == Some("backups") {
+            agora_operator::backup_crd_yaml()
+        } else {
+            agora_operator::crd_yaml()
+        } {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS
@@ -35,6 +41,16 @@ async fn main() -> ExitCode {
             }
             Err(err) => {
                 eprintln!("error: cannot render the alert rules: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("request-backup") => match request_backup().await {
+            Ok(name) => {
+                println!("requested backup {name}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
                 ExitCode::FAILURE
             }
         },
@@ -101,10 +117,43 @@ async fn main() -> ExitCode {
             }
         }
         Some(other) => {
-            eprintln!("usage: agora-operator [crd|rbac|alerts]   (unknown argument {other:?})");
+            eprintln!(
+                "usage: agora-operator [crd [backups]|rbac|alerts|request-backup]   (unknown argument {other:?})"
+            );
             ExitCode::from(2)
         }
     }
+}
+
+/// What the backup schedule's Job runs: creates a `SocialPlatformBackup` of `$PLATFORM`
+/// in `$POD_NAMESPACE`, named after the time; the operator takes the backup.
+async fn request_backup() -> Result<String, Box<dyn std::error::Error>> {
+    use agora_operator::backup::jobs::{PLATFORM_LABEL, SCHEDULED_LABEL, scheduled_name};
+    use agora_operator::backup::{SocialPlatformBackup, SocialPlatformBackupSpec};
+    let platform = std::env::var("PLATFORM").map_err(|_| "PLATFORM is not set")?;
+    let namespace = std::env::var("POD_NAMESPACE").map_err(|_| "POD_NAMESPACE is not set")?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_default().await?;
+    let name = scheduled_name(&platform, k8s_openapi::jiff::Timestamp::now());
+    let mut backup = SocialPlatformBackup::new(
+        &name,
+        SocialPlatformBackupSpec {
+            platform: platform.clone(),
+        },
+    );
+    backup.metadata.labels = Some(
+        [
+            (PLATFORM_LABEL, platform.as_str()),
+            (SCHEDULED_LABEL, "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    );
+    kube::Api::<SocialPlatformBackup>::namespaced(client, &namespace)
+        .create(&kube::api::PostParams::default(), &backup)
+        .await?;
+    Ok(name)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -40,6 +40,30 @@ pub const CLUSTER_RULES: &[Rule] = &[
         resources: &["socialplatforms/finalizers"],
         verbs: &["update"],
     },
+    // Backups: taken (their Job), their phase written, pruned by retention; the
+    // scheduler's Role grants `create`, which the operator must hold itself.
+    Rule {
+        group: "agora.dev",
+        resources: &["socialplatformbackups"],
+        verbs: &["get", "list", "watch", "create", "delete"],
+    },
+    Rule {
+        group: "agora.dev",
+        resources: &["socialplatformbackups/status"],
+        verbs: &["patch"],
+    },
+    // Backup Jobs are owned by their backup object.
+    Rule {
+        group: "agora.dev",
+        resources: &["socialplatformbackups/finalizers"],
+        verbs: &["update"],
+    },
+    // A backup's size and outcome: its pod's termination message.
+    Rule {
+        group: "",
+        resources: &["pods"],
+        verbs: &["list"],
+    },
     // Generated secrets are created once and read back, never changed or deleted (an
     // External database's Secret is only read).
     Rule {
@@ -70,11 +94,24 @@ pub const CLUSTER_RULES: &[Rule] = &[
         resources: &["statefulsets"],
         verbs: &["list", "watch", "create", "patch"],
     },
-    // Provisioning jobs: created once per service list, earlier ones deleted.
+    // Provisioning jobs: created once per service list, earlier ones deleted; backup
+    // jobs: one per backup.
     Rule {
         group: "batch",
         resources: &["jobs"],
         verbs: &["get", "list", "watch", "create", "delete"],
+    },
+    // The backup schedule.
+    Rule {
+        group: "batch",
+        resources: &["cronjobs"],
+        verbs: OWNED,
+    },
+    // The schedule's permission to create backups, and nothing else.
+    Rule {
+        group: "rbac.authorization.k8s.io",
+        resources: &["roles", "rolebindings"],
+        verbs: OWNED,
     },
     Rule {
         group: "policy",

@@ -50,6 +50,24 @@ pub fn database_secret(owner: &Owner, service: &str, host: &str) -> Result<Secre
     ))
 }
 
+/// `<platform>-backup-reader-database`: the backups' read-only role (Managed mode), its
+/// password and the host its URLs name.
+pub fn reader_secret(owner: &Owner, host: &str) -> Result<Secret, RandomError> {
+    Ok(secret(
+        owner,
+        crate::backup::jobs::COMPONENT,
+        crate::backup::jobs::reader_secret_name(owner),
+        BTreeMap::from([
+            (
+                "username".to_owned(),
+                crate::database::READER_ROLE.to_owned(),
+            ),
+            ("password".to_owned(), random_hex(24)?),
+            ("host".to_owned(), host.to_owned()),
+        ]),
+    ))
+}
+
 /// The shared keys Secret.
 pub fn keys_secret(owner: &Owner) -> Result<Secret, RandomError> {
     Ok(secret(

@@ -347,6 +347,8 @@ pub fn status(
             .into_iter()
             .map(|(name, status, _)| (name.to_owned(), status))
             .collect(),
+        // Filled by the reconcile from the platform's backups (`backup::controller`).
+        backup: None,
     }
 }
 

@@ -150,20 +150,35 @@ fn the_operator_chart_grants_exactly_the_rules_of_the_code() {
 }
 
 #[test]
-fn the_crd_is_templated_kept_or_left_out() {
+fn the_crds_are_templated_kept_or_left_out() {
     let objects = render("agora-operator", &[]).unwrap();
-    let crd = one(&objects, "CustomResourceDefinition");
-    assert_eq!(crd["metadata"]["name"], "socialplatforms.agora.dev");
+    let crds = of_kind(&objects, "CustomResourceDefinition");
+    let mut names: Vec<&str> = crds
+        .iter()
+        .map(|crd| crd["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
     assert_eq!(
-        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
-        "keep"
+        names,
+        [
+            "socialplatformbackups.agora.dev",
+            "socialplatforms.agora.dev"
+        ]
     );
+    for crd in crds {
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+    }
     let unkept = render("agora-operator", &["crds.keep=false"]).unwrap();
-    assert!(
-        one(&unkept, "CustomResourceDefinition")["metadata"]["annotations"]
-            .get("helm.sh/resource-policy")
-            .is_none()
-    );
+    for crd in of_kind(&unkept, "CustomResourceDefinition") {
+        assert!(
+            crd["metadata"]["annotations"]
+                .get("helm.sh/resource-policy")
+                .is_none()
+        );
+    }
     let without = render("agora-operator", &["crds.install=false"]).unwrap();
     assert!(of_kind(&without, "CustomResourceDefinition").is_empty());
 }

@@ -175,8 +175,8 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
         ]
     );
     let secrets = ns.api::<Secret>().list(&selector).await.unwrap();
-    // keys, the superuser, one database per service.
-    assert_eq!(secrets.items.len(), 6);
+    // keys, the superuser, the backups' read-only role, one database per service.
+    assert_eq!(secrets.items.len(), 7);
     let users = ns.api::<Deployment>().get("demo-users").await.unwrap();
     let env_names: Vec<String> = users.spec.unwrap().template.spec.unwrap().containers[0]
         .env

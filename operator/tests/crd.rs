@@ -12,17 +12,15 @@ use serde_json::{Value, json};
 use support::install_crd;
 
 #[test]
-fn the_checked_in_crd_is_what_the_code_generates() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../crds/socialplatforms.agora.dev.yaml"
-    );
-    let checked_in = std::fs::read_to_string(path).unwrap();
-    let generated = agora_operator::crd_yaml().unwrap();
-    assert!(
-        checked_in == generated,
-        "crds/socialplatforms.agora.dev.yaml is stale: run `cargo run -p agora-operator -- crd > crds/socialplatforms.agora.dev.yaml`"
-    );
+fn the_checked_in_crds_are_what_the_code_generates() {
+    for (file, generated) in agora_operator::crd_files().unwrap() {
+        let path = format!("{}/../crds/{file}", env!("CARGO_MANIFEST_DIR"));
+        let checked_in = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            checked_in == generated,
+            "crds/{file} is stale: run `hack/crds.sh`"
+        );
+    }
 }
 
 fn platform(name: &str, spec: Value) -> SocialPlatform {
@@ -193,5 +191,162 @@ async fn the_database_mode_cannot_change_after_creation() {
     )
     .await
     .unwrap();
+    ns.cleanup().await.unwrap();
+}
+
+fn backup_spec(schedule: &str) -> Value {
+    json!({
+        "schedule": schedule,
+        "destination": {"s3": {"bucket": "backups", "credentialsSecret": "s3"}},
+        "encryptionKeySecret": "backup-key",
+    })
+}
+
+#[tokio::test]
+async fn backup_and_restore_specs_are_checked_by_the_api_server() {
+    let env = TestEnv::connect().await.unwrap();
+    install_crd(&env).await;
+    let ns = env.namespace("sp-backup").await.unwrap();
+    let api: Api<SocialPlatform> = ns.api();
+    let host = "x.example";
+    let mut cases = vec![];
+    for schedule in [
+        "not a cron",
+        "61 * * * *",
+        "0 3 * *",
+        "0 24 * * *",
+        "0 3 * * * *",
+    ] {
+        cases.push((
+            json!({"host": host, "backup": backup_spec(schedule)}),
+            "schedule",
+        ));
+    }
+    let with = |path: &str, value: Value| {
+        let mut spec = backup_spec("0 3 * * *");
+        spec[path] = value;
+        json!({"host": host, "backup": spec})
+    };
+    cases.extend([
+        (with("retention", json!({"count": 0})), "count"),
+        (with("retention", json!({})), "count or maxAge"),
+        (with("retention", json!({"maxAge": "30 days"})), "maxAge"),
+        (
+            with(
+                "destination",
+                json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3"}, "pvc": {"size": "1Gi"}}),
+            ),
+            "exactly one of s3 and pvc",
+        ),
+        (with("destination", json!({})), "exactly one of s3 and pvc"),
+        (
+            with(
+                "destination",
+                json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3", "prefix": "/abs"}}),
+            ),
+            "prefix",
+        ),
+        (
+            json!({"host": host, "restore": {"encryptionKeySecret": "k"}}),
+            "exactly one of backup",
+        ),
+        (
+            json!({"host": host, "restore": {"backup": "b", "s3": {"bucket": "b-1", "credentialsSecret": "s3"}, "path": "p", "encryptionKeySecret": "k"}}),
+            "exactly one of backup",
+        ),
+        (
+            json!({"host": host, "restore": {"s3": {"bucket": "b-1", "credentialsSecret": "s3"}, "encryptionKeySecret": "k"}}),
+            "go together",
+        ),
+        (
+            json!({"host": host, "restore": {"backup": "nightly"}}),
+            "encryptionKeySecret",
+        ),
+    ]);
+    for (i, (spec, needle)) in cases.into_iter().enumerate() {
+        let message = refusal(create_raw(&api, &format!("bad-{i}"), spec.clone()).await);
+        assert!(message.contains(needle), "{spec}: {message}");
+    }
+    // What the schema allows, with its defaults.
+    for (i, schedule) in [
+        "0 3 * * *",
+        "*/15 * * * *",
+        "@daily",
+        "0 0 1 JAN,jul MON-FRI",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let created = create_raw(
+            &api,
+            &format!("good-{i}"),
+            json!({"host": host, "backup": backup_spec(schedule)}),
+        )
+        .await
+        .unwrap();
+        let backup = created.spec.backup.unwrap();
+        assert_eq!(backup.retention.count, Some(7), "{schedule}");
+    }
+    // A restore is set at creation only, and never changed.
+    create_raw(
+        &api,
+        "restored",
+        json!({"host": host, "restore": {"backup": "nightly", "encryptionKeySecret": "k"}}),
+    )
+    .await
+    .unwrap();
+    for change in [
+        json!({"spec": {"restore": {"backup": "other"}}}),
+        json!({"spec": {"restore": null}}),
+    ] {
+        let refused = api
+            .patch(
+                "restored",
+                &PatchParams::default(),
+                &Patch::Merge(change.clone()),
+            )
+            .await;
+        assert!(
+            matches!(&refused, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("restore")),
+            "{change}: {refused:?}"
+        );
+    }
+    let added = api
+        .patch(
+            "good-0",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"restore": {"backup": "nightly"}}})),
+        )
+        .await;
+    assert!(
+        matches!(&added, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("when the platform is created")),
+        "{added:?}"
+    );
+    // A backup object names its platform; its spec never changes.
+    let backups: Api<agora_operator::backup::SocialPlatformBackup> = ns.api();
+    let backup: agora_operator::backup::SocialPlatformBackup = serde_json::from_value(json!({
+        "apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatformBackup",
+        "metadata": {"name": "by-hand"}, "spec": {"platform": "good-0"},
+    }))
+    .unwrap();
+    backups
+        .create(&PostParams::default(), &backup)
+        .await
+        .unwrap();
+    let changed = backups
+        .patch(
+            "by-hand",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"platform": "good-1"}})),
+        )
+        .await;
+    assert!(
+        matches!(&changed, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("cannot change")),
+        "{changed:?}"
+    );
+    let mut bad = backup.clone();
+    bad.metadata.name = Some("bad".into());
+    bad.spec.platform = "Not_A_Name".into();
+    assert!(backups.create(&PostParams::default(), &bad).await.is_err());
     ns.cleanup().await.unwrap();
 }

@@ -3,7 +3,7 @@
 //! idempotent, passwords following the Secrets, and no service reaching another's data.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-use agora_operator::database::{PROVISION_SCRIPT, PROVISION_SQL};
+use agora_operator::database::{PROVISION_SCRIPT, PROVISION_SQL, READER_SQL};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -53,7 +53,12 @@ fn agora_common_url() -> String {
         })
 }
 
-fn run(dir: &Path, services: &str, superuser: &(String, String, String)) -> std::process::Output {
+fn run(
+    dir: &Path,
+    services: &str,
+    reader: &str,
+    superuser: &(String, String, String),
+) -> std::process::Output {
     let bin = pg_bin();
     let path = format!(
         "{}:{}",
@@ -64,6 +69,7 @@ fn run(dir: &Path, services: &str, superuser: &(String, String, String)) -> std:
         .arg(dir.join("provision.sh"))
         .env("PATH", path)
         .env("SERVICES", services)
+        .env("READER", reader)
         .env("PROVISION_DIR", dir)
         .env("SECRETS_DIR", dir.join("secrets"))
         .env("PGHOST", &superuser.0)
@@ -102,14 +108,17 @@ fn provisioning_creates_a_private_database_per_service_idempotently() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("provision.sh"), PROVISION_SCRIPT).unwrap();
     std::fs::write(dir.join("provision.sql"), PROVISION_SQL).unwrap();
+    std::fs::write(dir.join("reader.sql"), READER_SQL).unwrap();
     // Unique names: the test cluster is shared by every test of the run.
     let tag = format!("{:x}", std::process::id());
     let (a, b) = (format!("prov_a_{tag}"), format!("prov_b_{tag}"));
+    let reader = format!("prov_reader_{tag}");
+    set_password(&dir, &reader, "reader");
     set_password(&dir, &a, "first'password");
     set_password(&dir, &b, "other");
     let superuser = server();
 
-    let first = run(&dir, &a, &superuser);
+    let first = run(&dir, &a, &reader, &superuser);
     assert!(
         first.status.success(),
         "{}",
@@ -118,7 +127,7 @@ fn provisioning_creates_a_private_database_per_service_idempotently() {
     // Again, with a second service added and a's password changed: a keeps its
     // database, b gets one, a's role now has the new password.
     set_password(&dir, &a, "second");
-    let second = run(&dir, &format!("{a} {b}"), &superuser);
+    let second = run(&dir, &format!("{a} {b}"), &reader, &superuser);
     assert!(
         second.status.success(),
         "{}",
@@ -149,13 +158,21 @@ fn provisioning_creates_a_private_database_per_service_idempotently() {
     let refused = psql(&a, &b, "SELECT 1").unwrap_err();
     assert!(refused.contains("permission denied"), "{refused}");
     // Idempotent: a third run changes nothing and keeps the data.
-    let third = run(&dir, &format!("{a} {b}"), &superuser);
+    let third = run(&dir, &format!("{a} {b}"), &reader, &superuser);
     assert!(third.status.success());
     assert_eq!(psql(&a, &a, "SELECT count(*) FROM t").unwrap(), "1");
+    // The backups' role reads every service's data and writes none.
+    assert_eq!(psql(&reader, &a, "SELECT count(*) FROM t").unwrap(), "1");
+    assert!(psql(&reader, &b, "SELECT 1").is_ok(), "CONNECT on b too");
+    let write = psql(&reader, &a, "INSERT INTO t VALUES (2)").unwrap_err();
+    assert!(write.contains("permission denied"), "{write}");
+    let create = psql(&reader, &a, "CREATE TABLE r (x int)").unwrap_err();
+    assert!(create.contains("permission denied"), "{create}");
 
     for db in [&a, &b] {
         psql(&superuser.2, "postgres", &format!("DROP DATABASE {db}")).unwrap();
         psql(&superuser.2, "postgres", &format!("DROP ROLE {db}")).unwrap();
     }
+    psql(&superuser.2, "postgres", &format!("DROP ROLE {reader}")).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -25,6 +25,10 @@ use std::collections::BTreeMap;
 pub const PROVISION_SQL: &str = include_str!("provision.sql");
 /// The Job's script around it.
 pub const PROVISION_SCRIPT: &str = include_str!("provision.sh");
+/// The SQL making the backups' read-only role.
+pub const READER_SQL: &str = include_str!("reader.sql");
+/// The backups' read-only role (`pg_read_all_data`, CONNECT on every service database).
+pub const READER_ROLE: &str = "backup_reader";
 /// The PostgreSQL image when the spec names none (18+: `PGDATA` below the mount).
 pub const DEFAULT_IMAGE: &str = "postgres:18";
 /// PostgreSQL's port.
@@ -32,7 +36,7 @@ pub const PORT: i32 = DATABASE_PORT;
 /// The `app.kubernetes.io/name` of the database's children.
 pub const COMPONENT: &str = DATABASE_COMPONENT;
 /// The uid and gid of the `postgres` user in the official image.
-const POSTGRES_UID: i64 = 999;
+pub(crate) const POSTGRES_UID: i64 = 999;
 
 /// `<platform>-postgres`: the StatefulSet, its headless Service (the host name
 /// services connect to) and the superuser Secret.
@@ -40,7 +44,7 @@ pub fn host(owner: &Owner) -> String {
     owner.database_host()
 }
 
-fn image(platform: &SocialPlatform) -> String {
+pub(crate) fn image(platform: &SocialPlatform) -> String {
     platform
         .spec
         .database
@@ -49,7 +53,7 @@ fn image(platform: &SocialPlatform) -> String {
         .unwrap_or_else(|| DEFAULT_IMAGE.to_owned())
 }
 
-fn env(name: &str, value: &str) -> EnvVar {
+pub(crate) fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value: Some(value.to_owned()),
@@ -57,7 +61,7 @@ fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
-fn unprivileged_pod(uid: i64) -> PodSecurityContext {
+pub(crate) fn unprivileged_pod(uid: i64) -> PodSecurityContext {
     PodSecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(uid),
@@ -71,7 +75,7 @@ fn unprivileged_pod(uid: i64) -> PodSecurityContext {
     }
 }
 
-fn no_privileges() -> SecurityContext {
+pub(crate) fn no_privileges() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: Some(Capabilities {
@@ -233,6 +237,7 @@ pub fn provision_config(owner: &Owner) -> ConfigMap {
         data: Some(BTreeMap::from([
             ("provision.sh".to_owned(), PROVISION_SCRIPT.to_owned()),
             ("provision.sql".to_owned(), PROVISION_SQL.to_owned()),
+            ("reader.sql".to_owned(), READER_SQL.to_owned()),
         ])),
         ..ConfigMap::default()
     }
@@ -243,7 +248,8 @@ pub fn provision_config(owner: &Owner) -> ConfigMap {
 /// new Job (which provisions the new database and leaves the others as they are).
 pub fn provision_job(platform: &SocialPlatform, owner: &Owner, services: &[&str]) -> Job {
     let image = image(platform);
-    let key = format!("{image}|{}", services.join(","));
+    // `reader`: Jobs from before the backups' role existed are replaced once.
+    let key = format!("{image}|{}|reader", services.join(","));
     let name = format!("{}-provision-{}", host(owner), short_hash(&key));
     let mut volumes = vec![Volume {
         name: "provision".to_owned(),
@@ -260,18 +266,23 @@ pub fn provision_job(platform: &SocialPlatform, owner: &Owner, services: &[&str]
         read_only: Some(true),
         ..VolumeMount::default()
     }];
-    for service in services {
+    let reader_secret = crate::backup::jobs::reader_secret_name(owner);
+    for (service, secret) in services
+        .iter()
+        .map(|s| (*s, owner.database_secret_name(s)))
+        .chain([(READER_ROLE, reader_secret)])
+    {
         volumes.push(Volume {
-            name: format!("secret-{service}"),
+            name: format!("secret-{}", service.replace('_', "-")),
             secret: Some(SecretVolumeSource {
-                secret_name: Some(owner.database_secret_name(service)),
+                secret_name: Some(secret),
                 default_mode: Some(0o400),
                 ..SecretVolumeSource::default()
             }),
             ..Volume::default()
         });
         mounts.push(VolumeMount {
-            name: format!("secret-{service}"),
+            name: format!("secret-{}", service.replace('_', "-")),
             mount_path: format!("/secrets/{service}"),
             read_only: Some(true),
             ..VolumeMount::default()
@@ -300,6 +311,7 @@ pub fn provision_job(platform: &SocialPlatform, owner: &Owner, services: &[&str]
                         ]),
                         env: Some(vec![
                             env("SERVICES", &services.join(" ")),
+                            env("READER", READER_ROLE),
                             env("PGHOST", &host(owner)),
                             env("PGPORT", &PORT.to_string()),
                             env("PGUSER", "postgres"),
@@ -422,9 +434,12 @@ mod tests {
                 "/provision",
                 "/secrets/auth",
                 "/secrets/users",
-                "/secrets/relations"
+                "/secrets/relations",
+                "/secrets/backup_reader"
             ]
         );
+        let reader = c.env.as_ref().unwrap().iter().find(|e| e.name == "READER");
+        assert_eq!(reader.unwrap().value.as_deref(), Some(READER_ROLE));
         let secret = pod.volumes.unwrap()[1].secret.clone().unwrap();
         assert_eq!(secret.secret_name.as_deref(), Some("demo-auth-database"));
     }

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Provisioning Job of a managed Agora database: waits for PostgreSQL, then runs
 # provision.sql once per service in $SERVICES with that service's password (mounted
-# from its Secret under $SECRETS_DIR/<service>/password).
+# from its Secret under $SECRETS_DIR/<service>/password), and, when $READER names a
+# role, makes it the backups' read-only role (reader.sql, its password under
+# $SECRETS_DIR/$READER/password) with CONNECT on every service's database.
 set -eu
 PROVISION_DIR=${PROVISION_DIR:-/provision}
 SECRETS_DIR=${SECRETS_DIR:-/secrets}
@@ -20,3 +22,14 @@ for service in $SERVICES; do
   psql -v ON_ERROR_STOP=1 -v role="$service" -v db="$service" -f "$PROVISION_DIR/provision.sql"
   echo "provisioned the $service database"
 done
+if [ -n "${READER:-}" ]; then
+  DB_PASSWORD=$(cat "$SECRETS_DIR/$READER/password")
+  export DB_PASSWORD
+  psql -v ON_ERROR_STOP=1 -v role="$READER" -f "$PROVISION_DIR/reader.sql"
+  for service in $SERVICES; do
+    # psql interpolates variables in scripts, not in -c commands: the grant comes on stdin.
+    echo 'GRANT CONNECT ON DATABASE :"db" TO :"role";' |
+      psql -v ON_ERROR_STOP=1 -v role="$READER" -v db="$service"
+  done
+  echo "provisioned the read-only role $READER"
+fi

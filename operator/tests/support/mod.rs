@@ -9,10 +9,15 @@ use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use std::time::Duration;
 
-/// Installs (or updates) the SocialPlatform CRD and waits until it is established.
+/// Installs (or updates) the SocialPlatform and SocialPlatformBackup CRDs and waits
+/// until they are established.
 pub async fn install_crd(env: &TestEnv) {
+    install(env, SocialPlatform::crd()).await;
+    install(env, agora_operator::backup::SocialPlatformBackup::crd()).await;
+}
+
+async fn install(env: &TestEnv, crd: CustomResourceDefinition) {
     let crds: Api<CustomResourceDefinition> = Api::all(env.client());
-    let crd = SocialPlatform::crd();
     let name = crd.metadata.name.clone().unwrap();
     crds.patch(
         &name,

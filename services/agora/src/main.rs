@@ -5,7 +5,7 @@ use agora::{Platform, PlatformConfig};
 use clap::{Parser, Subcommand};
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -64,6 +64,36 @@ enum Command {
         /// The server `agora up` uses, if it was given --database-url.
         #[arg(long, env = "AGORA_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        /// Instead of a state dir (a cluster's backup Job): a service's database as
+        /// SERVICE=URL, repeated; `SERVICE=env:NAME` reads the URL from the variable
+        /// NAME, so no password is on the command line.
+        #[arg(long = "database", value_name = "SERVICE=URL", requires = "keys_dir")]
+        databases: Vec<String>,
+        /// With --database: the key files, named as the platform's keys Secret names
+        /// them.
+        #[arg(long, requires = "databases")]
+        keys_dir: Option<PathBuf>,
+        /// With --database: the photo store's directory, when photos are on a volume.
+        #[arg(long, requires = "databases")]
+        photos_dir: Option<PathBuf>,
+        /// --to may hold an unfinished earlier attempt (no manifest): clear it; one
+        /// that holds a complete backup is kept and reported.
+        #[arg(long)]
+        resume: bool,
+        /// The platform the manifest records, as JSON (set by the operator).
+        #[arg(long, env = "AGORA_BACKUP_PLATFORM", hide_env_values = true)]
+        platform: Option<String>,
+        /// Also write the outcome as JSON to this file (`{"size_bytes": N}` or
+        /// `{"error": "..."}`): a Job's termination message.
+        #[arg(long)]
+        report_file: Option<PathBuf>,
+    },
+    /// Copy this binary to DEST (mode 0755): how a backup Job puts `agora` beside the
+    /// database image's `pg_dump` (the agora image has no shell).
+    #[command(hide = true)]
+    CopyBinary {
+        /// Where.
+        dest: PathBuf,
     },
     /// Restore a backup into a new state dir, which `agora up --state-dir` then serves.
     /// Every file is checked first: a damaged backup restores nothing.
@@ -128,28 +158,60 @@ async fn main() -> ExitCode {
             to,
             encryption_key_file,
             database_url,
-        } => match encryption_key(encryption_key_file.as_deref()) {
-            Ok(encryption_key) => {
+            databases,
+            keys_dir,
+            photos_dir,
+            resume,
+            platform,
+            report_file,
+        } => {
+            let outcome = async {
+                let encryption_key = encryption_key(encryption_key_file.as_deref())?;
+                let explicit = match keys_dir {
+                    Some(keys_dir) => Some(agora::backup::ExplicitSource {
+                        databases: database_args(&databases)?,
+                        keys_dir,
+                        photos_dir,
+                    }),
+                    None => None,
+                };
+                let platform = platform
+                    .map(|json| serde_json::from_str(&json))
+                    .transpose()
+                    .map_err(|e| format!("--platform: not JSON: {e}"))?;
                 let options = agora::backup::BackupOptions {
                     state_dir,
                     to,
                     encryption_key,
                     database_url,
+                    explicit,
+                    resume,
+                    platform,
                 };
-                agora::backup::backup(&options, &|line| eprintln!("{line}"))
+                let manifest = agora::backup::backup(&options, &|line| eprintln!("{line}"))
                     .await
-                    .map(|manifest| {
-                        println!(
-                            "backed up {} databases, {} photo objects and the keys into {}",
-                            manifest.databases.len(),
-                            manifest.photos.objects,
-                            options.to
-                        );
-                    })
-                    .map_err(|e| agora_common::problem::Chain(&e).to_string())
+                    .map_err(|e| agora_common::problem::Chain(&e).to_string())?;
+                println!(
+                    "backed up {} databases, {} photo objects and the keys into {}",
+                    manifest.databases.len(),
+                    manifest.photos.objects,
+                    options.to
+                );
+                Ok::<_, String>(manifest.files.iter().map(|f| f.size).sum::<u64>())
             }
-            Err(e) => Err(e),
-        },
+            .await;
+            if let Some(path) = report_file {
+                let report = match &outcome {
+                    Ok(size) => serde_json::json!({ "size_bytes": size }),
+                    Err(error) => serde_json::json!({ "error": error }),
+                };
+                if let Err(e) = std::fs::write(&path, report.to_string()) {
+                    eprintln!("warning: cannot write {}: {e}", path.display());
+                }
+            }
+            outcome.map(|_| ())
+        }
+        Command::CopyBinary { dest } => copy_binary(&dest),
         Command::Restore {
             from,
             state_dir,
@@ -247,6 +309,32 @@ async fn run_seed(options: &agora::seed::SeedOptions) -> Result<(), String> {
         println!("  {username}  (id {id})");
     }
     Ok(())
+}
+
+/// `--database SERVICE=URL` values; `env:NAME` URLs read from the environment.
+fn database_args(args: &[String]) -> Result<Vec<(String, String)>, String> {
+    args.iter()
+        .map(|arg| {
+            let (service, url) = arg
+                .split_once('=')
+                .ok_or_else(|| format!("--database {arg:?}: expected SERVICE=URL"))?;
+            let url = match url.strip_prefix("env:") {
+                Some(var) => std::env::var(var)
+                    .map_err(|_| format!("--database {service}=env:{var}: {var} is not set"))?,
+                None => url.to_owned(),
+            };
+            Ok((service.to_owned(), url))
+        })
+        .collect()
+}
+
+/// `agora copy-binary DEST`.
+fn copy_binary(dest: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let me = std::env::current_exe().map_err(|e| format!("this binary: {e}"))?;
+    std::fs::copy(&me, dest).map_err(|e| format!("copying to {}: {e}", dest.display()))?;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", dest.display()))
 }
 
 /// The backup encryption key in `file` (a trailing newline is not part of it).

@@ -40,6 +40,13 @@ impl Server {
         })
     }
 
+    /// The database the URL names, if it names one.
+    pub fn database(&self) -> Option<String> {
+        let name = self.url.path().trim_start_matches('/');
+        let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+        (!name.is_empty()).then(|| name.into_owned())
+    }
+
     fn command(&self, program: &str, database: &str) -> Command {
         let mut url = self.url.clone();
         url.set_path(database);
@@ -51,10 +58,10 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        match &self.password {
-            Some(password) => cmd.env("PGPASSWORD", password),
-            None => cmd.env_remove("PGPASSWORD"),
-        };
+        // Without one in the URL, `PGPASSWORD` of the environment applies (a Job's).
+        if let Some(password) = &self.password {
+            cmd.env("PGPASSWORD", password);
+        }
         cmd
     }
 

@@ -96,7 +96,33 @@ pub struct BackupOptions {
     pub encryption_key: Option<Vec<u8>>,
     /// The server `agora up` was pointed at with `--database-url`, if it was.
     pub database_url: Option<String>,
+    /// Instead of a state dir: where a cluster's platform keeps its data.
+    pub explicit: Option<ExplicitSource>,
+    /// The destination may hold an unfinished attempt (no manifest), which is cleared;
+    /// one holding a complete backup is left as it is (a retried Job's second run).
+    pub resume: bool,
+    /// The platform, as the manifest records it (a cluster's name, namespace and spec).
+    pub platform: Option<serde_json::Value>,
 }
+
+/// A platform's data named piece by piece (what a cluster's backup Job mounts).
+pub struct ExplicitSource {
+    /// Each service's database: `(service, postgres URL)`. A URL without a password
+    /// uses `PGPASSWORD`.
+    pub databases: Vec<(String, String)>,
+    /// The key files, named as the platform's keys Secret names them
+    /// (`auth-signing-key`, `share-link-key`, `internal-token`).
+    pub keys_dir: PathBuf,
+    /// The photo store's directory, when photos are on a volume.
+    pub photos_dir: Option<PathBuf>,
+}
+
+/// The key files of a local state dir (`keys/`), by the names a backup gives them (the
+/// keys Secret's names in a cluster), so that a backup restores either way.
+const LOCAL_KEYS: [(&str, &str); 2] = [
+    ("auth-signing-key", "auth-signing-key.pem"),
+    ("share-link-key", "photos-share-link-key"),
+];
 
 /// `agora restore`.
 pub struct RestoreOptions {
@@ -108,21 +134,23 @@ pub struct RestoreOptions {
     pub encryption_key: Option<Vec<u8>>,
 }
 
-/// Backs up the platform whose state is in `options.state_dir`, running or not.
+/// Backs up the platform whose state is in `options.state_dir` (running or not), or
+/// the one `options.explicit` names.
 pub async fn backup(
     options: &BackupOptions,
     progress: Progress<'_>,
 ) -> Result<Manifest, BackupError> {
-    let state_dir = options.state_dir.canonicalize().map_err(|e| {
-        BackupError::Invalid(format!("state dir {}: {e}", options.state_dir.display()))
-    })?;
-    if !state_dir.join("keys").is_dir() {
-        return Err(BackupError::Invalid(format!(
-            "{} holds no platform (no keys/): nothing to back up",
-            state_dir.display()
-        )));
-    }
+    let state_dir = match &options.explicit {
+        Some(_) => None,
+        None => Some(checked_state_dir(&options.state_dir)?),
+    };
     let created = match &options.to {
+        Location::Directory(dir) if options.resume => {
+            if !dir.exists() {
+                claim_empty_dir(dir, 0o700)?;
+            }
+            Some(false)
+        }
         Location::Directory(dir) => Some(claim_empty_dir(dir, 0o700)?),
         Location::S3 { .. } => None,
     };
@@ -133,28 +161,137 @@ pub async fn backup(
             return Err(err);
         }
     };
-    // A bucket prefix is checked here; a directory was when it was claimed.
-    if created.is_none() && !archive.is_empty().await? {
+    if options.resume {
+        if let Some(bytes) = archive.read_bytes(manifest::NAME).await? {
+            progress("the destination holds a complete backup already: kept");
+            return serde_json::from_slice(&bytes).map_err(|e| BackupError::Corrupt {
+                file: manifest::NAME.into(),
+                reason: format!("unreadable ({e})"),
+            });
+        }
+        // What an interrupted attempt left: never part of a backup.
+        archive.clear().await?;
+    } else if created.is_none() && !archive.is_empty().await? {
+        // A bucket prefix is checked here; a directory was when it was claimed.
         return Err(BackupError::Invalid(format!(
             "{} is not empty: refusing to write into it",
             options.to
         )));
     }
-    let result = async {
-        let source = DatabaseSource::open(&state_dir, options.database_url.as_deref()).await?;
-        let written = write_backup(&state_dir, &archive, source.server(), options, progress).await;
-        // The backup's own failure is the story; a complete backup stays complete even
-        // if the cluster started for it does not stop cleanly.
-        if let Err(err) = source.close().await {
-            tracing::warn!(error = %agora_common::problem::Chain(&err), "stopping the state dir's PostgreSQL after the backup failed");
-        }
-        written
-    }
-    .await;
+    let result = match (&options.explicit, &state_dir) {
+        (Some(explicit), _) => back_up_explicit(explicit, &archive, options, progress).await,
+        (None, Some(state_dir)) => back_up_state_dir(state_dir, &archive, options, progress).await,
+        (None, None) => Err(BackupError::Invalid("nothing to back up".into())),
+    };
     if result.is_err() {
         forget(&options.to, created, Some(&archive)).await;
     }
     result
+}
+
+fn checked_state_dir(state_dir: &Path) -> Result<PathBuf, BackupError> {
+    let state_dir = state_dir
+        .canonicalize()
+        .map_err(|e| BackupError::Invalid(format!("state dir {}: {e}", state_dir.display())))?;
+    if !state_dir.join("keys").is_dir() {
+        return Err(BackupError::Invalid(format!(
+            "{} holds no platform (no keys/): nothing to back up",
+            state_dir.display()
+        )));
+    }
+    Ok(state_dir)
+}
+
+async fn back_up_state_dir(
+    state_dir: &Path,
+    archive: &Archive,
+    options: &BackupOptions,
+    progress: Progress<'_>,
+) -> Result<Manifest, BackupError> {
+    let keys = read_keys(&state_dir.join("keys"), &LOCAL_KEYS)?;
+    let source = DatabaseSource::open(state_dir, options.database_url.as_deref()).await?;
+    let sources = Sources {
+        databases: CUT
+            .iter()
+            .map(|service| (*service, format!("agora_{service}"), source.server()))
+            .collect(),
+        photos_dir: Some(state_dir.join("photos")),
+        keys,
+        kind: "local",
+    };
+    let written = write_backup(archive, &sources, options, progress).await;
+    // The backup's own failure is the story; a complete backup stays complete even
+    // if the cluster started for it does not stop cleanly.
+    if let Err(err) = source.close().await {
+        tracing::warn!(error = %agora_common::problem::Chain(&err), "stopping the state dir's PostgreSQL after the backup failed");
+    }
+    written
+}
+
+async fn back_up_explicit(
+    explicit: &ExplicitSource,
+    archive: &Archive,
+    options: &BackupOptions,
+    progress: Progress<'_>,
+) -> Result<Manifest, BackupError> {
+    // Only the client tools are needed: on PATH when no server is installed.
+    let bin_dir = postgres::find_bin_dir().unwrap_or_default();
+    let mut servers = Vec::new();
+    for service in CUT {
+        let mut urls = explicit.databases.iter().filter(|(s, _)| s == service);
+        let Some((_, url)) = urls.next() else {
+            continue;
+        };
+        if urls.next().is_some() {
+            return Err(BackupError::Invalid(format!(
+                "--database {service}=… given twice"
+            )));
+        }
+        let server = Server::new(url, bin_dir.clone())?;
+        let database = server.database().ok_or_else(|| {
+            BackupError::Invalid(format!(
+                "--database {service}=URL: the URL names no database"
+            ))
+        })?;
+        servers.push((service, database, server));
+    }
+    if let Some((unknown, _)) = explicit
+        .databases
+        .iter()
+        .find(|(s, _)| !CUT.contains(&s.as_str()))
+    {
+        return Err(BackupError::Invalid(format!(
+            "--database {unknown}=…: no such service (one of {})",
+            CUT.join(", ")
+        )));
+    }
+    let names: Vec<(&str, &str)> = LOCAL_KEYS
+        .iter()
+        .map(|(name, _)| (*name, *name))
+        .chain([("internal-token", "internal-token")])
+        .collect();
+    let sources = Sources {
+        databases: servers
+            .iter()
+            .map(|(service, database, server)| (*service, database.clone(), server))
+            .collect(),
+        photos_dir: explicit.photos_dir.clone(),
+        keys: read_keys(&explicit.keys_dir, &names)?,
+        kind: "cluster",
+    };
+    write_backup(archive, &sources, options, progress).await
+}
+
+/// Where one backup reads from.
+struct Sources<'a> {
+    /// `(service, database, server)`, in the cut's order.
+    databases: Vec<(&'a str, String, &'a Server)>,
+    /// The photo store's directory, if photos are files.
+    photos_dir: Option<PathBuf>,
+    /// The key files, as `keys.json`'s content.
+    keys: Vec<u8>,
+    /// `local` or `cluster`.
+    kind: &'static str,
 }
 
 /// Removes what a failed backup wrote: the directory's contents (or the directory, if
@@ -239,34 +376,38 @@ impl DatabaseSource {
 }
 
 async fn write_backup(
-    state_dir: &Path,
     archive: &Archive,
-    server: &Server,
+    sources: &Sources<'_>,
     options: &BackupOptions,
     progress: Progress<'_>,
 ) -> Result<Manifest, BackupError> {
     let started_at = now();
-    let postgres_version = server.query("postgres", "SHOW server_version").await?;
+    let keys = sources.keys.clone();
+    let mut postgres_version = String::new();
     let mut files = Vec::new();
     let mut databases = Vec::new();
-    for service in CUT {
-        let database = format!("agora_{service}");
-        let migration = server.migration(&database).await?;
+    for (service, database, server) in &sources.databases {
+        if postgres_version.is_empty() {
+            postgres_version = server.query(database, "SHOW server_version").await?;
+        }
+        let migration = server.migration(database).await?;
         let file = format!("databases/{service}.dump");
-        let entry = server.dump(&database, archive, &file).await?;
+        let entry = server.dump(database, archive, &file).await?;
         progress(&format!("dumped {database} ({})", size(entry.size)));
         files.push(entry);
         databases.push(DatabaseEntry {
-            service: service.to_owned(),
-            database,
+            service: (*service).to_owned(),
+            database: database.clone(),
             migration,
             file,
         });
     }
     // After the photos database: every photo it names has its bytes here (unless its
     // owner deleted it meanwhile).
-    let photos = copy_photos(&state_dir.join("photos"), archive, &mut files, progress).await?;
-    let keys = read_keys(&state_dir.join("keys"))?;
+    let photos = match &sources.photos_dir {
+        Some(dir) => copy_photos(dir, archive, &mut files, progress).await?,
+        None => PhotoSummary::default(),
+    };
     let (name, encryption, bytes) = match &options.encryption_key {
         Some(secret) => (
             "keys.sealed",
@@ -282,8 +423,8 @@ async fn write_backup(
     let manifest = Manifest {
         format: manifest::FORMAT.into(),
         agora_version: env!("CARGO_PKG_VERSION").into(),
-        source: "local".into(),
-        platform: None,
+        source: sources.kind.into(),
+        platform: options.platform.clone(),
         postgres_version,
         databases,
         photos,
@@ -375,19 +516,28 @@ fn walk(dir: &Path) -> Result<Vec<String>, BackupError> {
     Ok(found)
 }
 
-/// The key files as JSON: `{"<file name>": "<base64>"}`.
-fn read_keys(dir: &Path) -> Result<Vec<u8>, BackupError> {
+/// The key files of `dir` as JSON, `{"<name>": "<base64>"}`: each `(name, file)` of
+/// `names` that exists (a Secret's mount holds links to its files, which are followed).
+fn read_keys(dir: &Path, names: &[(&str, &str)]) -> Result<Vec<u8>, BackupError> {
     let mut keys = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        if !entry.file_type().map_err(io_err(&entry.path()))?.is_file() {
-            continue;
+    for (name, file) in names {
+        let path = dir.join(file);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                keys.insert(
+                    (*name).to_owned(),
+                    base64::engine::general_purpose::STANDARD.encode(bytes),
+                );
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
         }
-        let bytes = std::fs::read(entry.path()).map_err(io_err(&entry.path()))?;
-        keys.insert(
-            entry.file_name().to_string_lossy().into_owned(),
-            base64::engine::general_purpose::STANDARD.encode(bytes),
-        );
+    }
+    if !keys.contains_key("auth-signing-key") {
+        return Err(BackupError::Invalid(format!(
+            "{} holds no signing key",
+            dir.display()
+        )));
     }
     serde_json::to_vec(&keys).map_err(|e| BackupError::Invalid(format!("keys: {e}")))
 }
@@ -566,7 +716,12 @@ async fn fill(
     let key_dir = state_dir.join("keys");
     std::fs::create_dir_all(&key_dir).map_err(io_err(&key_dir))?;
     for (name, bytes) in keys {
-        let path = key_dir.join(name);
+        // A cluster's keys carry the Secret's names; a state dir has its own, and no
+        // internal token (`agora up` makes one per run).
+        let Some((_, file)) = LOCAL_KEYS.iter().find(|(key, _)| key == name) else {
+            continue;
+        };
+        let path = key_dir.join(file);
         postgres::write_private(&path, bytes).map_err(io_err(&path))?;
     }
     let mut photos = 0u64;

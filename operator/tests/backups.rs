@@ -1,0 +1,174 @@
+//! Backups against the real control plane of `hack/k8s-env.sh` (kwok nodes make Job
+//! pods Succeeded without running them): a platform with `spec.backup` gets its
+//! schedule with a create-only permission; backups run as Jobs one at a time per
+//! platform and end Completed with their location; a backup of no platform fails with
+//! the reason; backups outlive their platform.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
+
+mod support;
+
+use agora_kube_testenv::{TestEnv, wait_until};
+use agora_operator::SocialPlatform;
+use agora_operator::backup::{BackupPhase, SocialPlatformBackup, SocialPlatformBackupSpec};
+use agora_operator::controller::{self, Context};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use support::install_crd;
+
+fn backup(name: &str, platform: &str) -> SocialPlatformBackup {
+    SocialPlatformBackup::new(
+        name,
+        SocialPlatformBackupSpec {
+            platform: platform.to_owned(),
+        },
+    )
+}
+
+async fn phase_of(
+    api: &Api<SocialPlatformBackup>,
+    name: &str,
+    phase: BackupPhase,
+) -> SocialPlatformBackup {
+    wait_until(
+        &format!("backup {name} is {phase:?}"),
+        Duration::from_secs(120),
+        || async {
+            let backup = api.get(name).await?;
+            Ok(backup.status.and_then(|s| s.phase) == Some(phase))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    api.get(name).await.unwrap()
+}
+
+#[tokio::test]
+async fn scheduled_and_requested_backups_run_one_at_a_time_and_outlive_their_platform() {
+    let env = TestEnv::connect().await.unwrap();
+    install_crd(&env).await;
+    let ns = env.namespace("sp-backups").await.unwrap();
+    let namespace = ns.name().to_owned();
+    let ctx = Arc::new(Context::new(env.client()));
+    let running = tokio::spawn(async move { controller::run(ctx, Some(&namespace)).await });
+
+    let platforms: Api<SocialPlatform> = ns.api();
+    let platform: SocialPlatform = serde_json::from_value(json!({
+        "apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatform",
+        "metadata": {"name": "demo"},
+        "spec": {
+            "host": "demo.localtest.me",
+            "photos": {"storage": {"s3": {"bucket": "photos", "secretRef": {"name": "s3"}}}},
+            "backup": {
+                "schedule": "0 3 * * *",
+                "destination": {"s3": {"bucket": "backups", "prefix": "agora",
+                    "credentialsSecret": "backup-s3"}},
+                "encryptionKeySecret": "backup-key",
+            },
+        },
+    }))
+    .unwrap();
+    let platform = platforms
+        .create(&PostParams::default(), &platform)
+        .await
+        .unwrap();
+
+    // The schedule: owned by the platform, allowed to create backups and nothing else.
+    let cronjobs: Api<CronJob> = ns.api();
+    wait_until("the schedule exists", Duration::from_secs(60), || async {
+        Ok(cronjobs.get_opt("demo-backup").await?.is_some())
+    })
+    .await
+    .unwrap();
+    let cron = cronjobs.get("demo-backup").await.unwrap();
+    let owner = &cron.owner_references()[0];
+    assert_eq!(
+        (owner.uid.as_str(), owner.controller),
+        (platform.uid().unwrap().as_str(), Some(true))
+    );
+    assert_eq!(cron.spec.unwrap().schedule, "0 3 * * *");
+    let role = ns.api::<Role>().get("demo-backup-scheduler").await.unwrap();
+    let rules = role.rules.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].verbs, ["create"]);
+    let binding = ns
+        .api::<RoleBinding>()
+        .get("demo-backup-scheduler")
+        .await
+        .unwrap();
+    assert_eq!(binding.subjects.unwrap()[0].name, "demo-backup-scheduler");
+
+    let backups: Api<SocialPlatformBackup> = ns.api();
+    // A backup of no platform fails, saying why.
+    backups
+        .create(&PostParams::default(), &backup("orphan", "nope"))
+        .await
+        .unwrap();
+    let orphan = phase_of(&backups, "orphan", BackupPhase::Failed).await;
+    let error = orphan.status.unwrap().error.unwrap();
+    assert!(error.contains("nope"), "{error}");
+
+    // Two at once: each gets a Job in turn.
+    for name in ["first", "second"] {
+        backups
+            .create(&PostParams::default(), &backup(name, "demo"))
+            .await
+            .unwrap();
+    }
+    let mut done = Vec::new();
+    for name in ["first", "second"] {
+        let backup = phase_of(&backups, name, BackupPhase::Completed).await;
+        let status = backup.status.unwrap();
+        assert_eq!(
+            status.location.as_deref(),
+            Some(format!("s3://backups/agora/{name}").as_str())
+        );
+        assert_eq!(
+            status.job.as_deref(),
+            Some(format!("{name}-backup").as_str())
+        );
+        assert_eq!(status.encryption_key_secret.as_deref(), Some("backup-key"));
+        assert_eq!(
+            status.destination.unwrap().s3.unwrap().credentials_secret,
+            "backup-s3"
+        );
+        assert!(status.started_at.is_some() && status.completed_at.is_some());
+        let job = ns
+            .api::<Job>()
+            .get(&format!("{name}-backup"))
+            .await
+            .unwrap();
+        assert_eq!(job.owner_references()[0].kind, "SocialPlatformBackup");
+        let job_status = job.status.clone().unwrap();
+        done.push((
+            job.meta().creation_timestamp.clone().unwrap().0,
+            job_status.completion_time.unwrap().0,
+        ));
+    }
+    done.sort();
+    assert!(
+        done[1].0 >= done[0].1,
+        "the second Job was created after the first completed: {done:?}"
+    );
+
+    // Deleting the platform keeps its backups.
+    platforms
+        .delete("demo", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    wait_until("the platform is gone", Duration::from_secs(60), || async {
+        Ok(platforms.get_opt("demo").await?.is_none())
+    })
+    .await
+    .unwrap();
+    for name in ["first", "second"] {
+        let kept = backups.get(name).await.unwrap();
+        assert_eq!(kept.status.unwrap().phase, Some(BackupPhase::Completed));
+    }
+    running.abort();
+    ns.cleanup().await.unwrap();
+}
