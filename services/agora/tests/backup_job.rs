@@ -1,0 +1,155 @@
+//! `agora backup` as a cluster's backup Job runs it: databases named one by one
+//! (`--database SERVICE=env:VAR`, the password from `PGPASSWORD`-less URLs or the
+//! variable), the keys from a Secret's mount (links into `..data`, as the kubelet
+//! writes them), the photo directory, `--resume` and the outcome in `--report-file`;
+//! against the real PostgreSQL of `hack/test.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use std::path::Path;
+use std::process::Command;
+
+fn agora(args: &[&str], database_url: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(args)
+        .env("USERS_DATABASE", database_url)
+        .env(
+            "AGORA_BACKUP_PLATFORM",
+            r#"{"name": "demo", "namespace": "social"}"#,
+        )
+        .output()
+        .unwrap()
+}
+
+/// A Secret's volume: files in a timestamped directory, reached by `..data` and links.
+fn secret_mount(dir: &Path, files: &[(&str, &str)]) {
+    let data = dir.join("..2026_12_06_00_00_00.000000000");
+    std::fs::create_dir_all(&data).unwrap();
+    for (name, content) in files {
+        std::fs::write(data.join(name), content).unwrap();
+    }
+    std::os::unix::fs::symlink("..2026_12_06_00_00_00.000000000", dir.join("..data")).unwrap();
+    for (name, _) in files {
+        std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_backup_job_backs_up_what_it_is_given_and_resumes_cleanly() {
+    let url = agora_common::testing::fresh_database("backup_job").await;
+    let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+    for sql in [
+        "CREATE TABLE __diesel_schema_migrations (version varchar PRIMARY KEY)",
+        "INSERT INTO __diesel_schema_migrations VALUES ('20261201000000')",
+        "CREATE TABLE posts (id int PRIMARY KEY, text text)",
+        "INSERT INTO posts VALUES (1, 'kept')",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+    }
+    let root = std::env::temp_dir().join(agora_common::testing::unique_prefix("backup_job"));
+    let (keys, photos, to) = (root.join("keys"), root.join("photos"), root.join("to"));
+    secret_mount(
+        &keys,
+        &[
+            ("auth-signing-key", "-----BEGIN PRIVATE KEY-----\nx\n"),
+            ("share-link-key", "ab"),
+            ("internal-token", "cd"),
+        ],
+    );
+    std::fs::create_dir_all(photos.join("content/ab")).unwrap();
+    std::fs::write(photos.join("content/ab/photo"), b"jpeg bytes").unwrap();
+    let report = root.join("report.json");
+    let key_file = root.join("backup.key");
+    std::fs::write(&key_file, "5e".repeat(32)).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let args = [
+        "backup".to_owned(),
+        "--database".to_owned(),
+        "users=env:USERS_DATABASE".to_owned(),
+        "--keys-dir".to_owned(),
+        s(&keys),
+        "--photos-dir".to_owned(),
+        s(&photos),
+        "--to".to_owned(),
+        s(&to),
+        "--encryption-key-file".to_owned(),
+        s(&key_file),
+        "--resume".to_owned(),
+        "--report-file".to_owned(),
+        s(&report),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let made = agora(&args, &url);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&made.stderr).contains(&url),
+        "the URL (and its password) is never printed"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(to.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["source"], "cluster");
+    assert_eq!(manifest["platform"]["name"], "demo");
+    assert_eq!(manifest["databases"][0]["service"], "users");
+    assert_eq!(manifest["databases"][0]["migration"], "20261201000000");
+    assert_eq!(manifest["photos"]["objects"], 1);
+    assert!(to.join("photos/content/ab/photo").is_file());
+    assert!(to.join("keys.sealed").is_file() && !to.join("keys.json").exists());
+    let sizes: u64 = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["size"].as_u64().unwrap())
+        .sum();
+    let outcome: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(outcome["size_bytes"], sizes);
+
+    // A retried Job finds the backup complete: kept as it is.
+    let before = std::fs::read(to.join("manifest.json")).unwrap();
+    let again = agora(&args, &url);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(std::fs::read(to.join("manifest.json")).unwrap(), before);
+    // An attempt killed halfway (no manifest) is cleared and redone.
+    std::fs::remove_file(to.join("manifest.json")).unwrap();
+    std::fs::write(to.join("databases/half-written.dump"), b"partial").unwrap();
+    let redone = agora(&args, &url);
+    assert!(
+        redone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&redone.stderr)
+    );
+    assert!(to.join("manifest.json").is_file());
+    assert!(!to.join("databases/half-written.dump").exists());
+    // Without --resume a non-empty destination is refused.
+    let refused = agora(&args[..args.len() - 3], &url);
+    assert!(!refused.status.success());
+
+    // A database that does not exist: the report says why, nothing is left behind.
+    let missing = root.join("missing");
+    let bad_url = format!("{}_absent", url);
+    let mut bad_args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    bad_args[8] = s(&missing);
+    let bad: Vec<&str> = bad_args.iter().map(String::as_str).collect();
+    let failed = agora(&bad, &bad_url);
+    assert!(!failed.status.success());
+    let outcome: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{outcome}"
+    );
+    assert!(std::fs::read_dir(&missing).map(|d| d.count()).unwrap_or(0) == 0);
+    let _ = std::fs::remove_dir_all(&root);
+}
