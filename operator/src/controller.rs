@@ -31,6 +31,9 @@ pub struct Context {
     recorder: Recorder,
     /// Consecutive failures per platform (`namespace/name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Held while a backup checks that no other of its platform runs and starts its Job:
+    /// backups are reconciled concurrently, and one at a time per platform must hold.
+    pub backup_start: tokio::sync::Mutex<()>,
 }
 
 impl Context {
@@ -45,11 +48,18 @@ impl Context {
             client,
             metrics: Arc::new(Metrics::default()),
             failures: Mutex::new(HashMap::new()),
+            backup_start: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Publishes an Event about `platform` (best effort: a lost Event is only logged).
-    async fn event(&self, platform: &SocialPlatform, type_: EventType, reason: &str, note: String) {
+    /// Publishes an Event about `object` (best effort: a lost Event is only logged).
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         let event = Event {
             type_,
             reason: reason.to_owned(),
@@ -57,11 +67,7 @@ impl Context {
             action: "Reconcile".to_owned(),
             secondary: None,
         };
-        if let Err(error) = self
-            .recorder
-            .publish(&event, &platform.object_ref(&()))
-            .await
-        {
+        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
             tracing::warn!(%error, "cannot publish an event");
         }
     }
@@ -113,14 +119,26 @@ async fn reconcile_platform(platform: &SocialPlatform, ctx: &Context) -> Result<
     let external = external_secret(platform, &ctx.client, &owner).await?;
     let desired = children::desired(platform, &owner)?;
     let applied = apply::apply(&ctx.client, &owner, &desired).await?;
-    let mut status = status::status(
-        platform,
-        &owner,
-        &applied,
-        external.as_ref(),
-        k8s_openapi::jiff::Timestamp::now(),
-    );
-    status.backup = crate::backup::controller::summary(&ctx.client, platform).await?;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut status = status::status(platform, &owner, &applied, external.as_ref(), now);
+    let backups =
+        crate::backup::controller::sync_platform(&ctx.client, &ctx.metrics.backups, platform, now)
+            .await?;
+    status.backup = backups.status;
+    if let Some(check) = backups.health {
+        let previous = platform
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        status.conditions.push(status::condition(
+            "BackupHealthy",
+            &check,
+            platform.metadata.generation,
+            previous,
+            now,
+        ));
+    }
     let ready = status::is_ready(&status);
     announce(platform, ctx, &status).await;
     write_status(platform, ctx, status).await?;
@@ -220,8 +238,13 @@ pub fn error_policy(platform: Arc<SocialPlatform>, error: &Error, ctx: Arc<Conte
     if failures == 1 {
         let note = error.to_string();
         tokio::spawn(async move {
-            ctx.event(&platform, EventType::Warning, "ReconcileFailed", note)
-                .await;
+            ctx.event(
+                platform.as_ref(),
+                EventType::Warning,
+                "ReconcileFailed",
+                note,
+            )
+            .await;
         });
     }
     Action::requeue(delay)

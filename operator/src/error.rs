@@ -31,11 +31,18 @@ pub enum Error {
     /// A secret could not be generated.
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// A backup's finalizer could not be added, run or removed.
+    #[error("backup finalizer")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Not done yet (a backup's files being deleted): retried shortly.
+    #[error("waiting for {0}")]
+    Waiting(String),
 }
 
 impl Error {
     /// Every value [`Error::reason`] takes.
-    pub const REASONS: &'static [&'static str] = &["build", "encode", "kube", "random"];
+    pub const REASONS: &'static [&'static str] =
+        &["build", "encode", "kube", "random", "finalizer", "waiting"];
 
     /// The metric label of the failure.
     pub fn reason(&self) -> &'static str {
@@ -44,6 +51,8 @@ impl Error {
             Self::Encode { .. } => "encode",
             Self::Kube { .. } => "kube",
             Self::Random(_) => "random",
+            Self::Finalizer(_) => "finalizer",
+            Self::Waiting(_) => "waiting",
         }
     }
 }

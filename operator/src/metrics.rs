@@ -7,6 +7,7 @@ use hyper::{Request, Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -21,8 +22,116 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+/// The labels of a platform's backup metrics. Not `namespace`: a scrape sets that to
+/// the operator's own.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlatformLabels {
+    /// The platform's namespace.
+    pub platform_namespace: String,
+    /// The platform's name.
+    pub platform: String,
+}
+
+/// Per platform with `spec.backup`: its newest completed and failed backups and its
+/// schedule's period (for `AgoraBackupFailed` and `AgoraBackupTooOld`).
+#[derive(Default)]
+pub struct BackupMetrics {
+    last_success: Family<PlatformLabels, Gauge>,
+    last_failure: Family<PlatformLabels, Gauge>,
+    last_size: Family<PlatformLabels, Gauge>,
+    last_duration: Family<PlatformLabels, Gauge>,
+    period: Family<PlatformLabels, Gauge>,
+}
+
+fn labels(namespace: &str, platform: &str) -> PlatformLabels {
+    PlatformLabels {
+        platform_namespace: namespace.to_owned(),
+        platform: platform.to_owned(),
+    }
+}
+
+impl BackupMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "When the platform's newest completed backup completed (Unix time)",
+            self.last_success.clone(),
+        );
+        registry.register(
+            "backup_last_failure_timestamp_seconds",
+            "When the platform's newest failed backup failed (Unix time)",
+            self.last_failure.clone(),
+        );
+        registry.register(
+            "backup_last_size_bytes",
+            "The size of the platform's newest completed backup",
+            self.last_size.clone(),
+        );
+        registry.register(
+            "backup_last_duration_seconds",
+            "How long the platform's newest completed backup took",
+            self.last_duration.clone(),
+        );
+        registry.register(
+            "backup_schedule_period_seconds",
+            "The period of the platform's backup schedule",
+            self.period.clone(),
+        );
+    }
+
+    /// The platform's newest completed backup, newest failure time and period.
+    pub fn record(
+        &self,
+        namespace: &str,
+        platform: &str,
+        last: Option<&crate::backup::SocialPlatformBackupStatus>,
+        last_failure: Option<i64>,
+        period: Option<i64>,
+    ) {
+        let labels = labels(namespace, platform);
+        if let Some(last) = last {
+            let completed = last.completed_at.as_ref().map(|t| t.0.as_second());
+            if let Some(completed) = completed {
+                self.last_success.get_or_create(&labels).set(completed);
+            }
+            if let Some(size) = last.size_bytes {
+                self.last_size.get_or_create(&labels).set(size);
+            }
+            if let (Some(started), Some(completed)) =
+                (last.started_at.as_ref().map(|t| t.0.as_second()), completed)
+            {
+                self.last_duration
+                    .get_or_create(&labels)
+                    .set(completed - started);
+            }
+        }
+        if let Some(failed) = last_failure {
+            self.last_failure.get_or_create(&labels).set(failed);
+        }
+        if let Some(period) = period {
+            self.period.get_or_create(&labels).set(period);
+        }
+    }
+
+    /// Drops a platform's series (it no longer has `spec.backup`).
+    pub fn forget(&self, namespace: &str, platform: &str) {
+        let labels = labels(namespace, platform);
+        for family in [
+            &self.last_success,
+            &self.last_failure,
+            &self.last_size,
+            &self.last_duration,
+            &self.period,
+        ] {
+            family.remove(&labels);
+        }
+    }
+}
+
 /// Reconcile metrics.
 pub struct Metrics {
+    /// The platforms' backups.
+    pub backups: BackupMetrics,
     registry: Registry,
     reconciles: Counter,
     failures: Family<FailureLabels, Counter>,
@@ -54,7 +163,10 @@ impl Default for Metrics {
             "How long reconciles take",
             duration.clone(),
         );
+        let backups = BackupMetrics::default();
+        backups.register(&mut registry);
         Self {
+            backups,
             registry,
             reconciles,
             failures,

@@ -117,6 +117,11 @@ pub fn rule_groups(owner: &Owner, t: &AlertThresholds) -> Value {
         owner.namespace(),
         owner.name()
     );
+    let backup = format!(
+        r#"platform_namespace="{}",platform="{}""#,
+        owner.namespace(),
+        owner.name()
+    );
     let rules = vec![
         alert(
             "AgoraWorkloadDown",
@@ -210,6 +215,33 @@ pub fn rule_groups(owner: &Owner, t: &AlertThresholds) -> Value {
             "info",
             "Agora drops trace spans",
             "{{ $labels.service }} drops spans: the OpenTelemetry collector is down, slow or refusing them, or the export queue is full.",
+        ),
+        // The operator's series about this platform's backups (it exists only with
+        // spec.backup); a scrape sets `namespace` to the operator's, hence
+        // `platform_namespace`.
+        alert(
+            "AgoraBackupFailed",
+            format!(
+                "max by (platform_namespace, platform) (agora_operator_backup_last_failure_timestamp_seconds{{{backup}}}) \
+                 > max by (platform_namespace, platform) (agora_operator_backup_last_success_timestamp_seconds{{{backup}}}) \
+                 or max by (platform_namespace, platform) (agora_operator_backup_last_failure_timestamp_seconds{{{backup}}}) \
+                 unless on (platform_namespace, platform) agora_operator_backup_last_success_timestamp_seconds{{{backup}}}"
+            ),
+            "5m",
+            "warning",
+            "An Agora platform's last backup failed",
+            "The newest backup of {{ $labels.platform }} failed and none has completed since: `kubectl get socialplatformbackups -n {{ $labels.platform_namespace }}` says why.",
+        ),
+        alert(
+            "AgoraBackupTooOld",
+            format!(
+                "time() - max by (platform_namespace, platform) (agora_operator_backup_last_success_timestamp_seconds{{{backup}}}) \
+                 > 2 * max by (platform_namespace, platform) (agora_operator_backup_schedule_period_seconds{{{backup}}})"
+            ),
+            "10m",
+            "warning",
+            "An Agora platform has no recent backup",
+            "The newest completed backup of {{ $labels.platform }} is {{ $value | humanizeDuration }} old, more than twice its schedule's period.",
         ),
     ];
     json!({"groups": [{"name": format!("agora-{}", owner.name()), "rules": rules}]})

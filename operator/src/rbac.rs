@@ -40,12 +40,13 @@ pub const CLUSTER_RULES: &[Rule] = &[
         resources: &["socialplatforms/finalizers"],
         verbs: &["update"],
     },
-    // Backups: taken (their Job), their phase written, pruned by retention; the
-    // scheduler's Role grants `create`, which the operator must hold itself.
+    // Backups: taken (their Job), their phase written, their files' finalizer added and
+    // removed (`patch`), pruned by retention; the scheduler's Role grants `create`,
+    // which the operator must hold itself.
     Rule {
         group: "agora.dev",
         resources: &["socialplatformbackups"],
-        verbs: &["get", "list", "watch", "create", "delete"],
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
     },
     Rule {
         group: "agora.dev",

@@ -31,7 +31,8 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(ok: bool, reason: &str, message: impl Into<String>) -> Self {
+    /// A check with its reason and message.
+    pub fn new(ok: bool, reason: &str, message: impl Into<String>) -> Self {
         Self {
             ok,
             reason: reason.to_owned(),

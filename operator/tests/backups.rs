@@ -65,6 +65,7 @@ async fn scheduled_and_requested_backups_run_one_at_a_time_and_outlive_their_pla
             "photos": {"storage": {"s3": {"bucket": "photos", "secretRef": {"name": "s3"}}}},
             "backup": {
                 "schedule": "0 3 * * *",
+                "retention": {"count": 1},
                 "destination": {"s3": {"bucket": "backups", "prefix": "agora",
                     "credentialsSecret": "backup-s3"}},
                 "encryptionKeySecret": "backup-key",
@@ -155,6 +156,34 @@ async fn scheduled_and_requested_backups_run_one_at_a_time_and_outlive_their_pla
         "the second Job was created after the first completed: {done:?}"
     );
 
+    // Retention keeps one: the first goes (its files by a Job), the second stays.
+    wait_until(
+        "retention prunes the first",
+        Duration::from_secs(120),
+        || async { Ok(backups.get_opt("first").await?.is_none()) },
+    )
+    .await
+    .unwrap();
+    let deleted = ns.api::<Job>().get_opt("first-delete").await.unwrap();
+    if let Some(job) = deleted {
+        let args = job.spec.unwrap().template.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap();
+        assert_eq!(args, ["delete-backup", "s3://backups/agora/first"]);
+    }
+    let platform = platforms.get("demo").await.unwrap();
+    let status = platform.status.clone().unwrap();
+    let summary = status.backup.unwrap();
+    assert_eq!(summary.last_successful_backup.as_deref(), Some("second"));
+    assert!(summary.next_scheduled.is_some());
+    let healthy = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "BackupHealthy")
+        .unwrap();
+    assert_eq!(healthy.status, "True", "{healthy:?}");
+
     // Deleting the platform keeps its backups.
     platforms
         .delete("demo", &DeleteParams::foreground())
@@ -165,10 +194,22 @@ async fn scheduled_and_requested_backups_run_one_at_a_time_and_outlive_their_pla
     })
     .await
     .unwrap();
-    for name in ["first", "second"] {
-        let kept = backups.get(name).await.unwrap();
-        assert_eq!(kept.status.unwrap().phase, Some(BackupPhase::Completed));
-    }
-    running.abort();
+    let kept = backups.get("second").await.unwrap();
+    assert_eq!(kept.status.unwrap().phase, Some(BackupPhase::Completed));
+    // Deleting a backup deletes its files first, by a Job (its finalizer).
+    backups
+        .delete("second", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until(
+        "the second backup is gone",
+        Duration::from_secs(120),
+        || async { Ok(backups.get_opt("second").await?.is_none()) },
+    )
+    .await
+    .unwrap();
+    // The namespace goes with the controller still running: the orphan backup's
+    // finalizer is removed by it (a backup never written has no files to delete).
     ns.cleanup().await.unwrap();
+    running.abort();
 }

@@ -1,29 +1,41 @@
 //! The `SocialPlatformBackup` controller: a backup waits its turn (one Job at a time per
 //! platform), runs as a Job ([`jobs::backup_job`]), and ends `Completed` with its size
-//! and location (the Job's pod reports them in its termination message) or `Failed`
-//! with the reason. A finished backup is never touched again.
+//! (the Job's pod reports it in its termination message) or `Failed` with the reason; a
+//! finished backup is never run again. A backup that wrote files carries a finalizer:
+//! deleting it (a person, or retention) first runs a Job that deletes its files
+//! ([`jobs::delete_job`]). Beside it, what a platform's reconcile asks of its backups
+//! ([`sync_platform`]): retention, `status.backup`, `BackupHealthy`, metrics.
 
-use super::jobs::{self, PLATFORM_LABEL};
+use super::cron::Schedule;
+use super::jobs::{self, PLATFORM_LABEL, SCHEDULED_LABEL};
 use super::resource::{
     BackupPhase, PlatformBackupStatus, SocialPlatformBackup, SocialPlatformBackupStatus,
 };
+use super::retention;
 use crate::children::enabled_services;
 use crate::controller::Context;
 use crate::crd::SocialPlatform;
 use crate::error::{Error, kube_err};
+use crate::metrics::BackupMetrics;
 use crate::owner::Owner;
+use crate::status::Check;
 use futures_util::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::runtime::watcher;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Held by a backup whose files exist, until a Job has deleted them.
+pub const FILES_FINALIZER: &str = "agora.dev/backup-files";
 
 /// What the backup Job's pod writes to its termination message when it is done.
 #[derive(Debug, Deserialize, PartialEq)]
@@ -59,12 +71,10 @@ pub fn job_state(job: &Job) -> JobState {
             "Complete" => return JobState::Complete,
             "Failed" => {
                 let reason = condition.reason.as_deref().unwrap_or("Failed");
-                let message = condition.message.as_deref().unwrap_or_default();
-                return JobState::Failed(
-                    format!("{reason}: {message}")
-                        .trim_end_matches(": ")
-                        .to_owned(),
-                );
+                return JobState::Failed(match condition.message.as_deref() {
+                    Some(message) if !message.is_empty() => format!("{reason}: {message}"),
+                    _ => reason.to_owned(),
+                });
             }
             _ => {}
         }
@@ -91,11 +101,25 @@ async fn write_status(
     Ok(())
 }
 
-/// Moves one backup along.
+/// Moves one backup along, or deletes its files when it is being deleted.
 pub async fn reconcile(
     backup: Arc<SocialPlatformBackup>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    let namespace = backup.namespace().unwrap_or_default();
+    let api: Api<SocialPlatformBackup> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FILES_FINALIZER, backup, |event| async {
+        match event {
+            Finalized::Apply(backup) => take(&backup, &ctx).await,
+            Finalized::Cleanup(backup) => delete_files(&backup, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Takes the backup: waits its turn, runs its Job, reads how it ended.
+async fn take(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Action, Error> {
     let name = backup.name_any();
     let namespace = backup.namespace().unwrap_or_default();
     let mut status = backup.status.clone().unwrap_or_default();
@@ -125,22 +149,36 @@ pub async fn reconcile(
         }
         let outcome = termination_message(&client, &namespace, &job_name).await?;
         status.completed_at = Some(now());
-        match state {
-            JobState::Complete => {
+        let (type_, reason, note) = match state {
+            JobState::Failed(reason) => {
+                status.phase = Some(BackupPhase::Failed);
+                let error = outcome
+                    .and_then(|o| o.error)
+                    .map_or(reason.clone(), |error| format!("{error} ({reason})"));
+                status.error = Some(error.clone());
+                (EventType::Warning, "BackupFailed", error)
+            }
+            _ => {
                 status.phase = Some(BackupPhase::Completed);
                 status.size_bytes = outcome.as_ref().and_then(|o| o.size_bytes);
                 status.error = None;
-            }
-            JobState::Failed(reason) => {
-                status.phase = Some(BackupPhase::Failed);
-                status.error = Some(
-                    outcome
-                        .and_then(|o| o.error)
-                        .map_or(reason.clone(), |error| format!("{error} ({reason})")),
+                let note = format!(
+                    "backup of {} completed at {}",
+                    backup.spec.platform,
+                    status.location.as_deref().unwrap_or("its destination")
                 );
+                (EventType::Normal, "BackupCompleted", note)
             }
-            JobState::Active => {}
-        }
+        };
+        write_status(&backups, &name, &status).await?;
+        ctx.event(backup, type_, reason, note).await;
+        return Ok(Action::await_change());
+    }
+    if status.phase == Some(BackupPhase::Running) {
+        // Its Job is gone before it ended (deleted by hand): it cannot be trusted.
+        status.phase = Some(BackupPhase::Failed);
+        status.completed_at = Some(now());
+        status.error = Some(format!("its Job {job_name} was deleted before it ended"));
         write_status(&backups, &name, &status).await?;
         return Ok(Action::await_change());
     }
@@ -155,13 +193,17 @@ pub async fn reconcile(
     else {
         status.phase = Some(BackupPhase::Failed);
         status.completed_at = Some(now());
-        status.error = Some(format!(
-            "no SocialPlatform {platform_name} with spec.backup in namespace {namespace}"
-        ));
+        let error =
+            format!("no SocialPlatform {platform_name} with spec.backup in namespace {namespace}");
+        status.error = Some(error.clone());
         write_status(&backups, &name, &status).await?;
+        ctx.event(backup, EventType::Warning, "BackupFailed", error)
+            .await;
         return Ok(Action::await_change());
     };
-    // One backup at a time per platform: another's unfinished Job makes this one wait.
+    // One backup at a time per platform: another's unfinished Job makes this one wait
+    // (the lock makes the check and the start one step).
+    let _starting = ctx.backup_start.lock().await;
     let running = job_api
         .list(&ListParams::default().labels(&format!("{PLATFORM_LABEL}={platform_name}")))
         .await
@@ -179,20 +221,87 @@ pub async fn reconcile(
     }
     let owner = Owner::of(&platform)?;
     let services = enabled_services(&platform);
-    let job = jobs::backup_job(&platform, &owner, &spec, &backup, &services);
+    // Where and how, recorded before a byte is written: the files can be found (and
+    // deleted) whatever happens to the platform.
+    status.phase = Some(BackupPhase::Running);
+    status.started_at = Some(now());
+    status.job = Some(job_name.clone());
+    status.location = Some(jobs::location(platform_name, &spec, &name));
+    status.destination = Some(spec.destination.clone());
+    status.encryption_key_secret = Some(spec.encryption_key_secret.clone());
+    status.agora_image = Some(jobs::agora_image(&platform));
+    write_status(&backups, &name, &status).await?;
+    let job = jobs::backup_job(&platform, &owner, &spec, backup, &services);
     match job_api.create(&PostParams::default(), &job).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.is_already_exists() => {}
         Err(e) => return Err(kube_err(format!("creating job {job_name}"))(e)),
     }
-    status.phase = Some(BackupPhase::Running);
-    status.started_at = Some(now());
-    status.job = Some(job_name);
-    status.location = Some(jobs::location(platform_name, &spec, &name));
-    status.destination = Some(spec.destination.clone());
-    status.encryption_key_secret = Some(spec.encryption_key_secret.clone());
-    write_status(&backups, &name, &status).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// Deletes what the backup wrote, by a Job; the finalizer goes when it is done.
+async fn delete_files(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Action, Error> {
+    let name = backup.name_any();
+    let namespace = backup.namespace().unwrap_or_default();
+    let status = backup.status.clone().unwrap_or_default();
+    let (Some(location), Some(destination), Some(image)) =
+        (status.location, status.destination, status.agora_image)
+    else {
+        // Nothing was ever written.
+        return Ok(Action::await_change());
+    };
+    let job_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    // A backup still being written is stopped first (its pod gone, nothing more comes).
+    let backup_job = format!("{name}-backup");
+    if let Some(job) = job_api
+        .get_opt(&backup_job)
+        .await
+        .map_err(kube_err(format!("reading job {backup_job}")))?
+        && job_state(&job) == JobState::Active
+    {
+        match job_api
+            .delete(&backup_job, &DeleteParams::foreground())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(e) => return Err(kube_err(format!("stopping job {backup_job}"))(e)),
+        }
+        return Err(Error::Waiting(format!("backup {name}'s Job to stop")));
+    }
+    let delete_job = format!("{name}-delete");
+    let existing = job_api
+        .get_opt(&delete_job)
+        .await
+        .map_err(kube_err(format!("reading job {delete_job}")))?;
+    let Some(job) = existing else {
+        let job = jobs::delete_job(backup, &destination, &location, &image);
+        return match job_api.create(&PostParams::default(), &job).await {
+            Ok(_) => Err(Error::Waiting(format!("{location} to be deleted"))),
+            Err(kube::Error::Api(s)) if s.is_already_exists() => {
+                Err(Error::Waiting(format!("{location} to be deleted")))
+            }
+            // The namespace is being deleted: no pod can start in it any more.
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("being terminated") => {
+                tracing::warn!(backup = %name, %location, "the namespace is being deleted: the backup's files are kept");
+                Ok(Action::await_change())
+            }
+            Err(e) => Err(kube_err(format!("creating job {delete_job}"))(e)),
+        };
+    };
+    match job_state(&job) {
+        JobState::Active => Err(Error::Waiting(format!("{location} to be deleted"))),
+        JobState::Complete => Ok(Action::await_change()),
+        JobState::Failed(reason) => {
+            // Kept forever, the object would block its namespace's deletion: let it
+            // go, and say where the files remain.
+            let note = format!("deleting {location} failed ({reason}); the files remain");
+            ctx.event(backup, EventType::Warning, "BackupFilesKept", note)
+                .await;
+            Ok(Action::await_change())
+        }
+    }
 }
 
 /// The backup container's termination message of the Job's newest pod, if it wrote one.
@@ -223,6 +332,10 @@ async fn termination_message(
 
 /// Failed passes retry after a while (the Job, if created, goes on meanwhile).
 pub fn error_policy(backup: Arc<SocialPlatformBackup>, error: &Error, _: Arc<Context>) -> Action {
+    let waiting = matches!(error, Error::Finalizer(e) if matches!(**e, kube::runtime::finalizer::Error::CleanupFailed(Error::Waiting(_))));
+    if waiting {
+        return Action::requeue(Duration::from_secs(5));
+    }
     tracing::warn!(backup = %backup.name_any(), %error, "backup reconcile failed");
     Action::requeue(Duration::from_secs(15))
 }
@@ -249,42 +362,181 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
         .await;
 }
 
-/// `status.backup` of `platform`: its newest completed and failed backups (none when
-/// it has neither `spec.backup` nor any backup).
-pub async fn summary(
+/// What a platform's reconcile learns from (and does to) its backups.
+#[derive(Debug, Default)]
+pub struct PlatformBackups {
+    /// `status.backup`.
+    pub status: Option<PlatformBackupStatus>,
+    /// The `BackupHealthy` condition (with `spec.backup` only).
+    pub health: Option<Check>,
+}
+
+/// Prunes `platform`'s backups by its retention, and summarizes them: `status.backup`,
+/// `BackupHealthy` and the backup metrics.
+pub async fn sync_platform(
     client: &kube::Client,
+    metrics: &BackupMetrics,
     platform: &SocialPlatform,
-) -> Result<Option<PlatformBackupStatus>, Error> {
+    now: Timestamp,
+) -> Result<PlatformBackups, Error> {
     let namespace = platform.namespace().unwrap_or_default();
+    let name = platform.name_any();
     let api: Api<SocialPlatformBackup> = Api::namespaced(client.clone(), &namespace);
     let backups = api
         .list(&ListParams::default())
         .await
         .map_err(kube_err("listing backups"))?
         .items;
-    let name = platform.name_any();
     // By the spec: backups people create carry no label.
     let mine: Vec<&SocialPlatformBackup> =
         backups.iter().filter(|b| b.spec.platform == name).collect();
-    if platform.spec.backup.is_none() && mine.is_empty() {
-        return Ok(None);
-    }
-    let newest = |phase: BackupPhase| {
-        mine.iter()
-            .filter_map(|b| {
-                let status = b.status.as_ref()?;
-                (status.phase == Some(phase))
-                    .then_some((status.completed_at.clone()?, b.name_any()))
-            })
-            .max_by(|a, b| a.0.0.cmp(&b.0.0))
+    let Some(spec) = &platform.spec.backup else {
+        metrics.forget(&namespace, &name);
+        if mine.is_empty() {
+            return Ok(PlatformBackups::default());
+        }
+        return Ok(PlatformBackups {
+            status: Some(summary(&mine, None)),
+            health: None,
+        });
     };
-    let (last_successful, last_successful_backup) = newest(BackupPhase::Completed).unzip();
-    let (last_failed, last_failed_backup) = newest(BackupPhase::Failed).unzip();
-    Ok(Some(PlatformBackupStatus {
-        last_successful,
+    for pruned in retention::to_prune(&mine, &spec.retention, now) {
+        let pruned_name = pruned.name_any();
+        match api.delete(&pruned_name, &DeleteParams::background()).await {
+            Ok(_) => {
+                tracing::info!(platform = %name, backup = %pruned_name, "retention pruned a backup")
+            }
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(e) => return Err(kube_err(format!("pruning backup {pruned_name}"))(e)),
+        }
+    }
+    let schedule = Schedule::parse(&spec.schedule);
+    let next = schedule.as_ref().and_then(|s| s.next_after(now));
+    let status = summary(&mine, next.map(Time));
+    // The schedule's period: between its next two runs.
+    let period = schedule
+        .as_ref()
+        .zip(next)
+        .and_then(|(s, next)| Some(s.next_after(next)?.as_second() - next.as_second()));
+    let last = newest(&mine, BackupPhase::Completed);
+    let last_failure = newest(&mine, BackupPhase::Failed)
+        .and_then(finished_at)
+        .map(|t| t.as_second());
+    metrics.record(
+        &namespace,
+        &name,
+        last.and_then(|b| b.status.as_ref()),
+        last_failure,
+        period,
+    );
+    let created = platform.creation_timestamp().map(|t| t.0);
+    Ok(PlatformBackups {
+        health: Some(health(&mine, last, created, period, now)),
+        status: Some(status),
+    })
+}
+
+fn finished_at(backup: &SocialPlatformBackup) -> Option<Timestamp> {
+    backup.status.as_ref()?.completed_at.as_ref().map(|t| t.0)
+}
+
+fn newest<'a>(
+    backups: &[&'a SocialPlatformBackup],
+    phase: BackupPhase,
+) -> Option<&'a SocialPlatformBackup> {
+    backups
+        .iter()
+        .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(phase))
+        .max_by_key(|b| finished_at(b))
+        .copied()
+}
+
+fn summary(backups: &[&SocialPlatformBackup], next: Option<Time>) -> PlatformBackupStatus {
+    let (last_successful, last_successful_backup) = newest(backups, BackupPhase::Completed)
+        .map(|b| {
+            (
+                b.status.as_ref().and_then(|s| s.completed_at.clone()),
+                b.name_any(),
+            )
+        })
+        .unzip();
+    let (last_failed, last_failed_backup) = newest(backups, BackupPhase::Failed)
+        .map(|b| {
+            (
+                b.status.as_ref().and_then(|s| s.completed_at.clone()),
+                b.name_any(),
+            )
+        })
+        .unzip();
+    PlatformBackupStatus {
+        last_successful: last_successful.flatten(),
         last_successful_backup,
-        last_failed,
+        last_failed: last_failed.flatten(),
         last_failed_backup,
-        next_scheduled: None,
-    }))
+        next_scheduled: next,
+    }
+}
+
+/// `BackupHealthy`: false when the newest finished scheduled backup failed, or when no
+/// backup has completed for twice the schedule's period (counted from the platform's
+/// creation when none ever did).
+fn health(
+    backups: &[&SocialPlatformBackup],
+    last: Option<&SocialPlatformBackup>,
+    created: Option<Timestamp>,
+    period: Option<i64>,
+    now: Timestamp,
+) -> Check {
+    let scheduled: Vec<&SocialPlatformBackup> = backups
+        .iter()
+        .filter(|b| b.labels().get(SCHEDULED_LABEL).is_some_and(|v| v == "true"))
+        .filter(|b| finished_at(b).is_some())
+        .copied()
+        .collect();
+    if let Some(failed) = scheduled
+        .iter()
+        .max_by_key(|b| finished_at(b))
+        .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Failed))
+    {
+        let error = failed
+            .status
+            .as_ref()
+            .and_then(|s| s.error.clone())
+            .unwrap_or_default();
+        return Check::new(
+            false,
+            "LastBackupFailed",
+            format!(
+                "the last scheduled backup {} failed: {error}",
+                failed.name_any()
+            ),
+        );
+    }
+    let since = last.and_then(finished_at).or(created);
+    if let (Some(period), Some(since)) = (period, since) {
+        let age = now.as_second().saturating_sub(since.as_second());
+        if age > 2 * period {
+            let what = match last {
+                Some(last) => format!("the last completed backup, {}, is", last.name_any()),
+                None => "no backup has completed; the platform is".to_owned(),
+            };
+            return Check::new(
+                false,
+                "BackupTooOld",
+                format!(
+                    "{what} {} h old, more than twice the schedule's period ({} h)",
+                    age / 3600,
+                    period / 3600
+                ),
+            );
+        }
+    }
+    Check::new(
+        true,
+        "BackupsCurrent",
+        match last {
+            Some(last) => format!("the last backup, {}, completed", last.name_any()),
+            None => "no backup yet; the schedule takes the first".to_owned(),
+        },
+    )
 }

@@ -9,7 +9,7 @@
 //! credentials at all.
 
 use super::resource::SocialPlatformBackup;
-use super::spec::BackupSpec;
+use super::spec::{BackupDestination, BackupSpec};
 use crate::build::{PHOTOS_DIR, from_secret};
 use crate::crd::{DatabaseMode, SocialPlatform};
 use crate::database::{self, env, no_privileges, unprivileged_pod};
@@ -410,27 +410,7 @@ pub fn backup_job(
     }
     match (&spec.destination.s3, &spec.destination.pvc) {
         (Some(s3), _) => {
-            let secret = s3.credentials_secret.clone();
-            env_vars.push(from_secret(
-                "AWS_ACCESS_KEY_ID",
-                secret.clone(),
-                "AWS_ACCESS_KEY_ID",
-            ));
-            env_vars.push(from_secret(
-                "AWS_SECRET_ACCESS_KEY",
-                secret,
-                "AWS_SECRET_ACCESS_KEY",
-            ));
-            if let Some(endpoint) = &s3.endpoint {
-                env_vars.push(env("AWS_ENDPOINT_URL", endpoint));
-            }
-            env_vars.push(env(
-                "AWS_REGION",
-                s3.region.as_deref().unwrap_or("us-east-1"),
-            ));
-            if s3.force_path_style {
-                env_vars.push(env("AWS_S3_FORCE_PATH_STYLE", "true"));
-            }
+            env_vars.extend(bucket_env(s3));
             args.extend(["--to".to_owned(), location(owner.name(), spec, &name)]);
         }
         (None, _) => {
@@ -511,6 +491,108 @@ pub fn backup_job(
         }),
         status: None,
     }
+}
+
+/// The Job that deletes `backup`'s files at `location` (retention pruned it, or a person
+/// deleted it): the `agora` image alone, with access to the destination only. Built
+/// from the backup's own status, so it works after its platform is gone.
+pub fn delete_job(
+    backup: &SocialPlatformBackup,
+    destination: &BackupDestination,
+    location: &str,
+    image: &str,
+) -> Job {
+    let name = backup.name_any();
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), COMPONENT.to_owned()),
+        ("app.kubernetes.io/part-of".to_owned(), "agora".to_owned()),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            crate::owner::MANAGER.to_owned(),
+        ),
+        (PLATFORM_LABEL.to_owned(), backup.spec.platform.clone()),
+        (BACKUP_LABEL.to_owned(), name.clone()),
+    ]);
+    let mut env_vars = Vec::new();
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    let target = match (&destination.s3, location.strip_prefix("pvc://")) {
+        (Some(s3), _) => {
+            env_vars.extend(bucket_env(s3));
+            location.to_owned()
+        }
+        (None, Some(path)) => {
+            let (claim, directory) = path.split_once('/').unwrap_or((path, &name));
+            volumes.push(Volume {
+                name: "backups".to_owned(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.to_owned(),
+                    read_only: Some(false),
+                }),
+                ..Volume::default()
+            });
+            mounts.push(mount("backups", BACKUPS, false));
+            format!("{BACKUPS}/{directory}")
+        }
+        (None, None) => location.to_owned(),
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}-delete")),
+            namespace: backup.metadata.namespace.clone(),
+            labels: Some(labels.clone()),
+            owner_references: backup.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(RETRIES),
+            active_deadline_seconds: Some(3600),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".to_owned()),
+                    automount_service_account_token: Some(false),
+                    // The backup Job's user: its files are its own.
+                    security_context: Some(unprivileged_pod(database::POSTGRES_UID)),
+                    containers: vec![Container {
+                        name: "delete".to_owned(),
+                        image: Some(image.to_owned()),
+                        image_pull_policy: Some("IfNotPresent".to_owned()),
+                        args: Some(vec!["delete-backup".to_owned(), target]),
+                        env: Some(env_vars),
+                        resources: Some(small("10m", "64Mi")),
+                        security_context: Some(locked_down()),
+                        volume_mounts: Some(mounts),
+                        ..Container::default()
+                    }],
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The variables that reach a bucket, its credentials from their Secret.
+fn bucket_env(s3: &super::spec::BackupBucket) -> Vec<EnvVar> {
+    let secret = s3.credentials_secret.clone();
+    let mut vars = vec![
+        from_secret("AWS_ACCESS_KEY_ID", secret.clone(), "AWS_ACCESS_KEY_ID"),
+        from_secret("AWS_SECRET_ACCESS_KEY", secret, "AWS_SECRET_ACCESS_KEY"),
+        env("AWS_REGION", s3.region.as_deref().unwrap_or("us-east-1")),
+    ];
+    if let Some(endpoint) = &s3.endpoint {
+        vars.push(env("AWS_ENDPOINT_URL", endpoint));
+    }
+    if s3.force_path_style {
+        vars.push(env("AWS_S3_FORCE_PATH_STYLE", "true"));
+    }
+    vars
 }
 
 /// The name of the backup the schedule asks for at `at`: `<platform>-<yyyymmddhhmmss>`
@@ -741,6 +823,46 @@ mod tests {
             .find(|m| m.name == "backups")
             .unwrap();
         assert_eq!(backups.read_only, Some(false));
+    }
+
+    #[test]
+    fn deleting_a_backup_needs_its_destination_only() {
+        let platform = backed_up(serde_json::json!({"pvc": {}}), serde_json::json!({}));
+        let spec = platform.spec.backup.clone().unwrap();
+        let backup = backup_object("old");
+        let job = delete_job(
+            &backup,
+            &spec.destination,
+            "pvc://demo-backups/old",
+            "ghcr.io/agora-social/agora:0.1.0",
+        );
+        assert_eq!(job.metadata.name.as_deref(), Some("old-delete"));
+        assert_eq!(
+            job.metadata.owner_references.unwrap()[0].kind,
+            "SocialPlatformBackup"
+        );
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let container = &pod.containers[0];
+        assert_eq!(
+            container.args.as_deref(),
+            Some(&["delete-backup".to_owned(), "/backups/old".to_owned()][..])
+        );
+        let claim = pod.volumes.unwrap()[0]
+            .persistent_volume_claim
+            .clone()
+            .unwrap();
+        assert_eq!(claim.claim_name, "demo-backups");
+        let s3 = backed_up(
+            serde_json::json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3"}}),
+            serde_json::json!({}),
+        );
+        let s3_spec = s3.spec.backup.unwrap();
+        let job = delete_job(&backup, &s3_spec.destination, "s3://b-1/old", "agora:1");
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        assert!(pod.volumes.unwrap().is_empty());
+        let env = pod.containers[0].env.clone().unwrap();
+        assert!(env.iter().any(|e| e.name == "AWS_SECRET_ACCESS_KEY"));
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! Backups of a platform and restores into a new one: the `spec.backup`/`spec.restore`
 //! types (`spec`), the `SocialPlatformBackup` resource (`resource`), the schedule, the
-//! backups' volume and the backup Job (`jobs`).
+//! backups' volume, the backup and deletion Jobs (`jobs`), what retention prunes
+//! (`retention`), when a schedule fires (`cron`), and the controller (`controller`).
 
 pub mod controller;
+pub mod cron;
 pub mod jobs;
 pub mod resource;
+pub mod retention;
 pub mod spec;
 
 pub use resource::{

@@ -88,6 +88,9 @@ pub struct SocialPlatformBackupStatus {
     /// The Job that runs (or ran) it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
+    /// The `agora` image its Job used (the Job deleting its files uses it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agora_image: Option<String>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -88,6 +88,12 @@ enum Command {
         #[arg(long)]
         report_file: Option<PathBuf>,
     },
+    /// Delete a backup's files: every object under the bucket prefix, or the directory.
+    /// What a cluster's deletion Job runs when a backup is pruned or deleted.
+    DeleteBackup {
+        /// The backup's directory, or s3://bucket/prefix.
+        at: agora::backup::Location,
+    },
     /// Copy this binary to DEST (mode 0755): how a backup Job puts `agora` beside the
     /// database image's `pg_dump` (the agora image has no shell).
     #[command(hide = true)]
@@ -212,6 +218,10 @@ async fn main() -> ExitCode {
             outcome.map(|_| ())
         }
         Command::CopyBinary { dest } => copy_binary(&dest),
+        Command::DeleteBackup { at } => agora::backup::delete(&at)
+            .await
+            .map(|()| println!("deleted the backup at {at}"))
+            .map_err(|e| agora_common::problem::Chain(&e).to_string()),
         Command::Restore {
             from,
             state_dir,

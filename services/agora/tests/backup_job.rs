@@ -151,5 +151,16 @@ async fn a_backup_job_backs_up_what_it_is_given_and_resumes_cleanly() {
         "{outcome}"
     );
     assert!(std::fs::read_dir(&missing).map(|d| d.count()).unwrap_or(0) == 0);
+
+    // What a deletion Job runs: the backup's directory goes; again is fine.
+    for _ in 0..2 {
+        let deleted = agora(&["delete-backup", &s(&to)], &url);
+        assert!(
+            deleted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&deleted.stderr)
+        );
+        assert!(!to.exists());
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -542,6 +542,19 @@ fn read_keys(dir: &Path, names: &[(&str, &str)]) -> Result<Vec<u8>, BackupError>
     serde_json::to_vec(&keys).map_err(|e| BackupError::Invalid(format!("keys: {e}")))
 }
 
+/// Deletes a backup's files: the directory, or every object under the bucket prefix.
+/// Absent already is fine (a deletion Job's retry).
+pub async fn delete(location: &Location) -> Result<(), BackupError> {
+    match location {
+        Location::Directory(dir) => match std::fs::remove_dir_all(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(dir)(e)),
+        },
+        Location::S3 { .. } => Archive::open(location)?.clear().await,
+    }
+}
+
 /// Restores a backup into a new state dir, which `agora up` then serves (migrating
 /// forward if the backup is older).
 pub async fn restore(
