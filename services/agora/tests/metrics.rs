@@ -101,10 +101,18 @@ async fn the_rules_and_the_dashboard_name_only_exported_metrics() {
         assert_eq!(metrics.status, 200);
         exported(&String::from_utf8_lossy(&metrics.raw), &mut names);
     }
-    exported(
-        &agora_operator::metrics::Metrics::default().encode(),
-        &mut names,
-    );
+    // The operator's: its backup series exist once a platform has backups.
+    let operator = agora_operator::metrics::Metrics::default();
+    let backup: agora_operator::backup::SocialPlatformBackupStatus =
+        serde_json::from_value(json!({
+            "phase": "Completed", "startedAt": "2026-12-06T03:00:00Z",
+            "completedAt": "2026-12-06T03:01:00Z", "sizeBytes": 1024,
+        }))
+        .unwrap();
+    operator
+        .backups
+        .record("agora", "demo", Some(&backup), Some(1), Some(86_400));
+    exported(&operator.encode(), &mut names);
     // `up` is Prometheus's own, for every target.
     names.insert("up".into());
 
