@@ -108,12 +108,26 @@ enum Command {
         #[arg(long)]
         from: agora::backup::Location,
         /// A state dir to create, or an empty one.
-        #[arg(long)]
-        state_dir: PathBuf,
+        #[arg(long, required_unless_present = "keys_dir")]
+        state_dir: Option<PathBuf>,
         /// The key file the backup was made with, if it was encrypted: the manifest
         /// must then be authenticated by it.
         #[arg(long)]
         encryption_key_file: Option<PathBuf>,
+        /// Instead of a state dir (a cluster's restore Job): an empty database per
+        /// service as SERVICE=URL (or SERVICE=env:NAME), restored as the URL's role.
+        #[arg(long = "database", value_name = "SERVICE=URL", requires = "keys_dir")]
+        databases: Vec<String>,
+        /// With --database: where the key files are written.
+        #[arg(long, requires = "databases", conflicts_with = "state_dir")]
+        keys_dir: Option<PathBuf>,
+        /// With --database: the photo store's directory (empty), photos on a volume.
+        #[arg(long, requires = "databases")]
+        photos_dir: Option<PathBuf>,
+        /// Also write the outcome as JSON to this file (`{"restored": true}` or
+        /// `{"error": "..."}`): a Job's termination message.
+        #[arg(long)]
+        report_file: Option<PathBuf>,
     },
     /// Fill a running platform with demo data through its public API: people with
     /// profiles and avatars, follows and friendships, photos, posts, comments, reactions,
@@ -206,15 +220,13 @@ async fn main() -> ExitCode {
                 Ok::<_, String>(manifest.files.iter().map(|f| f.size).sum::<u64>())
             }
             .await;
-            if let Some(path) = report_file {
-                let report = match &outcome {
+            write_report(
+                report_file.as_deref(),
+                match &outcome {
                     Ok(size) => serde_json::json!({ "size_bytes": size }),
                     Err(error) => serde_json::json!({ "error": error }),
-                };
-                if let Err(e) = std::fs::write(&path, report.to_string()) {
-                    eprintln!("warning: cannot write {}: {e}", path.display());
-                }
-            }
+                },
+            );
             outcome.map(|_| ())
         }
         Command::CopyBinary { dest } => copy_binary(&dest),
@@ -226,27 +238,51 @@ async fn main() -> ExitCode {
             from,
             state_dir,
             encryption_key_file,
-        } => match encryption_key(encryption_key_file.as_deref()) {
-            Ok(encryption_key) => {
+            databases,
+            keys_dir,
+            photos_dir,
+            report_file,
+        } => {
+            let outcome = async {
+                let encryption_key = encryption_key(encryption_key_file.as_deref())?;
+                let explicit = match keys_dir {
+                    Some(keys_dir) => Some(agora::backup::ExplicitTarget {
+                        databases: database_args(&databases)?,
+                        keys_dir,
+                        photos_dir,
+                    }),
+                    None => None,
+                };
                 let options = agora::backup::RestoreOptions {
                     from,
-                    state_dir,
+                    state_dir: state_dir.unwrap_or_default(),
                     encryption_key,
+                    explicit,
                 };
-                agora::backup::restore(&options, &|line| eprintln!("{line}"))
+                let manifest = agora::backup::restore(&options, &|line| eprintln!("{line}"))
                     .await
-                    .map(|manifest| {
-                        println!(
-                            "restored the backup of {} into {}: start it with `agora up --state-dir {}`",
-                            manifest.completed_at,
-                            options.state_dir.display(),
-                            options.state_dir.display()
-                        );
-                    })
-                    .map_err(|e| agora_common::problem::Chain(&e).to_string())
+                    .map_err(|e| agora_common::problem::Chain(&e).to_string())?;
+                match &options.explicit {
+                    Some(_) => println!("restored the backup of {}", manifest.completed_at),
+                    None => println!(
+                        "restored the backup of {} into {}: start it with `agora up --state-dir {}`",
+                        manifest.completed_at,
+                        options.state_dir.display(),
+                        options.state_dir.display()
+                    ),
+                }
+                Ok::<(), String>(())
             }
-            Err(e) => Err(e),
-        },
+            .await;
+            write_report(
+                report_file.as_deref(),
+                match &outcome {
+                    Ok(()) => serde_json::json!({ "restored": true }),
+                    Err(error) => serde_json::json!({ "error": error }),
+                },
+            );
+            outcome
+        }
         Command::Seed {
             url,
             users,
@@ -319,6 +355,15 @@ async fn run_seed(options: &agora::seed::SeedOptions) -> Result<(), String> {
         println!("  {username}  (id {id})");
     }
     Ok(())
+}
+
+/// Writes a Job's outcome where `--report-file` says (its termination message).
+fn write_report(path: Option<&Path>, report: serde_json::Value) {
+    if let Some(path) = path
+        && let Err(e) = std::fs::write(path, report.to_string())
+    {
+        eprintln!("warning: cannot write {}: {e}", path.display());
+    }
 }
 
 /// `--database SERVICE=URL` values; `env:NAME` URLs read from the environment.

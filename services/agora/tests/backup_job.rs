@@ -21,6 +21,11 @@ fn agora(args: &[&str], database_url: &str) -> std::process::Output {
         .unwrap()
 }
 
+fn agora_owned(args: &[String], database_url: &str) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    agora(&args, database_url)
+}
+
 /// A Secret's volume: files in a timestamped directory, reached by `..data` and links.
 fn secret_mount(dir: &Path, files: &[(&str, &str)]) {
     let data = dir.join("..2026_12_06_00_00_00.000000000");
@@ -151,6 +156,102 @@ async fn a_backup_job_backs_up_what_it_is_given_and_resumes_cleanly() {
         "{outcome}"
     );
     assert!(std::fs::read_dir(&missing).map(|d| d.count()).unwrap_or(0) == 0);
+
+    // What a restore Job runs: into an empty database, photo directory and keys dir.
+    let target = agora_common::testing::fresh_database("restore_job").await;
+    let (keys_out, photos_out) = (root.join("keys-out"), root.join("photos-out"));
+    std::fs::create_dir_all(photos_out.join("lost+found")).unwrap();
+    let restore = |report: &Path| {
+        vec![
+            "restore".to_owned(),
+            "--from".to_owned(),
+            s(&to),
+            "--database".to_owned(),
+            "users=env:USERS_DATABASE".to_owned(),
+            "--keys-dir".to_owned(),
+            s(&keys_out),
+            "--photos-dir".to_owned(),
+            s(&photos_out),
+            "--encryption-key-file".to_owned(),
+            s(&key_file),
+            "--report-file".to_owned(),
+            s(report),
+        ]
+    };
+    let restored = agora_owned(&restore(&report), &target);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let mut conn = AsyncPgConnection::establish(&target).await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Text {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        text: String,
+    }
+    let rows: Vec<Text> = diesel::sql_query("SELECT text FROM posts")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].text, "kept");
+    assert_eq!(
+        std::fs::read(photos_out.join("content/ab/photo")).unwrap(),
+        b"jpeg bytes"
+    );
+    assert_eq!(
+        std::fs::read_to_string(keys_out.join("share-link-key")).unwrap(),
+        "ab"
+    );
+    assert_eq!(
+        std::fs::read_to_string(keys_out.join("internal-token")).unwrap(),
+        "cd"
+    );
+    let outcome: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(outcome["restored"], true);
+    // Again: the database is not empty now, and nothing is touched.
+    let again = agora_owned(&restore(&report), &target);
+    assert!(!again.status.success());
+    let outcome: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(
+        outcome["error"].as_str().unwrap().contains("not empty"),
+        "{outcome}"
+    );
+    let rows: Vec<Text> = diesel::sql_query("SELECT text FROM posts")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    // A damaged dump is found before anything is written.
+    let fresh = agora_common::testing::fresh_database("restore_damaged").await;
+    let dump = to.join("databases/users.dump");
+    let bytes = std::fs::read(&dump).unwrap();
+    std::fs::write(&dump, &bytes[..bytes.len() / 2]).unwrap();
+    let photos_fresh = root.join("photos-fresh");
+    let mut damaged = restore(&report);
+    damaged[8] = s(&photos_fresh);
+    let refused = agora_owned(&damaged, &fresh);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("databases/users.dump"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!photos_fresh.exists(), "nothing written");
+    let mut fresh_conn = AsyncPgConnection::establish(&fresh).await.unwrap();
+    let tables: Vec<Text> =
+        diesel::sql_query("SELECT tablename AS text FROM pg_tables WHERE schemaname = 'public'")
+            .load(&mut fresh_conn)
+            .await
+            .unwrap();
+    assert!(
+        tables.is_empty(),
+        "nothing restored into the fresh database"
+    );
+    std::fs::write(&dump, &bytes).unwrap();
 
     // What a deletion Job runs: the backup's directory goes; again is fine.
     for _ in 0..2 {

@@ -132,6 +132,19 @@ pub struct RestoreOptions {
     pub state_dir: PathBuf,
     /// Opens sealed keys.
     pub encryption_key: Option<Vec<u8>>,
+    /// Instead of a state dir: where a cluster's new platform keeps its data.
+    pub explicit: Option<ExplicitTarget>,
+}
+
+/// A new platform's data places named one by one (what a cluster's restore Job mounts).
+pub struct ExplicitTarget {
+    /// Each service's database, empty: `(service, postgres URL)`, restored as the URL's
+    /// role (the service's own, which then owns what it restores).
+    pub databases: Vec<(String, String)>,
+    /// Where the key files are written, named as the keys Secret names them.
+    pub keys_dir: PathBuf,
+    /// The photo store's directory, empty, when photos are on a volume.
+    pub photos_dir: Option<PathBuf>,
 }
 
 /// Backs up the platform whose state is in `options.state_dir` (running or not), or
@@ -569,7 +582,9 @@ pub async fn restore(
             dir.display()
         )));
     }
-    refuse_non_empty(&options.state_dir)?;
+    if options.explicit.is_none() {
+        refuse_non_empty(&options.state_dir)?;
+    }
     let archive = Archive::open(&options.from)?;
     let manifest = read_manifest(&archive, options.encryption_key.as_deref()).await?;
     // Every byte is checked before one is written.
@@ -585,6 +600,11 @@ pub async fn restore(
     }
     progress(&format!("checked all {} files", manifest.files.len()));
     let keys = open_keys(&archive, &manifest, options.encryption_key.as_deref()).await?;
+    if let Some(target) = &options.explicit {
+        return restore_explicit(target, &archive, &manifest, &keys, progress)
+            .await
+            .map(|()| manifest);
+    }
 
     // Not 0700: when run as root, the `postgres` user must reach the cluster inside.
     let created = claim_empty_dir(&options.state_dir, 0o755)?;
@@ -593,6 +613,157 @@ pub async fn restore(
         discard(&options.state_dir, created);
     }
     result.map(|()| manifest)
+}
+
+/// Restores into a cluster's new platform: refuses unless every database and the photo
+/// directory are empty; on a failure, empties what it filled (the databases' schemas,
+/// the photo files) so that a retry starts from the same place. The key files are
+/// written last.
+async fn restore_explicit(
+    target: &ExplicitTarget,
+    archive: &Archive,
+    manifest: &Manifest,
+    keys: &BTreeMap<String, Vec<u8>>,
+    progress: Progress<'_>,
+) -> Result<(), BackupError> {
+    let bin_dir = postgres::find_bin_dir().unwrap_or_default();
+    let mut servers = Vec::new();
+    for db in &manifest.databases {
+        let url = target
+            .databases
+            .iter()
+            .find(|(service, _)| *service == db.service)
+            .map(|(_, url)| url)
+            .ok_or_else(|| {
+                BackupError::Invalid(format!(
+                    "the backup holds the {} database: pass --database {}=URL",
+                    db.service, db.service
+                ))
+            })?;
+        let server = Server::new(url, bin_dir.clone())?;
+        let database = server.database().ok_or_else(|| {
+            BackupError::Invalid(format!(
+                "--database {}=URL: the URL names no database",
+                db.service
+            ))
+        })?;
+        let tables = server
+            .query(
+                &database,
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') \
+                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND n.nspname NOT LIKE 'pg_toast%'",
+            )
+            .await?;
+        if tables != "0" {
+            return Err(BackupError::Invalid(format!(
+                "database {database} ({}) is not empty ({tables} tables or sequences): \
+                 refusing to restore into it",
+                db.service
+            )));
+        }
+        servers.push((db, database, server));
+    }
+    if let Some(dir) = &target.photos_dir {
+        refuse_non_empty_contents(dir)?;
+    }
+    let mut restored = Vec::new();
+    let filled = async {
+        if let Some(dir) = &target.photos_dir {
+            write_photos(dir, archive, manifest, progress).await?;
+        }
+        for (db, database, server) in &servers {
+            let entry = manifest
+                .files
+                .iter()
+                .find(|f| f.path == db.file)
+                .ok_or_else(|| BackupError::Corrupt {
+                    file: manifest::NAME.into(),
+                    reason: format!("lists no {}", db.file),
+                })?;
+            server.restore(database, archive, entry).await?;
+            restored.push((database.clone(), server));
+            progress(&format!("restored {database} ({})", db.service));
+        }
+        std::fs::create_dir_all(&target.keys_dir).map_err(io_err(&target.keys_dir))?;
+        for (name, bytes) in keys {
+            let path = target.keys_dir.join(name);
+            postgres::write_private(&path, bytes).map_err(io_err(&path))?;
+        }
+        Ok::<(), BackupError>(())
+    }
+    .await;
+    if let Err(err) = filled {
+        for (database, server) in restored {
+            if let Err(undo) = server
+                .query(
+                    &database,
+                    "DROP SCHEMA public CASCADE; CREATE SCHEMA public",
+                )
+                .await
+            {
+                tracing::warn!(%database, error = %agora_common::problem::Chain(&undo), "emptying a restored database after a failed restore");
+            }
+        }
+        if let Some(dir) = &target.photos_dir {
+            discard(dir, false);
+        }
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Writes the backup's photo objects under `dir`.
+async fn write_photos(
+    dir: &Path,
+    archive: &Archive,
+    manifest: &Manifest,
+    progress: Progress<'_>,
+) -> Result<(), BackupError> {
+    let mut photos = 0u64;
+    for entry in manifest
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with("photos/"))
+    {
+        let relative = entry.path.trim_start_matches("photos/");
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(io_err(parent))?;
+        }
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(io_err(&path))?;
+        archive.read_into(entry, &mut file).await?;
+        photos += 1;
+        if photos.is_multiple_of(500) {
+            progress(&format!("restored {photos} photo objects"));
+        }
+    }
+    progress(&format!("restored {photos} photo objects"));
+    Ok(())
+}
+
+/// Refuses a directory holding anything but what a fresh volume holds (`lost+found`).
+fn refuse_non_empty_contents(dir: &Path) -> Result<(), BackupError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        if entry.file_name() != "lost+found" {
+            return Err(BackupError::Invalid(format!(
+                "{} is not empty: refusing to restore photos into it",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The manifest; with an encryption key, only if its tag is the key's (then every file
@@ -737,28 +908,7 @@ async fn fill(
         let path = key_dir.join(file);
         postgres::write_private(&path, bytes).map_err(io_err(&path))?;
     }
-    let mut photos = 0u64;
-    for entry in manifest
-        .files
-        .iter()
-        .filter(|f| f.path.starts_with("photos/"))
-    {
-        let path = state_dir.join(&entry.path);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(io_err(parent))?;
-        }
-        let mut file = tokio::fs::File::create(&path)
-            .await
-            .map_err(io_err(&path))?;
-        archive.read_into(entry, &mut file).await?;
-        photos += 1;
-        if photos.is_multiple_of(500) {
-            progress(&format!("restored {photos} photo objects"));
-        }
-    }
-    progress(&format!("restored {photos} photo objects"));
+    write_photos(&state_dir.join("photos"), archive, manifest, progress).await?;
 
     let dir = state_dir.to_owned();
     let pg = tokio::task::spawn_blocking(move || LocalPostgres::start(&dir))
