@@ -230,7 +230,7 @@ mod tests {
         let owned: Vec<ApiResource> = owned_kinds().into_iter().map(|k| k.resource).collect();
         for platform in fixtures::every_shape() {
             let owner = Owner::of(&platform).unwrap();
-            for child in desired(&platform, &owner).unwrap().children {
+            for child in desired(&platform, &owner, None).unwrap().children {
                 assert!(
                     owned.contains(&child.resource),
                     "{} {} is not of an owned kind: the clean-up would never see it",

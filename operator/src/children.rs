@@ -3,7 +3,7 @@
 //! spec. No I/O: the apply stage (`apply`) sends the result, and removes what it no
 //! longer holds.
 
-use crate::backup::jobs;
+use crate::backup::{jobs, restore};
 use crate::crd::{AuthMiddleware, DatabaseMode, EdgeKind, SERVICES, SocialPlatform, WORKLOADS};
 use crate::database::{self, cloudnative};
 use crate::error::Error;
@@ -183,14 +183,36 @@ fn enabled_of<const N: usize>(
         .collect()
 }
 
-/// Everything `platform` should have.
-pub fn desired(platform: &SocialPlatform, owner: &Owner) -> Result<Desired, Error> {
+/// Everything `platform` should have; `restore_from` is where its `spec.restore`'s
+/// backup is, once known.
+pub fn desired(
+    platform: &SocialPlatform,
+    owner: &Owner,
+    restore_from: Option<&restore::Source>,
+) -> Result<Desired, Error> {
     let mut desired = Desired::default();
-    desired.create_once(&secrets::keys_secret(owner)?)?;
+    if platform.spec.restore.is_some() {
+        desired.create_once(&secrets::restore_keys_secret(owner))?;
+    } else {
+        desired.create_once(&secrets::keys_secret(owner)?)?;
+    }
     database_children(&mut desired, platform, owner)?;
     let workloads = enabled_workloads(platform);
+    let restoring = restore::restoring(platform);
     for name in &workloads {
-        workload_children(&mut desired, platform, owner, name, &workloads)?;
+        workload_children(&mut desired, platform, owner, name, &workloads, restoring)?;
+    }
+    if restoring {
+        desired.apply(&restore::account(owner))?;
+        desired.apply(&restore::role(owner))?;
+        desired.apply(&restore::binding(owner))?;
+        // Into provisioned (empty) databases only.
+        if let Some(source) = restore_from
+            && restore::condition_true(platform, "DatabaseReady")
+        {
+            let services = enabled_services(platform);
+            desired.create_once(&restore::job(platform, owner, source, &services))?;
+        }
     }
     edge_children(&mut desired, platform, owner, &workloads)?;
     monitoring_children(&mut desired, platform, owner, &workloads);
@@ -292,6 +314,7 @@ fn workload_children(
     owner: &Owner,
     name: &str,
     enabled: &[&str],
+    restoring: bool,
 ) -> Result<(), Error> {
     let Some(spec) = platform.spec.services.get(name) else {
         return Ok(());
@@ -309,6 +332,10 @@ fn workload_children(
     desired.apply(&build::config_map(owner, name, settings))?;
     desired.apply(&build::service(owner, name))?;
     desired.apply(&network::service_policy(platform, owner, name))?;
+    // No pod serves before the restore has filled the databases and the keys.
+    if restoring {
+        return Ok(());
+    }
     desired.apply(&build::deployment(platform, owner, name, spec, &hash))?;
     if let Some(budget) = scaling::disruption_budget(owner, name, spec) {
         desired.apply(&budget)?;

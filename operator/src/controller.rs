@@ -4,6 +4,8 @@
 //! and the controller that watches platforms and every owned kind.
 
 use crate::apply::{self, owned_kinds};
+use crate::backup::SocialPlatformBackup;
+use crate::backup::restore;
 use crate::children;
 use crate::crd::{DatabaseMode, SocialPlatform, SocialPlatformStatus};
 use crate::error::{Error, kube_err};
@@ -11,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::owner::{MANAGER, Owner};
 use crate::status;
 use futures_util::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -117,10 +120,28 @@ async fn reconcile_platform(platform: &SocialPlatform, ctx: &Context) -> Result<
     // Validate: a platform that was never stored cannot own anything.
     let owner = Owner::of(platform)?;
     let external = external_secret(platform, &ctx.client, &owner).await?;
-    let desired = children::desired(platform, &owner)?;
+    let restore_from = restore::source(platform, restore_backup(platform, ctx).await?.as_ref());
+    let desired = children::desired(
+        platform,
+        &owner,
+        restore_from.as_ref().ok().and_then(Option::as_ref),
+    )?;
     let applied = apply::apply(&ctx.client, &owner, &desired).await?;
     let now = k8s_openapi::jiff::Timestamp::now();
-    let mut status = status::status(platform, &owner, &applied, external.as_ref(), now);
+    let restored = restore::check(
+        platform,
+        &restore_from,
+        applied.get::<Job>(&restore::name(&owner)).as_ref(),
+        restore::condition_true(platform, "DatabaseReady"),
+    );
+    let mut status = status::status(
+        platform,
+        &owner,
+        &applied,
+        external.as_ref(),
+        restored.as_ref(),
+        now,
+    );
     let backups =
         crate::backup::controller::sync_platform(&ctx.client, &ctx.metrics.backups, platform, now)
             .await?;
@@ -149,6 +170,31 @@ async fn reconcile_platform(platform: &SocialPlatform, ctx: &Context) -> Result<
     } else {
         Duration::from_secs(15)
     }))
+}
+
+/// The dereference stage: the `SocialPlatformBackup` a restore names, if any.
+async fn restore_backup(
+    platform: &SocialPlatform,
+    ctx: &Context,
+) -> Result<Option<SocialPlatformBackup>, Error> {
+    let Some(name) = platform
+        .spec
+        .restore
+        .as_ref()
+        .and_then(|r| r.backup.as_ref())
+    else {
+        return Ok(None);
+    };
+    if restore::condition_true(platform, "Restored") {
+        return Ok(None);
+    }
+    Api::<SocialPlatformBackup>::namespaced(
+        ctx.client.clone(),
+        &platform.namespace().unwrap_or_default(),
+    )
+    .get_opt(name)
+    .await
+    .map_err(kube_err(format!("reading backup {name}")))
 }
 
 /// The dereference stage: the Secret an External database's URLs are in (read only).

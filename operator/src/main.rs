@@ -3,7 +3,8 @@
 //! (`crd backups`: the SocialPlatformBackup CRD), `agora-operator
 //! rbac` the permissions it needs (see `rbac`), `agora-operator alerts` the alert rules of
 //! a reference platform (for promtool); `agora-operator request-backup` is what a backup
-//! schedule's Job runs (creates a `SocialPlatformBackup` of `$PLATFORM`).
+//! schedule's Job runs (creates a `SocialPlatformBackup` of `$PLATFORM`), and
+//! `agora-operator store-keys` what a restore Job runs last (the keys into their Secret).
 
 use std::process::ExitCode;
 
@@ -41,6 +42,16 @@ async fn main() -> ExitCode {
             }
             Err(err) => {
                 eprintln!("error: cannot render the alert rules: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("store-keys") => match store_keys().await {
+            Ok(secret) => {
+                println!("stored the restored keys in secret {secret}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
                 ExitCode::FAILURE
             }
         },
@@ -118,7 +129,7 @@ async fn main() -> ExitCode {
         }
         Some(other) => {
             eprintln!(
-                "usage: agora-operator [crd [backups]|rbac|alerts|request-backup]   (unknown argument {other:?})"
+                "usage: agora-operator [crd [backups]|rbac|alerts|request-backup|store-keys]   (unknown argument {other:?})"
             );
             ExitCode::from(2)
         }
@@ -154,6 +165,42 @@ async fn request_backup() -> Result<String, Box<dyn std::error::Error>> {
         .create(&kube::api::PostParams::default(), &backup)
         .await?;
     Ok(name)
+}
+
+/// What a restore Job's last container runs: `agora-operator store-keys DIR SECRET`
+/// writes the key files `agora restore` left in DIR into the platform's keys Secret in
+/// `$POD_NAMESPACE` (a backup without an internal token, a local one, gets a new one).
+async fn store_keys() -> Result<String, Box<dyn std::error::Error>> {
+    use k8s_openapi::ByteString;
+    let mut args = std::env::args().skip(2);
+    let (Some(dir), Some(secret)) = (args.next(), args.next()) else {
+        return Err("usage: agora-operator store-keys DIR SECRET".into());
+    };
+    let namespace = std::env::var("POD_NAMESPACE").map_err(|_| "POD_NAMESPACE is not set")?;
+    let mut data = std::collections::BTreeMap::new();
+    for name in ["auth-signing-key", "share-link-key", "internal-token"] {
+        let path = std::path::Path::new(&dir).join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                data.insert(name.to_owned(), ByteString(bytes));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "internal-token" => {
+                let token = agora_operator::secrets::random_hex(32)?;
+                data.insert(name.to_owned(), ByteString(token.into_bytes()));
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display()).into()),
+        }
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_default().await?;
+    kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client, &namespace)
+        .patch(
+            &secret,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({ "data": data })),
+        )
+        .await?;
+    Ok(secret)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

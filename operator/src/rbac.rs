@@ -65,12 +65,14 @@ pub const CLUSTER_RULES: &[Rule] = &[
         resources: &["pods"],
         verbs: &["list"],
     },
-    // Generated secrets are created once and read back, never changed or deleted (an
-    // External database's Secret is only read).
+    // Generated secrets are created once and read back, never changed or deleted by the
+    // operator (an External database's Secret is only read); `patch` only because the
+    // restore Job's Role grants it on the restored platform's keys Secret, and a Role
+    // can grant only what its creator holds.
     Rule {
         group: "",
         resources: &["secrets"],
-        verbs: &["get", "list", "watch", "create"],
+        verbs: &["get", "list", "watch", "create", "patch"],
     },
     Rule {
         group: "",

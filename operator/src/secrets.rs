@@ -68,6 +68,18 @@ pub fn reader_secret(owner: &Owner, host: &str) -> Result<Secret, RandomError> {
     ))
 }
 
+/// The keys Secret of a platform restored from a backup: empty, until the restore Job
+/// writes the backup's keys into it (created once, so never overwritten by the
+/// operator).
+pub fn restore_keys_secret(owner: &Owner) -> Secret {
+    let mut secret = secret(owner, "keys", owner.keys_secret_name(), BTreeMap::new());
+    secret.metadata.annotations = Some(BTreeMap::from([(
+        "agora.dev/keys".to_owned(),
+        "restored from a backup".to_owned(),
+    )]));
+    secret
+}
+
 /// The shared keys Secret.
 pub fn keys_secret(owner: &Owner) -> Result<Secret, RandomError> {
     Ok(secret(

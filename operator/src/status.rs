@@ -284,6 +284,7 @@ pub fn status(
     owner: &Owner,
     applied: &Applied,
     external: Option<&Secret>,
+    restored: Option<&Check>,
     now: Timestamp,
 ) -> SocialPlatformStatus {
     let generation = platform.metadata.generation;
@@ -318,7 +319,7 @@ pub fn status(
         )
     };
     let edge = edge(platform, applied);
-    let ready = database.ok && services.ok && edge.ok;
+    let ready = database.ok && services.ok && edge.ok && restored.is_none_or(|r| r.ok);
     let overall = if ready {
         Check::new(true, "AllReady", "the platform serves its API")
     } else {
@@ -333,6 +334,7 @@ pub fn status(
         ("DataRetained", &retained(applied)),
     ]
     .into_iter()
+    .chain(restored.map(|check| ("Restored", check)))
     .map(|(type_, check)| condition(type_, check, generation, previous, now))
     .collect();
     let scheme = if platform.spec.edge.tls.is_some() {
@@ -375,7 +377,14 @@ mod tests {
     fn nothing_applied_yet_is_not_ready_and_says_why() {
         let p = fixtures::platform(serde_json::json!({"host": "demo.example"}));
         let owner = Owner::of(&p).unwrap();
-        let status = status(&p, &owner, &Applied::default(), None, Timestamp::now());
+        let status = status(
+            &p,
+            &owner,
+            &Applied::default(),
+            None,
+            None,
+            Timestamp::now(),
+        );
         assert!(!is_ready(&status));
         assert_eq!(
             check(&status, "DatabaseReady"),

@@ -11,14 +11,17 @@ use agora_kube_testenv::{TestEnv, wait_until};
 use agora_operator::SocialPlatform;
 use agora_operator::backup::{BackupPhase, SocialPlatformBackup, SocialPlatformBackupSpec};
 use agora_operator::controller::{self, Context};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use support::install_crd;
+use support::{install_crd, volumes_for};
 
 fn backup(name: &str, platform: &str) -> SocialPlatformBackup {
     SocialPlatformBackup::new(
@@ -210,6 +213,124 @@ async fn scheduled_and_requested_backups_run_one_at_a_time_and_outlive_their_pla
     .unwrap();
     // The namespace goes with the controller still running: the orphan backup's
     // finalizer is removed by it (a backup never written has no files to delete).
+    ns.cleanup().await.unwrap();
+    running.abort();
+}
+
+fn condition<'a>(platform: &'a SocialPlatform, type_: &str) -> Option<&'a Condition> {
+    platform
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+#[tokio::test]
+async fn a_restored_platform_serves_only_once_its_restore_has_run() {
+    let env = TestEnv::connect().await.unwrap();
+    install_crd(&env).await;
+    let ns = env.namespace("sp-restore").await.unwrap();
+    volumes_for(&env, ns.name(), "fresh").await;
+    // A completed backup of a platform that is gone, as its status recorded it.
+    let backups: Api<SocialPlatformBackup> = ns.api();
+    backups
+        .create(&PostParams::default(), &backup("nightly", "old"))
+        .await
+        .unwrap();
+    backups
+        .patch_status(
+            "nightly",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "phase": "Completed", "location": "s3://backups/agora/nightly",
+                "destination": {"s3": {"bucket": "backups", "prefix": "agora",
+                    "credentialsSecret": "backup-s3"}},
+                "encryptionKeySecret": "backup-key", "agoraImage": "agora:1",
+            }})),
+        )
+        .await
+        .unwrap();
+    let namespace = ns.name().to_owned();
+    let ctx = Arc::new(Context::new(env.client()));
+    let running = tokio::spawn(async move { controller::run(ctx, Some(&namespace)).await });
+
+    let platforms: Api<SocialPlatform> = ns.api();
+    let platform: SocialPlatform = serde_json::from_value(json!({
+        "apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatform",
+        "metadata": {"name": "fresh"},
+        "spec": {"host": "fresh.localtest.me", "restore": {"backup": "nightly"},
+            "edge": {"authMiddleware": "None"},
+            "backup": {"schedule": "@daily", "encryptionKeySecret": "backup-key",
+                "destination": {"s3": {"bucket": "backups", "credentialsSecret": "backup-s3"}}}},
+    }))
+    .unwrap();
+    platforms
+        .create(&PostParams::default(), &platform)
+        .await
+        .unwrap();
+
+    // Until the restore has run: no workload, keys Secret empty, Ready false.
+    wait_until(
+        "the restore is pending",
+        Duration::from_secs(60),
+        || async {
+            let p = platforms.get("fresh").await?;
+            Ok(condition(&p, "Restored").is_some_and(|c| c.status == "False"))
+        },
+    )
+    .await
+    .unwrap();
+    let deployments: Api<Deployment> = ns.api();
+    assert!(
+        deployments
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let keys = ns.api::<Secret>().get("fresh-keys").await.unwrap();
+    assert!(
+        keys.data.unwrap_or_default().is_empty(),
+        "the restore fills the keys"
+    );
+    let role = ns.api::<Role>().get("fresh-restore").await.unwrap();
+    assert_eq!(
+        role.rules.unwrap()[0].resource_names.as_deref(),
+        Some(&["fresh-keys".to_owned()][..])
+    );
+
+    // The databases provisioned, the restore Job runs (kwok: it succeeds), then the
+    // workloads come and the platform is Ready.
+    wait_until(
+        "the platform is Ready",
+        Duration::from_secs(180),
+        || async {
+            let p = platforms.get("fresh").await?;
+            Ok(condition(&p, "Ready").is_some_and(|c| c.status == "True"))
+        },
+    )
+    .await
+    .unwrap();
+    let p = platforms.get("fresh").await.unwrap();
+    assert_eq!(condition(&p, "Restored").unwrap().status, "True");
+    assert!(
+        !deployments
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // The Job went with the restore (the condition stays).
+    wait_until(
+        "the restore Job is removed",
+        Duration::from_secs(60),
+        || async { Ok(ns.api::<Job>().get_opt("fresh-restore").await?.is_none()) },
+    )
+    .await
+    .unwrap();
     ns.cleanup().await.unwrap();
     running.abort();
 }

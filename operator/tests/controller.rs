@@ -19,30 +19,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use support::install_crd;
-
-/// Volumes for the claims of platform `demo`, the database's and the photos' (the test
-/// control plane has no provisioner), each bound to its claim so no other test's claim
-/// can take it.
-async fn volumes_for(env: &TestEnv, namespace: &str) {
-    let volumes: Api<PersistentVolume> = Api::all(env.client());
-    for (claim, size) in [("data-demo-postgres-0", "1Gi"), ("demo-photos", "5Gi")] {
-        let pv: PersistentVolume = serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": format!("{namespace}-{claim}"), "labels": {"agora.dev/test-env": "true"}},
-            "spec": {
-                "capacity": {"storage": size},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "claimRef": {"namespace": namespace, "name": claim},
-                "hostPath": {"path": format!("/tmp/{namespace}-{claim}")},
-            }
-        }))
-        .unwrap();
-        volumes.create(&PostParams::default(), &pv).await.unwrap();
-    }
-}
+use support::{install_crd, volumes_for};
 
 fn ready(platform: &SocialPlatform) -> bool {
     platform.status.as_ref().is_some_and(|s| {
@@ -78,7 +55,7 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     let env = TestEnv::connect().await.unwrap();
     install_crd(&env).await;
     let ns = env.namespace("sp-controller").await.unwrap();
-    volumes_for(&env, ns.name()).await;
+    volumes_for(&env, ns.name(), "demo").await;
     let namespace = ns.name().to_owned();
     let running_ctx = Arc::new(Context::new(env.client()));
     let metrics = running_ctx.metrics.clone();

@@ -400,7 +400,8 @@ pub async fn sync_platform(
             health: None,
         });
     };
-    for pruned in retention::to_prune(&mine, &spec.retention, now) {
+    let pruned = retention::to_prune(&mine, &spec.retention, now);
+    for pruned in &pruned {
         let pruned_name = pruned.name_any();
         match api.delete(&pruned_name, &DeleteParams::background()).await {
             Ok(_) => {
@@ -410,6 +411,12 @@ pub async fn sync_platform(
             Err(e) => return Err(kube_err(format!("pruning backup {pruned_name}"))(e)),
         }
     }
+    // What is gone or going is history no more.
+    let mine: Vec<&SocialPlatformBackup> = mine
+        .into_iter()
+        .filter(|b| b.metadata.deletion_timestamp.is_none())
+        .filter(|b| !pruned.iter().any(|p| p.name_any() == b.name_any()))
+        .collect();
     let schedule = Schedule::parse(&spec.schedule);
     let next = schedule.as_ref().and_then(|s| s.next_after(now));
     let status = summary(&mine, next.map(Time));
@@ -447,7 +454,13 @@ fn newest<'a>(
     backups
         .iter()
         .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(phase))
-        .max_by_key(|b| finished_at(b))
+        .max_by_key(|b| {
+            (
+                finished_at(b),
+                b.creation_timestamp().map(|t| t.0),
+                b.name_any(),
+            )
+        })
         .copied()
 }
 

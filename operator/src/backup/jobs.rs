@@ -579,7 +579,7 @@ pub fn delete_job(
 }
 
 /// The variables that reach a bucket, its credentials from their Secret.
-fn bucket_env(s3: &super::spec::BackupBucket) -> Vec<EnvVar> {
+pub(crate) fn bucket_env(s3: &super::spec::BackupBucket) -> Vec<EnvVar> {
     let secret = s3.credentials_secret.clone();
     let mut vars = vec![
         from_secret("AWS_ACCESS_KEY_ID", secret.clone(), "AWS_ACCESS_KEY_ID"),

@@ -4,9 +4,11 @@
 
 use agora_kube_testenv::{TestEnv, wait_until};
 use agora_operator::SocialPlatform;
+use k8s_openapi::api::core::v1::PersistentVolume;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
 use std::time::Duration;
 
 /// Installs (or updates) the SocialPlatform and SocialPlatformBackup CRDs and waits
@@ -39,4 +41,30 @@ async fn install(env: &TestEnv, crd: CustomResourceDefinition) {
     )
     .await
     .unwrap();
+}
+
+/// Volumes for the claims of `platform`, the database's and the photos' (the test
+/// control plane has no provisioner), each bound to its claim so no other test's claim
+/// can take it.
+pub async fn volumes_for(env: &TestEnv, namespace: &str, platform: &str) {
+    let volumes: Api<PersistentVolume> = Api::all(env.client());
+    for (claim, size) in [
+        (format!("data-{platform}-postgres-0"), "1Gi"),
+        (format!("{platform}-photos"), "5Gi"),
+    ] {
+        let pv: PersistentVolume = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": format!("{namespace}-{claim}"), "labels": {"agora.dev/test-env": "true"}},
+            "spec": {
+                "capacity": {"storage": size},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "claimRef": {"namespace": namespace, "name": claim},
+                "hostPath": {"path": format!("/tmp/{namespace}-{claim}")},
+            }
+        }))
+        .unwrap();
+        volumes.create(&PostParams::default(), &pv).await.unwrap();
+    }
 }

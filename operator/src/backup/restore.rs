@@ -1,0 +1,611 @@
+//! `spec.restore`: a new platform filled from a backup before any service starts. The
+//! controller resolves where the backup is ([`Source`]: a `SocialPlatformBackup`'s
+//! recorded location, or a bucket and path); once the databases are provisioned (empty)
+//! a Job restores them, the photos and the keys ([`job`]); the workloads are not created
+//! until the `Restored` condition is true.
+//!
+//! The Job's first init container puts `agora` beside the database image's
+//! `pg_restore`; the second restores each database as that service's own role (which
+//! then owns what it restores), the photo bytes onto the photo volume and the key files
+//! into a memory volume; the main container (the operator's image, `agora-operator
+//! store-keys`) writes those into the platform's keys Secret, the only object its
+//! ServiceAccount may change.
+
+use super::jobs::{agora_image, operator_image};
+use super::resource::{BackupPhase, SocialPlatformBackup};
+use super::spec::BackupDestination;
+use crate::build::{PHOTOS_DIR, from_secret};
+use crate::crd::{DatabaseMode, SocialPlatform};
+use crate::database::{self, no_privileges, unprivileged_pod};
+use crate::owner::Owner;
+use crate::status::Check;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SecretVolumeSource,
+    SecurityContext, ServiceAccount, Volume, VolumeMount,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
+
+/// The `app.kubernetes.io/name` of the restore's objects.
+pub const RESTORE: &str = "restore";
+const TOOLS: &str = "/tools";
+const KEYS: &str = "/run/agora/restored-keys";
+const SEAL: &str = "/run/agora/encryption";
+const BACKUPS: &str = "/backups";
+
+/// Where the backup to restore is, and how to read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// What `agora restore --from` is given: `s3://bucket/prefix` or a directory of
+    /// the backups' volume.
+    pub from: String,
+    /// The bucket (credentials) or the backups' volume.
+    pub destination: BackupDestination,
+    /// The claim holding the backup, for a volume.
+    pub claim: Option<String>,
+    /// The Secret whose `key` opens the backup's sealed keys.
+    pub encryption_key_secret: String,
+}
+
+/// Where `platform`'s restore reads from, given the `SocialPlatformBackup` its spec
+/// names (if it names one): the source, or why it cannot start.
+pub fn source(
+    platform: &SocialPlatform,
+    backup: Option<&SocialPlatformBackup>,
+) -> Result<Option<Source>, Check> {
+    let Some(restore) = &platform.spec.restore else {
+        return Ok(None);
+    };
+    let fallback_key = platform
+        .spec
+        .backup
+        .as_ref()
+        .map(|b| b.encryption_key_secret.clone());
+    if let (Some(bucket), Some(path)) = (&restore.s3, &restore.path) {
+        let key = restore.encryption_key_secret.clone().or(fallback_key);
+        return Ok(Some(Source {
+            from: format!("s3://{}/{path}", bucket.bucket),
+            destination: BackupDestination {
+                s3: Some(bucket.clone()),
+                pvc: None,
+            },
+            claim: None,
+            encryption_key_secret: key.unwrap_or_default(),
+        }));
+    }
+    let name = restore.backup.clone().unwrap_or_default();
+    let Some(backup) = backup else {
+        return Err(Check::new(
+            false,
+            "BackupNotFound",
+            format!("no SocialPlatformBackup {name} in this namespace"),
+        ));
+    };
+    let status = backup.status.clone().unwrap_or_default();
+    let (Some(BackupPhase::Completed), Some(location), Some(destination)) =
+        (status.phase, status.location, status.destination)
+    else {
+        return Err(Check::new(
+            false,
+            "BackupNotCompleted",
+            format!("SocialPlatformBackup {name} has not completed"),
+        ));
+    };
+    let key = restore
+        .encryption_key_secret
+        .clone()
+        .or(status.encryption_key_secret)
+        .or(fallback_key)
+        .unwrap_or_default();
+    let (from, claim) = match location.strip_prefix("pvc://") {
+        Some(path) => {
+            let (claim, directory) = path.split_once('/').unwrap_or((path, &name));
+            (format!("{BACKUPS}/{directory}"), Some(claim.to_owned()))
+        }
+        None => (location, None),
+    };
+    Ok(Some(Source {
+        from,
+        destination,
+        claim,
+        encryption_key_secret: key,
+    }))
+}
+
+/// Whether `platform` waits for its restore: `spec.restore` and no `Restored=True` yet.
+pub fn restoring(platform: &SocialPlatform) -> bool {
+    platform.spec.restore.is_some() && !condition_true(platform, "Restored")
+}
+
+/// Whether the platform's stored status has `type_` true.
+pub fn condition_true(platform: &SocialPlatform, type_: &str) -> bool {
+    platform.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    })
+}
+
+/// `<platform>-restore`: the ServiceAccount, Role, RoleBinding and Job of the restore.
+pub fn name(owner: &Owner) -> String {
+    owner.child_name(RESTORE)
+}
+
+/// The restore's ServiceAccount (its token is mounted: it writes the keys Secret).
+pub fn account(owner: &Owner) -> ServiceAccount {
+    ServiceAccount {
+        metadata: owner.meta(RESTORE, name(owner)),
+        automount_service_account_token: Some(true),
+        ..ServiceAccount::default()
+    }
+}
+
+/// Reading and changing the platform's keys Secret, nothing else.
+pub fn role(owner: &Owner) -> Role {
+    Role {
+        metadata: owner.meta(RESTORE, name(owner)),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["secrets".to_owned()]),
+            resource_names: Some(vec![owner.keys_secret_name()]),
+            verbs: vec!["get".to_owned(), "patch".to_owned()],
+            ..PolicyRule::default()
+        }]),
+    }
+}
+
+/// Binds [`role`] to [`account`].
+pub fn binding(owner: &Owner) -> RoleBinding {
+    RoleBinding {
+        metadata: owner.meta(RESTORE, name(owner)),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".to_owned(),
+            kind: "Role".to_owned(),
+            name: name(owner),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: name(owner),
+            namespace: Some(owner.namespace().to_owned()),
+            ..Subject::default()
+        }]),
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    }
+}
+
+fn locked_down() -> SecurityContext {
+    SecurityContext {
+        read_only_root_filesystem: Some(true),
+        ..no_privileges()
+    }
+}
+
+/// Each service's database as its own role: `--database SERVICE=env:VAR` and the
+/// variables, from the service's database Secret (or the External Secret).
+fn databases(
+    platform: &SocialPlatform,
+    owner: &Owner,
+    services: &[&str],
+) -> (Vec<EnvVar>, Vec<String>) {
+    let mut vars = Vec::new();
+    let mut args = Vec::new();
+    let database = &platform.spec.database;
+    for service in services {
+        let var = format!("DATABASE_URL_{}", service.to_uppercase());
+        vars.push(match (database.mode, &database.external) {
+            (DatabaseMode::External, Some(external)) => {
+                from_secret(&var, external.secret_ref.name.clone(), service)
+            }
+            _ => from_secret(&var, owner.database_secret_name(service), "url"),
+        });
+        args.extend(["--database".to_owned(), format!("{service}=env:{var}")]);
+    }
+    (vars, args)
+}
+
+/// The restore Job (created once; owned by the platform).
+pub fn job(platform: &SocialPlatform, owner: &Owner, source: &Source, services: &[&str]) -> Job {
+    let labels = owner.labels(RESTORE);
+    let (mut vars, database_args) = databases(platform, owner, services);
+    let mut args = vec![
+        format!("{TOOLS}/agora"),
+        "restore".to_owned(),
+        "--from".to_owned(),
+        source.from.clone(),
+        "--keys-dir".to_owned(),
+        KEYS.to_owned(),
+        "--encryption-key-file".to_owned(),
+        format!("{SEAL}/key"),
+        "--report-file".to_owned(),
+        "/dev/termination-log".to_owned(),
+    ];
+    args.extend(database_args);
+    let mut volumes = vec![
+        Volume {
+            name: "tools".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+        // The keys pass through memory only.
+        Volume {
+            name: "keys".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".to_owned()),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "encryption".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(source.encryption_key_secret.clone()),
+                default_mode: Some(0o400),
+                items: Some(vec![KeyToPath {
+                    key: "key".to_owned(),
+                    path: "key".to_owned(),
+                    mode: None,
+                }]),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ];
+    let mut mounts = vec![
+        mount("tools", TOOLS, true),
+        mount("keys", KEYS, false),
+        mount("encryption", SEAL, true),
+    ];
+    if platform.spec.photos.storage.pvc.is_some() {
+        volumes.push(Volume {
+            name: "photos".to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: owner.child_name("photos"),
+                read_only: Some(false),
+            }),
+            ..Volume::default()
+        });
+        mounts.push(mount("photos", PHOTOS_DIR, false));
+        args.extend(["--photos-dir".to_owned(), PHOTOS_DIR.to_owned()]);
+    }
+    if let Some(claim) = &source.claim {
+        volumes.push(Volume {
+            name: "backups".to_owned(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.clone(),
+                read_only: Some(true),
+            }),
+            ..Volume::default()
+        });
+        mounts.push(mount("backups", BACKUPS, true));
+    }
+    if let Some(s3) = &source.destination.s3 {
+        vars.extend(super::jobs::bucket_env(s3));
+    }
+    let store = Container {
+        name: "store-keys".to_owned(),
+        image: Some(operator_image(platform)),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        args: Some(vec![
+            "store-keys".to_owned(),
+            KEYS.to_owned(),
+            owner.keys_secret_name(),
+        ]),
+        env: Some(vec![EnvVar {
+            name: "POD_NAMESPACE".to_owned(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.namespace".to_owned(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        }]),
+        security_context: Some(locked_down()),
+        volume_mounts: Some(vec![mount("keys", KEYS, true)]),
+        ..Container::default()
+    };
+    Job {
+        metadata: owner.meta(RESTORE, name(owner)),
+        spec: Some(JobSpec {
+            // A failed restore empties what it filled: a retry starts over cleanly.
+            backoff_limit: Some(2),
+            active_deadline_seconds: Some(6 * 3600),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".to_owned()),
+                    service_account_name: Some(name(owner)),
+                    security_context: Some(unprivileged_pod(database::POSTGRES_UID)),
+                    init_containers: Some(vec![
+                        Container {
+                            name: "tools".to_owned(),
+                            image: Some(agora_image(platform)),
+                            image_pull_policy: Some("IfNotPresent".to_owned()),
+                            args: Some(vec!["copy-binary".to_owned(), format!("{TOOLS}/agora")]),
+                            security_context: Some(locked_down()),
+                            volume_mounts: Some(vec![mount("tools", TOOLS, false)]),
+                            ..Container::default()
+                        },
+                        Container {
+                            name: RESTORE.to_owned(),
+                            image: Some(database::image(platform)),
+                            image_pull_policy: Some("IfNotPresent".to_owned()),
+                            command: Some(args),
+                            env: Some(vars),
+                            security_context: Some(locked_down()),
+                            volume_mounts: Some(mounts),
+                            termination_message_policy: Some("File".to_owned()),
+                            ..Container::default()
+                        },
+                    ]),
+                    containers: vec![store],
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The `Restored` condition: from the stored one once true (the Job is gone then),
+/// else from where the restore is.
+pub fn check(
+    platform: &SocialPlatform,
+    source: &Result<Option<Source>, Check>,
+    job: Option<&Job>,
+    database_ready: bool,
+) -> Option<Check> {
+    platform.spec.restore.as_ref()?;
+    if condition_true(platform, "Restored") {
+        return Some(Check::new(true, "Restored", "restored from the backup"));
+    }
+    if let Err(problem) = source {
+        return Some(problem.clone());
+    }
+    let conditions = job
+        .and_then(|j| j.status.as_ref())
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let failed = conditions
+        .iter()
+        .find(|c| c.type_ == "Failed" && c.status == "True");
+    Some(match (job, failed) {
+        (_, Some(failed)) => Check::new(
+            false,
+            "RestoreFailed",
+            format!(
+                "the restore Job failed ({}): kubectl logs job/{} -c restore",
+                failed.reason.as_deref().unwrap_or("Failed"),
+                job.map(|j| j.name_any()).unwrap_or_default()
+            ),
+        ),
+        (Some(j), None) if j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1 => {
+            Check::new(true, "Restored", "restored from the backup")
+        }
+        (Some(_), None) => Check::new(false, "Restoring", "the restore Job runs"),
+        (None, None) if !database_ready => Check::new(
+            false,
+            "WaitingForDatabases",
+            "the restore starts once the databases are provisioned",
+        ),
+        (None, None) => Check::new(false, "Restoring", "the restore Job is being created"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::SocialPlatformBackupSpec;
+    use crate::backup::resource::SocialPlatformBackupStatus;
+    use crate::children::desired;
+    use crate::fixtures;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use kube::Resource;
+
+    fn restored(restore: serde_json::Value) -> SocialPlatform {
+        fixtures::platform(serde_json::json!({"host": "demo.example", "restore": restore}))
+    }
+
+    fn completed(location: &str, destination: serde_json::Value) -> SocialPlatformBackup {
+        let mut backup = SocialPlatformBackup::new(
+            "nightly",
+            SocialPlatformBackupSpec {
+                platform: "old".into(),
+            },
+        );
+        backup.status = Some(SocialPlatformBackupStatus {
+            phase: Some(BackupPhase::Completed),
+            location: Some(location.into()),
+            destination: serde_json::from_value(destination).unwrap(),
+            encryption_key_secret: Some("old-key".into()),
+            ..SocialPlatformBackupStatus::default()
+        });
+        backup
+    }
+
+    fn with_condition(mut platform: SocialPlatform, type_: &str) -> SocialPlatform {
+        let mut status = platform.status.take().unwrap_or_default();
+        status.conditions.push(Condition {
+            type_: type_.into(),
+            status: "True".into(),
+            reason: "Test".into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ),
+        });
+        platform.status = Some(status);
+        platform
+    }
+
+    #[test]
+    fn a_backup_object_says_where_its_files_are() {
+        let platform = restored(serde_json::json!({"backup": "nightly"}));
+        assert!(source(&platform, None).is_err(), "named but absent");
+        let mut running = completed(
+            "s3://b-1/nightly",
+            serde_json::json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3"}}),
+        );
+        running.status.as_mut().unwrap().phase = Some(BackupPhase::Running);
+        let refused = source(&platform, Some(&running)).unwrap_err();
+        assert_eq!(refused.reason, "BackupNotCompleted");
+        let on_volume = completed("pvc://old-backups/nightly", serde_json::json!({"pvc": {}}));
+        let found = source(&platform, Some(&on_volume)).unwrap().unwrap();
+        assert_eq!(found.from, "/backups/nightly");
+        assert_eq!(found.claim.as_deref(), Some("old-backups"));
+        assert_eq!(
+            found.encryption_key_secret, "old-key",
+            "the key the backup used"
+        );
+        let in_bucket = restored(
+            serde_json::json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3"},
+            "path": "demo/nightly", "encryptionKeySecret": "k"}),
+        );
+        let found = source(&in_bucket, None).unwrap().unwrap();
+        assert_eq!(found.from, "s3://b-1/demo/nightly");
+        assert_eq!(found.encryption_key_secret, "k");
+    }
+
+    #[test]
+    fn nothing_serves_until_the_restore_is_done() {
+        let platform = restored(serde_json::json!({"backup": "nightly"}));
+        let owner = Owner::of(&platform).unwrap();
+        let from = source(
+            &platform,
+            Some(&completed(
+                "s3://b-1/nightly",
+                serde_json::json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3"}}),
+            )),
+        )
+        .unwrap()
+        .unwrap();
+        let kinds = |p: &SocialPlatform| {
+            desired(p, &owner, Some(&from))
+                .unwrap()
+                .children
+                .into_iter()
+                .map(|c| (c.resource.kind.clone(), c.name().to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let waiting = kinds(&platform);
+        let deployment = Deployment::kind(&()).to_string();
+        assert!(
+            !waiting.iter().any(|(k, _)| *k == deployment),
+            "{waiting:?}"
+        );
+        assert!(waiting.contains(&("Role".into(), "demo-restore".into())));
+        assert!(
+            !waiting.contains(&("Job".into(), "demo-restore".into())),
+            "not before the databases"
+        );
+        let keys = desired(&platform, &owner, Some(&from)).unwrap();
+        let secret = keys
+            .children
+            .iter()
+            .find(|c| c.name() == "demo-keys")
+            .unwrap();
+        assert!(
+            secret
+                .object
+                .data
+                .get("stringData")
+                .is_none_or(|d| d.as_object().unwrap().is_empty())
+        );
+        let provisioned = with_condition(platform.clone(), "DatabaseReady");
+        assert!(kinds(&provisioned).contains(&("Job".into(), "demo-restore".into())));
+        let done = with_condition(provisioned, "Restored");
+        let serving = kinds(&done);
+        assert!(serving.iter().any(|(k, _)| *k == deployment));
+        assert!(
+            !serving.iter().any(|(_, n)| n == "demo-restore"),
+            "{serving:?}"
+        );
+    }
+
+    #[test]
+    fn the_restore_job_writes_only_the_keys_secret() {
+        let platform = restored(serde_json::json!({"backup": "nightly"}));
+        let owner = Owner::of(&platform).unwrap();
+        let from = source(
+            &platform,
+            Some(&completed(
+                "pvc://old-backups/nightly",
+                serde_json::json!({"pvc": {}}),
+            )),
+        )
+        .unwrap()
+        .unwrap();
+        let rules = role(&owner).rules.unwrap();
+        assert_eq!(
+            rules[0].resource_names.as_deref(),
+            Some(&["demo-keys".to_owned()][..])
+        );
+        assert_eq!(rules[0].verbs, ["get", "patch"]);
+        let job = job(&platform, &owner, &from, &["auth", "users"]);
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("demo-restore"));
+        let inits = pod.init_containers.unwrap();
+        let restore = &inits[1];
+        let args = restore.command.clone().unwrap().join(" ");
+        assert!(args.contains("restore --from /backups/nightly"), "{args}");
+        assert!(
+            args.contains("--database auth=env:DATABASE_URL_AUTH"),
+            "{args}"
+        );
+        assert!(
+            args.contains("--photos-dir /var/lib/agora/photos"),
+            "{args}"
+        );
+        let backups = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "backups")
+            .unwrap();
+        assert_eq!(
+            backups.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "old-backups"
+        );
+        let keys = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "keys")
+            .unwrap();
+        assert_eq!(
+            keys.empty_dir.as_ref().unwrap().medium.as_deref(),
+            Some("Memory")
+        );
+        assert_eq!(
+            pod.containers[0].args.as_deref(),
+            Some(
+                &[
+                    "store-keys".to_owned(),
+                    KEYS.to_owned(),
+                    "demo-keys".to_owned()
+                ][..]
+            )
+        );
+    }
+}
