@@ -1,15 +1,16 @@
 # One Dockerfile for every Agora image: the build arg BIN picks the binary.
 #
 #   docker build --build-arg BIN=agora-users -t ghcr.io/agora-social/users:0.1.0 .
-#   hack/images.sh --kind agora      # all seven images, loaded into a kind cluster
+#   hack/images.sh --kind agora      # all eight images, loaded into a kind cluster
 #
 # BIN is one of agora-auth, agora-gateway, agora-users, agora-relations, agora-photos,
 # agora-events, agora-operator; the image is ghcr.io/agora-social/<BIN without agora->.
-# (`agora`, the local all-in-one CLI, is not shipped as an image.)
+# BIN=agora (the CLI) makes ghcr.io/agora-social/agora, what backup and restore Jobs
+# copy their `agora` from.
 #
 # Stages: `chef` (the Rust toolchain plus cargo-chef), `planner` (the dependency recipe
 # of the whole workspace), `builder` (the dependencies, cooked once for the workspace and
-# shared by all seven images, then the one binary), and the runtime image.
+# shared by all eight images, then the one binary), and the runtime image.
 #
 # The runtime image is deliberately minimal, so it can be reproduced without this file:
 # `hack/images.sh --offline` (hack/offline-images.sh) assembles the same image without an
@@ -60,7 +61,7 @@ FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 # The whole workspace's dependencies, with the same package selection as the build below
 # (no -p: every member), so features unify the same way and nothing is rebuilt. BIN is
-# declared only after this layer, so the seven image builds share it.
+# declared only after this layer, so the eight image builds share it.
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
 ARG BIN

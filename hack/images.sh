@@ -3,7 +3,7 @@
 # Podman, tags them <repository>/<name>:<tag>, and optionally loads them into a kind or
 # minikube cluster, where the charts' IfNotPresent pull policy then needs no registry.
 #
-#   hack/images.sh                          # build all seven images
+#   hack/images.sh                          # build all eight images
 #   hack/images.sh --kind agora             # ... and load them into the kind cluster "agora"
 #   hack/images.sh --minikube --only users,gateway --tag dev
 #
@@ -14,14 +14,15 @@ source hack/lib.sh
 LOG_TAG=images DIE_PREFIX="images.sh: "
 
 # Image names; each is built from the binary agora-<name>.
-IMAGES=(auth gateway users relations photos events operator)
+IMAGES=(auth gateway users relations photos events operator agora)
 
 usage() {
   cat <<'EOF'
 Usage: hack/images.sh [options]
 
-Builds ghcr.io/agora-social/{auth,gateway,users,relations,photos,events,operator}:0.1.0
-from ./Dockerfile (one build per image, --build-arg BIN=agora-<name>; the dependency
+Builds ghcr.io/agora-social/{auth,gateway,users,relations,photos,events,operator,agora}:0.1.0
+from ./Dockerfile (one build per image, --build-arg BIN=agora-<name>, BIN=agora for the
+`agora` CLI image that backup and restore Jobs use; the dependency
 layers are shared) and optionally loads them into a local cluster.
 
 Options:
@@ -204,10 +205,12 @@ minikube_flags=""
 refs=()
 for name in "${selected[@]}"; do
   ref="$repository/$name:$tag"
-  log "building $ref (BIN=agora-$name) with $engine"
+  bin=agora-$name
+  [ "$name" = agora ] && bin=agora
+  log "building $ref (BIN=$bin) with $engine"
   run "$engine" build \
     --file Dockerfile \
-    --build-arg "BIN=agora-$name" \
+    --build-arg "BIN=$bin" \
     --build-arg "VERSION=$tag" \
     --tag "$ref" \
     . || die "building $ref failed"

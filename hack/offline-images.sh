@@ -2,7 +2,7 @@
 # Builds the Agora images without a container engine or a registry (what
 # `hack/images.sh --offline` runs, and its default when no Docker/Podman answers):
 #
-#   - the seven service/operator images: the cargo-built binary as /usr/local/bin/app over a
+#   - the eight service/operator/CLI images: the cargo-built binary as /usr/local/bin/app over a
 #     base made of Debian 12 packages (libc6, libgcc-s1, ca-certificates, tzdata, netbase:
 #     what distroless cc-debian12 holds), user 65532, ports 8080/9090 - the runtime image of
 #     the Dockerfile, layer for layer (see "Offline images" in docs/images.md);
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 source hack/lib.sh
 LOG_TAG=offline-images DIE_PREFIX="offline-images.sh: "
 
-IMAGES=(auth gateway users relations photos events operator)
+IMAGES=(auth gateway users relations photos events operator agora)
 BASE_PACKAGES=libc6,libgcc-s1,gcc-12-base,ca-certificates,tzdata,netbase,base-files
 PG_MAJOR=15
 PG_PACKAGES=postgresql-$PG_MAJOR,postgresql-client-$PG_MAJOR
@@ -36,7 +36,7 @@ Usage: hack/offline-images.sh [options]
   --tag TAG               image tag (default: 0.1.0)
   --repository REPO       image repository (default: ghcr.io/agora-social)
   --only NAME[,NAME...]   only these images (auth gateway users relations photos events
-                          operator postgres)
+                          operator agora postgres)
   --out DIR               where the OCI archives go (default: target/images)
   --import SOCKET         import them into the containerd at SOCKET (namespace k8s.io)
   --kind CLUSTER          load them into a kind cluster (kind load image-archive)
@@ -135,6 +135,9 @@ postgres_layer() {
 }
 
 oci() { python3 hack/oci-image.py "$@"; }
+# The binary of an image: agora-<name>, but the `agora` image holds the `agora` CLI (what
+# backup and restore Jobs run).
+bin_of() { if [ "$1" = agora ]; then echo agora; else echo "agora-$1"; fi; }
 
 mkdir -p "$out"
 archives=()
@@ -144,7 +147,7 @@ for name in "${selected[@]}"; do [ "$name" = postgres ] || services+=("$name"); 
 if [ ${#services[@]} -gt 0 ]; then
   base=$(base_layer)
   bins=()
-  for name in "${services[@]}"; do bins+=(--bin "agora-$name"); done
+  for name in "${services[@]}"; do bins+=(--bin "$(bin_of "$name")"); done
   log "building ${services[*]} (cargo, profile $profile)"
   if [ "$profile" = release ]; then cargo build --release "${bins[@]}" >&2; else cargo build "${bins[@]}" >&2; fi
   target_dir=${CARGO_TARGET_DIR:-target}/$([ "$profile" = release ] && echo release || echo debug)
@@ -153,7 +156,7 @@ if [ ${#services[@]} -gt 0 ]; then
   for name in "${services[@]}"; do
     rm -rf "$stage/root"
     mkdir -p "$stage/root/usr/local/bin"
-    cp "$target_dir/agora-$name" "$stage/root/usr/local/bin/app"
+    cp "$target_dir/$(bin_of "$name")" "$stage/root/usr/local/bin/app"
     chmod 0755 "$stage/root/usr/local/bin/app"
     oci --name "$repository/$name:$tag" --out "$out/$name.tar" \
       --layer-tar "$base" --layer-dir "$stage/root" \

@@ -32,23 +32,25 @@ case "${1:-}" in
   start)
     build
     port=$(free_port)
+    # AGORA_S3_HOST: the address to listen on (the e2e node's pods reach its bridge's).
+    host=${AGORA_S3_HOST:-127.0.0.1}
     dir=$(mktemp -d "${TMPDIR:-/tmp}/agora-s3.XXXXXX")
     mkdir -p "$dir/root"
     access="agora$RANDOM$RANDOM"
     secret="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
     ROOT_ACCESS_KEY="$access" ROOT_SECRET_KEY="$secret" \
-      setsid "$BIN" --port "127.0.0.1:$port" posix "$dir/root" >"$dir/log" 2>&1 </dev/null &
+      setsid "$BIN" --port "$host:$port" posix "$dir/root" >"$dir/log" 2>&1 </dev/null &
     pid=$!
     for _ in $(seq 1 100); do
-      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && break
       kill -0 "$pid" 2>/dev/null || { cat "$dir/log" >&2; log "versitygw exited"; exit 1; }
       sleep 0.1
     done
     # The bucket, through versitygw's admin API (a bucket carries an owner; mkdir is not enough).
-    "$BIN" admin --access "$access" --secret "$secret" --endpoint-url "http://127.0.0.1:$port" \
+    "$BIN" admin --access "$access" --secret "$secret" --endpoint-url "http://$host:$port" \
       create-bucket --owner "$access" --bucket "$BUCKET" >&2
-    log "versitygw on 127.0.0.1:$port, bucket $BUCKET ($dir)"
-    printf 'export AGORA_TEST_S3_ENDPOINT=%q\n' "http://127.0.0.1:$port"
+    log "versitygw on $host:$port, bucket $BUCKET ($dir)"
+    printf 'export AGORA_TEST_S3_ENDPOINT=%q\n' "http://$host:$port"
     printf 'export AGORA_TEST_S3_BUCKET=%q\n' "$BUCKET"
     printf 'export AGORA_TEST_S3_ACCESS_KEY=%q\n' "$access"
     printf 'export AGORA_TEST_S3_SECRET_KEY=%q\n' "$secret"

@@ -42,6 +42,9 @@ pub const SCHEDULED_LABEL: &str = "agora.dev/scheduled";
 pub const DEADLINE_SECONDS: i64 = 6 * 3600;
 /// Retries of a failed backup pod (each starts over: a partial attempt is cleared).
 pub const RETRIES: i32 = 2;
+/// The user of backup, restore and deletion Jobs: the services' own (65532), so that
+/// photo files and directories they read or write stay the photos service's.
+pub const JOB_UID: i64 = 65532;
 /// Where the backup Job's pod finds what it reads.
 const TOOLS: &str = "/tools";
 const KEYS: &str = "/run/agora/keys";
@@ -447,7 +450,7 @@ pub fn backup_job(
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".to_owned()),
                     automount_service_account_token: Some(false),
-                    security_context: Some(unprivileged_pod(database::POSTGRES_UID)),
+                    security_context: Some(unprivileged_pod(JOB_UID)),
                     affinity,
                     init_containers: Some(vec![Container {
                         name: "tools".to_owned(),
@@ -556,7 +559,7 @@ pub fn delete_job(
                     restart_policy: Some("Never".to_owned()),
                     automount_service_account_token: Some(false),
                     // The backup Job's user: its files are its own.
-                    security_context: Some(unprivileged_pod(database::POSTGRES_UID)),
+                    security_context: Some(unprivileged_pod(JOB_UID)),
                     containers: vec![Container {
                         name: "delete".to_owned(),
                         image: Some(image.to_owned()),

@@ -330,7 +330,7 @@ pub fn job(platform: &SocialPlatform, owner: &Owner, source: &Source, services: 
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".to_owned()),
                     service_account_name: Some(name(owner)),
-                    security_context: Some(unprivileged_pod(database::POSTGRES_UID)),
+                    security_context: Some(unprivileged_pod(super::jobs::JOB_UID)),
                     init_containers: Some(vec![
                         Container {
                             name: "tools".to_owned(),

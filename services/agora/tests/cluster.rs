@@ -839,3 +839,265 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// The phase of a `SocialPlatformBackup`, or "" before it has one.
+async fn backup_phase(name: &str) -> String {
+    kubectl(&[
+        "get",
+        "socialplatformbackup",
+        name,
+        "-o",
+        "jsonpath={.status.phase}",
+    ])
+    .await
+}
+
+/// The restore drill: a backup taken to the S3 server while a steady stream writes, then
+/// a new platform restored from it: the same people sign in with the same passwords,
+/// access tokens of the first verify on the second (the keys came along), every post
+/// acknowledged before the backup started is there with its photo, byte for byte.
+#[actix_web::test]
+async fn the_backup_drill_restores_a_platform_taken_under_load() {
+    let edge = Edge::new();
+    let name = platform();
+    let username = unique("gus");
+    let password = "correct horse battery";
+    let account = edge
+        .ok(
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"username": username, "email": format!("{username}@example.com"), "password": password})),
+        )
+        .await;
+    let login = edge
+        .ok(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": username, "password": password})),
+        )
+        .await;
+    let gus = Person {
+        id: account["user"]["id"].as_str().unwrap().to_owned(),
+        token: login["access_token"].as_str().unwrap().to_owned(),
+    };
+    let (content_type, body) = multipart(&png(11), &[("visibility", "public")]);
+    let photo = edge
+        .try_send(
+            "POST",
+            "/api/v1/photos",
+            Some(&gus.token),
+            &[],
+            Some((&content_type, body)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(photo.status, 201, "{}", photo.describe());
+    let photo_id = photo.body["id"].as_str().unwrap().to_owned();
+    let content_path = format!("/api/v1/photos/{photo_id}/content");
+    let original = edge.send("GET", &content_path, None, None).await;
+    assert_eq!(original.status, 200);
+    let with_photo = edge
+        .ok(
+            "POST",
+            "/api/v1/posts",
+            Some(&gus.token),
+            Some(json!({"text": "a photo before the backup", "photo_ids": [photo_id]})),
+        )
+        .await;
+    let mut before = vec![with_photo["id"].as_str().unwrap().to_owned()];
+
+    // The destination and the key, as an operator of the platform sets them up.
+    let s3 = |v: &str| env(&format!("AGORA_E2E_S3_{v}"));
+    let key: String = (0..32)
+        .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+        .collect();
+    for (secret, pairs) in [
+        (
+            "backup-s3",
+            vec![
+                format!("--from-literal=AWS_ACCESS_KEY_ID={}", s3("ACCESS_KEY")),
+                format!("--from-literal=AWS_SECRET_ACCESS_KEY={}", s3("SECRET_KEY")),
+            ],
+        ),
+        ("backup-key", vec![format!("--from-literal=key={key}")]),
+    ] {
+        let mut args = vec!["create", "secret", "generic", secret];
+        args.extend(pairs.iter().map(String::as_str));
+        kubectl(&args).await;
+    }
+    let backup_spec = json!({"spec": {"backup": {
+        "schedule": "0 0 1 1 *",
+        "destination": {"s3": {"endpoint": s3("ENDPOINT"), "bucket": s3("BUCKET"),
+            "prefix": "drill", "forcePathStyle": true, "credentialsSecret": "backup-s3"}},
+        "encryptionKeySecret": "backup-key"}}})
+    .to_string();
+    kubectl(&[
+        "patch",
+        "socialplatform",
+        &name,
+        "--type",
+        "merge",
+        "-p",
+        &backup_spec,
+    ])
+    .await;
+    for i in 0..5 {
+        let post = edge
+            .ok(
+                "POST",
+                "/api/v1/posts",
+                Some(&gus.token),
+                Some(json!({"text": format!("before the backup {i}")})),
+            )
+            .await;
+        before.push(post["id"].as_str().unwrap().to_owned());
+    }
+
+    // The backup, in the middle of a steady stream of writes.
+    let backup = json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatformBackup",
+        "metadata": {"name": "drill"}, "spec": {"platform": name}})
+    .to_string();
+    let manifest = std::env::temp_dir().join(unique("drill-backup"));
+    std::fs::write(&manifest, &backup).unwrap();
+    let stream = under_load(&edge, &gus, Duration::from_secs(2), async {
+        kubectl(&["create", "-f", manifest.to_str().unwrap()]).await;
+        wait_ready(
+            "the backup to complete",
+            Duration::from_secs(300),
+            async || {
+                let phase = backup_phase("drill").await;
+                assert_ne!(
+                    phase,
+                    "Failed",
+                    "the backup failed: {}",
+                    kubectl(&["get", "socialplatformbackup", "drill", "-o", "yaml"]).await
+                );
+                phase == "Completed"
+            },
+        )
+        .await;
+    })
+    .await;
+    assert!(stream.failures.is_empty(), "{:#?}", stream.failures);
+    let size = kubectl(&[
+        "get",
+        "socialplatformbackup",
+        "drill",
+        "-o",
+        "jsonpath={.status.sizeBytes}",
+    ])
+    .await;
+    assert!(size.parse::<u64>().unwrap_or(0) > 0, "size {size:?}");
+
+    // A new platform from the backup: the first's spec, another host, restore.
+    let spec: Value = serde_json::from_str(
+        &kubectl(&["get", "socialplatform", &name, "-o", "jsonpath={.spec}"]).await,
+    )
+    .unwrap();
+    let mut spec = spec;
+    let host = format!(
+        "restored.{}",
+        env("AGORA_HOST").split_once('.').map_or("", |(_, d)| d)
+    );
+    spec["host"] = json!(host);
+    spec.as_object_mut().unwrap().remove("backup");
+    spec["restore"] = json!({"backup": "drill"});
+    let restored = json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatform",
+        "metadata": {"name": "restored"}, "spec": spec})
+    .to_string();
+    std::fs::write(&manifest, &restored).unwrap();
+    kubectl(&["create", "-f", manifest.to_str().unwrap()]).await;
+    let ready = kubectl(&[
+        "wait",
+        "socialplatform/restored",
+        "--for=condition=Ready",
+        "--timeout=300s",
+    ]);
+    ready.await;
+    let second = Edge {
+        base: edge.base.clone(),
+        host: Some(host),
+        http: awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish(),
+    };
+    // The first platform's token verifies on the second: the signing key came along.
+    let me = second
+        .ok("GET", "/api/v1/auth/me", Some(&gus.token), None)
+        .await;
+    assert_eq!(me["id"], gus.id.as_str());
+    // The same person signs in with the same password.
+    let login = second
+        .ok(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": username, "password": password})),
+        )
+        .await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    // Every post acknowledged before the backup started, and the photo byte for byte.
+    for id in &before {
+        let post = second
+            .ok("GET", &format!("/api/v1/posts/{id}"), Some(&token), None)
+            .await;
+        for photo in post["photos"].as_array().into_iter().flatten() {
+            let path = format!("/api/v1/photos/{}/content", photo["id"].as_str().unwrap());
+            let bytes = second.send("GET", &path, Some(&token), None).await;
+            assert_eq!(bytes.status, 200, "post {id}'s photo is missing");
+        }
+    }
+    let copy = second.send("GET", &content_path, None, None).await;
+    assert_eq!(copy.status, 200, "{}", copy.describe());
+    assert_eq!(sha256(&copy.raw), sha256(&original.raw));
+    // Nothing half-present: every post the restored feed shows has its photos.
+    let feed = second
+        .ok("GET", "/api/v1/feed?limit=50", Some(&token), None)
+        .await;
+    for item in feed["items"].as_array().unwrap() {
+        for photo in item["photos"].as_array().into_iter().flatten() {
+            let path = format!("/api/v1/photos/{}/content", photo["id"].as_str().unwrap());
+            assert_eq!(
+                second.send("GET", &path, Some(&token), None).await.status,
+                200
+            );
+        }
+    }
+
+    // The second platform goes; the backup's files go with its object (a Job deletes
+    // them), and the first platform stops backing up.
+    kubectl(&[
+        "delete",
+        "socialplatform",
+        "restored",
+        "--wait=true",
+        "--timeout=180s",
+    ])
+    .await;
+    kubectl(&[
+        "delete",
+        "socialplatformbackup",
+        "drill",
+        "--wait=true",
+        "--timeout=180s",
+    ])
+    .await;
+    kubectl(&[
+        "patch",
+        "socialplatform",
+        &name,
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op": "remove", "path": "/spec/backup"}]"#,
+    ])
+    .await;
+    let _ = std::fs::remove_file(&manifest);
+}
