@@ -349,6 +349,30 @@ def tracing(r, data):
            f"{memory_ratio:.2f}×", 0 < memory_ratio <= 1.2)
 
 
+def backup(r, data):
+    """A backup while the mix runs, and a restore."""
+    step = data["mix"]
+    lat = step["latency_ms"]
+    mib = 1 << 20
+    dbs = ", ".join(f"{k} {v / mib:.1f} MiB" for k, v in data["databases"].items())
+    r.add("## Backup and restore", "",
+          f"`agora backup` of the seeded platform ({data['people']} people; {data['photo_objects']} "
+          f"photo objects, {data['photo_bytes'] / mib:.1f} MiB) to a directory, started while the "
+          f"social mix runs at {data['mix_rate']:.0f} req/s (half the mix's best rate above), "
+          "then `agora restore` of it into a new state dir (a PostgreSQL cluster of its own: "
+          "initdb, the restores, stop).", "",
+          "| backup s | size MiB | backup peak RSS MiB | restore s | mix p50 ms | mix p99 ms | errors |",
+          "|---:|---:|---:|---:|---:|---:|---:|",
+          f"| {data['backup_seconds']:.1f} | {data['bytes'] / mib:.1f} | "
+          f"{data['backup_peak_kib'] / 1024:.0f} | {data['restore_seconds']:.1f} | "
+          f"{ms(lat['p50'])} | {ms(lat['p99'])} | {step['errors']} |", "",
+          f"Dumps: {dbs}. The backup streams every object (pg_dump's output, each photo) "
+          "through a SHA-256 into the destination; its peak memory is the process's "
+          "high-water mark (`VmHWM`), pg_dump's own excluded.")
+    r.goal("The mix's p99 while a backup runs at half its best rate under 50 ms",
+           f"{ms(lat['p99'])} ms", lat["p99"] < 50 and step["errors"] == 0)
+
+
 def errors(results):
     """Requests that failed where none may: everything but the mix's last, overloaded
     step (an error there is what ends the sweep)."""
@@ -386,6 +410,9 @@ def errors(results):
         data = load(results, f"tracing-{mode}")
         if data and data["steps"]:
             check(f"mix with tracing {mode}, first step", data["steps"][0])
+    data = load(results, "backup")
+    if data:
+        check("mix during a backup", data["mix"])
     for entry in (load(results, "tracing") or {}).get("cost", {}).get("rounds", []):
         check(f"tracing cost, round {entry['round']}, {entry['mode']}", entry["step"])
     return found
@@ -406,7 +433,7 @@ def main():
     r = Report(args.results, args.plots, os.path.dirname(os.path.abspath(args.report)))
     sections = []
     for name, fn in (("edge", edge), ("mix", None), ("feed", feed), ("auth", auth),
-                     ("photos", photos), ("memory", memory), ("tracing", tracing)):
+                     ("photos", photos), ("memory", memory), ("backup", backup), ("tracing", tracing)):
         data = load(args.results, name)
         if data is None:
             continue

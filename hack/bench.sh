@@ -20,26 +20,28 @@
 # vs raw EdDSA), photos (2 MP JPEG uploads vs the raw `image` pipeline), memory (resident
 # memory idle and at the mix's peak: of `agora up`, and of each service run as its own
 # process from its container binary), tracing (the mix with tracing off, 10 % sampled and
-# every request traced to a local Jaeger: throughput, p99, the collector's CPU, memory).
+# every request traced to a local Jaeger: throughput, p99, the collector's CPU, memory),
+# backup (`agora backup` of the seeded platform while the mix runs at half its best rate,
+# then `agora restore` into a new state dir: times, size, peak memory, the mix's p99).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
 LOG_TAG=bench DIE_PREFIX="bench.sh: "
 
 SMOKE=0
-SUITES=edge,mix,feed,auth,photos,memory,tracing
+SUITES=edge,mix,feed,auth,photos,memory,backup,tracing
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1; shift ;;
     --suites) SUITES=${2:?}; shift 2 ;;
     -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
-    *) echo "usage: $0 [--smoke] [--suites edge,mix,feed,auth,photos,memory,tracing]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--smoke] [--suites edge,mix,feed,auth,photos,memory,backup,tracing]" >&2; exit 2 ;;
   esac
 done
 has_suite() { [[ ",$SUITES," == *",$1,"* ]]; }
 # A run of some suites only records its machine and versions beside the full run's.
 META=meta
-[ "$SUITES" = edge,mix,feed,auth,photos,memory,tracing ] || META="meta-${SUITES//,/-}"
+[ "$SUITES" = edge,mix,feed,auth,photos,memory,backup,tracing ] || META="meta-${SUITES//,/-}"
 
 if [ "$SMOKE" = 1 ]; then
   PROFILE=dev TARGET=debug
@@ -47,7 +49,7 @@ if [ "$SMOKE" = 1 ]; then
   USERS=20 POSTS_PER_USER=2
   TIMING=(--warmup 0.3 --measure 1 --timeout 5)
   MIX_RATES=20,40
-  EDGE_RATE=100 TRACE_COST_RATE=20 TRACE_COST_ROUNDS=1
+  EDGE_RATE=100 TRACE_COST_RATE=20 TRACE_COST_ROUNDS=1 BACKUP_MEASURE=3 BACKUP_DELAY=1
   FEED_AUTHORS=200 FEED_POSTS=20000 FEED_FOLLOWEES="10 100"
   RAW_SECONDS=1 PHOTO_SIZE=(--width 320 --height 240)
 else
@@ -56,7 +58,7 @@ else
   USERS=1000 POSTS_PER_USER=10
   TIMING=(--warmup 3 --measure 10 --timeout 10)
   MIX_RATES=200,400,600,800,1000,1200,1300,1400,1500,1600,1700,1800,2000,2200,2400
-  EDGE_RATE=1000 TRACE_COST_RATE=500 TRACE_COST_ROUNDS=3
+  EDGE_RATE=1000 TRACE_COST_RATE=500 TRACE_COST_ROUNDS=3 BACKUP_MEASURE=30 BACKUP_DELAY=5
   FEED_AUTHORS=10000 FEED_POSTS=1000000 FEED_FOLLOWEES="10 100 1000 5000"
   RAW_SECONDS=10 PHOTO_SIZE=(--width 1632 --height 1224)
 fi
@@ -436,6 +438,55 @@ if has_suite feed; then
   log "feed: latency by number of followees"
   "${BENCH[@]}" feed --url "$GW" "${callers[@]}" --rate 20 "${TIMING[@]}" \
     --authors "$FEED_AUTHORS" --posts "$FEED_POSTS" >"$RESULTS/feed.json"
+fi
+
+if has_suite backup; then
+  # A backup of the whole seeded platform while the mix runs at half the best rate the
+  # mix suite measured (or BACKUP_MIX_RATE), its peak resident memory sampled; then a
+  # restore into a new state dir (a cluster of its own: initdb, restore, stop).
+  best=$("$VENV/bin/python" -c 'import json, sys
+try: print(int(json.load(open(sys.argv[1]))["best_rate"] or 0))
+except (OSError, KeyError, ValueError): print(0)' "$RESULTS/mix.json")
+  rate=${BACKUP_MIX_RATE:-$(( best > 0 ? best / 2 : ${MIX_RATES%%,*} ))}
+  log "backup: agora backup while the mix runs at $rate req/s"
+  "${BENCH[@]}" mix --url "$GW" --seed 1 --users "$USERS" --rates "$rate" \
+    --warmup "${TIMING[1]}" --measure "$BACKUP_MEASURE" --timeout "${TIMING[5]}" >"$STATE/backup-mix.json" &
+  mix_pid=$!
+  sleep "$BACKUP_DELAY"
+  peak_of() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+  t0=$(date +%s.%N)
+  "$BIN/agora" backup --state-dir "$STATE/agora" --database-url "$PG_URL/postgres" \
+    --to "$STATE/backup" >"$STATE/backup.out" 2>"$STATE/backup.err" &
+  backup_pid=$!
+  backup_peak=0
+  while kill -0 "$backup_pid" 2>/dev/null; do
+    p=$(peak_of "$backup_pid"); [ -n "$p" ] && [ "$p" -gt "$backup_peak" ] && backup_peak=$p
+    sleep 0.1
+  done
+  wait "$backup_pid" || { cat "$STATE/backup.err" >&2; die "agora backup failed"; }
+  backup_seconds=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN{printf "%.2f", a - b}')
+  wait "$mix_pid" || die "the mix during the backup failed"
+  log "backup: agora restore into a new state dir"
+  t0=$(date +%s.%N)
+  "$BIN/agora" restore --from "$STATE/backup" --state-dir "$STATE/restored" \
+    >"$STATE/restore.out" 2>"$STATE/restore.err" || { cat "$STATE/restore.err" >&2; die "agora restore failed"; }
+  restore_seconds=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN{printf "%.2f", a - b}')
+  "$VENV/bin/python" - "$STATE" "$rate" "$backup_seconds" "$backup_peak" "$restore_seconds" "$USERS" \
+    >"$RESULTS/backup.json" <<'PY'
+import json, sys
+state, rate, backup_s, peak_kib, restore_s, users = sys.argv[1:]
+manifest = json.load(open(f"{state}/backup/manifest.json"))
+print(json.dumps({
+    "mix_rate": float(rate), "backup_seconds": float(backup_s),
+    "backup_peak_kib": int(peak_kib), "restore_seconds": float(restore_s),
+    "bytes": sum(f["size"] for f in manifest["files"]), "people": int(users),
+    "photo_objects": manifest["photos"]["objects"], "photo_bytes": manifest["photos"]["bytes"],
+    "databases": {d["service"]: next(f["size"] for f in manifest["files"] if f["path"] == d["file"])
+                  for d in manifest["databases"]},
+    "mix": json.load(open(f"{state}/backup-mix.json"))["steps"][0],
+}))
+PY
+  rm -rf "$STATE/backup" "$STATE/restored"
 fi
 
 if has_suite tracing; then

@@ -373,6 +373,11 @@ pub fn backup_job(
     ];
     let (mut env_vars, databases) = database_access(platform, owner, services);
     args.extend(databases);
+    // The CA bundle `copy-binary` brought along (a database image may have none).
+    env_vars.push(env(
+        "SSL_CERT_FILE",
+        &format!("{TOOLS}/ca-certificates.crt"),
+    ));
     // What the manifest records of the platform.
     env_vars.push(env(
         "AGORA_BACKUP_PLATFORM",

@@ -218,6 +218,11 @@ fn databases(
 pub fn job(platform: &SocialPlatform, owner: &Owner, source: &Source, services: &[&str]) -> Job {
     let labels = owner.labels(RESTORE);
     let (mut vars, database_args) = databases(platform, owner, services);
+    // The CA bundle `copy-binary` brought along (a database image may have none).
+    vars.push(crate::database::env(
+        "SSL_CERT_FILE",
+        &format!("{TOOLS}/ca-certificates.crt"),
+    ));
     let mut args = vec![
         format!("{TOOLS}/agora"),
         "restore".to_owned(),

@@ -94,8 +94,10 @@ enum Command {
         /// The backup's directory, or s3://bucket/prefix.
         at: agora::backup::Location,
     },
-    /// Copy this binary to DEST (mode 0755): how a backup Job puts `agora` beside the
-    /// database image's `pg_dump` (the agora image has no shell).
+    /// Copy this binary to DEST (mode 0755), and the CA bundle `SSL_CERT_FILE` names
+    /// beside it as `ca-certificates.crt`: how a backup Job puts `agora` beside the
+    /// database image's `pg_dump` (the agora image has no shell; a database image may
+    /// have no CA certificates, which the S3 client needs).
     #[command(hide = true)]
     CopyBinary {
         /// Where.
@@ -389,7 +391,13 @@ fn copy_binary(dest: &Path) -> Result<(), String> {
     let me = std::env::current_exe().map_err(|e| format!("this binary: {e}"))?;
     std::fs::copy(&me, dest).map_err(|e| format!("copying to {}: {e}", dest.display()))?;
     std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("{}: {e}", dest.display()))
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    if let Some(bundle) = std::env::var_os("SSL_CERT_FILE").filter(|f| Path::new(f).is_file()) {
+        let beside = dest.with_file_name("ca-certificates.crt");
+        std::fs::copy(&bundle, &beside)
+            .map_err(|e| format!("copying the CA bundle to {}: {e}", beside.display()))?;
+    }
+    Ok(())
 }
 
 /// The backup encryption key in `file` (a trailing newline is not part of it).

@@ -265,3 +265,39 @@ async fn a_backup_job_backs_up_what_it_is_given_and_resumes_cleanly() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn copy_binary_brings_the_ca_bundle_along() {
+    let root = std::env::temp_dir().join(agora_common::testing::unique_prefix("copy_binary"));
+    std::fs::create_dir_all(&root).unwrap();
+    let bundle = root.join("bundle.pem");
+    std::fs::write(&bundle, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    let dest = root.join("tools");
+    std::fs::create_dir_all(&dest).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["copy-binary", dest.join("agora").to_str().unwrap()])
+        .env("SSL_CERT_FILE", &bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copied = std::fs::metadata(dest.join("agora")).unwrap();
+    assert_eq!(
+        copied.len(),
+        std::fs::metadata(env!("CARGO_BIN_EXE_agora"))
+            .unwrap()
+            .len()
+    );
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&copied.permissions()) & 0o777,
+        0o755
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("ca-certificates.crt")).unwrap(),
+        "-----BEGIN CERTIFICATE-----\n"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
