@@ -55,8 +55,8 @@ pub const WORKLOADS: [&str; 6] = ["auth", "users", "photos", "relations", "event
     "!has(self.services.photos.autoscaling) || self.services.photos.autoscaling.maxReplicas <= 1 || has(self.photos.storage.s3)"
 ).message("autoscaling photos beyond one replica needs S3 photo storage (a PVC is ReadWriteOnce)"))]
 #[x_kube(validation = Rule::new(
-    "!has(self.restore) || has(self.restore.encryptionKeySecret) || has(self.backup)"
-).message("spec.restore needs restore.encryptionKeySecret (or spec.backup's) to open the backup's sealed keys"))]
+    "!has(self.restore) || has(self.restore.backup) || has(self.restore.encryptionKeySecret) || has(self.backup)"
+).message("spec.restore from s3 needs restore.encryptionKeySecret (or spec.backup's) to open the backup's sealed keys"))]
 #[x_kube(validation = Rule::new("has(self.restore) == has(oldSelf.restore)")
     .message("spec.restore can only be set when the platform is created"))]
 pub struct SocialPlatformSpec {

@@ -259,7 +259,7 @@ async fn backup_and_restore_specs_are_checked_by_the_api_server() {
             "go together",
         ),
         (
-            json!({"host": host, "restore": {"backup": "nightly"}}),
+            json!({"host": host, "restore": {"s3": {"bucket": "b-1", "credentialsSecret": "s3"}, "path": "p"}}),
             "encryptionKeySecret",
         ),
     ]);

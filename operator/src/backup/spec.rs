@@ -154,8 +154,8 @@ pub struct RestoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024), regex(pattern = r"^[^/\s]+(/[^/\s]+)*$"))]
     pub path: Option<String>,
-    /// The Secret whose `key` opens the backup's sealed keys (default:
-    /// `spec.backup.encryptionKeySecret`).
+    /// The Secret whose `key` opens the backup's sealed keys (default: the one the
+    /// named backup recorded, else `spec.backup.encryptionKeySecret`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub encryption_key_secret: Option<String>,
