@@ -355,10 +355,11 @@ def backup(r, data):
     lat = step["latency_ms"]
     mib = 1 << 20
     dbs = ", ".join(f"{k} {v / mib:.1f} MiB" for k, v in data["databases"].items())
-    r.add("## Backup and restore", "",
+    r.add("", "## Backup and restore", "",
           f"`agora backup` of the seeded platform ({data['people']} people; {data['photo_objects']} "
           f"photo objects, {data['photo_bytes'] / mib:.1f} MiB) to a directory, started while the "
-          f"social mix runs at {data['mix_rate']:.0f} req/s (half the mix's best rate above), "
+          f"social mix runs at {data['mix_rate']:.0f} req/s (half the mix's best rate, or "
+          "`BACKUP_MIX_RATE` when a run of this suite alone sets it), "
           "then `agora restore` of it into a new state dir (a PostgreSQL cluster of its own: "
           "initdb, the restores, stop).", "",
           "| backup s | size MiB | backup peak RSS MiB | restore s | mix p50 ms | mix p99 ms | errors |",
@@ -368,7 +369,7 @@ def backup(r, data):
           f"{ms(lat['p50'])} | {ms(lat['p99'])} | {step['errors']} |", "",
           f"Dumps: {dbs}. The backup streams every object (pg_dump's output, each photo) "
           "through a SHA-256 into the destination; its peak memory is the process's "
-          "high-water mark (`VmHWM`), pg_dump's own excluded.")
+          "high-water mark (`VmHWM`), pg_dump's own excluded.", "")
     r.goal("The mix's p99 while a backup runs at half its best rate under 50 ms",
            f"{ms(lat['p99'])} ms", lat["p99"] < 50 and step["errors"] == 0)
 
