@@ -597,9 +597,11 @@ pub(crate) fn bucket_env(s3: &super::spec::BackupBucket) -> Vec<EnvVar> {
     if let Some(endpoint) = &s3.endpoint {
         vars.push(env("AWS_ENDPOINT_URL", endpoint));
     }
-    if s3.force_path_style {
-        vars.push(env("AWS_S3_FORCE_PATH_STYLE", "true"));
-    }
+    // `agora` reads it with a custom endpoint (AWS's own is always virtual-hosted).
+    vars.push(env(
+        "AWS_S3_FORCE_PATH_STYLE",
+        if s3.force_path_style { "true" } else { "false" },
+    ));
     vars
 }
 

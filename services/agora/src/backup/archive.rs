@@ -74,6 +74,15 @@ pub struct Archive {
     pub label: String,
 }
 
+/// `scheme://bucket.host[:port][/path]` from an endpoint URL: the virtual-hosted form
+/// object_store expects as the endpoint.
+fn bucket_host(endpoint: &str, bucket: &str) -> String {
+    match endpoint.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{bucket}.{rest}"),
+        None => format!("{bucket}.{endpoint}"),
+    }
+}
+
 fn store_err(what: impl Into<String>) -> impl FnOnce(object_store::Error) -> BackupError {
     let what = what.into();
     move |source| BackupError::Store { what, source }
@@ -109,10 +118,18 @@ impl Archive {
                     .with_access_key_id(key)
                     .with_secret_access_key(secret);
                 if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
+                    // Path-style unless AWS_S3_FORCE_PATH_STYLE=false asks for the bucket
+                    // in the host name (what most stores but AWS need is path-style).
+                    let virtual_hosted = var("AWS_S3_FORCE_PATH_STYLE").as_deref() == Some("false");
+                    let endpoint = if virtual_hosted {
+                        bucket_host(&endpoint, bucket)
+                    } else {
+                        endpoint
+                    };
                     builder = builder
                         .with_allow_http(endpoint.starts_with("http://"))
                         .with_endpoint(endpoint)
-                        .with_virtual_hosted_style_request(false);
+                        .with_virtual_hosted_style_request(virtual_hosted);
                 }
                 let bucket = builder.build().map_err(store_err(label.as_str()))?;
                 if prefix.is_empty() {
@@ -292,6 +309,18 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_virtual_hosted_endpoint_names_the_bucket_in_the_host() {
+        assert_eq!(
+            bucket_host("https://s3.example.com", "backups"),
+            "https://backups.s3.example.com"
+        );
+        assert_eq!(
+            bucket_host("http://minio:9000/", "b"),
+            "http://b.minio:9000/"
+        );
+    }
 
     #[test]
     fn locations_are_a_bucket_with_a_prefix_or_a_directory() {
