@@ -5,6 +5,7 @@
 
 use crate::apply::{self, owned_kinds};
 use crate::backup::SocialPlatformBackup;
+use crate::backup::controller::JobState;
 use crate::backup::restore;
 use crate::children;
 use crate::crd::{DatabaseMode, SocialPlatform, SocialPlatformStatus};
@@ -128,11 +129,32 @@ async fn reconcile_platform(platform: &SocialPlatform, ctx: &Context) -> Result<
     )?;
     let applied = apply::apply(&ctx.client, &owner, &desired).await?;
     let now = k8s_openapi::jiff::Timestamp::now();
+    let restore_job = applied.get::<Job>(&restore::name(&owner));
+    // A failed restore says why: the restore container's own report.
+    let failure = match &restore_job {
+        Some(job)
+            if matches!(
+                crate::backup::controller::job_state(job),
+                JobState::Failed(_)
+            ) =>
+        {
+            crate::backup::controller::termination_message(
+                &ctx.client,
+                owner.namespace(),
+                &restore::name(&owner),
+                restore::RESTORE,
+            )
+            .await?
+            .and_then(|outcome| outcome.error)
+        }
+        _ => None,
+    };
     let restored = restore::check(
         platform,
         &restore_from,
-        applied.get::<Job>(&restore::name(&owner)).as_ref(),
+        restore_job.as_ref(),
         restore::condition_true(platform, "DatabaseReady"),
+        failure.as_deref(),
     );
     let mut status = status::status(
         platform,

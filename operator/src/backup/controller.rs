@@ -147,7 +147,7 @@ async fn take(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Action, Er
             }
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
-        let outcome = termination_message(&client, &namespace, &job_name).await?;
+        let outcome = termination_message(&client, &namespace, &job_name, "backup").await?;
         status.completed_at = Some(now());
         let (type_, reason, note) = match state {
             JobState::Failed(reason) => {
@@ -304,11 +304,13 @@ async fn delete_files(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Ac
     }
 }
 
-/// The backup container's termination message of the Job's newest pod, if it wrote one.
-async fn termination_message(
+/// The termination message `container` (or init container) of the Job's newest pod
+/// wrote, if it wrote one: the outcome `agora backup`/`restore --report-file` reports.
+pub async fn termination_message(
     client: &kube::Client,
     namespace: &str,
     job: &str,
+    container: &str,
 ) -> Result<Option<Outcome>, Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut list = pods
@@ -318,10 +320,13 @@ async fn termination_message(
         .items;
     list.sort_by_key(|p| p.creation_timestamp());
     Ok(list.iter().rev().find_map(|pod| {
-        let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-        let terminated = statuses
+        let status = pod.status.as_ref()?;
+        let terminated = status
+            .container_statuses
             .iter()
-            .find(|s| s.name == "backup")?
+            .chain(status.init_container_statuses.iter())
+            .flatten()
+            .find(|s| s.name == container)?
             .state
             .as_ref()?
             .terminated

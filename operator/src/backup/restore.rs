@@ -376,6 +376,7 @@ pub fn check(
     source: &Result<Option<Source>, Check>,
     job: Option<&Job>,
     database_ready: bool,
+    failure: Option<&str>,
 ) -> Option<Check> {
     platform.spec.restore.as_ref()?;
     if condition_true(platform, "Restored") {
@@ -396,9 +397,15 @@ pub fn check(
             false,
             "RestoreFailed",
             format!(
-                "the restore Job failed ({}): kubectl logs job/{} -c restore",
+                "the restore Job failed ({}): {}",
                 failed.reason.as_deref().unwrap_or("Failed"),
-                job.map(|j| j.name_any()).unwrap_or_default()
+                failure.map_or_else(
+                    || format!(
+                        "kubectl logs job/{} -c restore",
+                        job.map(|j| j.name_any()).unwrap_or_default()
+                    ),
+                    str::to_owned
+                )
             ),
         ),
         (Some(j), None) if j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) >= 1 => {
@@ -544,6 +551,34 @@ mod tests {
             !serving.iter().any(|(_, n)| n == "demo-restore"),
             "{serving:?}"
         );
+    }
+
+    #[test]
+    fn a_failed_restore_says_why() {
+        let platform = restored(serde_json::json!({"backup": "nightly"}));
+        let source = Ok(None);
+        let mut failed = Job::default();
+        failed.metadata.name = Some("demo-restore".into());
+        failed.status = Some(
+            serde_json::from_value(serde_json::json!({"conditions": [
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}))
+            .unwrap(),
+        );
+        let why = "backup file databases/users.dump is damaged: 100 bytes, the manifest says 200";
+        let check = check(&platform, &source, Some(&failed), true, Some(why)).unwrap();
+        assert!(!check.ok);
+        assert_eq!(check.reason, "RestoreFailed");
+        assert!(check.message.contains("BackoffLimitExceeded") && check.message.contains(why));
+        let bare = super::check(&platform, &source, Some(&failed), true, None).unwrap();
+        assert!(
+            bare.message.contains("kubectl logs job/demo-restore"),
+            "{}",
+            bare.message
+        );
+        let waiting = super::check(&platform, &source, None, false, None).unwrap();
+        assert_eq!(waiting.reason, "WaitingForDatabases");
+        let done = with_condition(platform, "Restored");
+        assert!(super::check(&done, &source, None, true, None).unwrap().ok);
     }
 
     #[test]
