@@ -203,9 +203,10 @@ pub fn desired(
         workload_children(&mut desired, platform, owner, name, &workloads, restoring)?;
     }
     if restoring {
-        desired.apply(&restore::account(owner))?;
-        desired.apply(&restore::role(owner))?;
-        desired.apply(&restore::binding(owner))?;
+        let (account, role, binding) = restore::permission(owner);
+        desired.apply(&account)?;
+        desired.apply(&role)?;
+        desired.apply(&binding)?;
         // Into provisioned (empty) databases only.
         if let Some(source) = restore_from
             && restore::condition_true(platform, "DatabaseReady")
@@ -229,9 +230,10 @@ fn backup_children(
     let Some(spec) = &platform.spec.backup else {
         return Ok(());
     };
-    desired.apply(&jobs::scheduler_account(owner))?;
-    desired.apply(&jobs::scheduler_role(owner))?;
-    desired.apply(&jobs::scheduler_binding(owner))?;
+    let (account, role, binding) = jobs::scheduler_permission(owner);
+    desired.apply(&account)?;
+    desired.apply(&role)?;
+    desired.apply(&binding)?;
     desired.apply(&jobs::schedule(platform, owner, spec))?;
     if let Some(claim) = jobs::claim(owner, spec) {
         desired.create_once(&claim)?;

@@ -46,10 +46,10 @@ pub const RETRIES: i32 = 2;
 /// photo files and directories they read or write stay the photos service's.
 pub const JOB_UID: i64 = 65532;
 /// Where the backup Job's pod finds what it reads.
-const TOOLS: &str = "/tools";
+pub(crate) const TOOLS: &str = "/tools";
 const KEYS: &str = "/run/agora/keys";
-const SEAL: &str = "/run/agora/encryption";
-const BACKUPS: &str = "/backups";
+pub(crate) const SEAL: &str = "/run/agora/encryption";
+pub(crate) const BACKUPS: &str = "/backups";
 
 /// `<platform>-backups`: the volume of `destination.pvc`. Not owned by the platform:
 /// deleting the platform keeps its backups.
@@ -94,52 +94,91 @@ fn small(cpu: &str, memory: &str) -> ResourceRequirements {
     }
 }
 
-fn locked_down() -> SecurityContext {
+pub(crate) fn locked_down() -> SecurityContext {
     SecurityContext {
         read_only_root_filesystem: Some(true),
         ..no_privileges()
     }
 }
 
-/// The schedule's ServiceAccount: its token is mounted (it calls the API server).
-pub fn scheduler_account(owner: &Owner) -> ServiceAccount {
-    ServiceAccount {
-        metadata: owner.meta(SCHEDULER, owner.child_name(SCHEDULER)),
-        automount_service_account_token: Some(true),
-        ..ServiceAccount::default()
-    }
+/// A Job's own ServiceAccount `name` for `component` (its token is mounted: it calls the
+/// API server), a Role with exactly `rule`, and the binding between them.
+pub(crate) fn permission(
+    owner: &Owner,
+    component: &str,
+    name: &str,
+    rule: PolicyRule,
+) -> (ServiceAccount, Role, RoleBinding) {
+    let meta = || owner.meta(component, name.to_owned());
+    (
+        ServiceAccount {
+            metadata: meta(),
+            automount_service_account_token: Some(true),
+            ..ServiceAccount::default()
+        },
+        Role {
+            metadata: meta(),
+            rules: Some(vec![rule]),
+        },
+        RoleBinding {
+            metadata: meta(),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".to_owned(),
+                kind: "Role".to_owned(),
+                name: name.to_owned(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".to_owned(),
+                name: name.to_owned(),
+                namespace: Some(owner.namespace().to_owned()),
+                ..Subject::default()
+            }]),
+        },
+    )
 }
 
-/// What the schedule may do: create `SocialPlatformBackup`s in its namespace, nothing
-/// else (not even read them).
-pub fn scheduler_role(owner: &Owner) -> Role {
-    Role {
-        metadata: owner.meta(SCHEDULER, owner.child_name(SCHEDULER)),
-        rules: Some(vec![PolicyRule {
+/// The schedule's account: it may create `SocialPlatformBackup`s in its namespace,
+/// nothing else (not even read them).
+pub fn scheduler_permission(owner: &Owner) -> (ServiceAccount, Role, RoleBinding) {
+    permission(
+        owner,
+        SCHEDULER,
+        &owner.child_name(SCHEDULER),
+        PolicyRule {
             api_groups: Some(vec!["agora.dev".to_owned()]),
             resources: Some(vec!["socialplatformbackups".to_owned()]),
             verbs: vec!["create".to_owned()],
             ..PolicyRule::default()
-        }]),
+        },
+    )
+}
+
+/// `POD_NAMESPACE` from the downward API.
+pub(crate) fn pod_namespace() -> EnvVar {
+    EnvVar {
+        name: "POD_NAMESPACE".to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.namespace".to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
     }
 }
 
-/// Binds [`scheduler_role`] to [`scheduler_account`].
-pub fn scheduler_binding(owner: &Owner) -> RoleBinding {
-    let name = owner.child_name(SCHEDULER);
-    RoleBinding {
-        metadata: owner.meta(SCHEDULER, name.clone()),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".to_owned(),
-            kind: "Role".to_owned(),
-            name: name.clone(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".to_owned(),
-            name,
-            namespace: Some(owner.namespace().to_owned()),
-            ..Subject::default()
-        }]),
+/// The init container that puts `agora` (and a CA bundle) into the `tools` volume.
+pub(crate) fn tools_container(platform: &SocialPlatform) -> Container {
+    Container {
+        name: "tools".to_owned(),
+        image: Some(agora_image(platform)),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        args: Some(vec!["copy-binary".to_owned(), format!("{TOOLS}/agora")]),
+        resources: Some(small("10m", "32Mi")),
+        security_context: Some(locked_down()),
+        volume_mounts: Some(vec![mount("tools", TOOLS, false)]),
+        ..Container::default()
     }
 }
 
@@ -153,20 +192,7 @@ pub fn schedule(platform: &SocialPlatform, owner: &Owner, spec: &BackupSpec) -> 
         image: Some(operator_image(platform)),
         image_pull_policy: Some("IfNotPresent".to_owned()),
         args: Some(vec!["request-backup".to_owned()]),
-        env: Some(vec![
-            env("PLATFORM", owner.name()),
-            EnvVar {
-                name: "POD_NAMESPACE".to_owned(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "metadata.namespace".to_owned(),
-                        ..ObjectFieldSelector::default()
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                ..EnvVar::default()
-            },
-        ]),
+        env: Some(vec![env("PLATFORM", owner.name()), pod_namespace()]),
         resources: Some(small("10m", "32Mi")),
         security_context: Some(locked_down()),
         ..Container::default()
@@ -312,7 +338,7 @@ fn secret_volume(name: &str, secret: String, items: Option<Vec<(&str, &str)>>) -
     }
 }
 
-fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+pub(crate) fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
         name: name.to_owned(),
         mount_path: path.to_owned(),
@@ -457,16 +483,7 @@ pub fn backup_job(
                     automount_service_account_token: Some(false),
                     security_context: Some(unprivileged_pod(JOB_UID)),
                     affinity,
-                    init_containers: Some(vec![Container {
-                        name: "tools".to_owned(),
-                        image: Some(agora_image(platform)),
-                        image_pull_policy: Some("IfNotPresent".to_owned()),
-                        args: Some(vec!["copy-binary".to_owned(), format!("{TOOLS}/agora")]),
-                        resources: Some(small("10m", "32Mi")),
-                        security_context: Some(locked_down()),
-                        volume_mounts: Some(vec![mount("tools", TOOLS, false)]),
-                        ..Container::default()
-                    }]),
+                    init_containers: Some(vec![tools_container(platform)]),
                     containers: vec![Container {
                         name: "backup".to_owned(),
                         image: Some(database_image),
@@ -671,14 +688,14 @@ mod tests {
                 .as_str()
             )
         );
-        let rules = scheduler_role(&owner).rules.unwrap();
+        let (_, role, binding) = scheduler_permission(&owner);
+        let rules = role.rules.unwrap();
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].verbs, ["create"]);
         assert_eq!(
             rules[0].resources.as_deref(),
             Some(&["socialplatformbackups".to_owned()][..])
         );
-        let binding = scheduler_binding(&owner);
         assert_eq!(binding.role_ref.name, "demo-backup-scheduler");
         assert!(
             claim(&owner, &spec).is_none(),

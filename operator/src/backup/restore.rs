@@ -11,30 +11,28 @@
 //! store-keys`) writes those into the platform's keys Secret, the only object its
 //! ServiceAccount may change.
 
-use super::jobs::{agora_image, operator_image};
+use super::jobs::{
+    BACKUPS, SEAL, TOOLS, locked_down, mount, operator_image, pod_namespace, tools_container,
+};
 use super::resource::{BackupPhase, SocialPlatformBackup};
 use super::spec::BackupDestination;
 use crate::build::{PHOTOS_DIR, from_secret};
 use crate::crd::{DatabaseMode, SocialPlatform};
-use crate::database::{self, no_privileges, unprivileged_pod};
+use crate::database::{self, unprivileged_pod};
 use crate::owner::Owner;
 use crate::status::Check;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SecretVolumeSource,
-    SecurityContext, ServiceAccount, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, KeyToPath, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, SecretVolumeSource, ServiceAccount, Volume,
 };
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 /// The `app.kubernetes.io/name` of the restore's objects.
 pub const RESTORE: &str = "restore";
-const TOOLS: &str = "/tools";
 const KEYS: &str = "/run/agora/restored-keys";
-const SEAL: &str = "/run/agora/encryption";
-const BACKUPS: &str = "/backups";
 
 /// Where the backup to restore is, and how to read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,61 +132,21 @@ pub fn name(owner: &Owner) -> String {
     owner.child_name(RESTORE)
 }
 
-/// The restore's ServiceAccount (its token is mounted: it writes the keys Secret).
-pub fn account(owner: &Owner) -> ServiceAccount {
-    ServiceAccount {
-        metadata: owner.meta(RESTORE, name(owner)),
-        automount_service_account_token: Some(true),
-        ..ServiceAccount::default()
-    }
-}
-
-/// Reading and changing the platform's keys Secret, nothing else.
-pub fn role(owner: &Owner) -> Role {
-    Role {
-        metadata: owner.meta(RESTORE, name(owner)),
-        rules: Some(vec![PolicyRule {
+/// The restore's account: it may read and change the platform's keys Secret, nothing
+/// else.
+pub fn permission(owner: &Owner) -> (ServiceAccount, Role, RoleBinding) {
+    super::jobs::permission(
+        owner,
+        RESTORE,
+        &name(owner),
+        PolicyRule {
             api_groups: Some(vec![String::new()]),
             resources: Some(vec!["secrets".to_owned()]),
             resource_names: Some(vec![owner.keys_secret_name()]),
             verbs: vec!["get".to_owned(), "patch".to_owned()],
             ..PolicyRule::default()
-        }]),
-    }
-}
-
-/// Binds [`role`] to [`account`].
-pub fn binding(owner: &Owner) -> RoleBinding {
-    RoleBinding {
-        metadata: owner.meta(RESTORE, name(owner)),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".to_owned(),
-            kind: "Role".to_owned(),
-            name: name(owner),
         },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".to_owned(),
-            name: name(owner),
-            namespace: Some(owner.namespace().to_owned()),
-            ..Subject::default()
-        }]),
-    }
-}
-
-fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
-    VolumeMount {
-        name: name.to_owned(),
-        mount_path: path.to_owned(),
-        read_only: Some(read_only),
-        ..VolumeMount::default()
-    }
-}
-
-fn locked_down() -> SecurityContext {
-    SecurityContext {
-        read_only_root_filesystem: Some(true),
-        ..no_privileges()
-    }
+    )
 }
 
 /// Each service's database as its own role: `--database SERVICE=env:VAR` and the
@@ -306,17 +264,7 @@ pub fn job(platform: &SocialPlatform, owner: &Owner, source: &Source, services: 
             KEYS.to_owned(),
             owner.keys_secret_name(),
         ]),
-        env: Some(vec![EnvVar {
-            name: "POD_NAMESPACE".to_owned(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.namespace".to_owned(),
-                    ..ObjectFieldSelector::default()
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        }]),
+        env: Some(vec![pod_namespace()]),
         security_context: Some(locked_down()),
         volume_mounts: Some(vec![mount("keys", KEYS, true)]),
         ..Container::default()
@@ -337,15 +285,7 @@ pub fn job(platform: &SocialPlatform, owner: &Owner, source: &Source, services: 
                     service_account_name: Some(name(owner)),
                     security_context: Some(unprivileged_pod(super::jobs::JOB_UID)),
                     init_containers: Some(vec![
-                        Container {
-                            name: "tools".to_owned(),
-                            image: Some(agora_image(platform)),
-                            image_pull_policy: Some("IfNotPresent".to_owned()),
-                            args: Some(vec!["copy-binary".to_owned(), format!("{TOOLS}/agora")]),
-                            security_context: Some(locked_down()),
-                            volume_mounts: Some(vec![mount("tools", TOOLS, false)]),
-                            ..Container::default()
-                        },
+                        tools_container(platform),
                         Container {
                             name: RESTORE.to_owned(),
                             image: Some(database::image(platform)),
@@ -594,7 +534,8 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let rules = role(&owner).rules.unwrap();
+        let (_, role, _) = permission(&owner);
+        let rules = role.rules.unwrap();
         assert_eq!(
             rules[0].resource_names.as_deref(),
             Some(&["demo-keys".to_owned()][..])
