@@ -468,54 +468,41 @@ pub fn backup_job(
     };
     metadata.owner_references = backup.controller_owner_ref(&()).map(|r| vec![r]);
     let database_image = database::image(platform);
-    Job {
+    run_once(
         metadata,
-        spec: Some(JobSpec {
-            backoff_limit: Some(RETRIES),
-            active_deadline_seconds: Some(DEADLINE_SECONDS),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
+        labels,
+        DEADLINE_SECONDS,
+        PodSpec {
+            affinity,
+            init_containers: Some(vec![tools_container(platform)]),
+            containers: vec![Container {
+                name: "backup".to_owned(),
+                image: Some(database_image),
+                image_pull_policy: Some("IfNotPresent".to_owned()),
+                command: Some(args),
+                env: Some(env_vars),
+                // Streams: dump, checksum and upload hold a few MiB whatever the
+                // platform's size (docs/backup.md).
+                resources: Some(ResourceRequirements {
+                    requests: Some(BTreeMap::from([
+                        ("cpu".to_owned(), Quantity("100m".to_owned())),
+                        ("memory".to_owned(), Quantity("64Mi".to_owned())),
+                    ])),
+                    limits: Some(BTreeMap::from([
+                        ("cpu".to_owned(), Quantity("1".to_owned())),
+                        ("memory".to_owned(), Quantity("256Mi".to_owned())),
+                    ])),
+                    ..ResourceRequirements::default()
                 }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".to_owned()),
-                    automount_service_account_token: Some(false),
-                    security_context: Some(unprivileged_pod(JOB_UID)),
-                    affinity,
-                    init_containers: Some(vec![tools_container(platform)]),
-                    containers: vec![Container {
-                        name: "backup".to_owned(),
-                        image: Some(database_image),
-                        image_pull_policy: Some("IfNotPresent".to_owned()),
-                        command: Some(args),
-                        env: Some(env_vars),
-                        // Streams: dump, checksum and upload hold a few MiB whatever the
-                        // platform's size (docs/backup.md).
-                        resources: Some(ResourceRequirements {
-                            requests: Some(BTreeMap::from([
-                                ("cpu".to_owned(), Quantity("100m".to_owned())),
-                                ("memory".to_owned(), Quantity("64Mi".to_owned())),
-                            ])),
-                            limits: Some(BTreeMap::from([
-                                ("cpu".to_owned(), Quantity("1".to_owned())),
-                                ("memory".to_owned(), Quantity("256Mi".to_owned())),
-                            ])),
-                            ..ResourceRequirements::default()
-                        }),
-                        security_context: Some(locked_down()),
-                        volume_mounts: Some(mounts),
-                        termination_message_policy: Some("File".to_owned()),
-                        ..Container::default()
-                    }],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
-            },
-            ..JobSpec::default()
-        }),
-        status: None,
-    }
+                security_context: Some(locked_down()),
+                volume_mounts: Some(mounts),
+                termination_message_policy: Some("File".to_owned()),
+                ..Container::default()
+            }],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        },
+    )
 }
 
 /// The Job that deletes `backup`'s files at `location` (retention pruned it, or a person
@@ -561,46 +548,32 @@ pub fn delete_job(
         }
         (None, None) => location.to_owned(),
     };
-    Job {
-        metadata: ObjectMeta {
+    run_once(
+        ObjectMeta {
             name: Some(format!("{name}-delete")),
             namespace: backup.metadata.namespace.clone(),
             labels: Some(labels.clone()),
             owner_references: backup.controller_owner_ref(&()).map(|r| vec![r]),
             ..ObjectMeta::default()
         },
-        spec: Some(JobSpec {
-            backoff_limit: Some(RETRIES),
-            active_deadline_seconds: Some(3600),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".to_owned()),
-                    automount_service_account_token: Some(false),
-                    // The backup Job's user: its files are its own.
-                    security_context: Some(unprivileged_pod(JOB_UID)),
-                    containers: vec![Container {
-                        name: "delete".to_owned(),
-                        image: Some(image.to_owned()),
-                        image_pull_policy: Some("IfNotPresent".to_owned()),
-                        args: Some(vec!["delete-backup".to_owned(), target]),
-                        env: Some(env_vars),
-                        resources: Some(small("10m", "64Mi")),
-                        security_context: Some(locked_down()),
-                        volume_mounts: Some(mounts),
-                        ..Container::default()
-                    }],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
-            },
-            ..JobSpec::default()
-        }),
-        status: None,
-    }
+        labels,
+        3600,
+        PodSpec {
+            containers: vec![Container {
+                name: "delete".to_owned(),
+                image: Some(image.to_owned()),
+                image_pull_policy: Some("IfNotPresent".to_owned()),
+                args: Some(vec!["delete-backup".to_owned(), target]),
+                env: Some(env_vars),
+                resources: Some(small("10m", "64Mi")),
+                security_context: Some(locked_down()),
+                volume_mounts: Some(mounts),
+                ..Container::default()
+            }],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        },
+    )
 }
 
 /// The variables that reach a bucket, its credentials from their Secret.
@@ -620,6 +593,39 @@ pub(crate) fn bucket_env(s3: &super::spec::BackupBucket) -> Vec<EnvVar> {
         if s3.force_path_style { "true" } else { "false" },
     ));
     vars
+}
+
+/// A Job that runs `pod` once to the end: pods never restart in place (a retry is a new
+/// pod, [`RETRIES`] of them), as the services' user, without a Kubernetes token unless
+/// the pod names its ServiceAccount, stopped after `deadline` seconds.
+pub(crate) fn run_once(
+    metadata: ObjectMeta,
+    labels: BTreeMap<String, String>,
+    deadline: i64,
+    pod: PodSpec,
+) -> Job {
+    let automount = pod.service_account_name.is_some();
+    Job {
+        metadata,
+        spec: Some(JobSpec {
+            backoff_limit: Some(RETRIES),
+            active_deadline_seconds: Some(deadline),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".to_owned()),
+                    automount_service_account_token: Some(automount),
+                    security_context: Some(unprivileged_pod(JOB_UID)),
+                    ..pod
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
 }
 
 /// The name of the backup the schedule asks for at `at`: `<platform>-<yyyymmddhhmmss>`

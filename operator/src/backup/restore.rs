@@ -12,22 +12,22 @@
 //! ServiceAccount may change.
 
 use super::jobs::{
-    BACKUPS, SEAL, TOOLS, locked_down, mount, operator_image, pod_namespace, tools_container,
+    BACKUPS, SEAL, TOOLS, locked_down, mount, operator_image, pod_namespace, run_once,
+    tools_container,
 };
 use super::resource::{BackupPhase, SocialPlatformBackup};
 use super::spec::BackupDestination;
 use crate::build::{PHOTOS_DIR, from_secret};
 use crate::crd::{DatabaseMode, SocialPlatform};
-use crate::database::{self, unprivileged_pod};
+use crate::database;
 use crate::owner::Owner;
 use crate::status::Check;
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, KeyToPath, PersistentVolumeClaimVolumeSource, PodSpec,
-    PodTemplateSpec, SecretVolumeSource, ServiceAccount, Volume,
+    SecretVolumeSource, ServiceAccount, Volume,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 /// The `app.kubernetes.io/name` of the restore's objects.
@@ -269,44 +269,32 @@ pub fn job(platform: &SocialPlatform, owner: &Owner, source: &Source, services: 
         volume_mounts: Some(vec![mount("keys", KEYS, true)]),
         ..Container::default()
     };
-    Job {
-        metadata: owner.meta(RESTORE, name(owner)),
-        spec: Some(JobSpec {
-            // A failed restore empties what it filled: a retry starts over cleanly.
-            backoff_limit: Some(2),
-            active_deadline_seconds: Some(6 * 3600),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".to_owned()),
-                    service_account_name: Some(name(owner)),
-                    security_context: Some(unprivileged_pod(super::jobs::JOB_UID)),
-                    init_containers: Some(vec![
-                        tools_container(platform),
-                        Container {
-                            name: RESTORE.to_owned(),
-                            image: Some(database::image(platform)),
-                            image_pull_policy: Some("IfNotPresent".to_owned()),
-                            command: Some(args),
-                            env: Some(vars),
-                            security_context: Some(locked_down()),
-                            volume_mounts: Some(mounts),
-                            termination_message_policy: Some("File".to_owned()),
-                            ..Container::default()
-                        },
-                    ]),
-                    containers: vec![store],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
-            },
-            ..JobSpec::default()
-        }),
-        status: None,
-    }
+    // A failed restore empties what it filled: each retry starts over cleanly.
+    run_once(
+        owner.meta(RESTORE, name(owner)),
+        labels,
+        6 * 3600,
+        PodSpec {
+            service_account_name: Some(name(owner)),
+            init_containers: Some(vec![
+                tools_container(platform),
+                Container {
+                    name: RESTORE.to_owned(),
+                    image: Some(database::image(platform)),
+                    image_pull_policy: Some("IfNotPresent".to_owned()),
+                    command: Some(args),
+                    env: Some(vars),
+                    security_context: Some(locked_down()),
+                    volume_mounts: Some(mounts),
+                    termination_message_policy: Some("File".to_owned()),
+                    ..Container::default()
+                },
+            ]),
+            containers: vec![store],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        },
+    )
 }
 
 /// The `Restored` condition: from the stored one once true (the Job is gone then),

@@ -260,12 +260,7 @@ async fn back_up_explicit(
                 "--database {service}=… given twice"
             )));
         }
-        let server = Server::new(url, bin_dir.clone())?;
-        let database = server.database().ok_or_else(|| {
-            BackupError::Invalid(format!(
-                "--database {service}=URL: the URL names no database"
-            ))
-        })?;
+        let (server, database) = server_of(service, url, &bin_dir)?;
         servers.push((service, database, server));
     }
     if let Some((unknown, _)) = explicit
@@ -640,13 +635,7 @@ async fn restore_explicit(
                     db.service, db.service
                 ))
             })?;
-        let server = Server::new(url, bin_dir.clone())?;
-        let database = server.database().ok_or_else(|| {
-            BackupError::Invalid(format!(
-                "--database {}=URL: the URL names no database",
-                db.service
-            ))
-        })?;
+        let (server, database) = server_of(&db.service, url, &bin_dir)?;
         let tables = server
             .query(
                 &database,
@@ -674,14 +663,7 @@ async fn restore_explicit(
             write_photos(dir, archive, manifest, progress).await?;
         }
         for (db, database, server) in &servers {
-            let entry = manifest
-                .files
-                .iter()
-                .find(|f| f.path == db.file)
-                .ok_or_else(|| BackupError::Corrupt {
-                    file: manifest::NAME.into(),
-                    reason: format!("lists no {}", db.file),
-                })?;
+            let entry = dump_of(manifest, db)?;
             server.restore(database, archive, entry).await?;
             restored.push((database.clone(), server));
             progress(&format!("restored {database} ({})", db.service));
@@ -712,6 +694,29 @@ async fn restore_explicit(
         return Err(err);
     }
     Ok(())
+}
+
+/// The file entry of a database's dump.
+fn dump_of<'a>(manifest: &'a Manifest, db: &DatabaseEntry) -> Result<&'a FileEntry, BackupError> {
+    manifest
+        .files
+        .iter()
+        .find(|f| f.path == db.file)
+        .ok_or_else(|| BackupError::Corrupt {
+            file: manifest::NAME.into(),
+            reason: format!("lists no {}", db.file),
+        })
+}
+
+/// A `--database SERVICE=URL`'s server and the database its URL names.
+fn server_of(service: &str, url: &str, bin_dir: &Path) -> Result<(Server, String), BackupError> {
+    let server = Server::new(url, bin_dir.to_owned())?;
+    let database = server.database().ok_or_else(|| {
+        BackupError::Invalid(format!(
+            "--database {service}=URL: the URL names no database"
+        ))
+    })?;
+    Ok((server, database))
 }
 
 /// Writes the backup's photo objects under `dir`.
@@ -919,14 +924,7 @@ async fn fill(
         for db in &manifest.databases {
             let name = format!("agora_{}", db.service);
             agora_common::db::ensure_database(&pg.url(), &name).await?;
-            let entry = manifest
-                .files
-                .iter()
-                .find(|f| f.path == db.file)
-                .ok_or_else(|| BackupError::Corrupt {
-                    file: manifest::NAME.into(),
-                    reason: format!("lists no {}", db.file),
-                })?;
+            let entry = dump_of(manifest, db)?;
             server.restore(&name, archive, entry).await?;
             progress(&format!("restored {name}"));
         }
