@@ -40,6 +40,9 @@ pub struct PlatformConfig {
     pub refresh_reuse_grace_secs: u64,
     /// The credential of internal routes (random per start: every service is here).
     pub internal_token: ServiceToken,
+    /// The comment line that keeps idle notification streams open (15 s; tests shorten
+    /// it).
+    pub stream_heartbeat: std::time::Duration,
 }
 
 impl PlatformConfig {
@@ -56,6 +59,7 @@ impl PlatformConfig {
             rate_limit_per_minute: agora_gateway::DEFAULT_RATE_LIMIT_PER_MINUTE,
             refresh_reuse_grace_secs: 30,
             internal_token: random_service_token(),
+            stream_heartbeat: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -129,6 +133,9 @@ pub enum PlatformError {
     /// The events service failed to start.
     #[error("events service: {0}")]
     Events(#[from] agora_events::StartError),
+    /// The notifications service failed to start.
+    #[error("notifications service: {0}")]
+    Notifications(#[from] agora_notifications::StartError),
     /// Local state (a key file) could not be read or written.
     #[error("state in {path}: {source}")]
     State {
@@ -205,7 +212,15 @@ impl Platform {
 
     async fn start_all(&mut self, config: &PlatformConfig) -> Result<(), PlatformError> {
         // Each service exports its spans under its own name (when tracing is on).
-        for name in ["relations", "photos", "users", "events", "auth", "gateway"] {
+        for name in [
+            "relations",
+            "photos",
+            "users",
+            "events",
+            "notifications",
+            "auth",
+            "gateway",
+        ] {
             agora_common::telemetry::register(name, true)?;
         }
         let mut upstreams = Vec::new();
@@ -228,9 +243,23 @@ impl Platform {
             service_token: config.internal_token.clone(),
         };
 
+        // The notifications service asks relations about blocks, and relations (like
+        // users and events) tells it of what happened: its port is taken first too.
+        let notifications_listener = listen(LOOPBACK)?;
+        let notifications_url = format!(
+            "http://{}",
+            notifications_listener
+                .local_addr()
+                .map_err(|source| PlatformError::Listen {
+                    addr: LOOPBACK,
+                    source,
+                })?
+        );
+
         // relations, then users (which asks relations)
         let relations = agora_relations::Config {
             basics: basics(config.database("relations").await?),
+            notifications_url: Some(notifications_url.clone()),
         };
         let relations = self.run(
             in_service("relations", agora_relations::build(relations)).await?,
@@ -264,6 +293,7 @@ impl Platform {
             basics: basics(config.database("users").await?),
             relations_url: relations_url.clone(),
             photos_url: Some(photos_url),
+            notifications_url: Some(notifications_url.clone()),
         };
         let users = self.run(
             in_service("users", agora_users::build(users)).await?,
@@ -276,10 +306,22 @@ impl Platform {
         let events = agora_events::Config {
             basics: basics(config.database("events").await?),
             relations_url: relations_url.clone(),
+            notifications_url: Some(notifications_url),
         };
         upstreams.push(self.run(
             in_service("events", agora_events::build(events)).await?,
             None,
+            config.workers,
+        )?);
+
+        let mut notifications = agora_notifications::Config::new(
+            basics(config.database("notifications").await?),
+            relations_url.clone(),
+        );
+        notifications.heartbeat = config.stream_heartbeat;
+        upstreams.push(self.run(
+            in_service("notifications", agora_notifications::build(notifications)).await?,
+            Some(notifications_listener),
             config.workers,
         )?);
 

@@ -11,9 +11,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use agora_common::auth::{bearer_token, identify};
 use agora_common::client_addr::{TrustedProxies, rate_key};
 use agora_common::db::{DbPool, unique_violation};
-use agora_common::photos;
 use agora_common::ratelimit::RateLimiter;
 use agora_common::{ApiError, ApiResult, Caller, FieldError, TokenVerifier};
+use agora_common::{notices, photos};
 use chrono::Utc;
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -493,7 +493,9 @@ pub async fn verify(
         .zip(header("x-forwarded-uri"))
         .or_else(|| header("x-original-method").zip(header("x-original-uri")))
         .and_then(|(method, uri)| Some((Method::from_bytes(method.as_bytes()).ok()?, uri)));
-    let public = original.is_some_and(|(method, uri)| photos::is_public(&method, uri));
+    let public = original.is_some_and(|(method, uri)| {
+        photos::is_public(&method, uri) || notices::is_stream(&method, uri)
+    });
     answer_verify(&req, &verifier, public).await
 }
 
@@ -507,7 +509,8 @@ pub async fn verify_prefixed(
 ) -> ApiResult<HttpResponse> {
     let path = req.match_info().get("path").unwrap_or_default();
     let original = format!("/{path}");
-    let public = photos::is_public(req.method(), &original);
+    let public =
+        photos::is_public(req.method(), &original) || notices::is_stream(req.method(), &original);
     answer_verify(&req, &verifier, public).await
 }
 

@@ -159,7 +159,7 @@ fn deliveries(
     let mut deliverers: Vec<std::sync::Arc<dyn agora_common::jobs::JobHandler>> = Vec::new();
     for (name, url) in &config.account_subscribers {
         kinds.push(outbox::kind_for(name));
-        deliverers.push(std::sync::Arc::new(outbox::DeliverAccount::new(
+        deliverers.push(std::sync::Arc::new(outbox::deliver_accounts(
             name,
             url,
             token.clone(),

@@ -3,10 +3,9 @@
 //! to deliver them at once, and the background runner retries what failed. Delivery is
 //! `PUT /internal/accounts/{id}`, idempotent on the other side.
 
-use agora_common::accounts::{AccountCreated, account_path};
-use agora_common::client::{ClientError, ClientSettings, Credential, ServiceClient, ServiceToken};
-use agora_common::jobs::{JobError, JobHandler};
-use futures_util::future::BoxFuture;
+use agora_common::accounts::account_path;
+use agora_common::client::{ClientError, ClientSettings, ServiceClient, ServiceToken};
+use agora_common::jobs::Deliver;
 use std::time::Duration;
 
 /// The job kind of deliveries to one subscriber.
@@ -18,52 +17,22 @@ pub fn kind_for(subscriber: &str) -> &'static str {
     }
 }
 
-/// Delivers [`AccountCreated`] jobs to one service.
-pub struct DeliverAccount {
-    kind: &'static str,
-    client: ServiceClient,
-}
-
-impl DeliverAccount {
-    /// A deliverer to `subscriber` at `base_url`.
-    pub fn new(
-        subscriber: &'static str,
-        base_url: &str,
-        token: ServiceToken,
-    ) -> Result<Self, ClientError> {
-        let settings = ClientSettings {
-            timeout: Duration::from_secs(5),
-            // The job runner retries with backoff; a delivery does not retry itself.
-            retries: 0,
-            service_token: Some(token),
-            ..Default::default()
-        };
-        Ok(Self {
-            kind: kind_for(subscriber),
-            client: ServiceClient::new(subscriber, base_url, settings)?,
-        })
-    }
-}
-
-impl JobHandler for DeliverAccount {
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
-
-    fn run(&self, payload: serde_json::Value) -> BoxFuture<'_, Result<(), JobError>> {
-        Box::pin(async move {
-            let account: AccountCreated = serde_json::from_value(payload).map_err(JobError::new)?;
-            self.client
-                .send::<_, serde_json::Value>(
-                    reqwest::Method::PUT,
-                    &account_path(account.id),
-                    Some(&account),
-                    Credential::Service,
-                    None,
-                )
-                .await
-                .map(|_| ())
-                .map_err(JobError::new)
-        })
-    }
+/// The deliverer of [`agora_common::accounts::AccountCreated`] jobs to `subscriber` at
+/// `base_url`.
+pub fn deliver_accounts(
+    subscriber: &'static str,
+    base_url: &str,
+    token: ServiceToken,
+) -> Result<Deliver, ClientError> {
+    let settings = ClientSettings {
+        timeout: Duration::from_secs(5),
+        service_token: Some(token),
+        ..Default::default()
+    };
+    let client = ServiceClient::new(subscriber, base_url, settings)?;
+    Ok(Deliver::new(kind_for(subscriber), client, |account| {
+        let id = account["id"].as_str()?.parse().ok()?;
+        Some(account_path(id))
+    })
+    .with_put())
 }

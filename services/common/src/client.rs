@@ -171,6 +171,13 @@ impl ServiceClient {
         })
     }
 
+    /// The same client without retries of its own (for callers that retry later, such
+    /// as the job runner).
+    pub fn without_retries(mut self) -> Self {
+        self.retries = 0;
+        self
+    }
+
     /// The dependency's name (`users`, `relations`, …).
     pub fn service(&self) -> &'static str {
         self.service

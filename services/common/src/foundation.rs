@@ -13,6 +13,17 @@ use crate::server::{Routes, Service};
 use actix_web::web;
 use diesel_migrations::EmbeddedMigrations;
 
+/// Why a service's notifier could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    /// The outbox table could not be created.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The notifications service's client.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+}
+
 /// A service's database pool and the app data every route table registers.
 #[derive(Clone)]
 pub struct Foundation {
@@ -52,6 +63,27 @@ impl Foundation {
     pub fn register<'a>(&self, cfg: &'a mut web::ServiceConfig) -> &'a mut web::ServiceConfig {
         cfg.app_data(self.verifier.clone())
             .app_data(self.service_token.clone())
+    }
+
+    /// The notifier of a service that tells the notifications service at
+    /// `notifications_url` (none: a notifier that tells nobody).
+    pub async fn notifier(
+        &self,
+        service: &'static str,
+        basics: &ServiceBasics,
+        notifications_url: Option<&str>,
+    ) -> Result<crate::notices::Notifier, NotifierError> {
+        let Some(url) = notifications_url else {
+            return Ok(crate::notices::Notifier::disabled());
+        };
+        let client = basics.client("notifications", url)?;
+        Ok(crate::notices::Notifier::start(
+            service,
+            &basics.database_url,
+            self.pool.clone(),
+            client,
+        )
+        .await?)
     }
 
     /// The service: its routes, document and route policy, ready when its database

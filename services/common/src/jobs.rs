@@ -71,6 +71,62 @@ pub trait JobHandler: Send + Sync {
     fn run(&self, payload: serde_json::Value) -> BoxFuture<'_, Result<(), JobError>>;
 }
 
+/// Delivers jobs of one kind to another service: the payload is the body of a `PUT`
+/// or `POST` to a path made from it (the other side must be idempotent). A delivery
+/// does not retry itself: the runner retries with backoff.
+pub struct Deliver {
+    kind: &'static str,
+    client: crate::client::ServiceClient,
+    method: reqwest::Method,
+    path: fn(&serde_json::Value) -> Option<String>,
+}
+
+impl Deliver {
+    /// `POST`s jobs of `kind` to `client` at the path `path` makes of the payload.
+    pub fn new(
+        kind: &'static str,
+        client: crate::client::ServiceClient,
+        path: fn(&serde_json::Value) -> Option<String>,
+    ) -> Self {
+        Self {
+            kind,
+            client: client.without_retries(),
+            method: reqwest::Method::POST,
+            path,
+        }
+    }
+
+    /// Delivers with `PUT` instead.
+    pub fn with_put(mut self) -> Self {
+        self.method = reqwest::Method::PUT;
+        self
+    }
+}
+
+impl JobHandler for Deliver {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn run(&self, payload: serde_json::Value) -> BoxFuture<'_, Result<(), JobError>> {
+        Box::pin(async move {
+            let path = (self.path)(&payload)
+                .ok_or_else(|| JobError::new(format!("a {} job without its target", self.kind)))?;
+            self.client
+                .send::<_, serde_json::Value>(
+                    self.method.clone(),
+                    &path,
+                    Some(&payload),
+                    crate::client::Credential::Service,
+                    None,
+                )
+                .await
+                .map(|_| ())
+                .map_err(JobError::new)
+        })
+    }
+}
+
 /// Settings of a [`JobRunner`].
 #[derive(Debug, Clone, Copy)]
 pub struct RunnerSettings {
@@ -105,6 +161,8 @@ pub struct JobRunner {
     pool: DbPool,
     handlers: Arc<HashMap<&'static str, Arc<dyn JobHandler>>>,
     settings: RunnerSettings,
+    /// Ends the idle wait early ([`JobRunner::wake`]).
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// What one pass did.
@@ -124,7 +182,14 @@ impl JobRunner {
             pool,
             handlers: Arc::new(handlers),
             settings,
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Runs a pass now instead of at the next poll (a producer that just committed
+    /// jobs; calling it before the commit only wastes a pass).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Runs passes forever (until the task is dropped), sleeping when idle, as
@@ -144,7 +209,10 @@ impl JobRunner {
                     Ok(_) => {}
                     Err(err) => tracing::warn!(error = %err, "job pass failed"),
                 }
-                tokio::time::sleep(self.settings.poll).await;
+                tokio::select! {
+                    () = tokio::time::sleep(self.settings.poll) => {}
+                    () = self.wake.notified() => {}
+                }
             }
         }))
     }

@@ -20,6 +20,7 @@ pub mod foundation;
 pub mod jobs;
 pub mod metrics;
 pub mod middleware;
+pub mod notices;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;

@@ -117,6 +117,13 @@ impl Relations {
             .await
     }
 
+    /// How `user` relates to `other`, asked outside any request (delivering a notice).
+    pub async fn pair_outside_request(&self, user: Uuid, other: Uuid) -> ApiResult<Pair> {
+        self.0
+            .get(&pair_path(user, other), Credential::Service, None)
+            .await
+    }
+
     /// Followers, following and friends of up to [`MAX_COUNT_IDS`] users (one call).
     pub async fn counts(
         &self,

@@ -32,6 +32,9 @@ pub struct Config {
     /// `RELATIONS_URL`: the relations service's API (required: friends-only events
     /// and blocks are decided with it).
     pub relations_url: String,
+    /// `NOTIFICATIONS_URL`: the notifications service's API, told of answers (none:
+    /// nobody is told).
+    pub notifications_url: Option<String>,
 }
 
 impl Config {
@@ -40,6 +43,7 @@ impl Config {
         Ok(Self {
             basics: ServiceBasics::from_env(env)?,
             relations_url: env.required("RELATIONS_URL")?,
+            notifications_url: env.raw("NOTIFICATIONS_URL"),
         })
     }
 }
@@ -53,6 +57,9 @@ pub enum StartError {
     /// The relations service's HTTP client.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The outbox to the notifications service.
+    #[error(transparent)]
+    Notifier(#[from] agora_common::foundation::NotifierError),
 }
 
 /// Migrates the database and builds the service, ready to serve.
@@ -66,9 +73,13 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
     let basics = &config.basics;
     let foundation = Foundation::lay(basics, MIGRATIONS, "events", verifier).await?;
     let relations = basics.client("relations", &config.relations_url)?;
+    let notifier = foundation
+        .notifier("events", basics, config.notifications_url.as_deref())
+        .await?;
     let state = web::Data::new(EventsState {
         pool: foundation.pool.clone(),
         relations: Relations(relations.clone()),
+        notifier,
     });
     Ok(foundation
         .service(

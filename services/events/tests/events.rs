@@ -27,6 +27,7 @@ async fn start() -> Harness {
     let relations = agora_relations::build_with(
         agora_relations::Config {
             basics: basics(testing::fresh_database("events_rel").await, INTERNAL),
+            notifications_url: None,
         },
         keys.verifier(),
     )
@@ -37,6 +38,7 @@ async fn start() -> Harness {
         agora_events::Config {
             basics: basics(testing::fresh_database("events").await, INTERNAL),
             relations_url: relations.clone(),
+            notifications_url: None,
         },
         keys.verifier(),
     )

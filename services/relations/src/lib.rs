@@ -23,6 +23,9 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 pub struct Config {
     /// Database, token verification, service credential.
     pub basics: ServiceBasics,
+    /// `NOTIFICATIONS_URL`: the notifications service's API, told of follows, friend
+    /// requests, matches and blocks (none: nobody is told).
+    pub notifications_url: Option<String>,
 }
 
 impl Config {
@@ -30,6 +33,7 @@ impl Config {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             basics: ServiceBasics::from_env(env)?,
+            notifications_url: env.raw("NOTIFICATIONS_URL"),
         })
     }
 }
@@ -40,6 +44,9 @@ pub enum StartError {
     /// Database pool or migrations.
     #[error(transparent)]
     Database(#[from] common_db::DbError),
+    /// The outbox to the notifications service.
+    #[error(transparent)]
+    Notifier(#[from] agora_common::foundation::NotifierError),
 }
 
 /// Migrates the database and builds the service, ready to serve.
@@ -51,8 +58,16 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
 /// [`build`] with a given token verifier (tests use fixed keys).
 pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Service, StartError> {
     let foundation = Foundation::lay(&config.basics, MIGRATIONS, "relations", verifier).await?;
+    let notifier = foundation
+        .notifier(
+            "relations",
+            &config.basics,
+            config.notifications_url.as_deref(),
+        )
+        .await?;
     let state = web::Data::new(RelationsState {
         pool: foundation.pool.clone(),
+        notifier,
     });
     Ok(foundation.service(
         "relations",

@@ -28,7 +28,10 @@ async fn start() -> Harness {
     let keys = TestKeys::new();
     let mut basics = testing::basics(testing::fresh_database("relations").await, INTERNAL);
     basics.db_pool_size = 20; // the race tests hold many connections at once
-    let config = agora_relations::Config { basics };
+    let config = agora_relations::Config {
+        basics,
+        notifications_url: None,
+    };
     let service = agora_relations::build_with(config, keys.verifier())
         .await
         .unwrap();

@@ -562,12 +562,26 @@ pub async fn comments_page(
         .collect())
 }
 
-/// Deletes a comment and its replies.
-pub async fn delete_comment(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), Error> {
+/// Deletes a comment and its replies; the ids of all that went.
+pub async fn delete_comment(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Vec<Uuid>, Error> {
+    #[derive(QueryableByName)]
+    struct Gone {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let gone: Vec<Gone> = diesel::sql_query(
+        "WITH RECURSIVE thread AS ( \
+           SELECT id FROM comments WHERE id = $1 \
+           UNION SELECT c.id FROM comments c JOIN thread t ON c.parent_id = t.id) \
+         SELECT id FROM thread",
+    )
+    .bind::<SqlUuid, _>(id)
+    .load(conn)
+    .await?;
     diesel::delete(comments::table.find(id))
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(gone.into_iter().map(|g| g.id).collect())
 }
 
 /// The most distinct reactions one person may leave on one post.
@@ -576,8 +590,10 @@ pub const MAX_REACTIONS_PER_POST: i64 = 10;
 /// Whether [`add_reaction`] stored the reaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReactionAdded {
-    /// Stored, or already there (idempotent).
+    /// Stored.
     Yes,
+    /// Already there (idempotent).
+    Already,
     /// The person already has [`MAX_REACTIONS_PER_POST`] others on this post.
     LimitReached,
 }
@@ -605,7 +621,7 @@ pub async fn add_reaction(
             .load(conn)
             .await?;
         if mine.iter().any(|e| e == emoji) {
-            return Ok(ReactionAdded::Yes);
+            return Ok(ReactionAdded::Already);
         }
         if i64::try_from(mine.len()).unwrap_or(i64::MAX) >= MAX_REACTIONS_PER_POST {
             return Ok(ReactionAdded::LimitReached);
@@ -624,17 +640,17 @@ pub async fn add_reaction(
     .await
 }
 
-/// Removes a reaction (idempotent).
+/// Removes a reaction (idempotent); whether there was one.
 pub async fn remove_reaction(
     conn: &mut AsyncPgConnection,
     post: Uuid,
     user: Uuid,
     emoji: &str,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     diesel::delete(reactions::table.find((post, user, emoji)))
         .execute(conn)
-        .await?;
-    Ok(())
+        .await
+        .map(|n| n > 0)
 }
 
 #[derive(QueryableByName)]

@@ -38,6 +38,9 @@ pub struct Config {
     pub relations_url: String,
     /// `PHOTOS_URL`: the photos service's API; without it posts take no photos.
     pub photos_url: Option<String>,
+    /// `NOTIFICATIONS_URL`: the notifications service's API, told of comments, replies
+    /// and reactions (none: nobody is told).
+    pub notifications_url: Option<String>,
 }
 
 impl Config {
@@ -47,6 +50,7 @@ impl Config {
             basics: ServiceBasics::from_env(env)?,
             relations_url: env.required("RELATIONS_URL")?,
             photos_url: env.raw("PHOTOS_URL"),
+            notifications_url: env.raw("NOTIFICATIONS_URL"),
         })
     }
 }
@@ -60,6 +64,9 @@ pub enum StartError {
     /// A dependency's HTTP client.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The outbox to the notifications service.
+    #[error(transparent)]
+    Notifier(#[from] agora_common::foundation::NotifierError),
 }
 
 /// Migrates the database and builds the service, ready to serve.
@@ -77,10 +84,14 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
         Some(url) => Some(basics.client("photos", url)?),
         None => None,
     };
+    let notifier = foundation
+        .notifier("users", basics, config.notifications_url.as_deref())
+        .await?;
     let state = web::Data::new(UsersState {
         pool: foundation.pool.clone(),
         relations: Relations(relations.clone()),
         photos: Photos(photos.clone()),
+        notifier,
     });
     let mut service = foundation
         .service(

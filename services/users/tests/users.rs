@@ -29,6 +29,7 @@ async fn start() -> Harness {
     let relations = agora_relations::build_with(
         agora_relations::Config {
             basics: basics(testing::fresh_database("users_rel").await, INTERNAL),
+            notifications_url: None,
         },
         keys.verifier(),
     )
@@ -40,6 +41,7 @@ async fn start() -> Harness {
             basics: basics(testing::fresh_database("users").await, INTERNAL),
             relations_url: relations.clone(),
             photos_url: None,
+            notifications_url: None,
         },
         keys.verifier(),
     )

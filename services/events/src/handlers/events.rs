@@ -8,6 +8,7 @@ use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
 use chrono::Utc;
+use diesel_async::AsyncConnection;
 use uuid::Uuid;
 
 /// Create an event; the caller organizes it.
@@ -161,7 +162,16 @@ pub async fn delete(
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     state.organized_event(&caller, id, &req).await?;
-    db::delete_event(&mut *state.conn().await?, id).await?;
+    let notifier = &state.notifier;
+    state
+        .conn()
+        .await?
+        .transaction::<_, diesel::result::Error, _>(async |c| {
+            db::delete_event(c, id).await?;
+            notifier.gone(c, id).await
+        })
+        .await?;
+    state.notifier.wake();
     tracing::info!(event_id = %id, "event deleted");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -16,6 +16,8 @@ use uuid::Uuid;
 pub struct EventsState {
     pub pool: DbPool,
     pub relations: Relations,
+    /// Tells the notifications service of answers to invitations.
+    pub notifier: agora_common::notices::Notifier,
 }
 
 impl EventsState {

@@ -4,9 +4,11 @@ use super::{EventsState, event_view, may_see, no_such_event};
 use crate::db::{self, Position};
 use crate::model::{Attendee, AttendeePage, AttendeeQuery, Event, Person, RsvpRequest, RsvpStatus};
 use actix_web::{HttpRequest, HttpResponse, web};
+use agora_common::notices::{Actor, Cause, NoticeKind, Subject, SubjectType};
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
+use diesel_async::AsyncConnection;
 use std::borrow::Cow;
 use uuid::Uuid;
 
@@ -35,9 +37,24 @@ pub async fn set(
         return Err(answers_closed());
     }
     let mut conn = state.conn().await?;
-    if !db::set_rsvp(&mut conn, id, caller.user_id, &caller.username, body.status).await? {
+    let cause = answered(&caller, &event);
+    let notifier = &state.notifier;
+    let status = body.status;
+    let set = conn
+        .transaction::<_, diesel::result::Error, _>(async |c| {
+            let set = db::set_rsvp(c, id, caller.user_id, &caller.username, status).await?;
+            match status {
+                _ if !set => {}
+                RsvpStatus::Going | RsvpStatus::Interested => notifier.made(c, cause).await?,
+                RsvpStatus::NotGoing => notifier.undone(c, cause).await?,
+            }
+            Ok(set)
+        })
+        .await?;
+    if !set {
         return Err(no_such_event());
     }
+    state.notifier.wake();
     let row = db::event(&mut conn, caller.user_id, id)
         .await?
         .ok_or_else(no_such_event)?;
@@ -69,8 +86,32 @@ pub async fn withdraw(
     if event.is_over(chrono::Utc::now()) {
         return Err(answers_closed());
     }
-    db::delete_rsvp(&mut *state.conn().await?, id, caller.user_id).await?;
+    let cause = answered(&caller, &event);
+    let notifier = &state.notifier;
+    state
+        .conn()
+        .await?
+        .transaction::<_, diesel::result::Error, _>(async |c| {
+            db::delete_rsvp(c, id, caller.user_id).await?;
+            notifier.undone(c, cause).await
+        })
+        .await?;
+    state.notifier.wake();
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The cause of an `event_rsvp` notification: the caller's `going` or `interested`
+/// (one per person and event, whichever of the two).
+fn answered(caller: &Caller, event: &crate::db::EventRow) -> Cause {
+    Cause::new(
+        NoticeKind::EventRsvp,
+        event.organizer_id,
+        &Actor {
+            id: caller.user_id,
+            username: caller.username.clone(),
+        },
+        Subject::of(SubjectType::Event, event.id),
+    )
 }
 
 /// Who answered, in answer order (all answers or one status), with the counts per status;

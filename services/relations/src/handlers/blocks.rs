@@ -5,6 +5,7 @@ use super::{RelationsState, not_self, pair_write, require_user};
 use crate::db::{self, PeopleList};
 use crate::model::{Person, PersonPage};
 use actix_web::{HttpResponse, web};
+use agora_common::notices::Change;
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiResult, Caller};
@@ -28,11 +29,17 @@ pub async fn block(
     let other = path.into_inner();
     not_self(&caller, other, "you cannot block yourself")?;
     pair_write(
-        &mut *state.conn().await?,
+        &state,
         &caller,
         other,
         false,
         |c, me, other| Box::pin(async move { db::block(c, me, other).await.map(Ok) }),
+        |_, actor, other| {
+            vec![Change::Blocked {
+                by: actor.id,
+                of: other,
+            }]
+        },
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -3,8 +3,10 @@
 use super::{RelationsState, not_self, pair_write, require_user};
 use crate::db;
 use actix_web::{HttpResponse, web};
+use agora_common::notices::{Actor, Cause, Change, NoticeKind, Subject, SubjectType};
 use agora_common::openapi::ProblemDoc;
 use agora_common::{ApiResult, Caller};
+use diesel_async::AsyncConnection;
 use uuid::Uuid;
 
 /// Follow someone (idempotent).
@@ -25,11 +27,16 @@ pub async fn follow(
     let other = path.into_inner();
     not_self(&caller, other, "you cannot follow yourself")?;
     pair_write(
-        &mut *state.conn().await?,
+        &state,
         &caller,
         other,
         true,
         |c, me, other| Box::pin(async move { db::follow(c, me, other).await.map(Ok) }),
+        |_, actor, other| {
+            vec![Change::Made {
+                cause: followed(actor, other),
+            }]
+        },
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -53,6 +60,26 @@ pub async fn unfollow(
     not_self(&caller, other, "you cannot unfollow yourself")?;
     let mut conn = state.conn().await?;
     require_user(&mut conn, other).await?;
-    db::unfollow(&mut conn, caller.user_id, other).await?;
+    let actor = Actor {
+        id: caller.user_id,
+        username: caller.username.clone(),
+    };
+    let notifier = state.notifier.clone();
+    conn.transaction::<_, diesel::result::Error, _>(async |c| {
+        db::unfollow(c, actor.id, other).await?;
+        notifier.undone(c, followed(&actor, other)).await
+    })
+    .await?;
+    state.notifier.wake();
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The cause of a `follow` notification.
+fn followed(actor: &Actor, other: Uuid) -> Cause {
+    Cause::new(
+        NoticeKind::Follow,
+        other,
+        actor,
+        Subject::of(SubjectType::User, actor.id),
+    )
 }

@@ -9,6 +9,7 @@ use crate::model::{
 use actix_web::{HttpResponse, web};
 use agora_common::db::TxFuture;
 use agora_common::db::transaction_with_retry;
+use agora_common::notices::{Actor, Cause, Change, NoticeKind, Subject, SubjectType};
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
@@ -54,7 +55,7 @@ pub async fn send(
     let other = body.to;
     not_self(&caller, other, "you cannot befriend yourself")?;
     let sent = pair_write(
-        &mut *state.conn().await?,
+        &state,
         &caller,
         other,
         true,
@@ -94,6 +95,25 @@ pub async fn send(
                     }
                 }
             })
+        },
+        |sent, actor, _| match sent {
+            Sent::Pending(request) => vec![Change::Made {
+                cause: Cause::new(
+                    NoticeKind::FriendRequest,
+                    request.to,
+                    actor,
+                    Subject::of(SubjectType::FriendRequest, request.id),
+                ),
+            }],
+            // Their request (now settled) is answered by a friendship.
+            Sent::Accepted(request) => vec![
+                Change::Gone {
+                    subject: request.id,
+                },
+                Change::Made {
+                    cause: befriended(actor, request.from),
+                },
+            ],
         },
     )
     .await?;
@@ -157,7 +177,12 @@ async fn settle(
     let me = caller.user_id;
     let not_found = || ApiError::NotFound(Cow::Borrowed("no such friend request"));
     let mut conn = state.conn().await?;
-    transaction_with_retry(&mut conn, |c| {
+    let settled = transaction_with_retry(&mut conn, |c| {
+        let actor = Actor {
+            id: me,
+            username: caller.username.clone(),
+        };
+        let notifier = state.notifier.clone();
         Box::pin(async move {
             let Some(request) = db::find_request(c, id).await? else {
                 return Ok(Err(not_found()));
@@ -182,9 +207,14 @@ async fn settle(
             }
             if accept {
                 db::befriend(c, request.from_id, request.to_id).await?;
+                notifier
+                    .made(c, befriended(&actor, request.from_id))
+                    .await?;
             } else if party == Party::Recipient {
                 db::record_decline(c, request.from_id, request.to_id).await?;
             }
+            // Settled one way or another: its notification has nothing left to answer.
+            notifier.gone(c, id).await?;
             Ok(Ok(request.view(if accept {
                 RequestStatus::Accepted
             } else {
@@ -192,7 +222,9 @@ async fn settle(
             })))
         })
     })
-    .await?
+    .await?;
+    state.notifier.wake();
+    settled
 }
 
 /// Accept a request sent to the caller.
@@ -271,8 +303,29 @@ pub async fn unfriend(
         other,
         "you cannot unfriend yourself",
         end_friendship,
+        // Either may have been the one told of the friendship.
+        |_, actor, other| {
+            let cause = befriended(actor, other);
+            vec![
+                Change::Undone {
+                    cause: cause.reversed(),
+                },
+                Change::Undone { cause },
+            ]
+        },
     )
     .await
+}
+
+/// The cause of a `friend_accepted` notification: `actor` accepted `requester`'s
+/// request (the subject is the new friend).
+fn befriended(actor: &Actor, requester: Uuid) -> Cause {
+    Cause::new(
+        NoticeKind::FriendAccepted,
+        requester,
+        actor,
+        Subject::of(SubjectType::User, actor.id),
+    )
 }
 
 fn end_friendship(c: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> TxFuture<'_, ()> {

@@ -6,6 +6,7 @@ use crate::db::{self, PeopleList};
 use crate::model::{LikeOutcome, Person, PersonPage};
 use actix_web::{HttpResponse, web};
 use agora_common::db::TxFuture;
+use agora_common::notices::{Actor, Cause, Change, NoticeKind, Subject, SubjectType};
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiResult, Caller};
@@ -30,11 +31,20 @@ pub async fn like(
     let other = path.into_inner();
     not_self(&caller, other, "you cannot like yourself")?;
     let matched = pair_write(
-        &mut *state.conn().await?,
+        &state,
         &caller,
         other,
         true,
         |c, me, other| Box::pin(async move { db::like(c, me, other).await.map(Ok) }),
+        |matched, actor, other| {
+            if *matched {
+                vec![Change::Made {
+                    cause: matched_with(actor, other),
+                }]
+            } else {
+                Vec::new()
+            }
+        },
     )
     .await?;
     Ok(web::Json(LikeOutcome { matched }))
@@ -61,8 +71,28 @@ pub async fn unlike(
         other,
         "you cannot unlike yourself",
         end_like,
+        // Either may have been the one told of the match.
+        |_, actor, other| {
+            let cause = matched_with(actor, other);
+            vec![
+                Change::Undone {
+                    cause: cause.reversed(),
+                },
+                Change::Undone { cause },
+            ]
+        },
     )
     .await
+}
+
+/// The cause of a `match` notification: the like that completed it.
+fn matched_with(actor: &Actor, other: Uuid) -> Cause {
+    Cause::new(
+        NoticeKind::Match,
+        other,
+        actor,
+        Subject::of(SubjectType::User, actor.id),
+    )
 }
 
 fn end_like(c: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> TxFuture<'_, ()> {

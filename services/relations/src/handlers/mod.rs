@@ -10,6 +10,7 @@ pub mod people;
 
 use crate::db::{self, Refusal};
 use agora_common::db::{DbConn, DbPool, transaction_with_retry};
+use agora_common::notices::{Actor, Change, Notifier};
 use agora_common::{ApiError, ApiResult, Caller};
 use diesel_async::AsyncPgConnection;
 use std::borrow::Cow;
@@ -18,6 +19,8 @@ use uuid::Uuid;
 /// Everything the handlers share.
 pub struct RelationsState {
     pub pool: DbPool,
+    /// Tells the notifications service of follows, requests, matches and blocks.
+    pub notifier: Notifier,
 }
 
 impl RelationsState {
@@ -57,14 +60,15 @@ pub async fn require_user(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<(
 /// caller's account if it is new here, refuses unknown or blocked targets, then runs
 /// `work`. `work` decides what the write means and returns it.
 pub async fn pair_write<T, F>(
-    conn: &mut AsyncPgConnection,
+    state: &RelationsState,
     caller: &Caller,
     other: Uuid,
     refuse_blocked: bool,
     work: F,
+    notices: Notices<T>,
 ) -> ApiResult<T>
 where
-    T: Send,
+    T: Send + 'static,
     F: for<'r> Fn(&'r mut AsyncPgConnection, Uuid, Uuid) -> db_tx::Work<'r, T>
         + Copy
         + Send
@@ -72,22 +76,39 @@ where
         + 'static,
 {
     let me = caller.user_id;
-    transaction_with_retry(conn, |c| {
+    let mut conn = state.conn().await?;
+    let done = transaction_with_retry(&mut conn, |c| {
         // Owned: the transaction's future may outlive any borrow of the request.
-        let name = caller.username.clone();
+        let actor = Actor {
+            id: me,
+            username: caller.username.clone(),
+        };
+        let notifier = state.notifier.clone();
         Box::pin(async move {
-            db::ensure_account(c, me, &name).await?;
+            db::ensure_account(c, me, &actor.username).await?;
             db::lock_pair(c, me, other).await?;
             match db::check_target(c, me, other).await? {
                 Some(Refusal::Unknown) => return Ok(Err(unknown_user())),
                 Some(Refusal::Blocked) if refuse_blocked => return Ok(Err(blocked())),
                 _ => {}
             }
-            work(c, me, other).await
+            let done = work(c, me, other).await?;
+            if let Ok(value) = &done {
+                for change in notices(value, &actor, other) {
+                    notifier.tell(c, change).await?;
+                }
+            }
+            Ok(done)
         })
     })
-    .await?
+    .await?;
+    state.notifier.wake();
+    done
 }
+
+/// What the notifications service hears of a pair write: from its result, the caller
+/// (the actor) and the other person.
+pub type Notices<T> = fn(&T, &Actor, Uuid) -> Vec<Change>;
 
 /// The future type of a [`pair_write`] step: an answer for the client (`Err` for a
 /// refusal, which still commits nothing harmful) or a database error.
@@ -99,6 +120,7 @@ pub async fn end_pair<F>(
     other: Uuid,
     on_self: &'static str,
     end: F,
+    notices: Notices<()>,
 ) -> ApiResult<actix_web::HttpResponse>
 where
     F: for<'r> Fn(&'r mut AsyncPgConnection, Uuid, Uuid) -> agora_common::db::TxFuture<'r, ()>
@@ -112,12 +134,22 @@ where
     require_user(&mut conn, other).await?;
     let me = caller.user_id;
     transaction_with_retry(&mut conn, |c| {
+        let actor = Actor {
+            id: me,
+            username: caller.username.clone(),
+        };
+        let notifier = state.notifier.clone();
         Box::pin(async move {
             db::lock_pair(c, me, other).await?;
-            end(c, me, other).await
+            end(c, me, other).await?;
+            for change in notices(&(), &actor, other) {
+                notifier.tell(c, change).await?;
+            }
+            Ok(())
         })
     })
     .await?;
+    state.notifier.wake();
     Ok(actix_web::HttpResponse::NoContent().finish())
 }
 

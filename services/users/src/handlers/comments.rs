@@ -5,9 +5,11 @@ use crate::db::{self, Position};
 use crate::model::{Comment, CommentCreate, CommentPage};
 use actix_web::{HttpRequest, HttpResponse, web};
 use agora_common::db::{Failure, classify};
+use agora_common::notices::{Actor, Cause, NoticeKind, Subject, SubjectType};
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
+use diesel_async::AsyncConnection;
 use std::borrow::Cow;
 use uuid::Uuid;
 
@@ -40,11 +42,13 @@ pub async fn create(
         ));
     }
     let post = path.into_inner();
-    state.visible_post_author(&caller, post, &req).await?;
+    let post_author = state.visible_post_author(&caller, post, &req).await?;
+    let mut parent_author = None;
     if let Some(parent) = comment.parent_id {
         let owner = db::comment_owner(&mut *state.conn().await?, parent).await?;
         match owner {
             Some(owner) if owner.post_id == post => {
+                parent_author = Some(owner.author_id);
                 // A comment hidden from the caller by a block (either way) cannot be
                 // answered: as if it did not exist.
                 if owner.author_id != caller.user_id {
@@ -62,16 +66,23 @@ pub async fn create(
     }
     let mut conn = state.conn().await?;
     db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
-    let created = db::insert_comment(
-        &mut conn,
-        post,
-        comment.parent_id,
-        caller.user_id,
-        &comment.text,
-    )
-    .await;
+    let notifier = &state.notifier;
+    let created = conn
+        .transaction::<_, diesel::result::Error, _>(async |c| {
+            let created =
+                db::insert_comment(c, post, comment.parent_id, caller.user_id, &comment.text)
+                    .await?;
+            for cause in commented(&caller, &created, post_author, parent_author) {
+                notifier.made(c, cause).await?;
+            }
+            Ok(created)
+        })
+        .await;
     match created {
-        Ok(created) => Ok(HttpResponse::Created().json(created)),
+        Ok(created) => {
+            state.notifier.wake();
+            Ok(HttpResponse::Created().json(created))
+        }
         // The parent (or the post) was deleted meanwhile.
         Err(e) if classify(&e) == Failure::ForeignKey => Err(if comment.parent_id.is_some() {
             no_such_parent()
@@ -146,6 +157,52 @@ pub async fn delete(
             "only the comment's author or the post's author may delete it",
         )));
     }
-    db::delete_comment(&mut conn, comment_id).await?;
+    let notifier = &state.notifier;
+    conn.transaction::<_, diesel::result::Error, _>(async |c| {
+        // Its replies go with it, and so do the notifications about them all.
+        for gone in db::delete_comment(c, comment_id).await? {
+            notifier.gone(c, gone).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    state.notifier.wake();
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who hears of a new comment: the author of the comment it answers (`reply`), and
+/// the post's author (`comment`) unless that is the same person (one notification is
+/// enough). One's own comments tell nobody (the notifier skips them).
+fn commented(
+    caller: &Caller,
+    comment: &Comment,
+    post_author: Uuid,
+    parent_author: Option<Uuid>,
+) -> Vec<Cause> {
+    let actor = Actor {
+        id: caller.user_id,
+        username: caller.username.clone(),
+    };
+    let subject = Subject {
+        post_id: Some(comment.post_id),
+        ..Subject::of(SubjectType::Comment, comment.id)
+    };
+    let mut causes = Vec::with_capacity(2);
+    if let Some(parent_author) = parent_author {
+        causes.push(Cause::new(
+            NoticeKind::Reply,
+            parent_author,
+            &actor,
+            subject,
+        ));
+    }
+    if parent_author != Some(post_author) {
+        causes.push(Cause::new(
+            NoticeKind::Comment,
+            post_author,
+            &actor,
+            subject,
+        ));
+    }
+    causes
 }

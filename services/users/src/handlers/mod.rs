@@ -23,6 +23,8 @@ pub struct UsersState {
     pub pool: DbPool,
     pub relations: Relations,
     pub photos: Photos,
+    /// Tells the notifications service of comments, replies and reactions.
+    pub notifier: agora_common::notices::Notifier,
 }
 
 impl UsersState {

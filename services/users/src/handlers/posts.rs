@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams, PageRequest};
 use agora_common::{ApiError, ApiResult, Caller};
+use diesel_async::AsyncConnection;
 use std::borrow::Cow;
 use uuid::Uuid;
 
@@ -172,7 +173,17 @@ pub async fn delete(
     if author != caller.user_id {
         return Err(author_only());
     }
-    db::delete_post(&mut *state.conn().await?, id).await?;
+    let notifier = &state.notifier;
+    state
+        .conn()
+        .await?
+        .transaction::<_, diesel::result::Error, _>(async |c| {
+            db::delete_post(c, id).await?;
+            // Its comments, replies and reactions go with it, and their notifications.
+            notifier.gone(c, id).await
+        })
+        .await?;
+    state.notifier.wake();
     tracing::info!(post_id = %id, "post deleted");
     Ok(HttpResponse::NoContent().finish())
 }

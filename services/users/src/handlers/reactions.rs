@@ -5,8 +5,10 @@ use crate::db;
 use crate::emoji::Emoji;
 use crate::model::Reactions;
 use actix_web::{HttpRequest, web};
+use agora_common::notices::{Actor, Cause, NoticeKind, Subject, SubjectType};
 use agora_common::openapi::ProblemDoc;
 use agora_common::{ApiError, ApiResult, Caller};
+use diesel_async::AsyncConnection;
 use std::borrow::Cow;
 use uuid::Uuid;
 
@@ -49,12 +51,22 @@ pub async fn add(
 ) -> ApiResult<web::Json<Reactions>> {
     let (post, emoji) = path.into_inner();
     let emoji = parse(&emoji)?;
-    state.visible_post_author(&caller, post, &req).await?;
+    let author = state.visible_post_author(&caller, post, &req).await?;
+    let cause = reacted(&caller, author, post, &emoji);
     let added = {
         let mut conn = state.conn().await?;
         db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
-        db::add_reaction(&mut conn, post, caller.user_id, emoji.as_str()).await?
+        let notifier = &state.notifier;
+        conn.transaction::<_, diesel::result::Error, _>(async |c| {
+            let added = db::add_reaction(c, post, caller.user_id, emoji.as_str()).await?;
+            if added == db::ReactionAdded::Yes {
+                notifier.made(c, cause).await?;
+            }
+            Ok(added)
+        })
+        .await?
     };
+    state.notifier.wake();
     if added == db::ReactionAdded::LimitReached {
         return Err(ApiError::Conflict(Cow::Borrowed(
             "at most 10 different reactions per person on one post; withdraw one first",
@@ -84,13 +96,36 @@ pub async fn remove(
 ) -> ApiResult<web::Json<Reactions>> {
     let (post, emoji) = path.into_inner();
     let emoji = parse(&emoji)?;
-    state.visible_post_author(&caller, post, &req).await?;
-    db::remove_reaction(
-        &mut *state.conn().await?,
-        post,
-        caller.user_id,
-        emoji.as_str(),
-    )
-    .await?;
+    let author = state.visible_post_author(&caller, post, &req).await?;
+    let cause = reacted(&caller, author, post, &emoji);
+    let notifier = &state.notifier;
+    state
+        .conn()
+        .await?
+        .transaction::<_, diesel::result::Error, _>(async |c| {
+            if db::remove_reaction(c, post, caller.user_id, emoji.as_str()).await? {
+                notifier.undone(c, cause).await?;
+            }
+            Ok(())
+        })
+        .await?;
+    state.notifier.wake();
     Ok(web::Json(summary(&state, post, caller.user_id).await?))
+}
+
+/// The cause of a `reaction` notification (grouped per post by the notifications
+/// service; the emoji tells one person's reactions apart).
+fn reacted(caller: &Caller, author: Uuid, post: Uuid, emoji: &Emoji) -> Cause {
+    Cause {
+        detail: Some(emoji.as_str().to_owned()),
+        ..Cause::new(
+            NoticeKind::Reaction,
+            author,
+            &Actor {
+                id: caller.user_id,
+                username: caller.username.clone(),
+            },
+            Subject::of(SubjectType::Post, post),
+        )
+    }
 }
