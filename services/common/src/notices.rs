@@ -9,7 +9,6 @@
 //! least once and in no particular order; the notifications service makes that safe:
 //! each notice carries a time-ordered id, and for one cause the newest notice wins.
 
-use crate::client::ServiceClient;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -305,7 +304,7 @@ impl Notifier {
         service: &'static str,
         database_url: &str,
         pool: crate::db::DbPool,
-        notifications: ServiceClient,
+        notifications: crate::client::ServiceClient,
     ) -> Result<Self, crate::db::DbError> {
         crate::jobs::migrate_jobs(database_url).await?;
         let deliver =
