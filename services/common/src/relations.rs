@@ -110,17 +110,16 @@ impl Relations {
             .await
     }
 
-    /// How `user` relates to `other`.
-    pub async fn pair(&self, user: Uuid, other: Uuid, origin: &HttpRequest) -> ApiResult<Pair> {
+    /// How `user` relates to `other` (`origin`: the request being served, if any;
+    /// delivering a notice has none).
+    pub async fn pair(
+        &self,
+        user: Uuid,
+        other: Uuid,
+        origin: Option<&HttpRequest>,
+    ) -> ApiResult<Pair> {
         self.0
-            .get(&pair_path(user, other), Credential::Service, Some(origin))
-            .await
-    }
-
-    /// How `user` relates to `other`, asked outside any request (delivering a notice).
-    pub async fn pair_outside_request(&self, user: Uuid, other: Uuid) -> ApiResult<Pair> {
-        self.0
-            .get(&pair_path(user, other), Credential::Service, None)
+            .get(&pair_path(user, other), Credential::Service, origin)
             .await
     }
 

@@ -44,7 +44,7 @@ impl EventsState {
         }
         let pair = self
             .relations
-            .pair(caller.user_id, event.organizer_id, req)
+            .pair(caller.user_id, event.organizer_id, Some(req))
             .await?;
         if may_see(&event, pair.friend, pair.blocked_by) {
             Ok(event)

@@ -23,7 +23,7 @@ pub async fn receive(
             // Asked now, when the notification is made: a block since the fact counts.
             let pair = state
                 .relations
-                .pair_outside_request(cause.recipient, cause.actor.id)
+                .pair(cause.recipient, cause.actor.id, None)
                 .await?;
             let mut conn = state.conn().await?;
             db::apply_made(&mut conn, notice.id, &cause, pair.blocked_either_way()).await?

@@ -78,7 +78,7 @@ impl PhotosState {
         if row.owner_id != viewer
             && let Some(relations) = &self.relations
         {
-            let pair = relations.pair(viewer, row.owner_id, req).await?;
+            let pair = relations.pair(viewer, row.owner_id, Some(req)).await?;
             if pair.blocked_either_way() {
                 return Err(no_such_photo());
             }

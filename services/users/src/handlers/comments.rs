@@ -54,7 +54,7 @@ pub async fn create(
                 if owner.author_id != caller.user_id {
                     let pair = state
                         .relations
-                        .pair(caller.user_id, owner.author_id, &req)
+                        .pair(caller.user_id, owner.author_id, Some(&req))
                         .await?;
                     if pair.blocked_either_way() {
                         return Err(ApiError::NotFound(Cow::Borrowed("no such comment")));

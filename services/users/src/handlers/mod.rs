@@ -79,7 +79,10 @@ impl UsersState {
         if visibility == Visibility::Private {
             return Err(no_such_post());
         }
-        let pair = self.relations.pair(caller.user_id, author, req).await?;
+        let pair = self
+            .relations
+            .pair(caller.user_id, author, Some(req))
+            .await?;
         if may_see(visibility, &pair) {
             Ok(())
         } else {

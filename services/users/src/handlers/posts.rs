@@ -222,7 +222,10 @@ pub async fn by_author(
     let friend = if author == caller.user_id {
         false
     } else {
-        let pair = state.relations.pair(caller.user_id, author, &req).await?;
+        let pair = state
+            .relations
+            .pair(caller.user_id, author, Some(&req))
+            .await?;
         if pair.blocked_by {
             return Ok(web::Json(Page {
                 items: Vec::new(),

@@ -37,7 +37,9 @@ async fn with_counts(
         let relations = &state.relations;
         Ok::<HashMap<Uuid, Pair>, ApiError>(match others.as_slice() {
             [] => HashMap::new(),
-            [one] => HashMap::from([(*one, relations.pair(caller.user_id, *one, req).await?)]),
+            [one] => {
+                HashMap::from([(*one, relations.pair(caller.user_id, *one, Some(req)).await?)])
+            }
             _ => {
                 let graph = relations.graph(caller.user_id, req).await?;
                 others
