@@ -277,6 +277,16 @@ pub fn is_stream(method: &actix_web::http::Method, path: &str) -> bool {
         && path == STREAM_PATH
 }
 
+impl Change {
+    /// A cause whose actor is its recipient: one's own actions notify nobody.
+    pub fn is_own(&self) -> bool {
+        match self {
+            Self::Made { cause } | Self::Undone { cause } => cause.recipient == cause.actor.id,
+            Self::Gone { .. } | Self::Blocked { .. } => false,
+        }
+    }
+}
+
 /// The internal route notices are delivered to.
 pub const NOTICES_PATH: &str = "/internal/notices";
 
@@ -327,7 +337,7 @@ impl Notifier {
         conn: &mut diesel_async::AsyncPgConnection,
         change: Change,
     ) -> Result<(), diesel::result::Error> {
-        if self.runner.is_none() {
+        if self.runner.is_none() || change.is_own() {
             return Ok(());
         }
         let notice = Notice {
@@ -339,39 +349,6 @@ impl Notifier {
         crate::jobs::enqueue(conn, NOTICE_JOB, &payload)
             .await
             .map(drop)
-    }
-
-    /// Tells of a cause made (see [`Notifier::tell`]); nothing when one's own.
-    pub async fn made(
-        &self,
-        conn: &mut diesel_async::AsyncPgConnection,
-        cause: Cause,
-    ) -> Result<(), diesel::result::Error> {
-        if cause.recipient == cause.actor.id {
-            return Ok(());
-        }
-        self.tell(conn, Change::Made { cause }).await
-    }
-
-    /// Tells of a cause undone (see [`Notifier::tell`]); nothing when one's own.
-    pub async fn undone(
-        &self,
-        conn: &mut diesel_async::AsyncPgConnection,
-        cause: Cause,
-    ) -> Result<(), diesel::result::Error> {
-        if cause.recipient == cause.actor.id {
-            return Ok(());
-        }
-        self.tell(conn, Change::Undone { cause }).await
-    }
-
-    /// Tells that a subject is gone for good (see [`Notifier::tell`]).
-    pub async fn gone(
-        &self,
-        conn: &mut diesel_async::AsyncPgConnection,
-        subject: Uuid,
-    ) -> Result<(), diesel::result::Error> {
-        self.tell(conn, Change::Gone { subject }).await
     }
 
     /// Delivers what was committed now, in the background (the producing request does

@@ -4,6 +4,7 @@ use super::{EventsState, event_view, no_such_event};
 use crate::db::{self, Position, Window};
 use crate::model::{Event, EventCreate, EventFields, EventPage, EventPatch, EventQuery, storable};
 use actix_web::{HttpRequest, HttpResponse, web};
+use agora_common::notices::Change;
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
@@ -168,7 +169,7 @@ pub async fn delete(
         .await?
         .transaction::<_, diesel::result::Error, _>(async |c| {
             db::delete_event(c, id).await?;
-            notifier.gone(c, id).await
+            notifier.tell(c, Change::Gone { subject: id }).await
         })
         .await?;
     state.notifier.wake();

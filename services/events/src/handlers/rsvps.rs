@@ -4,7 +4,7 @@ use super::{EventsState, event_view, may_see, no_such_event};
 use crate::db::{self, Position};
 use crate::model::{Attendee, AttendeePage, AttendeeQuery, Event, Person, RsvpRequest, RsvpStatus};
 use actix_web::{HttpRequest, HttpResponse, web};
-use agora_common::notices::{Actor, Cause, NoticeKind, Subject, SubjectType};
+use agora_common::notices::{Actor, Cause, Change, NoticeKind, Subject, SubjectType};
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
@@ -45,8 +45,10 @@ pub async fn set(
             let set = db::set_rsvp(c, id, caller.user_id, &caller.username, status).await?;
             match status {
                 _ if !set => {}
-                RsvpStatus::Going | RsvpStatus::Interested => notifier.made(c, cause).await?,
-                RsvpStatus::NotGoing => notifier.undone(c, cause).await?,
+                RsvpStatus::Going | RsvpStatus::Interested => {
+                    notifier.tell(c, Change::Made { cause }).await?
+                }
+                RsvpStatus::NotGoing => notifier.tell(c, Change::Undone { cause }).await?,
             }
             Ok(set)
         })
@@ -93,7 +95,7 @@ pub async fn withdraw(
         .await?
         .transaction::<_, diesel::result::Error, _>(async |c| {
             db::delete_rsvp(c, id, caller.user_id).await?;
-            notifier.undone(c, cause).await
+            notifier.tell(c, Change::Undone { cause }).await
         })
         .await?;
     state.notifier.wake();

@@ -15,11 +15,12 @@ pub async fn receive(
     body: agora_common::extract::Json<Notice>,
 ) -> ApiResult<HttpResponse> {
     let notice = body.0;
+    if notice.change.is_own() {
+        // Producers never send these; one that does changes nothing.
+        return Ok(HttpResponse::NoContent().finish());
+    }
     let applied = match notice.change {
         Change::Made { cause } => {
-            if cause.recipient == cause.actor.id {
-                return Ok(HttpResponse::NoContent().finish());
-            }
             // Asked now, when the notification is made: a block since the fact counts.
             let pair = state
                 .relations

@@ -67,7 +67,14 @@ pub async fn unfollow(
     let notifier = state.notifier.clone();
     conn.transaction::<_, diesel::result::Error, _>(async |c| {
         db::unfollow(c, actor.id, other).await?;
-        notifier.undone(c, followed(&actor, other)).await
+        notifier
+            .tell(
+                c,
+                Change::Undone {
+                    cause: followed(&actor, other),
+                },
+            )
+            .await
     })
     .await?;
     state.notifier.wake();

@@ -208,13 +208,18 @@ async fn settle(
             if accept {
                 db::befriend(c, request.from_id, request.to_id).await?;
                 notifier
-                    .made(c, befriended(&actor, request.from_id))
+                    .tell(
+                        c,
+                        Change::Made {
+                            cause: befriended(&actor, request.from_id),
+                        },
+                    )
                     .await?;
             } else if party == Party::Recipient {
                 db::record_decline(c, request.from_id, request.to_id).await?;
             }
             // Settled one way or another: its notification has nothing left to answer.
-            notifier.gone(c, id).await?;
+            notifier.tell(c, Change::Gone { subject: id }).await?;
             Ok(Ok(request.view(if accept {
                 RequestStatus::Accepted
             } else {

@@ -5,7 +5,7 @@ use crate::db::{self, Position};
 use crate::model::{Comment, CommentCreate, CommentPage};
 use actix_web::{HttpRequest, HttpResponse, web};
 use agora_common::db::{Failure, classify};
-use agora_common::notices::{Actor, Cause, NoticeKind, Subject, SubjectType};
+use agora_common::notices::{Actor, Cause, Change, NoticeKind, Subject, SubjectType};
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
@@ -73,7 +73,7 @@ pub async fn create(
                 db::insert_comment(c, post, comment.parent_id, caller.user_id, &comment.text)
                     .await?;
             for cause in commented(&caller, &created, post_author, parent_author) {
-                notifier.made(c, cause).await?;
+                notifier.tell(c, Change::Made { cause }).await?;
             }
             Ok(created)
         })
@@ -161,7 +161,7 @@ pub async fn delete(
     conn.transaction::<_, diesel::result::Error, _>(async |c| {
         // Its replies go with it, and so do the notifications about them all.
         for gone in db::delete_comment(c, comment_id).await? {
-            notifier.gone(c, gone).await?;
+            notifier.tell(c, Change::Gone { subject: gone }).await?;
         }
         Ok(())
     })

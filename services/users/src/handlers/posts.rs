@@ -5,6 +5,7 @@ use crate::db::{self, FeedScope, Position};
 use crate::dependencies::Audience;
 use crate::model::{Post, PostCreate, PostPage, PostPatch, Visibility, check_post_fields};
 use actix_web::{HttpRequest, HttpResponse, web};
+use agora_common::notices::Change;
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams, PageRequest};
 use agora_common::{ApiError, ApiResult, Caller};
@@ -180,7 +181,7 @@ pub async fn delete(
         .transaction::<_, diesel::result::Error, _>(async |c| {
             db::delete_post(c, id).await?;
             // Its comments, replies and reactions go with it, and their notifications.
-            notifier.gone(c, id).await
+            notifier.tell(c, Change::Gone { subject: id }).await
         })
         .await?;
     state.notifier.wake();

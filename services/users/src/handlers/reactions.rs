@@ -5,7 +5,7 @@ use crate::db;
 use crate::emoji::Emoji;
 use crate::model::Reactions;
 use actix_web::{HttpRequest, web};
-use agora_common::notices::{Actor, Cause, NoticeKind, Subject, SubjectType};
+use agora_common::notices::{Actor, Cause, Change, NoticeKind, Subject, SubjectType};
 use agora_common::openapi::ProblemDoc;
 use agora_common::{ApiError, ApiResult, Caller};
 use diesel_async::AsyncConnection;
@@ -60,7 +60,7 @@ pub async fn add(
         conn.transaction::<_, diesel::result::Error, _>(async |c| {
             let added = db::add_reaction(c, post, caller.user_id, emoji.as_str()).await?;
             if added == db::ReactionAdded::Yes {
-                notifier.made(c, cause).await?;
+                notifier.tell(c, Change::Made { cause }).await?;
             }
             Ok(added)
         })
@@ -104,7 +104,7 @@ pub async fn remove(
         .await?
         .transaction::<_, diesel::result::Error, _>(async |c| {
             if db::remove_reaction(c, post, caller.user_id, emoji.as_str()).await? {
-                notifier.undone(c, cause).await?;
+                notifier.tell(c, Change::Undone { cause }).await?;
             }
             Ok(())
         })
