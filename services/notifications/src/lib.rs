@@ -122,18 +122,11 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
             routes::policy(),
         )
         .ready_when(DependencyReady(relations));
-    let open = prometheus_client::metrics::gauge::Gauge::<i64>::default();
     service.metrics.registry_mut().register(
         "agora_notifications_open_streams",
         "Notification streams this replica holds open",
-        open.clone(),
+        streams.gauge(),
     );
-    tokio::spawn(async move {
-        loop {
-            open.set(streams.open() as i64);
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-    });
     Ok(service)
 }
 

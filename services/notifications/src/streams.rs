@@ -18,6 +18,7 @@ use agora_common::db::DbPool;
 use bytes::Bytes;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::{Stream, StreamExt};
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +50,8 @@ pub struct Streams {
     pool: DbPool,
     slots: Arc<Mutex<HashMap<Uuid, Vec<Arc<Slot>>>>>,
     heartbeat: Duration,
+    /// `agora_notifications_open_streams`: kept as streams open and close.
+    gauge: Gauge<i64>,
 }
 
 /// Why a stream was not opened.
@@ -69,7 +72,13 @@ impl Streams {
             pool,
             slots: Arc::new(Mutex::new(HashMap::new())),
             heartbeat,
+            gauge: Gauge::default(),
         }
+    }
+
+    /// The gauge of the streams this replica holds (to register with the metrics).
+    pub fn gauge(&self) -> Gauge<i64> {
+        self.gauge.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Vec<Arc<Slot>>>> {
@@ -77,8 +86,9 @@ impl Streams {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How many streams this replica holds.
-    pub fn open(&self) -> usize {
+    /// How many streams are registered for changes.
+    #[cfg(test)]
+    fn registered(&self) -> usize {
         self.lock().values().map(Vec::len).sum()
     }
 
@@ -118,6 +128,7 @@ impl Streams {
         // Held until the replay is sent, so the listener waits its turn.
         let mut last = slot.last.lock().await;
         self.lock().entry(recipient).or_default().push(slot.clone());
+        self.gauge.inc();
         let stream = EventStream {
             rx,
             overflowed,
@@ -288,6 +299,7 @@ struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         self.streams.remove(self.recipient, self.id);
+        self.streams.gauge.dec();
         let pool = self.streams.pool.clone();
         let id = self.id;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -391,9 +403,13 @@ mod tests {
             .collect();
         assert_eq!(notifications.len(), 3, "{seen:?}");
         assert!(notifications[0].contains(r#"{"n":0}"#) && notifications[2].contains(r#"{"n":2}"#));
-        assert_eq!(streams.open(), 1);
+        assert_eq!((streams.registered(), streams.gauge.get()), (1, 1));
         drop(stream);
-        assert_eq!(streams.open(), 0, "a dropped stream is let go at once");
+        assert_eq!(
+            (streams.registered(), streams.gauge.get()),
+            (0, 0),
+            "a dropped stream is let go at once"
+        );
     }
 
     #[tokio::test]
@@ -406,10 +422,17 @@ mod tests {
             add_events(&streams, ada, BUFFER).await;
             streams.dispatch(ada).await.unwrap();
         }
-        assert_eq!(streams.open(), 0, "an overflowing stream gets no more work");
+        assert_eq!(
+            streams.registered(),
+            0,
+            "an overflowing stream gets no more work"
+        );
+        assert_eq!(streams.gauge.get(), 1, "still open until its reset is read");
         let seen = drain(&mut stream).await;
         assert_eq!(seen, ["event: reset\ndata: {}\n\n"]);
         assert!(stream.next().await.is_none(), "then the stream ends");
+        drop(stream);
+        assert_eq!(streams.gauge.get(), 0);
     }
 
     #[tokio::test]
