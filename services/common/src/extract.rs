@@ -111,6 +111,40 @@ pub fn refuse_repeated(pairs: &[(String, String)], repeatable: &[&str]) -> Resul
     Ok(())
 }
 
+/// A list endpoint's query string when some parameter may repeat (`tag`, `kind`), which
+/// serde's query reader cannot take: `limit` and `cursor` are read here, every other
+/// parameter goes to `take`, which answers whether it knows it (an unknown one is a 400
+/// naming it). A repeated parameter not in `repeatable` is a 400 too.
+pub fn list_query(
+    query: &str,
+    repeatable: &[&str],
+    mut take: impl FnMut(&str, String) -> Result<bool, ApiError>,
+) -> Result<crate::pagination::PageParams, ApiError> {
+    let pairs = query_pairs(query)?;
+    refuse_repeated(&pairs, repeatable)?;
+    let mut page = crate::pagination::PageParams::default();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "limit" => {
+                page.limit =
+                    Some(value.parse().map_err(|_| {
+                        ApiError::invalid_field("limit", "must be between 1 and 100")
+                    })?)
+            }
+            "cursor" => page.cursor = Some(value),
+            other => {
+                if !take(other, value)? {
+                    return Err(ApiError::invalid_field(
+                        Cow::Owned(other.chars().take(64).collect::<String>()),
+                        "unknown parameter",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(page)
+}
+
 /// A query string read into `T` (as `web::Query`, with problem+json errors) after
 /// refusing a repeated parameter: serde would otherwise keep one of the values
 /// silently (always so for parameters of a flattened struct, such as the page's).

@@ -9,15 +9,12 @@ use agora_common::pagination::{Page, PageParams};
 use agora_common::{ApiError, ApiResult, Caller};
 use std::borrow::Cow;
 
-/// `GET /notifications` query: `kind` may repeat, so it is read from the raw query.
+/// `GET /notifications` query: `kind` may repeat.
 fn parse_list_query(query: &str) -> Result<(ListFilter, PageParams), ApiError> {
-    let pairs = agora_common::extract::query_pairs(query)?;
-    agora_common::extract::refuse_repeated(&pairs, &["kind"])?;
     let mut filter = ListFilter::default();
-    let mut page = PageParams::default();
     let mut kinds = Vec::new();
-    for (key, value) in pairs {
-        match key.as_str() {
+    let page = agora_common::extract::list_query(query, &["kind"], |key, value| {
+        match key {
             "kind" => kinds.push(value),
             "unread" => {
                 filter.unread = match value.as_str() {
@@ -26,21 +23,10 @@ fn parse_list_query(query: &str) -> Result<(ListFilter, PageParams), ApiError> {
                     _ => return Err(ApiError::invalid_field("unread", "must be true or false")),
                 }
             }
-            "limit" => {
-                page.limit =
-                    Some(value.parse().map_err(|_| {
-                        ApiError::invalid_field("limit", "must be between 1 and 100")
-                    })?)
-            }
-            "cursor" => page.cursor = Some(value),
-            other => {
-                return Err(ApiError::invalid_field(
-                    other.chars().take(64).collect::<String>(),
-                    "unknown parameter",
-                ));
-            }
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     filter.kinds = model::parse_kinds(&kinds)?;
     Ok((filter, page))
 }

@@ -19,28 +19,15 @@ struct SearchQuery {
 
 fn parse_search(query: &str) -> Result<SearchQuery, ApiError> {
     let mut out = SearchQuery::default();
-    let pairs = agora_common::extract::query_pairs(query)?;
-    agora_common::extract::refuse_repeated(&pairs, &["tag"])?;
-    for (key, value) in pairs {
-        match key.as_str() {
-            "tag" => out.tags.push(value),
-            "owner" if value == "me" => out.owner_me = true,
-            "owner" => return Err(ApiError::invalid_field("owner", "only `me` is supported")),
-            "limit" => {
-                out.page.limit =
-                    Some(value.parse().map_err(|_| {
-                        ApiError::invalid_field("limit", "must be between 1 and 100")
-                    })?)
-            }
-            "cursor" => out.page.cursor = Some(value),
-            other => {
-                return Err(ApiError::invalid_field(
-                    other.chars().take(64).collect::<String>(),
-                    "unknown parameter",
-                ));
-            }
+    out.page = agora_common::extract::list_query(query, &["tag"], |key, value| {
+        match (key, value.as_str()) {
+            ("tag", _) => out.tags.push(value),
+            ("owner", "me") => out.owner_me = true,
+            ("owner", _) => return Err(ApiError::invalid_field("owner", "only `me` is supported")),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     out.tags = model::check_tags("tag", &out.tags).map_err(|e| ApiError::Validation(vec![e]))?;
     Ok(out)
 }
