@@ -269,7 +269,8 @@ enum Recorded {
     Newer { was_active: bool },
 }
 
-/// Records `notice` as the latest on its cause (under the recipient's lock).
+/// Records `notice` as the latest on its cause (under the recipient's lock), in one
+/// round trip: the write happens only when the notice is newer than the one recorded.
 async fn record_cause(
     conn: &mut AsyncPgConnection,
     key: &str,
@@ -277,33 +278,34 @@ async fn record_cause(
     active: bool,
 ) -> Result<Recorded, Error> {
     #[derive(QueryableByName)]
-    struct Latest {
-        #[diesel(sql_type = SqlUuid)]
-        notice_id: Uuid,
+    struct Outcome {
         #[diesel(sql_type = Bool)]
-        active: bool,
+        written: bool,
+        #[diesel(sql_type = Bool)]
+        was_active: bool,
     }
-    let latest: Option<Latest> =
-        diesel::sql_query("SELECT notice_id, active FROM causes WHERE cause_key = $1")
-            .bind::<Text, _>(key)
-            .get_result(conn)
-            .await
-            .optional()?;
-    if latest.as_ref().is_some_and(|l| l.notice_id >= notice) {
-        return Ok(Recorded::Stale);
-    }
-    diesel::sql_query(
-        "INSERT INTO causes (cause_key, notice_id, active) VALUES ($1, $2, $3) \
-         ON CONFLICT (cause_key) DO UPDATE SET notice_id = EXCLUDED.notice_id, \
-           active = EXCLUDED.active, at = now()",
+    let outcome: Outcome = diesel::sql_query(
+        "WITH before AS (SELECT active FROM causes WHERE cause_key = $1), \
+         written AS ( \
+           INSERT INTO causes (cause_key, notice_id, active) VALUES ($1, $2, $3) \
+           ON CONFLICT (cause_key) DO UPDATE SET notice_id = EXCLUDED.notice_id, \
+             active = EXCLUDED.active, at = now() \
+           WHERE causes.notice_id < EXCLUDED.notice_id \
+           RETURNING 1) \
+         SELECT EXISTS (SELECT 1 FROM written) AS written, \
+                COALESCE((SELECT active FROM before), false) AS was_active",
     )
     .bind::<Text, _>(key)
     .bind::<SqlUuid, _>(notice)
     .bind::<Bool, _>(active)
-    .execute(conn)
+    .get_result(conn)
     .await?;
-    Ok(Recorded::Newer {
-        was_active: latest.is_some_and(|l| l.active),
+    Ok(if outcome.written {
+        Recorded::Newer {
+            was_active: outcome.was_active,
+        }
+    } else {
+        Recorded::Stale
     })
 }
 
@@ -368,13 +370,18 @@ pub async fn apply_made(
             .into_iter()
             .flatten()
             .collect();
-        let gone = diesel::sql_query(
-            "SELECT count(*) AS count FROM tombstones WHERE subject_id = ANY($1)",
+        // Its subject deleted meanwhile, or its kind muted: nothing to show.
+        let withheld = diesel::sql_query(
+            "SELECT (SELECT count(*) FROM tombstones WHERE subject_id = ANY($1)) \
+                  + (SELECT count(*) FROM preferences WHERE user_id = $2 AND $3 = ANY(muted_kinds)) \
+                  AS count",
         )
         .bind::<Array<SqlUuid>, _>(&subjects)
+        .bind::<SqlUuid, _>(cause.recipient)
+        .bind::<Text, _>(cause.kind.as_str())
         .get_result::<Count>(conn)
         .await?;
-        if gone.count > 0 || muted_kinds(conn, cause.recipient).await?.contains(&cause.kind) {
+        if withheld.count > 0 {
             return Ok(Applied::Nothing);
         }
         #[derive(QueryableByName)]
