@@ -71,6 +71,33 @@ async fn unread(p: &TestPlatform, who: &Person) -> i64 {
         .unwrap()
 }
 
+/// 👍 and 🎉, as a path segment.
+const THUMBS: &str = "%F0%9F%91%8D";
+const PARTY: &str = "%F0%9F%8E%89";
+
+/// `who` adds (`PUT`) or withdraws (`DELETE`) a reaction on `post`.
+async fn react(p: &TestPlatform, who: &Person, post: &str, emoji: &str, method: &str) {
+    let path = format!("/api/v1/posts/{post}/reactions/{emoji}");
+    ok(p, who, method, &path, None).await;
+}
+
+/// `who` follows (`PUT`) or unfollows (`DELETE`) `whom`.
+async fn follow(p: &TestPlatform, who: &Person, whom: &Person, method: &str) {
+    let path = format!("/api/v1/relations/following/{}", whom.id);
+    ok(p, who, method, &path, None).await;
+}
+
+/// `who` comments on `post` (`body`: the comment's fields).
+async fn comment(p: &TestPlatform, who: &Person, post: &str, body: Value) -> Value {
+    let path = format!("/api/v1/posts/{post}/comments");
+    ok(p, who, "POST", &path, Some(body)).await
+}
+
+/// `POST /notifications/read` with `body`.
+async fn mark_read(p: &TestPlatform, who: &Person, body: Value) -> Reply {
+    call(p, who, "POST", "/api/v1/notifications/read", Some(body)).await
+}
+
 async fn post(p: &TestPlatform, who: &Person, text: &str) -> String {
     let post = ok(
         p,
@@ -91,14 +118,7 @@ async fn actions_notify_their_recipient_and_undoing_them_takes_it_back() {
     let cy = person(&p, "cyd").await;
 
     // A follow notifies within 2 s; one's own actions notify nobody.
-    ok(
-        &p,
-        &bo,
-        "PUT",
-        &format!("/api/v1/relations/following/{}", ada.id),
-        None,
-    )
-    .await;
+    follow(&p, &bo, &ada, "PUT").await;
     let items = within_2s(&p, &ada, |i| i.len() == 1).await;
     assert_eq!(items[0]["kind"], "follow");
     assert_eq!(
@@ -109,51 +129,16 @@ async fn actions_notify_their_recipient_and_undoing_them_takes_it_back() {
     assert_eq!(items[0]["subject"], json!({"type": "user", "id": bo.id}));
     assert_eq!(items[0]["read"], false);
     let own = post(&p, &ada, "ada's post").await;
-    ok(
-        &p,
-        &ada,
-        "PUT",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%91%8D"),
-        None,
-    )
-    .await;
-    ok(
-        &p,
-        &ada,
-        "POST",
-        &format!("/api/v1/posts/{own}/comments"),
-        Some(json!({"text": "me"})),
-    )
-    .await;
+    react(&p, &ada, &own, THUMBS, "PUT").await;
+    comment(&p, &ada, &own, json!({"text": "me"})).await;
 
     // Two people's reactions (three emoji) on one post: one notification, two actors,
     // the newest first; it keeps its id when it grows.
-    ok(
-        &p,
-        &bo,
-        "PUT",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%91%8D"),
-        None,
-    )
-    .await;
+    react(&p, &bo, &own, THUMBS, "PUT").await;
     let first = within_2s(&p, &ada, |i| i.len() == 2).await;
     let reaction_id = first[0]["id"].clone();
-    ok(
-        &p,
-        &cy,
-        "PUT",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%8E%89"),
-        None,
-    )
-    .await;
-    ok(
-        &p,
-        &bo,
-        "PUT",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%8E%89"),
-        None,
-    )
-    .await;
+    react(&p, &cy, &own, PARTY, "PUT").await;
+    react(&p, &bo, &own, PARTY, "PUT").await;
     let items = within_2s(&p, &ada, |i| i[0]["actors_count"] == 2).await;
     assert_eq!(kinds(&items), ["reaction", "follow"]);
     assert_eq!(
@@ -161,40 +146,20 @@ async fn actions_notify_their_recipient_and_undoing_them_takes_it_back() {
         "a group keeps its id and place"
     );
     assert_eq!(items[0]["subject"], json!({"type": "post", "id": own}));
-    // A repeated PUT is no news.
-    ok(
-        &p,
-        &bo,
-        "PUT",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%8E%89"),
-        None,
-    )
-    .await;
+    // A repeated PUT is no news: the group does not change.
+    react(&p, &bo, &own, PARTY, "PUT").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(list(&p, &ada, "").await[0], items[0]);
 
     // A comment and a reply; the count matches the list.
-    let comment = ok(
-        &p,
-        &bo,
-        "POST",
-        &format!("/api/v1/posts/{own}/comments"),
-        Some(json!({"text": "nice"})),
-    )
-    .await;
-    let comment_id = comment["id"].as_str().unwrap().to_owned();
-    let mine = ok(
-        &p,
-        &ada,
-        "POST",
-        &format!("/api/v1/posts/{own}/comments"),
-        Some(json!({"text": "thanks"})),
-    )
-    .await;
-    ok(
+    let bos_comment = comment(&p, &bo, &own, json!({"text": "nice"})).await;
+    let comment_id = bos_comment["id"].as_str().unwrap().to_owned();
+    let mine = comment(&p, &ada, &own, json!({"text": "thanks"})).await;
+    comment(
         &p,
         &cy,
-        "POST",
-        &format!("/api/v1/posts/{own}/comments"),
-        Some(json!({"text": "agreed", "parent_id": mine["id"]})),
+        &own,
+        json!({"text": "agreed", "parent_id": mine["id"]}),
     )
     .await;
     let items = within_2s(&p, &ada, |i| i.len() == 4).await;
@@ -203,7 +168,8 @@ async fn actions_notify_their_recipient_and_undoing_them_takes_it_back() {
         items[1]["subject"],
         json!({"type": "comment", "id": comment_id, "post_id": own})
     );
-    assert_eq!(unread(&p, &ada).await, 4);
+    let unread_items = items.iter().filter(|n| n["read"] == false).count();
+    assert_eq!((unread(&p, &ada).await, unread_items), (4, 4));
     let replies = list(&p, &ada, "?kind=reply&kind=comment&kind=reply").await;
     assert_eq!(kinds(&replies), ["reply", "comment"]);
 
@@ -217,35 +183,14 @@ async fn actions_notify_their_recipient_and_undoing_them_takes_it_back() {
     )
     .await;
     within_2s(&p, &ada, |i| kinds(i) == ["reply", "reaction", "follow"]).await;
-    ok(
-        &p,
-        &bo,
-        "DELETE",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%91%8D"),
-        None,
-    )
-    .await;
-    ok(
-        &p,
-        &bo,
-        "DELETE",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%8E%89"),
-        None,
-    )
-    .await;
+    react(&p, &bo, &own, THUMBS, "DELETE").await;
+    react(&p, &bo, &own, PARTY, "DELETE").await;
     let items = within_2s(&p, &ada, |i| i[1]["actors_count"] == 1).await;
     assert_eq!(
         items[1]["actors"],
         json!([{"id": cy.id, "username": "cyd"}])
     );
-    ok(
-        &p,
-        &bo,
-        "DELETE",
-        &format!("/api/v1/relations/following/{}", ada.id),
-        None,
-    )
-    .await;
+    follow(&p, &bo, &ada, "DELETE").await;
     within_2s(&p, &ada, |i| kinds(i) == ["reply", "reaction"]).await;
 
     // Pages, newest first.
@@ -266,66 +211,39 @@ async fn actions_notify_their_recipient_and_undoing_them_takes_it_back() {
     // Read marks: by ids (others' ids ignored), then `up_to`.
     let newest = page["items"][0]["id"].as_str().unwrap().to_owned();
     let bos = person(&p, "boss").await;
-    call(
-        &p,
-        &bos,
-        "POST",
-        "/api/v1/notifications/read",
-        Some(json!({"ids": [newest]})),
-    )
-    .await;
+    assert_eq!(
+        mark_read(&p, &bos, json!({"ids": [newest]})).await.status,
+        204
+    );
     assert_eq!(
         unread(&p, &ada).await,
         2,
         "someone else's read marks change nothing"
     );
-    ok(
-        &p,
-        &ada,
-        "POST",
-        "/api/v1/notifications/read",
-        Some(json!({"ids": [newest, Uuid::now_v7()]})),
-    )
-    .await;
+    assert_eq!(
+        mark_read(&p, &ada, json!({"ids": [newest, Uuid::now_v7()]}))
+            .await
+            .status,
+        204
+    );
     assert_eq!(unread(&p, &ada).await, 1);
     assert_eq!(list(&p, &ada, "?unread=true").await.len(), 1);
     let oldest = next["items"][0]["id"].as_str().unwrap();
-    call(
-        &p,
-        &bos,
-        "POST",
-        "/api/v1/notifications/read",
-        Some(json!({"up_to": oldest})),
-    )
-    .await
-    .assert_problem(404);
-    ok(
-        &p,
-        &ada,
-        "POST",
-        "/api/v1/notifications/read",
-        Some(json!({"up_to": newest})),
-    )
-    .await;
+    mark_read(&p, &bos, json!({"up_to": oldest}))
+        .await
+        .assert_problem(404);
+    assert_eq!(
+        mark_read(&p, &ada, json!({"up_to": newest})).await.status,
+        204
+    );
     assert_eq!(unread(&p, &ada).await, 0);
-    ok(
-        &p,
-        &ada,
-        "POST",
-        "/api/v1/notifications/read",
-        Some(json!({"up_to": newest})),
-    )
-    .await;
+    assert_eq!(
+        mark_read(&p, &ada, json!({"up_to": newest})).await.status,
+        204
+    );
 
     // A new actor on a read group makes it unread again, in its place.
-    ok(
-        &p,
-        &bo,
-        "PUT",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%91%8D"),
-        None,
-    )
-    .await;
+    react(&p, &bo, &own, THUMBS, "PUT").await;
     let items = within_2s(&p, &ada, |i| i[1]["actors_count"] == 2).await;
     assert_eq!(items[1]["read"], false);
     assert_eq!(items[1]["id"], reaction_id);
@@ -336,28 +254,13 @@ async fn actions_notify_their_recipient_and_undoing_them_takes_it_back() {
 
     // Bad input: each a problem, nothing changed.
     let many: Vec<Uuid> = (0..101).map(|_| Uuid::now_v7()).collect();
-    let reply = call(
-        &p,
-        &ada,
-        "POST",
-        "/api/v1/notifications/read",
-        Some(json!({"ids": many})),
-    )
-    .await;
+    let reply = mark_read(&p, &ada, json!({"ids": many})).await;
     reply.assert_problem(400);
     assert_eq!(reply.error_fields(), ["ids"]);
     let reply = call(&p, &ada, "GET", "/api/v1/notifications?kind=poke", None).await;
     reply.assert_problem(400);
     assert_eq!(reply.error_fields(), ["kind"]);
-    call(
-        &p,
-        &ada,
-        "POST",
-        "/api/v1/notifications/read",
-        Some(json!({})),
-    )
-    .await
-    .assert_problem(400);
+    mark_read(&p, &ada, json!({})).await.assert_problem(400);
     call(&p, &ada, "GET", "/api/v1/notifications?unread=maybe", None)
         .await
         .assert_problem(400);
@@ -497,14 +400,7 @@ async fn relations_and_events_notify_and_blocks_and_mutes_withhold() {
         ok(&p, &ada, "GET", "/api/v1/notifications/preferences", None).await,
         prefs
     );
-    ok(
-        &p,
-        &cy,
-        "PUT",
-        &format!("/api/v1/relations/following/{}", ada.id),
-        None,
-    )
-    .await;
+    follow(&p, &cy, &ada, "PUT").await;
     still_after_delivery(&p, &ada, 0).await;
     ok(
         &p,
@@ -514,42 +410,14 @@ async fn relations_and_events_notify_and_blocks_and_mutes_withhold() {
         Some(json!({"muted_kinds": []})),
     )
     .await;
-    ok(
-        &p,
-        &cy,
-        "DELETE",
-        &format!("/api/v1/relations/following/{}", ada.id),
-        None,
-    )
-    .await;
-    ok(
-        &p,
-        &cy,
-        "PUT",
-        &format!("/api/v1/relations/following/{}", ada.id),
-        None,
-    )
-    .await;
+    follow(&p, &cy, &ada, "DELETE").await;
+    follow(&p, &cy, &ada, "PUT").await;
     within_2s(&p, &ada, |i| kinds(i) == ["follow"]).await;
 
     // Blocking removes what the other caused, and nothing new comes from them.
     let own = post(&p, &ada, "hello").await;
-    ok(
-        &p,
-        &cy,
-        "PUT",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%91%8D"),
-        None,
-    )
-    .await;
-    ok(
-        &p,
-        &bo,
-        "PUT",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%91%8D"),
-        None,
-    )
-    .await;
+    react(&p, &cy, &own, THUMBS, "PUT").await;
+    react(&p, &bo, &own, THUMBS, "PUT").await;
     within_2s(&p, &ada, |i| i.len() == 2 && i[0]["actors_count"] == 2).await;
     ok(
         &p,
@@ -805,14 +673,7 @@ async fn the_stream_delivers_through_the_gateway() {
     // A new notification arrives within 2 s of the action's answer, with its id, then
     // the count.
     let acted = Instant::now();
-    ok(
-        &p,
-        &bo,
-        "PUT",
-        &format!("/api/v1/relations/following/{}", ada.id),
-        None,
-    )
-    .await;
+    follow(&p, &bo, &ada, "PUT").await;
     let event = events
         .next_event(Duration::from_secs(2))
         .await
@@ -836,14 +697,7 @@ async fn the_stream_delivers_through_the_gateway() {
 
     // Missed while away: replayed after `Last-Event-ID` (header auth this time).
     let own = post(&p, &ada, "hi").await;
-    ok(
-        &p,
-        &bo,
-        "PUT",
-        &format!("/api/v1/posts/{own}/reactions/%F0%9F%91%8D"),
-        None,
-    )
-    .await;
+    react(&p, &bo, &own, THUMBS, "PUT").await;
     within_2s(&p, &ada, |i| i.len() == 2).await;
     let mut events = Events::open(&stream, Some(&ada.token), Some(&seen))
         .await
