@@ -233,6 +233,23 @@ fn png(seed: u8) -> Vec<u8> {
     out
 }
 
+/// Uploads a small PNG made from `seed` as `who`, with these form fields; its id.
+async fn upload(edge: &Edge, who: &Person, seed: u8, fields: &[(&str, &str)]) -> String {
+    let (content_type, body) = multipart(&png(seed), fields);
+    let photo = edge
+        .try_send(
+            "POST",
+            "/api/v1/photos",
+            Some(&who.token),
+            &[],
+            Some((&content_type, body)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(photo.status, 201, "{}", photo.describe());
+    photo.body["id"].as_str().unwrap().to_owned()
+}
+
 fn multipart(file: &[u8], fields: &[(&str, &str)]) -> (String, Vec<u8>) {
     let boundary = "agora-cluster-e2e";
     let mut body = format!(
@@ -304,19 +321,13 @@ async fn a_journey_through_the_ingress_with_forward_auth() {
     assert_eq!(reply.body["id"], alice.id.as_str());
 
     // A public photo: uploaded, its bytes open to anyone (no token), used in a post.
-    let (content_type, body) = multipart(&png(7), &[("visibility", "public"), ("tags", "e2e")]);
-    let photo = edge
-        .try_send(
-            "POST",
-            "/api/v1/photos",
-            Some(&alice.token),
-            &[],
-            Some((&content_type, body)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(photo.status, 201, "{}", photo.describe());
-    let photo_id = photo.body["id"].as_str().unwrap().to_owned();
+    let photo_id = upload(
+        &edge,
+        &alice,
+        7,
+        &[("visibility", "public"), ("tags", "e2e")],
+    )
+    .await;
     let content = edge
         .send(
             "GET",
@@ -897,19 +908,7 @@ async fn the_backup_drill_restores_a_platform_taken_under_load() {
         id: account["user"]["id"].as_str().unwrap().to_owned(),
         token: login["access_token"].as_str().unwrap().to_owned(),
     };
-    let (content_type, body) = multipart(&png(11), &[("visibility", "public")]);
-    let photo = edge
-        .try_send(
-            "POST",
-            "/api/v1/photos",
-            Some(&gus.token),
-            &[],
-            Some((&content_type, body)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(photo.status, 201, "{}", photo.describe());
-    let photo_id = photo.body["id"].as_str().unwrap().to_owned();
+    let photo_id = upload(&edge, &gus, 11, &[("visibility", "public")]).await;
     let content_path = format!("/api/v1/photos/{photo_id}/content");
     let original = edge.send("GET", &content_path, None, None).await;
     assert_eq!(original.status, 200);
