@@ -217,6 +217,22 @@ async fn scheduled_and_requested_backups_run_one_at_a_time_and_outlive_their_pla
     running.abort();
 }
 
+/// Waits until platform `name`'s condition `type_` has `status`.
+async fn wait_for_condition(
+    platforms: &Api<SocialPlatform>,
+    name: &str,
+    type_: &str,
+    status: &str,
+    timeout: Duration,
+) {
+    wait_until(&format!("{name}: {type_} is {status}"), timeout, || async {
+        let p = platforms.get(name).await?;
+        Ok(condition(&p, type_).is_some_and(|c| c.status == status))
+    })
+    .await
+    .unwrap();
+}
+
 fn condition<'a>(platform: &'a SocialPlatform, type_: &str) -> Option<&'a Condition> {
     platform
         .status
@@ -271,16 +287,14 @@ async fn a_restored_platform_serves_only_once_its_restore_has_run() {
         .unwrap();
 
     // Until the restore has run: no workload, keys Secret empty, Ready false.
-    wait_until(
-        "the restore is pending",
+    wait_for_condition(
+        &platforms,
+        "fresh",
+        "Restored",
+        "False",
         Duration::from_secs(60),
-        || async {
-            let p = platforms.get("fresh").await?;
-            Ok(condition(&p, "Restored").is_some_and(|c| c.status == "False"))
-        },
     )
-    .await
-    .unwrap();
+    .await;
     let deployments: Api<Deployment> = ns.api();
     assert!(
         deployments
@@ -303,16 +317,14 @@ async fn a_restored_platform_serves_only_once_its_restore_has_run() {
 
     // The databases provisioned, the restore Job runs (kwok: it succeeds), then the
     // workloads come and the platform is Ready.
-    wait_until(
-        "the platform is Ready",
+    wait_for_condition(
+        &platforms,
+        "fresh",
+        "Ready",
+        "True",
         Duration::from_secs(180),
-        || async {
-            let p = platforms.get("fresh").await?;
-            Ok(condition(&p, "Ready").is_some_and(|c| c.status == "True"))
-        },
     )
-    .await
-    .unwrap();
+    .await;
     let p = platforms.get("fresh").await.unwrap();
     assert_eq!(condition(&p, "Restored").unwrap().status, "True");
     assert!(
