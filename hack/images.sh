@@ -14,13 +14,13 @@ source hack/lib.sh
 LOG_TAG=images DIE_PREFIX="images.sh: "
 
 # Image names; each is built from the binary agora-<name>.
-IMAGES=(auth gateway users relations photos events operator agora)
+IMAGES=(auth gateway users relations photos events notifications operator agora)
 
 usage() {
   cat <<'EOF'
 Usage: hack/images.sh [options]
 
-Builds ghcr.io/agora-social/{auth,gateway,users,relations,photos,events,operator,agora}:0.1.0
+Builds ghcr.io/agora-social/{auth,gateway,users,relations,photos,events,notifications,operator,agora}:0.1.0
 from ./Dockerfile (one build per image, --build-arg BIN=agora-<name>, BIN=agora for the
 `agora` CLI image that backup and restore Jobs use; the dependency
 layers are shared) and optionally loads them into a local cluster.

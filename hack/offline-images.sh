@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 source hack/lib.sh
 LOG_TAG=offline-images DIE_PREFIX="offline-images.sh: "
 
-IMAGES=(auth gateway users relations photos events operator agora)
+IMAGES=(auth gateway users relations photos events notifications operator agora)
 BASE_PACKAGES=libc6,libgcc-s1,gcc-12-base,ca-certificates,tzdata,netbase,base-files
 PG_MAJOR=15
 PG_PACKAGES=postgresql-$PG_MAJOR,postgresql-client-$PG_MAJOR
@@ -35,7 +35,7 @@ Usage: hack/offline-images.sh [options]
   --profile release|dev   cargo profile of the binaries (default: release)
   --tag TAG               image tag (default: 0.1.0)
   --repository REPO       image repository (default: ghcr.io/agora-social)
-  --only NAME[,NAME...]   only these images (auth gateway users relations photos events
+  --only NAME[,NAME...]   only these images (auth gateway users relations photos events notifications
                           operator agora postgres)
   --out DIR               where the OCI archives go (default: target/images)
   --import SOCKET         import them into the containerd at SOCKET (namespace k8s.io)

@@ -424,11 +424,22 @@ pub fn service_settings(owner: &Owner, name: &str, enabled: &[&str]) -> BTreeMap
     }
     // Who calls whom: auth tells users and relations of new accounts (its outbox);
     // users asks relations for visibility and photos for photo references; events
-    // asks relations for friends-only events, and photos for blocks.
+    // asks relations for friends-only events, and photos for blocks; users, relations
+    // and events tell notifications what happened (their outboxes), which asks
+    // relations for blocks.
     let calls: &[(&str, &str)] = match name {
         "auth" => &[("USERS_URL", "users"), ("RELATIONS_URL", "relations")],
-        "users" => &[("RELATIONS_URL", "relations"), ("PHOTOS_URL", "photos")],
-        "events" | "photos" => &[("RELATIONS_URL", "relations")],
+        "users" => &[
+            ("RELATIONS_URL", "relations"),
+            ("PHOTOS_URL", "photos"),
+            ("NOTIFICATIONS_URL", "notifications"),
+        ],
+        "relations" => &[("NOTIFICATIONS_URL", "notifications")],
+        "events" => &[
+            ("RELATIONS_URL", "relations"),
+            ("NOTIFICATIONS_URL", "notifications"),
+        ],
+        "photos" | "notifications" => &[("RELATIONS_URL", "relations")],
         _ => &[],
     };
     for (var, service) in calls {

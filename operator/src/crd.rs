@@ -16,12 +16,27 @@ use std::collections::BTreeMap;
 
 /// The services of a platform, each with a database of its own, in the order they are
 /// listed everywhere.
-pub const SERVICES: [&str; 5] = ["auth", "users", "photos", "relations", "events"];
+pub const SERVICES: [&str; 6] = [
+    "auth",
+    "users",
+    "photos",
+    "relations",
+    "events",
+    "notifications",
+];
 
 /// Every workload: the services, then the gateway (no database). In a cluster the
 /// ingress routes each service's area straight to it; the gateway answers what belongs
 /// to no service: the merged OpenAPI document and problem+json for unknown API paths.
-pub const WORKLOADS: [&str; 6] = ["auth", "users", "photos", "relations", "events", "gateway"];
+pub const WORKLOADS: [&str; 7] = [
+    "auth",
+    "users",
+    "photos",
+    "relations",
+    "events",
+    "notifications",
+    "gateway",
+];
 
 /// A whole Agora social network.
 // kube's `printcolumn(...)` is repeated once per column, by design.
@@ -474,6 +489,9 @@ pub struct Services {
     /// Events and RSVPs (off unless enabled).
     #[serde(default = "ServiceSpec::disabled")]
     pub events: ServiceSpec,
+    /// Notifications made from the other services' notices, and their live stream.
+    #[serde(default)]
+    pub notifications: ServiceSpec,
     /// The API gateway behind the edge: the merged OpenAPI document at
     /// `/api/v1/openapi.json` and problem+json answers for unknown API paths.
     #[serde(default)]
@@ -488,6 +506,7 @@ impl Default for Services {
             photos: ServiceSpec::default(),
             relations: ServiceSpec::default(),
             events: ServiceSpec::disabled(),
+            notifications: ServiceSpec::default(),
             gateway: ServiceSpec::default(),
         }
     }
@@ -502,6 +521,7 @@ impl Services {
             "photos" => Some(&self.photos),
             "relations" => Some(&self.relations),
             "events" => Some(&self.events),
+            "notifications" => Some(&self.notifications),
             "gateway" => Some(&self.gateway),
             _ => None,
         }

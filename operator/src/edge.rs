@@ -31,18 +31,21 @@ pub fn areas(service: &str) -> &'static [&'static str] {
         "photos" => &["/api/v1/photos"],
         "relations" => &["/api/v1/relations"],
         "events" => &["/api/v1/events"],
+        "notifications" => &["/api/v1/notifications"],
         _ => &[],
     }
 }
 
 /// The contract's public endpoints (no token), by workload: `(workload, exact path)`.
-const PUBLIC: [(&str, &str); 6] = [
+const PUBLIC: [(&str, &str); 7] = [
     ("auth", "/api/v1/auth/register"),
     ("auth", "/api/v1/auth/login"),
     ("auth", "/api/v1/auth/refresh"),
     ("auth", "/api/v1/auth/jwks"),
     ("auth", "/.well-known/jwks.json"),
     ("gateway", "/api/v1/openapi.json"),
+    // A browser's EventSource cannot send the token: the service checks a ticket.
+    ("notifications", "/api/v1/notifications/stream"),
 ];
 
 /// The gateway's prefix: the rest of the API, which no service owns.

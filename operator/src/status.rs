@@ -443,7 +443,7 @@ mod tests {
         assert!(none.message.contains("auth, users"), "{}", none.message);
         let secret = Secret {
             data: Some(
-                ["auth", "users", "photos", "relations"]
+                ["auth", "users", "photos", "relations", "notifications"]
                     .into_iter()
                     .map(|s| {
                         (

@@ -87,6 +87,7 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
         [
             "demo-auth",
             "demo-gateway",
+            "demo-notifications",
             "demo-photos",
             "demo-relations",
             "demo-users"
@@ -116,8 +117,8 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
             .unwrap()
             .items
             .len(),
-        6,
-        "five workloads and the database"
+        7,
+        "six workloads and the database"
     );
     assert_eq!(
         ns.api::<ServiceAccount>()
@@ -126,7 +127,7 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
             .unwrap()
             .items
             .len(),
-        5
+        6
     );
     let ingresses = ns.api::<Ingress>().list(&selector).await.unwrap();
     let mut names: Vec<_> = ingresses.iter().map(|i| i.name_any()).collect();
@@ -145,6 +146,7 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
         [
             "demo-auth",
             "demo-gateway",
+            "demo-notifications",
             "demo-photos",
             "demo-postgres",
             "demo-relations",
@@ -153,7 +155,7 @@ async fn a_minimal_platform_comes_up_heals_scales_and_shrinks() {
     );
     let secrets = ns.api::<Secret>().list(&selector).await.unwrap();
     // keys, the superuser, the backups' read-only role, one database per service.
-    assert_eq!(secrets.items.len(), 7);
+    assert_eq!(secrets.items.len(), 8);
     let users = ns.api::<Deployment>().get("demo-users").await.unwrap();
     let env_names: Vec<String> = users.spec.unwrap().template.spec.unwrap().containers[0]
         .env
@@ -375,8 +377,8 @@ async fn two_platforms_share_a_namespace_and_a_missing_traefik_is_reported() {
         let deployments = ns.api::<Deployment>().list(&selector).await.unwrap();
         assert_eq!(
             deployments.items.len(),
-            4,
-            "{name}: auth, users, relations, gateway"
+            5,
+            "{name}: auth, users, relations, notifications, gateway"
         );
         assert!(
             deployments
@@ -590,7 +592,7 @@ async fn monitoring_is_reported_missing_then_applied_with_the_prometheus_operato
     // Every workload traces to the collector, sampled at the ratio.
     let selector = ListParams::default().labels("app.kubernetes.io/instance=watched");
     let deployments = ns.api::<Deployment>().list(&selector).await.unwrap();
-    assert_eq!(deployments.items.len(), 4);
+    assert_eq!(deployments.items.len(), 5);
     for deployment in &deployments {
         let env = deployment
             .spec

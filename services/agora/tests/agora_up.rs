@@ -245,7 +245,17 @@ async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
         .iter()
         .map(|d| d["service"].as_str().unwrap())
         .collect();
-    assert_eq!(services, ["auth", "users", "events", "relations", "photos"]);
+    assert_eq!(
+        services,
+        [
+            "notifications",
+            "auth",
+            "users",
+            "events",
+            "relations",
+            "photos"
+        ]
+    );
     assert!(
         databases.iter().all(|d| d["migration"].is_string()),
         "{databases:?}"

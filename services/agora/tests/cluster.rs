@@ -88,6 +88,18 @@ impl Edge {
         })
     }
 
+    /// Opens a server-sent event stream at `path`.
+    async fn stream(&self, path: &str, token: Option<&str>) -> Result<support::Events, u16> {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(host) = &self.host {
+            req = req.insert_header(("host", host.as_str()));
+        }
+        if let Some(token) = token {
+            req = req.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        support::Events::send(req).await
+    }
+
     async fn send(
         &self,
         method: &str,
@@ -195,19 +207,27 @@ fn selector(service: &str) -> String {
     )
 }
 
-/// Requests the users service has answered so far, summed over its pods (each pod's
-/// operations port, reached on the node's pod network).
+/// Requests the users service has answered so far, summed over its pods.
 async fn users_requests(http: &awc::Client) -> f64 {
+    per_pod(http, "users", "agora_http_requests_total{")
+        .await
+        .iter()
+        .sum()
+}
+
+/// A metric of each pod of `service` (the sum of its series whose line starts with
+/// `series`), read from each pod's operations port on the node's pod network.
+async fn per_pod(http: &awc::Client, service: &str, series: &str) -> Vec<f64> {
     let ips = kubectl(&[
         "get",
         "pods",
         "-l",
-        &selector("users"),
+        &selector(service),
         "-o",
         "jsonpath={.items[*].status.podIP}",
     ])
     .await;
-    let mut total = 0.0;
+    let mut values = Vec::new();
     for ip in ips.split_whitespace() {
         let mut resp = http
             .get(format!("http://{ip}:9090/metrics"))
@@ -215,13 +235,14 @@ async fn users_requests(http: &awc::Client) -> f64 {
             .await
             .unwrap_or_else(|e| panic!("metrics of {ip}: {e}"));
         let text = String::from_utf8(resp.body().await.unwrap().to_vec()).unwrap();
-        total += text
-            .lines()
-            .filter(|l| l.starts_with("agora_http_requests_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>();
+        values.push(
+            text.lines()
+                .filter(|l| l.starts_with(series))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>(),
+        );
     }
-    total
+    values
 }
 
 fn png(seed: u8) -> Vec<u8> {
@@ -682,6 +703,74 @@ async fn get_json(http: &awc::Client, url: &str) -> Value {
         String::from_utf8_lossy(&body)
     );
     serde_json::from_slice(&body).unwrap()
+}
+
+/// Notifications through Traefik: the stream path is public at the edge (the service
+/// checks the ticket or token), and a notification reaches every open stream, whichever
+/// of the two notifications replicas holds it and whichever applied the notice.
+#[actix_web::test]
+async fn a_notification_reaches_every_stream_through_traefik_whichever_replica_holds_it() {
+    let edge = Edge::new();
+    let stream = "/api/v1/notifications/stream";
+    let refused = edge.send("GET", stream, None, None).await;
+    assert_eq!(refused.status, 401, "{}", refused.describe());
+    assert!(
+        refused.request_id.is_some(),
+        "answered by the service, not the edge"
+    );
+
+    // One listener per stream, until both replicas hold some (each pod's gauge); tickets
+    // and tokens in turn.
+    let mut listeners = Vec::new();
+    loop {
+        let listener = register(&edge, "listener").await;
+        let events = if listeners.len() % 2 == 0 {
+            let ticket = edge
+                .ok(
+                    "POST",
+                    "/api/v1/notifications/stream-tickets",
+                    Some(&listener.token),
+                    None,
+                )
+                .await;
+            let path = format!("{stream}?ticket={}", ticket["ticket"].as_str().unwrap());
+            edge.stream(&path, None).await
+        } else {
+            edge.stream(stream, Some(&listener.token)).await
+        };
+        let mut events = events.unwrap_or_else(|status| panic!("stream refused: {status}"));
+        let first = events.next_event(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(first.event, "unread");
+        listeners.push((listener, events));
+        let open = per_pod(
+            &edge.http,
+            "notifications",
+            "agora_notifications_open_streams",
+        )
+        .await;
+        if open.len() == 2 && open.iter().all(|n| *n >= 1.0) {
+            break;
+        }
+        assert!(
+            listeners.len() < 12,
+            "every stream on one replica: {open:?}"
+        );
+    }
+
+    // Someone follows each: the stream gets it within 2 s of the follow's answer.
+    let follower = register(&edge, "follower").await;
+    for (listener, events) in &mut listeners {
+        let path = format!("/api/v1/relations/following/{}", listener.id);
+        edge.ok("PUT", &path, Some(&follower.token), None).await;
+        let event = events
+            .next_event(Duration::from_secs(2))
+            .await
+            .expect("a notification within 2 s");
+        assert_eq!(event.event, "notification");
+        let item: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(item["kind"], "follow");
+        assert_eq!(item["actors"][0]["id"], follower.id.as_str());
+    }
 }
 
 /// The spans of a Jaeger trace whose parent is not in it.

@@ -8,7 +8,6 @@
 mod support;
 
 use agora_common::client::ServiceToken;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::*;
@@ -536,96 +535,6 @@ async fn notices_are_safe_to_repeat_and_to_reorder() {
     .await;
     assert_eq!(status, 400);
     assert_eq!(list(&p, &ada, "").await.len(), 1);
-}
-
-/// A stream read as an `EventSource` would: events split at blank lines.
-struct Events {
-    body: std::pin::Pin<
-        Box<
-            dyn futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>,
-        >,
-    >,
-    buffer: String,
-}
-
-/// One server-sent event (a comment line is `event` ":").
-#[derive(Debug, Clone, PartialEq)]
-struct Event {
-    id: Option<String>,
-    event: String,
-    data: String,
-}
-
-impl Events {
-    async fn open(
-        url: &str,
-        token: Option<&str>,
-        last_event_id: Option<&str>,
-    ) -> Result<Self, u16> {
-        let mut req = client().get(url);
-        if let Some(token) = token {
-            req = req.insert_header(("authorization", format!("Bearer {token}")));
-        }
-        if let Some(id) = last_event_id {
-            req = req.insert_header(("last-event-id", id));
-        }
-        let resp = req.send().await.unwrap();
-        if resp.status() != 200 {
-            return Err(resp.status().as_u16());
-        }
-        assert_eq!(
-            resp.headers().get("content-type").unwrap(),
-            "text/event-stream"
-        );
-        Ok(Self {
-            body: Box::pin(resp),
-            buffer: String::new(),
-        })
-    }
-
-    /// The next event (comments included), within `wait`.
-    async fn next(&mut self, wait: Duration) -> Option<Event> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = Event {
-                    id: None,
-                    event: "message".into(),
-                    data: String::new(),
-                };
-                for line in block.lines() {
-                    if let Some(comment) = line.strip_prefix(':') {
-                        event.event = ":".into();
-                        event.data = comment.trim().into();
-                    } else if let Some((field, value)) = line.split_once(": ") {
-                        match field {
-                            "id" => event.id = Some(value.into()),
-                            "event" => event.event = value.into(),
-                            "data" => event.data = value.into(),
-                            _ => {}
-                        }
-                    }
-                }
-                return Some(event);
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.body.next())
-                .await
-                .ok()??;
-            self.buffer
-                .push_str(std::str::from_utf8(&chunk.ok()?).unwrap());
-        }
-    }
-
-    /// The next event that is not a comment.
-    async fn next_event(&mut self, wait: Duration) -> Option<Event> {
-        loop {
-            let event = self.next(wait).await?;
-            if event.event != ":" {
-                return Some(event);
-            }
-        }
-    }
 }
 
 async fn ticket(p: &TestPlatform, who: &Person) -> String {

@@ -123,7 +123,7 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
         )
         .ready_when(DependencyReady(relations));
     service.metrics.registry_mut().register(
-        "agora_notifications_open_streams",
+        "notifications_open_streams",
         "Notification streams this replica holds open",
         streams.gauge(),
     );

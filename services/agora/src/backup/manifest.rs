@@ -11,10 +11,19 @@ pub const NAME: &str = "manifest.json";
 pub const MAC: &str = "manifest.mac";
 
 /// The services whose databases a backup holds, in the order they are dumped (the
-/// cut, see `docs/backup.md`): auth first, because a registration commits its account
-/// and the outbox job that creates the profile together; then the databases that
-/// reference photos before photos; the photo bytes after the photos database.
-pub const CUT: [&str; 5] = ["auth", "users", "events", "relations", "photos"];
+/// cut, see `docs/backup.md`): notifications first, since they name what every other
+/// service holds (a notice still in a producer's outbox is delivered again after a
+/// restore); auth next, because a registration commits its account and the outbox job
+/// that creates the profile together; then the databases that reference photos before
+/// photos; the photo bytes after the photos database.
+pub const CUT: [&str; 6] = [
+    "notifications",
+    "auth",
+    "users",
+    "events",
+    "relations",
+    "photos",
+];
 
 /// A backup's description.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

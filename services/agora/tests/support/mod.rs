@@ -372,3 +372,100 @@ pub async fn upload(
     assert_eq!(reply.status, 201, "{}", reply.body);
     reply.body
 }
+
+/// A server-sent event stream read as an `EventSource` would: events split at blank
+/// lines (bytes are buffered until then, so a character split across chunks is whole).
+pub struct Events {
+    body: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>,
+        >,
+    >,
+    buffer: Vec<u8>,
+}
+
+/// One server-sent event (a comment line is `event` ":").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
+}
+
+impl Events {
+    /// Sends `req`; the stream when it answers 200 `text/event-stream`, else the status.
+    pub async fn send(req: awc::ClientRequest) -> Result<Self, u16> {
+        let resp = req.send().await.unwrap();
+        if resp.status() != 200 {
+            return Err(resp.status().as_u16());
+        }
+        assert_eq!(
+            resp.headers().get("content-type").unwrap(),
+            "text/event-stream"
+        );
+        Ok(Self {
+            body: Box::pin(resp),
+            buffer: Vec::new(),
+        })
+    }
+
+    /// `GET url` with an optional bearer token and `Last-Event-ID`.
+    pub async fn open(
+        url: &str,
+        token: Option<&str>,
+        last_event_id: Option<&str>,
+    ) -> Result<Self, u16> {
+        let mut req = client().get(url);
+        if let Some(token) = token {
+            req = req.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        if let Some(id) = last_event_id {
+            req = req.insert_header(("last-event-id", id));
+        }
+        Self::send(req).await
+    }
+
+    /// The next event (comments included), within `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<Event> {
+        use futures_util::StreamExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let mut event = Event {
+                    id: None,
+                    event: "message".into(),
+                    data: String::new(),
+                };
+                for line in String::from_utf8(block).unwrap().lines() {
+                    if let Some(comment) = line.strip_prefix(':') {
+                        event.event = ":".into();
+                        event.data = comment.trim().into();
+                    } else if let Some((field, value)) = line.split_once(": ") {
+                        match field {
+                            "id" => event.id = Some(value.into()),
+                            "event" => event.event = value.into(),
+                            "data" => event.data = value.into(),
+                            _ => {}
+                        }
+                    }
+                }
+                return Some(event);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .ok()??;
+            self.buffer.extend_from_slice(&chunk.ok()?);
+        }
+    }
+
+    /// The next event that is not a comment.
+    pub async fn next_event(&mut self, wait: std::time::Duration) -> Option<Event> {
+        loop {
+            let event = self.next(wait).await?;
+            if event.event != ":" {
+                return Some(event);
+            }
+        }
+    }
+}
