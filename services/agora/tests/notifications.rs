@@ -138,7 +138,11 @@ async fn actions_notify_their_recipient_and_undoing_them_takes_it_back() {
     let reaction_id = first[0]["id"].clone();
     react(&p, &cy, &own, PARTY, "PUT").await;
     react(&p, &bo, &own, PARTY, "PUT").await;
-    let items = within_2s(&p, &ada, |i| i[0]["actors_count"] == 2).await;
+    // bob's 🎉 (after cyd's) makes him the newest actor.
+    let items = within_2s(&p, &ada, |i| {
+        i[0]["actors_count"] == 2 && i[0]["actors"][0]["id"] == bo.id.as_str()
+    })
+    .await;
     assert_eq!(kinds(&items), ["reaction", "follow"]);
     assert_eq!(
         items[0]["id"], reaction_id,

@@ -161,6 +161,11 @@ pub struct RoutePolicy {
     pub extra_paths: Vec<String>,
     /// Routes that need no token at the edge.
     pub public: Vec<PublicRoute>,
+    /// Routes whose responses last (server-sent events): the edge forwards them on
+    /// connections of their own, so open streams never take the pool's connections
+    /// from ordinary requests.
+    #[serde(default)]
+    pub streaming: Vec<PublicRoute>,
     /// Largest request body the edge forwards to it.
     pub max_body_bytes: usize,
 }
@@ -173,6 +178,7 @@ impl RoutePolicy {
             areas: areas.iter().map(|a| (*a).to_owned()).collect(),
             extra_paths: Vec::new(),
             public: Vec::new(),
+            streaming: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY,
         }
     }
@@ -185,6 +191,20 @@ impl RoutePolicy {
             Err(e) => panic!("{e}"),
         };
         self.public.push(PublicRoute {
+            methods: methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
+            path,
+        });
+        self
+    }
+
+    /// Declares a route whose responses last (see [`RoutePolicy::streaming`]). Panics
+    /// on a malformed template, as [`RoutePolicy::public`] does.
+    pub fn streaming(mut self, methods: &[&str], path: &str) -> Self {
+        let path = match PathTemplate::parse(path) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        self.streaming.push(PublicRoute {
             methods: methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
             path,
         });
@@ -217,15 +237,24 @@ impl RoutePolicy {
 
     /// Whether `method path` is one of the public routes.
     pub fn is_public(&self, method: &Method, path: &str) -> bool {
-        let method = if method == Method::HEAD {
-            "GET"
-        } else {
-            method.as_str()
-        };
-        self.public
-            .iter()
-            .any(|r| r.methods.iter().any(|m| m == method) && r.path.matches(path))
+        any_matches(&self.public, method, path)
     }
+
+    /// Whether `method path` is one of the streaming routes.
+    pub fn is_streaming(&self, method: &Method, path: &str) -> bool {
+        any_matches(&self.streaming, method, path)
+    }
+}
+
+fn any_matches(routes: &[PublicRoute], method: &Method, path: &str) -> bool {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    routes
+        .iter()
+        .any(|r| r.methods.iter().any(|m| m == method) && r.path.matches(path))
 }
 
 /// Default body limit for JSON APIs.

@@ -44,6 +44,9 @@ pub struct Config {
     pub response_timeout: Duration,
     /// Connections kept per upstream host and worker.
     pub max_connections: usize,
+    /// Streams (routes a policy declares `streaming`) open at once per worker, on
+    /// connections of their own (`GATEWAY_MAX_STREAMS`).
+    pub max_streams: usize,
     /// Requests per client address (IPv6: per /64) per minute (0: no limit).
     pub rate_limit_per_minute: u32,
     /// Proxies in front of the gateway whose `X-Forwarded-For` is believed.
@@ -66,6 +69,7 @@ impl Config {
             body_idle_timeout: Duration::from_secs(30),
             response_timeout: Duration::from_secs(30),
             max_connections: 256,
+            max_streams: 10_000,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             trusted_proxies: TrustedProxies::none(),
         }
@@ -74,7 +78,7 @@ impl Config {
     /// Everything but the upstreams, from the environment: `AUTH_JWKS_URL`,
     /// `AUTH_ISSUER`, `AUTH_AUDIENCE`, `GATEWAY_CONNECT_TIMEOUT_SECS`,
     /// `GATEWAY_BODY_IDLE_TIMEOUT_SECS`, `GATEWAY_UPSTREAM_TIMEOUT_SECS` (response head),
-    /// `GATEWAY_RATE_LIMIT_PER_MINUTE` (0 disables), `TRUSTED_PROXIES`,
+    /// `GATEWAY_RATE_LIMIT_PER_MINUTE` (0 disables), `GATEWAY_MAX_STREAMS`, `TRUSTED_PROXIES`,
     /// `TRUSTED_PROXY_HOPS`. The upstreams come from [`discover`].
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let mut config = Self::new(Vec::new());
@@ -85,6 +89,7 @@ impl Config {
         config.connect_timeout = Duration::from_secs(secs("GATEWAY_CONNECT_TIMEOUT_SECS", 2)?);
         config.body_idle_timeout = Duration::from_secs(secs("GATEWAY_BODY_IDLE_TIMEOUT_SECS", 30)?);
         config.response_timeout = Duration::from_secs(secs("GATEWAY_UPSTREAM_TIMEOUT_SECS", 30)?);
+        config.max_streams = env.int_in("GATEWAY_MAX_STREAMS", 10_000, 1..=1_000_000)?;
         config.rate_limit_per_minute = env.int_in(
             "GATEWAY_RATE_LIMIT_PER_MINUTE",
             DEFAULT_RATE_LIMIT_PER_MINUTE,
@@ -156,6 +161,7 @@ pub fn build(config: Config) -> Result<Service, BuildError> {
     let routes_verifier = verifier.clone();
     let connect_timeout = config.connect_timeout;
     let max_connections = config.max_connections;
+    let max_streams = config.max_streams;
     let routes = Arc::new(move |cfg: &mut web::ServiceConfig| {
         // One client per worker: awc is single-threaded; each keeps its own pool of
         // upstream connections alive between requests. Deadlines are per phase (see
@@ -170,12 +176,26 @@ pub fn build(config: Config) -> Result<Service, BuildError> {
             .disable_timeout()
             .disable_redirects()
             .finish();
-        cfg.app_data(web::Data::new(client))
-            .app_data(table.clone())
-            .app_data(routes_verifier.clone())
-            .app_data(spec.clone())
-            .app_data(forwarding.clone())
-            .default_service(web::to(proxy::handle));
+        // Streams last: on a pool of their own, they never keep the connections of
+        // ordinary requests busy.
+        let streams = awc::Client::builder()
+            .connector(
+                awc::Connector::new()
+                    .timeout(connect_timeout)
+                    .limit(max_streams),
+            )
+            .disable_timeout()
+            .disable_redirects()
+            .finish();
+        cfg.app_data(web::Data::new(proxy::Clients {
+            pooled: client,
+            streams,
+        }))
+        .app_data(table.clone())
+        .app_data(routes_verifier.clone())
+        .app_data(spec.clone())
+        .app_data(forwarding.clone())
+        .default_service(web::to(proxy::handle));
     });
     let mut service = Service::new(
         "gateway",

@@ -65,7 +65,7 @@ pub async fn handle(
     payload: web::Payload,
     table: web::Data<RouteTable>,
     verifier: web::Data<TokenVerifier>,
-    client: web::Data<awc::Client>,
+    clients: web::Data<Clients>,
     forwarding: web::Data<Forwarding>,
     spec: web::Data<MergedSpec>,
 ) -> Result<HttpResponse, ApiError> {
@@ -73,7 +73,9 @@ pub async fn handle(
         req.extensions_mut()
             .insert(MetricRoute(std::sync::Arc::from("/api/v1/openapi.json")));
         return match *req.method() {
-            Method::GET | Method::HEAD => crate::openapi::merged(&table, &client, &spec).await,
+            Method::GET | Method::HEAD => {
+                crate::openapi::merged(&table, &clients.pooled, &spec).await
+            }
             _ => {
                 let mut resp = ApiError::MethodNotAllowed.error_response();
                 resp.headers_mut()
@@ -88,16 +90,29 @@ pub async fn handle(
     req.extensions_mut()
         .insert(MetricRoute(upstream.metric_label()));
     let origin = forwarding.trusted_proxies.client_addr(&req);
+    let client = if upstream.policy.is_streaming(req.method(), req.path()) {
+        &clients.streams
+    } else {
+        &clients.pooled
+    };
     forward(
         req,
         payload,
         upstream,
         &verifier,
-        &client,
+        client,
         &forwarding,
         origin,
     )
     .await
+}
+
+/// The gateway's upstream clients (one set per worker: awc is single-threaded).
+pub struct Clients {
+    /// Ordinary requests, on a pool of kept-alive connections.
+    pub pooled: awc::Client,
+    /// Streaming routes (see `RoutePolicy::streaming`), on connections of their own.
+    pub streams: awc::Client,
 }
 
 /// Forwards the request to the service that owns its path.

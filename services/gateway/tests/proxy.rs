@@ -61,6 +61,22 @@ async fn slow() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
+/// A stream that never ends: a comment line every 100 ms.
+async fn endless() -> HttpResponse {
+    let beats = futures_util::stream::unfold((), |()| async {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        Some((
+            Ok::<_, std::convert::Infallible>(web::Bytes::from_static(b": beat\n\n")),
+            (),
+        ))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(beats)
+}
+
+const STREAM: &str = "/api/v1/notifications/stream";
+
 async fn jwks(state: web::Data<Echo>) -> HttpResponse {
     HttpResponse::Ok().json(&state.jwks)
 }
@@ -100,6 +116,7 @@ async fn setup_with(max_body: usize, tweak: impl FnOnce(&mut Config)) -> Setup {
             .route("/api/v1/users/big/{size}", web::get().to(big))
             .route("/api/v1/users/slow", web::get().to(slow))
             .route("/api/v1/users/stuck", web::post().to(slow))
+            .route(STREAM, web::get().to(endless))
             .default_service(web::to(echo_handler))
     })
     .workers(1)
@@ -127,6 +144,13 @@ async fn setup_with(max_body: usize, tweak: impl FnOnce(&mut Config)) -> Setup {
             RoutePolicy::new("photos", &["photos"])
                 .public(&["GET"], "/api/v1/photos/{id}/content")
                 .max_body(max_body),
+        ),
+        Upstream::new(
+            live.clone(),
+            live.clone(),
+            RoutePolicy::new("notifications", &["notifications"])
+                .public(&["GET"], STREAM)
+                .streaming(&["GET"], STREAM),
         ),
         Upstream::new(
             format!("http://{dead}"),
@@ -375,6 +399,50 @@ async fn bodies_stream_and_are_limited_per_route() {
 }
 
 #[actix_web::test]
+async fn open_streams_outlast_the_deadline_and_never_take_the_pool_of_ordinary_requests() {
+    // One pooled upstream connection per worker: a stream on it would block the rest.
+    let s = setup_with(1024, |config| config.max_connections = 1).await;
+    let token = s.issuer.access_token(uuid::Uuid::now_v7(), "dora").unwrap();
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut stream = client()
+            .get(format!("{}{STREAM}", s.gateway))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stream.status(), 200);
+        let first = stream.next().await.unwrap().unwrap();
+        assert!(first.starts_with(b": beat"), "{first:?}");
+        streams.push(stream);
+    }
+    // Ordinary requests still get the pooled connection at once.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let resp = client()
+            .get(format!("{}/api/v1/users/echo", s.gateway))
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status(), 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // The response deadline (2 s here) is for the head: the stream goes on after it.
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut beats = 0;
+    while Instant::now() < until {
+        let chunk = streams[0].next().await.unwrap().unwrap();
+        assert!(chunk.starts_with(b": beat"));
+        beats += 1;
+    }
+    assert!(beats >= 20, "{beats} beats in 3 s");
+}
+
+#[actix_web::test]
 async fn a_hanging_upstream_gets_a_timeout_not_a_hang() {
     let s = setup(1024).await;
     let token = s
@@ -614,14 +682,14 @@ async fn the_merged_document_is_fetched_once_for_concurrent_callers() {
         docs.iter()
             .all(|d| d["paths"]["/api/v1/users/me"].is_object())
     );
-    // Two live upstreams (users, photos share the echo server), one fetch each; the
-    // dead one fails fast. Later calls come from the cache.
-    assert_eq!(s.echo.openapi_fetches.load(Ordering::SeqCst), 2);
+    // Three live upstreams (users, photos, notifications share the echo server), one
+    // fetch each; the dead one fails fast. Later calls come from the cache.
+    assert_eq!(s.echo.openapi_fetches.load(Ordering::SeqCst), 3);
     let resp = client()
         .get(format!("{}/api/v1/openapi.json", s.gateway))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(s.echo.openapi_fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(s.echo.openapi_fetches.load(Ordering::SeqCst), 3);
 }

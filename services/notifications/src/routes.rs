@@ -36,7 +36,9 @@ pub fn openapi() -> serde_json::Value {
 /// The `notifications` area; the stream is public at the edge (the service checks
 /// its credential itself).
 pub fn policy() -> RoutePolicy {
-    RoutePolicy::new("notifications", &["notifications"]).public(&["GET"], STREAM_PATH)
+    RoutePolicy::new("notifications", &["notifications"])
+        .public(&["GET"], STREAM_PATH)
+        .streaming(&["GET"], STREAM_PATH)
 }
 
 /// The route table.

@@ -207,8 +207,9 @@ impl Streams {
         Ok(())
     }
 
-    /// Listens for changes on `database_url` forever, reconnecting with backoff; after
-    /// a reconnection every stream here catches up (what was announced meanwhile).
+    /// Listens for changes on `database_url` forever, reconnecting with backoff (at most
+    /// 2 s: it is one connection per replica, and every open stream waits on it); after a
+    /// reconnection every stream here catches up (what was announced meanwhile).
     pub async fn listen(self, database_url: String) {
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -219,7 +220,7 @@ impl Streams {
                 }
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 
