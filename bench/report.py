@@ -374,6 +374,32 @@ def backup(r, data):
            f"{ms(lat['p99'])} ms", lat["p99"] < 50 and step["errors"] == 0)
 
 
+def notify(r, data):
+    """Open notification streams' memory; follow-to-stream latency beside the mix."""
+    lat = data["latency_ms"]
+    mix_step = data.get("mix") or {}
+    mix_lat = mix_step.get("latency_ms", {})
+    r.add("", "## Notifications", "",
+          f"{data['streams']} streams open at once through the gateway ({data['listeners']} "
+          "people, up to five each); agora up's resident memory before and after gives "
+          "the cost of one stream (the gateway's and the notifications service's parts). "
+          f"Then one person follows a listener after another at {data['rate']:.0f} a second "
+          f"beside the social mix at {data['mix_rate']:.0f} req/s; each follow's latency runs "
+          "from its answer to the `notification` event on the follower's stream (outbox, "
+          "delivery, the notice applied, `NOTIFY`, the stream).", "",
+          "| streams | KiB per stream | follows | missing | p50 ms | p90 ms | p99 ms | max ms | mix p99 ms | mix errors |",
+          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+          f"| {data['streams']} | {data['kib_per_stream']:.1f} | {data['follows']} | "
+          f"{data['missing']} | {ms(lat['p50'])} | {ms(lat['p90'])} | {ms(lat['p99'])} | "
+          f"{ms(lat['max'])} | {ms(mix_lat.get('p99', 0))} | {mix_step.get('errors', 0)} |", "")
+    r.goal("A notification on the stream within 2 s of the action's answer (p99, beside the mix)",
+           f"{ms(lat['p99'])} ms, {data['missing']} missing",
+           lat["p99"] < 2000 and data["missing"] == 0)
+    r.goal("One replica holds 1,000 open streams",
+           f"{data['streams']} open, {data['kib_per_stream']:.1f} KiB each",
+           data["streams"] >= 1000)
+
+
 def errors(results):
     """Requests that failed where none may: everything but the mix's last, overloaded
     step (an error there is what ends the sweep)."""
@@ -414,6 +440,11 @@ def errors(results):
     data = load(results, "backup")
     if data:
         check("mix during a backup", data["mix"])
+    data = load(results, "notify")
+    if data:
+        check("mix beside the follows", data.get("mix"))
+        if data["missing"]:
+            found.append(f"notify: {data['missing']} follows never reached the stream")
     for entry in (load(results, "tracing") or {}).get("cost", {}).get("rounds", []):
         check(f"tracing cost, round {entry['round']}, {entry['mode']}", entry["step"])
     return found
@@ -434,7 +465,8 @@ def main():
     r = Report(args.results, args.plots, os.path.dirname(os.path.abspath(args.report)))
     sections = []
     for name, fn in (("edge", edge), ("mix", None), ("feed", feed), ("auth", auth),
-                     ("photos", photos), ("memory", memory), ("backup", backup), ("tracing", tracing)):
+                     ("photos", photos), ("memory", memory), ("backup", backup), ("tracing", tracing),
+                     ("notify", notify)):
         data = load(args.results, name)
         if data is None:
             continue

@@ -22,26 +22,29 @@
 # process from its container binary), tracing (the mix with tracing off, 10 % sampled and
 # every request traced to a local Jaeger: throughput, p99, the collector's CPU, memory),
 # backup (`agora backup` of the seeded platform while the mix runs at half its best rate,
-# then `agora restore` into a new state dir: times, size, peak memory, the mix's p99).
+# then `agora restore` into a new state dir: times, size, peak memory, the mix's p99),
+# notify (the memory of 1,000 open notification streams, then the time from a follow's
+# answer to its notification on the follower's stream, beside the mix at half its best
+# rate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
 LOG_TAG=bench DIE_PREFIX="bench.sh: "
 
 SMOKE=0
-SUITES=edge,mix,feed,auth,photos,memory,backup,tracing
+SUITES=edge,mix,feed,auth,photos,memory,backup,tracing,notify
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1; shift ;;
     --suites) SUITES=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
-    *) echo "usage: $0 [--smoke] [--suites edge,mix,feed,auth,photos,memory,backup,tracing]" >&2; exit 2 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [--smoke] [--suites edge,mix,feed,auth,photos,memory,backup,tracing,notify]" >&2; exit 2 ;;
   esac
 done
 has_suite() { [[ ",$SUITES," == *",$1,"* ]]; }
 # A run of some suites only records its machine and versions beside the full run's.
 META=meta
-[ "$SUITES" = edge,mix,feed,auth,photos,memory,backup,tracing ] || META="meta-${SUITES//,/-}"
+[ "$SUITES" = edge,mix,feed,auth,photos,memory,backup,tracing,notify ] || META="meta-${SUITES//,/-}"
 
 if [ "$SMOKE" = 1 ]; then
   PROFILE=dev TARGET=debug
@@ -50,6 +53,7 @@ if [ "$SMOKE" = 1 ]; then
   TIMING=(--warmup 0.3 --measure 1 --timeout 5)
   MIX_RATES=20,40
   EDGE_RATE=100 TRACE_COST_RATE=20 TRACE_COST_ROUNDS=1 BACKUP_MEASURE=3 BACKUP_DELAY=1
+  NOTIFY_STREAMS=20 NOTIFY_RATE=5 NOTIFY_MEASURE=3
   FEED_AUTHORS=200 FEED_POSTS=20000 FEED_FOLLOWEES="10 100"
   RAW_SECONDS=1 PHOTO_SIZE=(--width 320 --height 240)
 else
@@ -59,6 +63,7 @@ else
   TIMING=(--warmup 3 --measure 10 --timeout 10)
   MIX_RATES=200,400,600,800,1000,1200,1300,1400,1500,1600,1700,1800,2000,2200,2400
   EDGE_RATE=1000 TRACE_COST_RATE=500 TRACE_COST_ROUNDS=3 BACKUP_MEASURE=30 BACKUP_DELAY=5
+  NOTIFY_STREAMS=1000 NOTIFY_RATE=20 NOTIFY_MEASURE=30
   FEED_AUTHORS=10000 FEED_POSTS=1000000 FEED_FOLLOWEES="10 100 1000 5000"
   RAW_SECONDS=10 PHOTO_SIZE=(--width 1632 --height 1224)
 fi
@@ -487,6 +492,19 @@ print(json.dumps({
 }))
 PY
   rm -rf "$STATE/backup" "$STATE/restored"
+fi
+
+if has_suite notify; then
+  # Open streams' memory, then follow-to-stream latency beside the mix at half the best
+  # rate the mix suite measured (or NOTIFY_MIX_RATE).
+  best=$("$VENV/bin/python" -c 'import json, sys
+try: print(int(json.load(open(sys.argv[1]))["best_rate"] or 0))
+except (OSError, KeyError, ValueError): print(0)' "$RESULTS/mix.json")
+  rate=${NOTIFY_MIX_RATE:-$(( best > 0 ? best / 2 : ${MIX_RATES%%,*} ))}
+  log "notify: $NOTIFY_STREAMS streams, then $NOTIFY_RATE follows/s beside the mix at $rate req/s"
+  "${BENCH[@]}" notify --url "$GW" --seed 1 --users "$USERS" --streams "$NOTIFY_STREAMS" \
+    --rate "$NOTIFY_RATE" --measure "$NOTIFY_MEASURE" --pid "$AGORA_PID" --mix-rate "$rate" \
+    --timeout "${TIMING[5]}" >"$RESULTS/notify.json"
 fi
 
 if has_suite tracing; then

@@ -3,6 +3,7 @@
 
 mod baseline;
 mod load;
+mod notify;
 mod report;
 mod social;
 
@@ -156,6 +157,40 @@ enum Command {
         #[arg(value_enum)]
         kind: Timeline,
     },
+    /// Notifications: the memory of `--streams` open streams, then how long after a
+    /// follow's answer its notification reaches the follower's stream, at `--rate`
+    /// follows a second (the mix, if any, runs beside it).
+    Notify {
+        #[arg(long)]
+        url: String,
+        /// The `agora seed` run whose people listen and act (--seed, --users).
+        #[arg(long, default_value_t = 1)]
+        seed: u32,
+        #[arg(long)]
+        users: usize,
+        #[arg(
+            long,
+            env = "AGORA_SEED_PASSWORD",
+            default_value = "agora-demo-password"
+        )]
+        password: String,
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Seconds of follows measured.
+        #[arg(long, default_value_t = 20.0)]
+        measure: f64,
+        /// agora up's process id, for its resident memory.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The social mix's rate beside the follows (0: none).
+        #[arg(long, default_value_t = 0.0)]
+        mix_rate: f64,
+        /// Seconds after which an unanswered request of the mix is an error.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
     /// Photo uploads a second and MB/s against the raw decode+resize+encode rate of the
     /// `image` crate on the same JPEG.
     Photos {
@@ -251,6 +286,8 @@ enum BenchError {
     Baseline(#[from] baseline::BaselineError),
     #[error("{0}")]
     Setup(String),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
 }
 
 #[tokio::main]
@@ -435,6 +472,44 @@ async fn run(command: Command) -> Result<Value, BenchError> {
         Command::PgbenchScript { kind } => {
             print!("{}", pgbench_script(kind));
             Ok(Value::Null)
+        }
+        Command::Notify {
+            url,
+            seed,
+            users,
+            password,
+            streams,
+            rate,
+            measure,
+            pid,
+            mix_rate,
+            timeout,
+        } => {
+            let accounts =
+                social::seeded_accounts(&client, &url, seed, users, &password, 4).await?;
+            let result = notify::run(
+                &client,
+                accounts,
+                notify::Settings {
+                    base: url,
+                    streams,
+                    rate,
+                    measure: Duration::from_secs_f64(measure),
+                    pid,
+                    mix_rate,
+                    mix_timeout: Duration::from_secs_f64(timeout),
+                },
+            )
+            .await?;
+            eprintln!(
+                "notify: {} streams, {:.1} KiB each; follow to stream p50 {} p99 {} ms, {} missing",
+                result["streams"],
+                result["kib_per_stream"].as_f64().unwrap_or(0.0),
+                result["latency_ms"]["p50"],
+                result["latency_ms"]["p99"],
+                result["missing"]
+            );
+            Ok(result)
         }
         Command::Photos {
             account:
