@@ -192,11 +192,8 @@ pub async fn run(
     // Follows at a fixed rate, one listener after another, beside the social mix (its
     // warm-up second before the first follow).
     let mix = (settings.mix_rate > 0.0).then(|| {
-        let workload: Arc<dyn crate::load::Workload> = Arc::new(crate::social::SocialMix::new(
-            base,
-            accounts.clone(),
-            1,
-        ));
+        let workload: Arc<dyn crate::load::Workload> =
+            Arc::new(crate::social::SocialMix::new(base, accounts.clone(), 1));
         let client = client.clone();
         let timing = crate::load::Timing {
             warmup: Duration::from_secs(1),

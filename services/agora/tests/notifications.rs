@@ -687,3 +687,46 @@ async fn open_when_free(stream: &str, who: &Person) -> Events {
         }
     }
 }
+
+#[actix_web::test]
+async fn a_public_post_reusing_a_public_photo_tells_its_owner() {
+    let p = platform().await;
+    let ada = person(&p, "ada").await;
+    let bob = person(&p, "bob").await;
+    let photo = upload(&p, &ada, &png(3), "public", "sunset").await;
+    let photo_id = photo["id"].as_str().unwrap().to_owned();
+    let own = upload(&p, &bob, &png(4), "public", "").await;
+
+    // A friends-only post may be one ada cannot see: no notification. A public one,
+    // with ada's photo twice and bob's own: one, naming the post and the photo.
+    let mut hidden =
+        json!({"text": "only friends", "visibility": "friends", "photo_ids": [photo_id]});
+    ok(&p, &bob, "POST", "/api/v1/posts", Some(hidden.take())).await;
+    let public = ok(
+        &p,
+        &bob,
+        "POST",
+        "/api/v1/posts",
+        Some(json!({
+            "text": "look", "visibility": "public", "photo_ids": [photo_id, own["id"], photo_id]
+        })),
+    )
+    .await;
+    let items = within_2s(&p, &ada, |i| !i.is_empty()).await;
+    still_after_delivery(&p, &ada, 1).await;
+    assert_eq!(items[0]["kind"], "photo_reused");
+    assert_eq!(
+        items[0]["subject"],
+        json!({"type": "post", "id": public["id"], "photo_id": photo_id})
+    );
+    assert_eq!(
+        items[0]["actors"],
+        json!([{"id": bob.id, "username": "bob"}])
+    );
+    // Reusing one's own photo tells nobody.
+    assert!(list(&p, &bob, "").await.is_empty());
+    // The post deleted, the notification goes.
+    let path = format!("/api/v1/posts/{}", public["id"].as_str().unwrap());
+    ok(&p, &bob, "DELETE", &path, None).await;
+    within_2s(&p, &ada, |i| i.is_empty()).await;
+}

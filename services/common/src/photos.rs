@@ -45,6 +45,9 @@ pub struct UsableResponse {
     /// only the owner can see: not usable where anyone else looks).
     #[serde(default)]
     pub public: Vec<Uuid>,
+    /// Whose each public one is (a post reusing someone's photo tells them).
+    #[serde(default)]
+    pub owners: std::collections::HashMap<Uuid, Uuid>,
 }
 
 /// Where [`UsableRequest`] goes.

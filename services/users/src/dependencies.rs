@@ -5,6 +5,7 @@ use actix_web::HttpRequest;
 use agora_common::client::{Credential, ServiceClient};
 use agora_common::photos::{USABLE_PATH, UsableRequest, UsableResponse};
 use agora_common::{ApiError, ApiResult, FieldError};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The photos service, when the platform has one.
@@ -33,7 +34,8 @@ pub const PRIVATE_PHOTO_SHOWN_TO_OTHERS: &str = "private-photo-shown-to-others";
 impl Photos {
     /// 400 unless every photo is the owner's or public (and not hidden by a block
     /// either way), and public when `audience` is [`Audience::Others`] (its own
-    /// problem type, [`PRIVATE_PHOTO_SHOWN_TO_OTHERS`]).
+    /// problem type, [`PRIVATE_PHOTO_SHOWN_TO_OTHERS`]). The answer: whose each public
+    /// one is.
     pub async fn check_usable(
         &self,
         owner: Uuid,
@@ -41,9 +43,9 @@ impl Photos {
         audience: Audience,
         field: impl Fn(usize) -> String,
         origin: &HttpRequest,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<HashMap<Uuid, Uuid>> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(HashMap::new());
         }
         let answer = match &self.0 {
             // Without a photos service no photo exists.
@@ -78,7 +80,7 @@ impl Photos {
             return Err(ApiError::Validation(errors).typed(PHOTO_NOT_USABLE));
         }
         if audience == Audience::OwnerOnly {
-            return Ok(());
+            return Ok(answer.owners);
         }
         let private: Vec<FieldError> = ids
             .iter()
@@ -93,7 +95,7 @@ impl Photos {
             })
             .collect();
         if private.is_empty() {
-            Ok(())
+            Ok(answer.owners)
         } else {
             Err(ApiError::Validation(private).typed(PRIVATE_PHOTO_SHOWN_TO_OTHERS))
         }

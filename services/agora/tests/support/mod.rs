@@ -459,6 +459,19 @@ impl Events {
         }
     }
 
+    /// The next event of this type (others, such as `unread` counts, skipped), within
+    /// `wait` in all.
+    pub async fn next_of(&mut self, event: &str, wait: std::time::Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let next = self.next(left).await?;
+            if next.event == event {
+                return Some(next);
+            }
+        }
+    }
+
     /// The next event that is not a comment.
     pub async fn next_event(&mut self, wait: std::time::Duration) -> Option<Event> {
         loop {

@@ -33,5 +33,10 @@ pub async fn usable(
     Ok(web::Json(UsableResponse {
         usable: rows.iter().map(|r| r.id).collect(),
         public: rows.iter().filter(|r| r.public).map(|r| r.id).collect(),
+        owners: rows
+            .iter()
+            .filter(|r| r.public)
+            .map(|r| (r.id, r.owner_id))
+            .collect(),
     }))
 }

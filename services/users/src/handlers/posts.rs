@@ -5,7 +5,7 @@ use crate::db::{self, FeedScope, Position};
 use crate::dependencies::Audience;
 use crate::model::{Post, PostCreate, PostPage, PostPatch, Visibility, check_post_fields};
 use actix_web::{HttpRequest, HttpResponse, web};
-use agora_common::notices::Change;
+use agora_common::notices::{Actor, Cause, Change, NoticeKind, Subject, SubjectType};
 use agora_common::openapi::ProblemDoc;
 use agora_common::pagination::{Page, PageParams, PageRequest};
 use agora_common::{ApiError, ApiResult, Caller};
@@ -42,7 +42,7 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    state
+    let owners = state
         .photos
         .check_usable(
             caller.user_id,
@@ -54,20 +54,67 @@ pub async fn create(
         .await?;
     let mut conn = state.conn().await?;
     db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
-    let id = db::insert_post(
-        &mut conn,
-        caller.user_id,
-        &post.text,
-        &links,
-        &photo_ids,
-        post.visibility,
-    )
-    .await?;
+    let reused = reused_photos(&caller, post.visibility, &photo_ids, &owners);
+    let notifier = &state.notifier;
+    let id = conn
+        .transaction::<_, diesel::result::Error, _>(async |c| {
+            let id = db::insert_post(
+                c,
+                caller.user_id,
+                &post.text,
+                &links,
+                &photo_ids,
+                post.visibility,
+            )
+            .await?;
+            for (owner, photo) in reused {
+                let cause = Cause::new(
+                    NoticeKind::PhotoReused,
+                    owner,
+                    &Actor {
+                        id: caller.user_id,
+                        username: caller.username.clone(),
+                    },
+                    Subject {
+                        photo_id: Some(photo),
+                        ..Subject::of(SubjectType::Post, id)
+                    },
+                );
+                notifier.tell(c, Change::Made { cause }).await?;
+            }
+            Ok(id)
+        })
+        .await?;
+    state.notifier.wake();
     let row = db::post(&mut conn, caller.user_id, id)
         .await?
         .ok_or_else(no_such_post)?;
     tracing::info!(post_id = %id, "post created");
     Ok(HttpResponse::Created().json(post_view(row)))
+}
+
+/// Whose public photos a new post shows, and which (the first of each owner's): they
+/// hear of it when the post is public (everyone signed in may then follow the
+/// notification to it; a friends-only post could be one they cannot see).
+fn reused_photos(
+    caller: &Caller,
+    visibility: Visibility,
+    photo_ids: &[Uuid],
+    owners: &std::collections::HashMap<Uuid, Uuid>,
+) -> Vec<(Uuid, Uuid)> {
+    if visibility != Visibility::Public {
+        return Vec::new();
+    }
+    let mut reused: Vec<(Uuid, Uuid)> = Vec::new();
+    for photo in photo_ids {
+        match owners.get(photo) {
+            Some(owner) if *owner != caller.user_id && !reused.iter().any(|(o, _)| o == owner) => {
+                reused.push((*owner, *photo));
+            }
+            _ => {}
+        }
+    }
+    reused
 }
 
 /// Read a post.
