@@ -234,12 +234,21 @@ pub async fn run(
     let mut histogram = Histogram::<u64>::new(3).map_err(|e| NotifyError::Open(e.to_string()))?;
     let mut missing = 0u64;
     let arrivals = arrivals.lock().map(|a| a.clone()).unwrap_or_default();
+    // A stream's events come in order: each follow takes the first arrival after it was
+    // sent that no earlier follow took.
+    let mut taken: HashMap<usize, usize> = HashMap::new();
     for (index, sent, answer) in &answered {
-        let arrival = arrivals.get(index).and_then(|times| {
-            times
-                .iter()
-                .find(|t| **t >= *sent && t.duration_since(*sent) < MISSING_AFTER)
-        });
+        let times = arrivals.get(index).map(Vec::as_slice).unwrap_or_default();
+        let next = taken.entry(*index).or_default();
+        while times.get(*next).is_some_and(|t| t < sent) {
+            *next += 1;
+        }
+        let arrival = times
+            .get(*next)
+            .filter(|t| t.duration_since(*sent) < MISSING_AFTER);
+        if arrival.is_some() {
+            *next += 1;
+        }
         match arrival {
             Some(arrival) => {
                 let micros = arrival.saturating_duration_since(*answer).as_micros();

@@ -225,19 +225,44 @@ impl Streams {
     }
 
     async fn listen_once(&self, database_url: &str) -> Result<(), ListenError> {
-        let mut conn = AsyncPgConnection::establish(database_url).await?;
-        diesel::sql_query(format!("LISTEN {}", db::CHANNEL))
-            .execute(&mut conn)
-            .await?;
+        // Bounded: connecting to a database whose pod is gone can hang for a minute,
+        // with every stream of this replica deaf meanwhile.
+        let mut conn =
+            tokio::time::timeout(CHECK_TIMEOUT, AsyncPgConnection::establish(database_url))
+                .await
+                .map_err(|_| ListenError::Timeout)??;
+        tokio::time::timeout(
+            CHECK_TIMEOUT,
+            diesel::sql_query(format!("LISTEN {}", db::CHANNEL)).execute(&mut conn),
+        )
+        .await
+        .map_err(|_| ListenError::Timeout)??;
         tracing::info!("listening for notification changes");
         // Whatever was announced while not listening.
         let recipients: Vec<Uuid> = self.lock().keys().copied().collect();
         for recipient in recipients {
             self.dispatch(recipient).await?;
         }
-        let mut notifications = std::pin::pin!(conn.notifications_stream());
-        while let Some(notification) = notifications.next().await {
-            let notification = notification?;
+        loop {
+            let next = {
+                let mut notifications = std::pin::pin!(conn.notifications_stream());
+                tokio::time::timeout(LISTEN_CHECK, notifications.next()).await
+            };
+            let notification = match next {
+                Ok(Some(notification)) => notification?,
+                Ok(None) => return Ok(()),
+                // Quiet for a while: make sure the connection still answers (a
+                // connection whose peer vanished without a reset would never say).
+                Err(_) => {
+                    tokio::time::timeout(
+                        CHECK_TIMEOUT,
+                        diesel::sql_query("SELECT 1").execute(&mut conn),
+                    )
+                    .await
+                    .map_err(|_| ListenError::Timeout)??;
+                    continue;
+                }
+            };
             let Ok(recipient) = notification.payload.parse::<Uuid>() else {
                 continue;
             };
@@ -245,13 +270,19 @@ impl Streams {
                 tracing::warn!(%error, "cannot send a change to its streams");
             }
         }
-        Ok(())
     }
 }
+
+/// How long the listener waits for the database to connect or to answer a check.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the listener's connection may be quiet before it is checked.
+const LISTEN_CHECK: Duration = Duration::from_secs(15);
 
 /// Why the listener stopped.
 #[derive(Debug, thiserror::Error)]
 enum ListenError {
+    #[error("the database did not answer within 5 s")]
+    Timeout,
     #[error("cannot connect")]
     Connect(#[from] diesel::ConnectionError),
     #[error("query failed")]
@@ -434,6 +465,59 @@ mod tests {
         assert!(stream.next().await.is_none(), "then the stream ends");
         drop(stream);
         assert_eq!(streams.gauge.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_listener_comes_back_after_losing_its_connection_and_catches_up() {
+        let url = agora_common::testing::fresh_database("notif_listen").await;
+        let pool = agora_common::db::prepare(&url, crate::MIGRATIONS, "notifications", 4)
+            .await
+            .unwrap();
+        let streams = Streams::new(pool, Duration::from_secs(3600));
+        tokio::spawn(streams.clone().listen(url));
+        let ada = Uuid::now_v7();
+        let mut stream = streams.attach(Uuid::now_v7(), ada, None).await.unwrap();
+        drain(&mut stream).await;
+        let announce = |n: usize| {
+            let streams = streams.clone();
+            async move {
+                add_events(&streams, ada, n).await;
+                let mut conn = streams.pool.get().await.unwrap();
+                diesel::sql_query(format!("NOTIFY {}, '{ada}'", db::CHANNEL))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        };
+        // Listening: a change reaches the stream.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        announce(1).await;
+        let got = tokio::time::timeout(Duration::from_secs(3), stream.next()).await;
+        assert!(got.is_ok_and(|e| e.is_some()), "a change while listening");
+        drain(&mut stream).await;
+        // Its connection killed: it reconnects, and what came meanwhile arrives.
+        let mut conn = streams.pool.get().await.unwrap();
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        drop(conn);
+        announce(2).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut notifications = 0;
+        while notifications < 2 {
+            let event = tokio::time::timeout_at(deadline, stream.next())
+                .await
+                .expect("the changes after a reconnection")
+                .unwrap()
+                .unwrap();
+            if event.starts_with(b"id: ") {
+                notifications += 1;
+            }
+        }
     }
 
     #[tokio::test]
