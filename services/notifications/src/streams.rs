@@ -179,27 +179,37 @@ impl Streams {
         Ok(stream)
     }
 
-    /// Sends each of `recipient`'s streams here what it has not seen yet.
+    /// Sends each of `recipient`'s streams here what it has not seen yet: one read for
+    /// all of them, under their locks (taken in registration order, so concurrent
+    /// dispatches for one recipient take turns and never send twice or out of order).
     async fn dispatch(&self, recipient: Uuid) -> Result<(), OpenError> {
         let slots: Vec<Arc<Slot>> = self.lock().get(&recipient).cloned().unwrap_or_default();
         if slots.is_empty() {
             return Ok(());
         }
-        let mut conn = agora_common::db::checkout(&self.pool).await?;
-        let unread = db::unread_count(&mut conn, recipient).await?;
-        for slot in slots {
-            let mut last = slot.last.lock().await;
+        let mut lasts = Vec::with_capacity(slots.len());
+        for slot in &slots {
+            lasts.push(slot.last.lock().await);
+        }
+        let from = lasts.iter().map(|last| **last).min().unwrap_or(0);
+        let (events, unread) = {
+            let mut conn = agora_common::db::checkout(&self.pool).await?;
             let events =
-                db::stream_events_after(&mut conn, recipient, *last, BUFFER as i64).await?;
+                db::stream_events_after(&mut conn, recipient, from, MAX_REPLAY + BUFFER as i64)
+                    .await?;
+            (events, db::unread_count(&mut conn, recipient).await?)
+        };
+        for (slot, last) in slots.iter().zip(lasts.iter_mut()) {
             let mut delivered = true;
-            for event in events {
-                *last = event.seq;
-                delivered = send(&slot, notification_event(&event));
+            let seen = **last;
+            for event in events.iter().filter(|e| e.seq > seen) {
+                **last = event.seq;
+                delivered = send(slot, notification_event(event));
                 if !delivered {
                     break;
                 }
             }
-            if !delivered || !send(&slot, unread_event(unread)) {
+            if !delivered || !send(slot, unread_event(unread)) {
                 // Too slow or gone: it gets its reset (or nothing) and no more work.
                 self.remove(recipient, slot.id);
             }
@@ -238,6 +248,7 @@ impl Streams {
         .await
         .map_err(|_| ListenError::Timeout)??;
         tracing::info!("listening for notification changes");
+        let dispatching = Arc::new(tokio::sync::Semaphore::new(DISPATCHES));
         // Whatever was announced while not listening.
         let recipients: Vec<Uuid> = self.lock().keys().copied().collect();
         for recipient in recipients {
@@ -266,12 +277,24 @@ impl Streams {
             let Ok(recipient) = notification.payload.parse::<Uuid>() else {
                 continue;
             };
-            if let Err(error) = self.dispatch(recipient).await {
-                tracing::warn!(%error, "cannot send a change to its streams");
-            }
+            // Concurrently (bounded): one recipient's slow read must not hold up the
+            // others' changes behind it.
+            let Ok(permit) = dispatching.clone().acquire_owned().await else {
+                return Ok(());
+            };
+            let streams = self.clone();
+            tokio::spawn(async move {
+                if let Err(error) = streams.dispatch(recipient).await {
+                    tracing::warn!(%error, "cannot send a change to its streams");
+                }
+                drop(permit);
+            });
         }
     }
 }
+
+/// Dispatches a replica runs at once (each holds a pooled connection for two reads).
+const DISPATCHES: usize = 8;
 
 /// How long the listener waits for the database to connect or to answer a check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
