@@ -514,6 +514,17 @@ async fn notices_are_safe_to_repeat_and_to_reorder() {
     assert_eq!(list(&p, &ada, "").await.len(), 1);
     assert_eq!(unread(&p, &ada).await, 1);
 
+    // Unfollow then follow again, delivered the other way round (deliveries run
+    // concurrently): the new follow is news, the older undo changes nothing.
+    let first = list(&p, &ada, "").await[0].clone();
+    mark_read(&p, &ada, json!({"up_to": first["id"]})).await;
+    let (undo, refollow) = (Uuid::now_v7(), Uuid::now_v7());
+    assert_eq!(deliver(&p, follow("made", refollow)).await, 204);
+    assert_eq!(deliver(&p, follow("undone", undo)).await, 204);
+    let items = list(&p, &ada, "").await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["read"], false, "the follow again is news");
+
     // A subject gone before its cause arrives: the cause makes nothing.
     let post = Uuid::now_v7();
     assert_eq!(

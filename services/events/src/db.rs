@@ -214,14 +214,15 @@ struct Locked {
 }
 
 /// Sets (or changes) a user's answer. Locks the event row first, as a deletion does,
-/// so an answer and a deletion never deadlock; `false` when the event is gone.
+/// so an answer and a deletion never deadlock; `None` when the event is gone, else the
+/// answer it replaced.
 pub async fn set_rsvp(
     conn: &mut AsyncPgConnection,
     event: Uuid,
     user: Uuid,
     username: &str,
     status: RsvpStatus,
-) -> Result<bool, Error> {
+) -> Result<Option<Option<RsvpStatus>>, Error> {
     // Locks are taken in one order (event, then answer), so no retry loop is needed.
     conn.transaction::<_, Error, _>(async |conn| {
         let locked = diesel::sql_query("SELECT id FROM events WHERE id = $1 FOR NO KEY UPDATE")
@@ -230,8 +231,20 @@ pub async fn set_rsvp(
             .await
             .optional()?;
         if locked.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
+        #[derive(QueryableByName)]
+        struct Previous {
+            #[diesel(sql_type = Text)]
+            status: String,
+        }
+        let previous: Option<Previous> =
+            diesel::sql_query("SELECT status FROM rsvps WHERE event_id = $1 AND user_id = $2")
+                .bind::<SqlUuid, _>(event)
+                .bind::<SqlUuid, _>(user)
+                .get_result(conn)
+                .await
+                .optional()?;
         // An unchanged answer writes nothing (and leaves the counts alone).
         diesel::sql_query(
             "INSERT INTO rsvps (event_id, user_id, username, status) VALUES ($1, $2, $3, $4) \
@@ -245,7 +258,7 @@ pub async fn set_rsvp(
         .bind::<Text, _>(status.as_str())
         .execute(conn)
         .await?;
-        Ok(true)
+        Ok(Some(previous.map(|p| RsvpStatus::parse(&p.status))))
     })
     .await
 }

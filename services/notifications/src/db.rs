@@ -358,12 +358,13 @@ pub async fn apply_made(
 ) -> Result<Applied, Error> {
     conn.transaction::<_, Error, _>(async |conn| {
         lock_recipient(conn, cause.recipient).await?;
-        // An old notice, or the cause was made already (a repeated action): nothing
-        // new to tell.
+        // An old or repeated notice changes nothing. A newer one is news even when the
+        // cause looks active: producers tell only of a cause that started, so its undo
+        // is on its way (deliveries run concurrently) and will find itself older.
         // Between people blocked either way the cause counts as undone, so the same
         // action after an unblock notifies again.
         let recorded = record_cause(conn, &cause.key(), notice, !blocked).await?;
-        if blocked || recorded != (Recorded::Newer { was_active: false }) {
+        if blocked || recorded == Recorded::Stale {
             return Ok(Applied::Nothing);
         }
         let subjects: Vec<Uuid> = [Some(cause.subject.id), cause.subject.post_id]

@@ -110,14 +110,14 @@ pub async fn check_target(
     Ok(blocked.then_some(Refusal::Blocked))
 }
 
-/// Follows (idempotent).
-pub async fn follow(conn: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> Result<(), Error> {
+/// Follows (idempotent); whether this call started following.
+pub async fn follow(conn: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> Result<bool, Error> {
     diesel::insert_into(follows::table)
         .values((follows::follower_id.eq(me), follows::followee_id.eq(other)))
         .on_conflict_do_nothing()
         .execute(conn)
-        .await?;
-    Ok(())
+        .await
+        .map(|n| n > 0)
 }
 
 /// Unfollows (idempotent).
@@ -278,7 +278,7 @@ pub async fn delete_request(conn: &mut AsyncPgConnection, id: Uuid) -> Result<bo
 }
 
 /// Likes (idempotent); whether the two now match (and records the match).
-pub async fn like(conn: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> Result<bool, Error> {
+pub async fn like(conn: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> Result<Liked, Error> {
     diesel::insert_into(likes::table)
         .values((likes::liker_id.eq(me), likes::likee_id.eq(other)))
         .on_conflict_do_nothing()
@@ -287,17 +287,31 @@ pub async fn like(conn: &mut AsyncPgConnection, me: Uuid, other: Uuid) -> Result
     let liked_back: bool = diesel::select(exists(likes::table.find((other, me))))
         .get_result(conn)
         .await?;
+    let mut new_match = false;
     if liked_back {
-        diesel::insert_into(matches::table)
+        new_match = diesel::insert_into(matches::table)
             .values(&vec![
                 (matches::user_id.eq(me), matches::other_id.eq(other)),
                 (matches::user_id.eq(other), matches::other_id.eq(me)),
             ])
             .on_conflict_do_nothing()
             .execute(conn)
-            .await?;
+            .await?
+            > 0;
     }
-    Ok(liked_back)
+    Ok(Liked {
+        matched: liked_back,
+        new_match,
+    })
+}
+
+/// What a like found.
+#[derive(Debug, Clone, Copy)]
+pub struct Liked {
+    /// Both like each other.
+    pub matched: bool,
+    /// This like made the match.
+    pub new_match: bool,
 }
 
 /// Withdraws a like (idempotent); a match between the two ends with it.

@@ -43,14 +43,23 @@ pub async fn set(
     let set = conn
         .transaction::<_, diesel::result::Error, _>(async |c| {
             let set = db::set_rsvp(c, id, caller.user_id, &caller.username, status).await?;
-            match status {
-                _ if !set => {}
-                RsvpStatus::Going | RsvpStatus::Interested => {
+            // News when it becomes `going` or `interested` (from nothing or `not_going`),
+            // undone when it stops being either.
+            let was_coming = |previous: &Option<RsvpStatus>| {
+                matches!(previous, Some(RsvpStatus::Going | RsvpStatus::Interested))
+            };
+            match (&set, status) {
+                (Some(previous), RsvpStatus::Going | RsvpStatus::Interested)
+                    if !was_coming(previous) =>
+                {
                     notifier.tell(c, Change::Made { cause }).await?
                 }
-                RsvpStatus::NotGoing => notifier.tell(c, Change::Undone { cause }).await?,
+                (Some(previous), RsvpStatus::NotGoing) if was_coming(previous) => {
+                    notifier.tell(c, Change::Undone { cause }).await?
+                }
+                _ => {}
             }
-            Ok(set)
+            Ok(set.is_some())
         })
         .await?;
     if !set {

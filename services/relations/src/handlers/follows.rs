@@ -32,10 +32,15 @@ pub async fn follow(
         other,
         true,
         |c, me, other| Box::pin(async move { db::follow(c, me, other).await.map(Ok) }),
-        |_, actor, other| {
-            vec![Change::Made {
-                cause: followed(actor, other),
-            }]
+        // Only a follow that started is news (a repeated PUT is not).
+        |started, actor, other| {
+            if *started {
+                vec![Change::Made {
+                    cause: followed(actor, other),
+                }]
+            } else {
+                Vec::new()
+            }
         },
     )
     .await?;

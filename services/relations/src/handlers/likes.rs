@@ -30,14 +30,14 @@ pub async fn like(
 ) -> ApiResult<web::Json<LikeOutcome>> {
     let other = path.into_inner();
     not_self(&caller, other, "you cannot like yourself")?;
-    let matched = pair_write(
+    let liked = pair_write(
         &state,
         &caller,
         other,
         true,
         |c, me, other| Box::pin(async move { db::like(c, me, other).await.map(Ok) }),
-        |matched, actor, other| {
-            if *matched {
+        |liked, actor, other| {
+            if liked.new_match {
                 vec![Change::Made {
                     cause: matched_with(actor, other),
                 }]
@@ -47,7 +47,9 @@ pub async fn like(
         },
     )
     .await?;
-    Ok(web::Json(LikeOutcome { matched }))
+    Ok(web::Json(LikeOutcome {
+        matched: liked.matched,
+    }))
 }
 
 /// Withdraw a like (idempotent); a match ends with it.
