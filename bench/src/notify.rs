@@ -208,7 +208,9 @@ pub async fn run(
     }
     let interval = Duration::from_secs_f64(1.0 / settings.rate.max(0.1));
     let mut ticks = tokio::time::interval(interval);
-    let mut following = vec![false; listeners.len()];
+    // The seeded actor may already follow some listeners: unfollow first, so every
+    // follow starts (only a follow that starts is news).
+    let mut following = vec![true; listeners.len()];
     let mut answered: Vec<(usize, Instant, Instant)> = Vec::new();
     let started = Instant::now();
     let mut k = 0usize;
