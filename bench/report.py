@@ -400,6 +400,47 @@ def notify(r, data):
            data["streams"] >= 1000)
 
 
+def lifecycle(r, data):
+    """The token-refusal check's cost; a person's export and erasure."""
+    def best(run):
+        rate = run.get("best_rate") or 0
+        step = next((s for s in run["steps"] if s["offered_rate"] == rate), None)
+        return rate, (step["latency_ms"]["p99"] if step else 0)
+    off_rate, off_p99 = best(data["mix_unrevoked"])
+    on_rate, on_p99 = best(data["mix_revoked"])
+    leaver = data["leaver"]
+    mib = lambda kib: kib / 1024
+    r.add("", "## Leaving: token refusal, export and erasure", "",
+          "The social mix back to back without a live token revocation (each check one "
+          f"atomic load) and with {data['revocations']} of them (each check a map lookup; "
+          "none names a caller, so none is refused): the best rate held and the p99 there.", "",
+          "| live revocations | best rate (req/s) | p99 at it (ms) |", "|---:|---:|---:|",
+          f"| 0 | {off_rate:.0f} | {ms(off_p99)} |",
+          f"| {data['revocations']} | {on_rate:.0f} | {ms(on_p99)} |", "",
+          f"A person with {leaver['posts']} posts, {leaver['comments']} comments and "
+          f"{leaver['photos']} photos ({leaver['photo_bytes'] / 1e6:.1f} MB of JPEG) asks for "
+          "their export (every service streams its part; the auth service writes the zip "
+          "as the parts arrive into the photos service's storage), fetches it, then "
+          "deletes their account. agora up runs every service in one process: its "
+          "resident memory is every service's together.", "",
+          "| export ready (s) | archive (MB) | fetch (s) | agora up before → peak (MiB) | token refused after (ms) | erased after (s) |",
+          "|---:|---:|---:|---:|---:|---:|",
+          f"| {leaver['export_seconds']:.2f} | {leaver['archive_bytes'] / 1e6:.1f} | "
+          f"{leaver['fetch_seconds']:.2f} | {mib(leaver['rss_before_kib']):.0f} → "
+          f"{mib(leaver['rss_peak_kib']):.0f} | {leaver['token_refused_ms'] or 0:.0f} | "
+          f"{leaver['erase_seconds']:.2f} |", "")
+    r.goal("Revoked tokens refused within 2 s of the DELETE answer",
+           f"{leaver['token_refused_ms'] or 0:.0f} ms", (leaver["token_refused_ms"] or 1e9) < 2000)
+    r.goal("The token-refusal check costs under 5 % of the mix's best rate",
+           f"{off_rate:.0f} → {on_rate:.0f} req/s", on_rate >= 0.95 * off_rate)
+    r.goal("An export of 1,000 posts, 2,000 comments and 200 photos ready within 60 s",
+           f"{leaver['export_seconds']:.1f} s", leaver["export_seconds"] < 60)
+    r.goal("The archive streamed: agora up's peak grows by less than the archive's size",
+           f"+{mib(leaver['rss_peak_kib'] - leaver['rss_before_kib']):.0f} MiB for "
+           f"{leaver['archive_bytes'] / 2**20:.0f} MiB",
+           leaver["rss_peak_kib"] - leaver["rss_before_kib"] < leaver["archive_bytes"] / 1024)
+
+
 def errors(results):
     """Requests that failed where none may: everything but the mix's last, overloaded
     step (an error there is what ends the sweep)."""
@@ -440,6 +481,10 @@ def errors(results):
     data = load(results, "backup")
     if data:
         check("mix during a backup", data["mix"])
+    data = load(results, "lifecycle")
+    if data:
+        for name in ("mix_unrevoked", "mix_revoked"):
+            check(f"lifecycle {name}, first step", data[name]["steps"][0] if data[name]["steps"] else None)
     data = load(results, "notify")
     if data:
         check("mix beside the follows", data.get("mix"))
@@ -466,7 +511,7 @@ def main():
     sections = []
     for name, fn in (("edge", edge), ("mix", None), ("feed", feed), ("auth", auth),
                      ("photos", photos), ("memory", memory), ("backup", backup), ("tracing", tracing),
-                     ("notify", notify)):
+                     ("notify", notify), ("lifecycle", lifecycle)):
         data = load(args.results, name)
         if data is None:
             continue

@@ -25,26 +25,28 @@
 # then `agora restore` into a new state dir: times, size, peak memory, the mix's p99),
 # notify (the memory of 1,000 open notification streams, then the time from a follow's
 # answer to its notification on the follower's stream, beside the mix at half its best
-# rate).
+# rate), lifecycle (the mix with 1,000 live token revocations against none; then a person
+# with 1,000 posts, 2,000 comments and 200 photos: their export's time, size and agora up's
+# peak memory meanwhile, and their erasure's time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
 LOG_TAG=bench DIE_PREFIX="bench.sh: "
 
 SMOKE=0
-SUITES=edge,mix,feed,auth,photos,memory,backup,tracing,notify
+SUITES=edge,mix,feed,auth,photos,memory,backup,tracing,notify,lifecycle
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1; shift ;;
     --suites) SUITES=${2:?}; shift 2 ;;
     -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
-    *) echo "usage: $0 [--smoke] [--suites edge,mix,feed,auth,photos,memory,backup,tracing,notify]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--smoke] [--suites edge,mix,feed,auth,photos,memory,backup,tracing,notify,lifecycle]" >&2; exit 2 ;;
   esac
 done
 has_suite() { [[ ",$SUITES," == *",$1,"* ]]; }
 # A run of some suites only records its machine and versions beside the full run's.
 META=meta
-[ "$SUITES" = edge,mix,feed,auth,photos,memory,backup,tracing,notify ] || META="meta-${SUITES//,/-}"
+[ "$SUITES" = edge,mix,feed,auth,photos,memory,backup,tracing,notify,lifecycle ] || META="meta-${SUITES//,/-}"
 
 if [ "$SMOKE" = 1 ]; then
   PROFILE=dev TARGET=debug
@@ -54,6 +56,7 @@ if [ "$SMOKE" = 1 ]; then
   MIX_RATES=20,40
   EDGE_RATE=100 TRACE_COST_RATE=20 TRACE_COST_ROUNDS=1 BACKUP_MEASURE=3 BACKUP_DELAY=1
   NOTIFY_STREAMS=20 NOTIFY_RATE=5 NOTIFY_MEASURE=3
+  LEAVER=(--posts 10 --comments 20 --photos 3) REVOCATIONS=20
   FEED_AUTHORS=200 FEED_POSTS=20000 FEED_FOLLOWEES="10 100"
   RAW_SECONDS=1 PHOTO_SIZE=(--width 320 --height 240)
 else
@@ -64,6 +67,7 @@ else
   MIX_RATES=200,400,600,800,1000,1200,1300,1400,1500,1600,1700,1800,2000,2200,2400
   EDGE_RATE=1000 TRACE_COST_RATE=500 TRACE_COST_ROUNDS=3 BACKUP_MEASURE=30 BACKUP_DELAY=5
   NOTIFY_STREAMS=1000 NOTIFY_RATE=20 NOTIFY_MEASURE=30
+  LEAVER=(--posts 1000 --comments 2000 --photos 200) REVOCATIONS=1000
   FEED_AUTHORS=10000 FEED_POSTS=1000000 FEED_FOLLOWEES="10 100 1000 5000"
   RAW_SECONDS=10 PHOTO_SIZE=(--width 1632 --height 1224)
 fi
@@ -505,6 +509,32 @@ except (OSError, KeyError, ValueError): print(0)' "$RESULTS/mix.json")
   "${BENCH[@]}" notify --url "$GW" --seed 1 --users "$USERS" --streams "$NOTIFY_STREAMS" \
     --rate "$NOTIFY_RATE" --measure "$NOTIFY_MEASURE" --pid "$AGORA_PID" --mix-rate "$rate" \
     --timeout "${TIMING[5]}" >"$RESULTS/notify.json"
+fi
+
+if has_suite lifecycle; then
+  # The token-refusal check's cost: the mix with no live revocation (the check is one
+  # atomic load) and with REVOCATIONS of them (every check a map lookup), back to back.
+  # Revocations of accounts nobody uses: every request pays the lookup, none is refused.
+  log "lifecycle: the social mix without live revocations"
+  "${BENCH[@]}" mix --url "$GW" --seed 1 --users "$USERS" --rates "$MIX_RATES" "${TIMING[@]}" \
+    >"$STATE/mix-unrevoked.json"
+  psql_db agora_auth -c "INSERT INTO revocations (user_id, below_version, until)
+    SELECT gen_random_uuid(), 9223372036854775807, now() + interval '1 hour'
+    FROM generate_series(1, $REVOCATIONS)" >/dev/null
+  sleep 2 # every process reads them within a second
+  log "lifecycle: the social mix with $REVOCATIONS live revocations"
+  "${BENCH[@]}" mix --url "$GW" --seed 1 --users "$USERS" --rates "$MIX_RATES" "${TIMING[@]}" \
+    >"$STATE/mix-revoked.json"
+  psql_db agora_auth -c "DELETE FROM revocations" >/dev/null
+  log "lifecycle: a person's export and erasure (${LEAVER[*]})"
+  "${BENCH[@]}" lifecycle --url "$GW" "${LEAVER[@]}" --pid "$AGORA_PID" >"$STATE/leaver.json"
+  "$VENV/bin/python" - "$STATE" "$REVOCATIONS" >"$RESULTS/lifecycle.json" <<'PY'
+import json, sys
+state, revocations = sys.argv[1], int(sys.argv[2])
+load = lambda name: json.load(open(f"{state}/{name}.json"))
+print(json.dumps({"revocations": revocations, "mix_unrevoked": load("mix-unrevoked"),
+                  "mix_revoked": load("mix-revoked"), "leaver": load("leaver")}, indent=1))
+PY
 fi
 
 if has_suite tracing; then

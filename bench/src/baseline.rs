@@ -125,7 +125,12 @@ pub fn image_pipeline(
 /// A photo-like JPEG of `width`×`height`: smooth light and texture, so it compresses
 /// like a photograph rather than a flat test card.
 pub fn photo_jpeg(width: u32, height: u32) -> Result<Vec<u8>, BaselineError> {
-    let mut state: u32 = 0x1234_5678;
+    seeded_photo_jpeg(width, height, 0)
+}
+
+/// [`photo_jpeg`] with its noise seeded: distinct seeds, distinct bytes.
+pub fn seeded_photo_jpeg(width: u32, height: u32, seed: u32) -> Result<Vec<u8>, BaselineError> {
+    let mut state: u32 = 0x1234_5678 ^ seed.wrapping_mul(0x9e37_79b9);
     let image = RgbImage::from_fn(width, height, |x, y| {
         // xorshift noise over gradients.
         state ^= state << 13;

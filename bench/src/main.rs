@@ -2,6 +2,7 @@
 //! runs one suite's measurements against a running platform and prints them as JSON.
 
 mod baseline;
+mod lifecycle;
 mod load;
 mod notify;
 mod report;
@@ -191,6 +192,22 @@ enum Command {
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
     },
+    /// Leaving: a fresh person with `--posts`, `--comments` and `--photos` exports their
+    /// data (time until ready, archive size, agora up's peak memory), then deletes their
+    /// account (time until their token is refused, until they are erased).
+    Lifecycle {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        posts: usize,
+        #[arg(long, default_value_t = 2000)]
+        comments: usize,
+        #[arg(long, default_value_t = 200)]
+        photos: usize,
+        /// agora up's process id, for its resident memory.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
     /// Photo uploads a second and MB/s against the raw decode+resize+encode rate of the
     /// `image` crate on the same JPEG.
     Photos {
@@ -288,6 +305,8 @@ enum BenchError {
     Setup(String),
     #[error(transparent)]
     Notify(#[from] notify::NotifyError),
+    #[error(transparent)]
+    Lifecycle(#[from] lifecycle::LifecycleError),
 }
 
 #[tokio::main]
@@ -472,6 +491,32 @@ async fn run(command: Command) -> Result<Value, BenchError> {
         Command::PgbenchScript { kind } => {
             print!("{}", pgbench_script(kind));
             Ok(Value::Null)
+        }
+        Command::Lifecycle {
+            url,
+            posts,
+            comments,
+            photos,
+            pid,
+        } => {
+            let result = lifecycle::run(
+                &client,
+                lifecycle::Settings {
+                    base: url,
+                    posts,
+                    comments,
+                    photos,
+                    pid,
+                },
+            )
+            .await?;
+            eprintln!(
+                "lifecycle: export ready in {:.2} s ({} bytes), erased in {:.2} s",
+                result["export_seconds"].as_f64().unwrap_or(0.0),
+                result["archive_bytes"],
+                result["erase_seconds"].as_f64().unwrap_or(0.0)
+            );
+            Ok(result)
         }
         Command::Notify {
             url,

@@ -58,7 +58,7 @@ pub enum NotifyError {
 }
 
 /// Resident memory of `pid` in KiB (0 when unknown).
-fn rss_kib(pid: Option<u32>) -> u64 {
+pub fn rss_kib(pid: Option<u32>) -> u64 {
     let Some(pid) = pid else { return 0 };
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()

@@ -422,13 +422,19 @@ pub fn service_settings(owner: &Owner, name: &str, enabled: &[&str]) -> BTreeMap
             format!("{}/api/v1/auth/jwks", url("auth")),
         );
     }
-    // Who calls whom: auth tells users and relations of new accounts (its outbox);
-    // users asks relations for visibility and photos for photo references; events
+    // Who calls whom: auth tells users and relations of new accounts, and every
+    // service that holds something of people of an erasure (its outbox); users asks relations for visibility and photos for photo references; events
     // asks relations for friends-only events, and photos for blocks; users, relations
     // and events tell notifications what happened (their outboxes), which asks
     // relations for blocks.
     let calls: &[(&str, &str)] = match name {
-        "auth" => &[("USERS_URL", "users"), ("RELATIONS_URL", "relations")],
+        "auth" => &[
+            ("USERS_URL", "users"),
+            ("RELATIONS_URL", "relations"),
+            ("PHOTOS_URL", "photos"),
+            ("EVENTS_URL", "events"),
+            ("NOTIFICATIONS_URL", "notifications"),
+        ],
         "users" => &[
             ("RELATIONS_URL", "relations"),
             ("PHOTOS_URL", "photos"),
@@ -574,6 +580,12 @@ mod tests {
         let auth = service_settings(&owner, "auth", &all);
         assert_eq!(auth["USERS_URL"], "http://demo-users:8080");
         assert_eq!(auth["RELATIONS_URL"], "http://demo-relations:8080");
+        // An erasure reaches every enabled service that holds something of people.
+        assert_eq!(auth["PHOTOS_URL"], "http://demo-photos:8080");
+        assert!(
+            !auth.contains_key("EVENTS_URL"),
+            "events is not enabled here"
+        );
         assert!(!service_settings(&owner, "relations", &all).contains_key("USERS_URL"));
         assert_eq!(users["OPS_LISTEN_ADDR"], "0.0.0.0:9090");
         // A disabled service is not named: the caller knows it is not deployed.

@@ -292,7 +292,7 @@ impl Platform {
         let users = agora_users::Config {
             basics: basics(config.database("users").await?),
             relations_url: relations_url.clone(),
-            photos_url: Some(photos_url),
+            photos_url: Some(photos_url.clone()),
             notifications_url: Some(notifications_url.clone()),
         };
         let users = self.run(
@@ -306,13 +306,15 @@ impl Platform {
         let events = agora_events::Config {
             basics: basics(config.database("events").await?),
             relations_url: relations_url.clone(),
-            notifications_url: Some(notifications_url),
+            notifications_url: Some(notifications_url.clone()),
         };
-        upstreams.push(self.run(
+        let events = self.run(
             in_service("events", agora_events::build(events)).await?,
             None,
             config.workers,
-        )?);
+        )?;
+        let events_url = events.base_url.clone();
+        upstreams.push(events);
 
         let mut notifications = agora_notifications::Config::new(
             basics(config.database("notifications").await?),
@@ -337,7 +339,17 @@ impl Platform {
         auth.access_ttl_secs = config.access_ttl_secs;
         auth.trusted_proxies = behind_the_gateway();
         auth.refresh_reuse_grace_secs = config.refresh_reuse_grace_secs;
-        auth.account_subscribers = vec![("users", users_url), ("relations", relations_url)];
+        auth.account_subscribers = vec![
+            ("users", users_url.clone()),
+            ("relations", relations_url.clone()),
+        ];
+        auth.erasure_services = vec![
+            ("users", users_url),
+            ("relations", relations_url),
+            ("photos", photos_url),
+            ("events", events_url),
+            ("notifications", notifications_url),
+        ];
         auth.service_token = Some(config.internal_token.clone());
         upstreams.push(self.run(
             in_service("auth", agora_auth::build(auth)).await?,

@@ -887,7 +887,7 @@ async fn undeclared_methods_get_405_with_allow_and_head_works() {
     for (method, path, allow) in [
         ("DELETE", "/api/v1/auth/login", "POST"),
         ("GET", "/api/v1/auth/register", "POST"),
-        ("POST", "/api/v1/auth/me", "GET, HEAD"),
+        ("POST", "/api/v1/auth/me", "GET, DELETE, HEAD"),
         ("PATCH", "/api/v1/auth/password", "PUT"),
         ("QUERY", "/api/v1/auth/jwks", "GET, HEAD"),
     ] {

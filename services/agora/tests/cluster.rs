@@ -1202,3 +1202,113 @@ async fn the_backup_drill_restores_a_platform_taken_under_load() {
     .await;
     let _ = std::fs::remove_file(&manifest);
 }
+
+#[actix_web::test]
+async fn an_erasure_completes_although_a_service_s_pods_are_deleted_halfway() {
+    let edge = Edge::new();
+    let ivy = register(&edge, "ivy").await;
+    let jon = register(&edge, "jon").await;
+    let post = edge
+        .ok(
+            "POST",
+            "/api/v1/posts",
+            Some(&jon.token),
+            Some(json!({"text": "jon's"})),
+        )
+        .await;
+    let post = post["id"].as_str().unwrap();
+    edge.ok(
+        "POST",
+        &format!("/api/v1/posts/{post}/comments"),
+        Some(&ivy.token),
+        Some(json!({"text": "ivy was here"})),
+    )
+    .await;
+    edge.ok(
+        "PUT",
+        &format!("/api/v1/relations/following/{}", jon.id),
+        Some(&ivy.token),
+        None,
+    )
+    .await;
+    let answer = edge
+        .send(
+            "DELETE",
+            "/api/v1/auth/me",
+            Some(&ivy.token),
+            Some(json!({"password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.describe());
+    let deletion = answer.body["deletion_id"].as_str().unwrap().to_owned();
+    // Halfway: every pod of the notifications service goes; its part waits for them.
+    kubectl(&[
+        "delete",
+        "pod",
+        "-l",
+        &selector("notifications"),
+        "--wait=false",
+    ])
+    .await;
+    // Her token is refused at the edge within 2 s, through Traefik and the gateway.
+    let refused = Instant::now();
+    loop {
+        let reply = edge
+            .send("GET", "/api/v1/feed", Some(&ivy.token), None)
+            .await;
+        if reply.status == 401 {
+            break;
+        }
+        assert!(
+            refused.elapsed() < Duration::from_secs(2),
+            "still {} after 2 s",
+            reply.describe()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The status route is public: no token.
+    wait_ready(
+        "the erasure to complete",
+        Duration::from_secs(240),
+        async || {
+            let status = edge
+                .send(
+                    "GET",
+                    &format!("/api/v1/auth/deletions/{deletion}"),
+                    None,
+                    None,
+                )
+                .await;
+            assert_eq!(status.status, 200, "{}", status.describe());
+            status.body["status"] == "erased"
+        },
+    )
+    .await;
+    let after = edge
+        .ok(
+            "GET",
+            &format!("/api/v1/posts/{post}"),
+            Some(&jon.token),
+            None,
+        )
+        .await;
+    assert_eq!(after["comment_count"], 0, "{after}");
+    let profile = edge
+        .ok(
+            "GET",
+            &format!("/api/v1/users/{}", jon.id),
+            Some(&jon.token),
+            None,
+        )
+        .await;
+    assert_eq!(profile["counts"]["followers"], 0, "{profile}");
+    let gone = edge
+        .send(
+            "GET",
+            &format!("/api/v1/users/{}", ivy.id),
+            Some(&jon.token),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.describe());
+}

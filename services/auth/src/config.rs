@@ -69,6 +69,14 @@ pub struct Config {
     /// `USERS_URL`, `RELATIONS_URL`: the services told of every new account (through
     /// the outbox, at least once), each with its name.
     pub account_subscribers: Vec<(&'static str, String)>,
+    /// `USERS_URL`, `RELATIONS_URL`, `PHOTOS_URL`, `EVENTS_URL`, `NOTIFICATIONS_URL`:
+    /// the services an account's erasure must reach (each holds something of people).
+    pub erasure_services: Vec<(&'static str, String)>,
+    /// `AUTH_USERNAME_QUARANTINE_DAYS` (default 30): how long an erased account's
+    /// username stays taken.
+    pub username_quarantine_days: u32,
+    /// `AUTH_EXPORTS_PER_DAY` (default 3): data exports one account may request a day.
+    pub exports_per_day: i64,
     /// `INTERNAL_TOKEN`: the service credential those deliveries carry (required when
     /// there are subscribers).
     pub service_token: Option<agora_common::client::ServiceToken>,
@@ -157,6 +165,9 @@ impl Config {
             trusted_proxies: TrustedProxies::none(),
             refresh_reuse_grace_secs: 30,
             account_subscribers: Vec::new(),
+            erasure_services: Vec::new(),
+            username_quarantine_days: 30,
+            exports_per_day: 3,
             service_token: None,
         }
     }
@@ -222,8 +233,25 @@ impl Config {
             .into_iter()
             .filter_map(|(name, var)| env.raw(var).map(|url| (name, url)))
             .collect();
+        config.erasure_services = [
+            ("users", "USERS_URL"),
+            ("relations", "RELATIONS_URL"),
+            ("photos", "PHOTOS_URL"),
+            ("events", "EVENTS_URL"),
+            ("notifications", "NOTIFICATIONS_URL"),
+        ]
+        .into_iter()
+        .filter_map(|(name, var)| env.raw(var).map(|url| (name, url)))
+        .collect();
+        config.username_quarantine_days = env.int_in(
+            "AUTH_USERNAME_QUARANTINE_DAYS",
+            config.username_quarantine_days,
+            0..=3650,
+        )?;
+        config.exports_per_day =
+            env.int_in("AUTH_EXPORTS_PER_DAY", config.exports_per_day, 1..=100)?;
         config.service_token = env.service_token()?;
-        if !config.account_subscribers.is_empty() && config.service_token.is_none() {
+        if !config.erasure_services.is_empty() && config.service_token.is_none() {
             return Err(ConfigError::Missing("INTERNAL_TOKEN".into()));
         }
         Ok(config)

@@ -1,24 +1,53 @@
 //! The auth service's queries, one function per query.
 
-use crate::schema::{refresh_tokens, users};
+use crate::schema::{deletions, exports, refresh_tokens, revocations, users};
 use crate::tokens;
 use agora_common::accounts::AccountCreated;
 use agora_common::jobs;
+use agora_common::revocations::Revocation;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-/// An account row.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = users)]
+/// An active account's row.
+#[derive(Debug, Clone, Queryable)]
 pub struct Account {
     pub id: Uuid,
     pub username: String,
     pub email: String,
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
+    /// Its tokens' `ver`: a password change raises it.
+    pub token_version: i64,
+}
+
+/// The columns of an [`Account`]. Email and password are only ever absent from an
+/// account being erased, which [`active`] leaves out.
+type AccountColumns = (
+    users::id,
+    users::username,
+    diesel::dsl::AssumeNotNull<users::email>,
+    diesel::dsl::AssumeNotNull<users::password_hash>,
+    users::created_at,
+    users::token_version,
+);
+
+fn account() -> AccountColumns {
+    (
+        users::id,
+        users::username,
+        users::email.assume_not_null(),
+        users::password_hash.assume_not_null(),
+        users::created_at,
+        users::token_version,
+    )
+}
+
+/// Accounts that are not being erased.
+fn active() -> diesel::dsl::IsNull<users::deleted_at> {
+    users::deleted_at.is_null()
 }
 
 #[derive(Insertable)]
@@ -52,14 +81,16 @@ pub async fn taken(
     username: &str,
     email: &str,
 ) -> Result<(bool, bool), Error> {
-    let rows: Vec<(String, String)> = users::table
+    // An erased account's username stays taken through its quarantine; its email is
+    // gone from the row.
+    let rows: Vec<(String, Option<String>)> = users::table
         .filter(users::username.eq(username).or(users::email.eq(email)))
         .select((users::username, users::email))
         .load(conn)
         .await?;
     Ok((
         rows.iter().any(|(u, _)| u == username),
-        rows.iter().any(|(_, e)| e == email),
+        rows.iter().any(|(_, e)| e.as_deref() == Some(email)),
     ))
 }
 
@@ -76,14 +107,14 @@ pub async fn create_account(
     delivery_kinds: &[&'static str],
 ) -> Result<(Account, Vec<Uuid>), Error> {
     conn.transaction::<_, Error, _>(async |conn| {
-        let account = diesel::insert_into(users::table)
+        let account: Account = diesel::insert_into(users::table)
             .values(NewAccountRow {
                 id: Uuid::now_v7(),
                 username,
                 email,
                 password_hash,
             })
-            .returning(Account::as_returning())
+            .returning(account())
             .get_result(conn)
             .await?;
         insert_refresh_token(
@@ -114,7 +145,7 @@ pub async fn find_for_login(
     conn: &mut AsyncPgConnection,
     login: &str,
 ) -> Result<Option<Account>, Error> {
-    let query = users::table.select(Account::as_select()).into_boxed();
+    let query = users::table.filter(active()).select(account()).into_boxed();
     let query = if login.contains('@') {
         query.filter(users::email.eq(login))
     } else {
@@ -127,7 +158,8 @@ pub async fn find_for_login(
 pub async fn find_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Account>, Error> {
     users::table
         .find(id)
-        .select(Account::as_select())
+        .filter(active())
+        .select(account())
         .first(conn)
         .await
         .optional()
@@ -290,11 +322,17 @@ pub async fn rotate_refresh_token(
                 successor.to_owned()
             }
         };
-        let account = users::table
+        // An account being erased has no live refresh token; this is the backstop.
+        let Some(account) = users::table
             .find(token.user_id)
-            .select(Account::as_select())
+            .filter(active())
+            .select(account())
             .first(conn)
-            .await?;
+            .await
+            .optional()?
+        else {
+            return Ok(Rotation::Invalid);
+        };
         Ok(Rotation::Rotated {
             account,
             refresh_token,
@@ -362,36 +400,438 @@ pub async fn revoke_family_of(
     }
 }
 
-/// Sets a new password hash and revokes every refresh token of the user, atomically.
+/// Sets a new password hash, raises the token version (the access tokens issued before
+/// are refused: see [`revoke_access`]) and revokes every refresh token of the user,
+/// atomically.
 pub async fn change_password(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     new_hash: &str,
-) -> Result<(), Error> {
+    access_ttl: chrono::Duration,
+) -> Result<Revocation, Error> {
     conn.transaction::<_, Error, _>(async |conn| {
-        let now = Utc::now();
-        diesel::update(users::table.find(user_id))
-            .set(users::password_hash.eq(new_hash))
-            .execute(conn)
+        let version: i64 = diesel::update(users::table.find(user_id).filter(active()))
+            .set((
+                users::password_hash.eq(new_hash),
+                users::token_version.eq(users::token_version + 1),
+            ))
+            .returning(users::token_version)
+            .get_result(conn)
             .await?;
-        // Lock first, update in a statement of its own: see `revoke_family`.
-        refresh_tokens::table
-            .filter(refresh_tokens::user_id.eq(user_id))
-            .select(refresh_tokens::id)
-            .for_update()
-            .load::<Uuid>(conn)
-            .await?;
-        diesel::update(
-            refresh_tokens::table
-                .filter(refresh_tokens::user_id.eq(user_id))
-                .filter(refresh_tokens::revoked_at.is_null()),
-        )
-        .set(refresh_tokens::revoked_at.eq(now))
-        .execute(conn)
-        .await?;
-        Ok(())
+        let revocation = revoke_access(conn, user_id, version, access_ttl).await?;
+        revoke_all_refresh_tokens(conn, user_id).await?;
+        Ok(revocation)
     })
     .await
+}
+
+/// Refuses the user's access tokens below `below_version` until the last of them has
+/// expired (`access_ttl` and the verifiers' leeway from now).
+async fn revoke_access(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    below_version: i64,
+    access_ttl: chrono::Duration,
+) -> Result<Revocation, Error> {
+    let revocation = Revocation {
+        user_id,
+        below_version,
+        until: Utc::now() + access_ttl + chrono::Duration::seconds(60),
+    };
+    diesel::insert_into(revocations::table)
+        .values((
+            revocations::user_id.eq(revocation.user_id),
+            revocations::below_version.eq(revocation.below_version),
+            revocations::until.eq(revocation.until),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(revocation)
+}
+
+/// Revokes every live refresh token of the user (in the caller's transaction).
+async fn revoke_all_refresh_tokens(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<(), Error> {
+    // Lock first, update in a statement of its own: see `revoke_family`.
+    refresh_tokens::table
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .select(refresh_tokens::id)
+        .for_update()
+        .load::<Uuid>(conn)
+        .await?;
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Utc::now()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The job kinds of erasure deliveries start with this, then the service's name.
+pub const ERASING: &str = "account.erasing:";
+
+/// An erasure as its owner sees it.
+#[derive(Debug, Clone, Queryable)]
+pub struct Deletion {
+    pub requested_at: DateTime<Utc>,
+    pub erased_at: Option<DateTime<Utc>>,
+}
+
+/// A started erasure.
+#[derive(Debug)]
+pub struct Erasure {
+    pub deletion: Uuid,
+    pub revocation: Revocation,
+}
+
+/// Starts erasing an active account, atomically: it stops being active (no login, no
+/// refresh; its email is free at once, its username stays taken), every refresh token
+/// and access token of it is revoked, deliveries of its creation still queued are
+/// dropped, and one erasure job per service in `services` is queued. `None` when the
+/// account was no longer active.
+pub async fn start_erasure(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    services: &[&'static str],
+    access_ttl: chrono::Duration,
+) -> Result<Option<Erasure>, Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        let now = Utc::now();
+        let gone = diesel::update(users::table.find(user_id).filter(active()))
+            .set((
+                users::deleted_at.eq(now),
+                users::email.eq(None::<String>),
+                users::password_hash.eq(None::<String>),
+            ))
+            .execute(conn)
+            .await?;
+        if gone == 0 {
+            return Ok(None);
+        }
+        let revocation = revoke_access(
+            conn,
+            user_id,
+            agora_common::revocations::ALL_VERSIONS,
+            access_ttl,
+        )
+        .await?;
+        revoke_all_refresh_tokens(conn, user_id).await?;
+        // A creation delivered after the erasure would bring a profile back.
+        diesel::sql_query(
+            "DELETE FROM agora_jobs WHERE kind LIKE 'account.created:%' AND payload ->> 'id' = $1",
+        )
+        .bind::<diesel::sql_types::Text, _>(user_id.to_string())
+        .execute(conn)
+        .await?;
+        // Unguessable: the status route is public.
+        let deletion = Uuid::new_v4();
+        diesel::insert_into(deletions::table)
+            .values((
+                deletions::id.eq(deletion),
+                deletions::user_id.eq(user_id),
+                deletions::requested_at.eq(now),
+                deletions::pending.eq(services.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()),
+            ))
+            .execute(conn)
+            .await?;
+        let payload = serde_json::json!({"id": user_id, "deletion_id": deletion});
+        for service in services {
+            jobs::enqueue(conn, &format!("{ERASING}{service}"), &payload).await?;
+        }
+        Ok(Some(Erasure {
+            deletion,
+            revocation,
+        }))
+    })
+    .await
+}
+
+/// `service` has erased its part of `deletion`; when it was the last one, the
+/// erasure is complete. Idempotent. Returns whether the erasure is complete.
+pub async fn acknowledge_erasure(
+    conn: &mut AsyncPgConnection,
+    deletion: Uuid,
+    service: &str,
+) -> Result<bool, Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        #[derive(QueryableByName)]
+        struct Acknowledged {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            user_id: Uuid,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pending: i32,
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+            erased_at: Option<DateTime<Utc>>,
+        }
+        let row: Option<Acknowledged> = diesel::sql_query(
+            "UPDATE deletions SET pending = array_remove(pending, $2) WHERE id = $1 \
+             RETURNING user_id, cardinality(pending) AS pending, erased_at",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(deletion)
+        .bind::<diesel::sql_types::Text, _>(service)
+        .get_result(conn)
+        .await
+        .optional()?;
+        let Some(Acknowledged {
+            user_id,
+            pending,
+            erased_at,
+        }) = row
+        else {
+            return Ok(false);
+        };
+        if pending > 0 {
+            return Ok(false);
+        }
+        if erased_at.is_none() {
+            let now = Utc::now();
+            diesel::update(deletions::table.find(deletion))
+                .set(deletions::erased_at.eq(now))
+                .execute(conn)
+                .await?;
+            // Nothing of the person is left but the username's reservation (their
+            // archives went with the photos service's part).
+            diesel::delete(refresh_tokens::table.filter(refresh_tokens::user_id.eq(user_id)))
+                .execute(conn)
+                .await?;
+            diesel::delete(exports::table.filter(exports::user_id.eq(user_id)))
+                .execute(conn)
+                .await?;
+        }
+        Ok(true)
+    })
+    .await
+}
+
+/// An erasure's state by its id.
+pub async fn deletion(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Deletion>, Error> {
+    deletions::table
+        .find(id)
+        .select((deletions::requested_at, deletions::erased_at))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The live revocations recorded after `since` (all live ones without it), and the
+/// database's time.
+pub async fn revocations_since(
+    conn: &mut AsyncPgConnection,
+    since: Option<DateTime<Utc>>,
+) -> Result<agora_common::revocations::RevocationFeed, Error> {
+    let now: DateTime<Utc> =
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamptz>("now()"))
+            .get_result(conn)
+            .await?;
+    let mut query = revocations::table
+        .filter(revocations::until.gt(now))
+        .select((
+            revocations::user_id,
+            revocations::below_version,
+            revocations::until,
+        ))
+        .into_boxed();
+    if let Some(since) = since {
+        query = query.filter(revocations::recorded_at.gt(since));
+    }
+    let rows: Vec<(Uuid, i64, DateTime<Utc>)> = query.load(conn).await?;
+    Ok(agora_common::revocations::RevocationFeed {
+        now,
+        revocations: rows
+            .into_iter()
+            .map(|(user_id, below_version, until)| Revocation {
+                user_id,
+                below_version,
+                until,
+            })
+            .collect(),
+    })
+}
+
+/// Forgets revocations that no longer matter, and frees the usernames of accounts
+/// erased more than `quarantine` ago. Returns how many usernames were freed.
+pub async fn forget_erased(
+    conn: &mut AsyncPgConnection,
+    quarantine: chrono::Duration,
+) -> Result<usize, Error> {
+    diesel::delete(revocations::table.filter(revocations::until.lt(Utc::now())))
+        .execute(conn)
+        .await?;
+    diesel::sql_query(
+        "DELETE FROM users u USING deletions d \
+         WHERE d.user_id = u.id AND d.erased_at < $1 AND u.deleted_at IS NOT NULL",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(Utc::now() - quarantine)
+    .execute(conn)
+    .await
+}
+
+/// The job kind of exports.
+pub const EXPORT_JOB: &str = "account.export";
+
+/// How long an archive can be fetched once ready.
+pub const EXPORT_TTL: chrono::Duration = chrono::Duration::days(7);
+
+/// The constraint that keeps one pending or running export per account.
+const ONE_EXPORT_AT_A_TIME: &str = "exports_one_at_a_time";
+
+/// What a request for an export came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportRequest {
+    /// Queued, with its id.
+    Queued(Uuid),
+    /// One is pending or running already.
+    Running,
+    /// `per_day` were requested in the last 24 hours.
+    TooMany,
+}
+
+/// Queues an export of `user`'s data, unless one is under way or `per_day` were
+/// requested in the last day.
+pub async fn request_export(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    per_day: i64,
+) -> Result<ExportRequest, Error> {
+    let outcome = conn
+        .transaction::<_, Error, _>(async |conn| {
+            let rows: Vec<String> = exports::table
+                .filter(exports::user_id.eq(user))
+                .filter(exports::requested_at.gt(Utc::now() - chrono::Duration::days(1)))
+                .select(exports::status)
+                .load(conn)
+                .await?;
+            if rows.iter().any(|s| s == "pending" || s == "running") {
+                return Ok(ExportRequest::Running);
+            }
+            if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= per_day {
+                return Ok(ExportRequest::TooMany);
+            }
+            let id = Uuid::new_v4();
+            diesel::insert_into(exports::table)
+                .values((
+                    exports::id.eq(id),
+                    exports::user_id.eq(user),
+                    exports::status.eq("pending"),
+                ))
+                .execute(conn)
+                .await?;
+            jobs::enqueue(
+                conn,
+                EXPORT_JOB,
+                &serde_json::json!({"id": id, "user_id": user}),
+            )
+            .await?;
+            Ok(ExportRequest::Queued(id))
+        })
+        .await;
+    // A concurrent request of the same person won the race.
+    match outcome {
+        Err(e) if agora_common::db::unique_violation(&e) == Some(ONE_EXPORT_AT_A_TIME) => {
+            Ok(ExportRequest::Running)
+        }
+        other => other,
+    }
+}
+
+/// An export as its owner sees it.
+#[derive(Debug, Clone, Queryable)]
+pub struct Export {
+    pub id: Uuid,
+    pub status: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub size_bytes: Option<i64>,
+}
+
+/// `user`'s export `id` (`None` for anybody else's).
+pub async fn export_of(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    id: Uuid,
+) -> Result<Option<Export>, Error> {
+    exports::table
+        .find(id)
+        .filter(exports::user_id.eq(user))
+        .select((
+            exports::id,
+            exports::status,
+            exports::expires_at,
+            exports::size_bytes,
+        ))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Marks an export running; its owner, unless it is no longer to be built.
+pub async fn start_export(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Uuid>, Error> {
+    diesel::update(
+        exports::table
+            .find(id)
+            .filter(exports::status.eq_any(["pending", "running"])),
+    )
+    .set(exports::status.eq("running"))
+    .returning(exports::user_id)
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Records how an export ended: ready with the archive's size, or failed.
+pub async fn finish_export(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    size: Option<u64>,
+) -> Result<(), Error> {
+    let now = Utc::now();
+    let target = exports::table
+        .find(id)
+        .filter(exports::status.eq("running"));
+    match size {
+        Some(size) => {
+            diesel::update(target)
+                .set((
+                    exports::status.eq("ready"),
+                    exports::ready_at.eq(now),
+                    exports::expires_at.eq(now + EXPORT_TTL),
+                    exports::size_bytes.eq(i64::try_from(size).unwrap_or(i64::MAX)),
+                ))
+                .execute(conn)
+                .await?
+        }
+        None => {
+            diesel::update(target)
+                .set(exports::status.eq("failed"))
+                .execute(conn)
+                .await?
+        }
+    };
+    Ok(())
+}
+
+/// Ready exports past their 7 days: `(owner, id)`.
+pub async fn expired_exports(conn: &mut AsyncPgConnection) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    exports::table
+        .filter(exports::status.eq("ready"))
+        .filter(exports::expires_at.lt(Utc::now()))
+        .select((exports::user_id, exports::id))
+        .limit(1000)
+        .load(conn)
+        .await
+}
+
+/// Marks an export expired (its archive is gone).
+pub async fn expire_export(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), Error> {
+    diesel::update(exports::table.find(id))
+        .set(exports::status.eq("expired"))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// Deletes refresh tokens that expired more than a day ago (the day keeps a window in

@@ -36,12 +36,25 @@ pub struct AuthState {
     pub trusted_proxies: TrustedProxies,
     pub reuse_grace: chrono::Duration,
     pub deliveries: Deliveries,
+    /// How long an erased account's username stays taken.
+    pub username_quarantine: chrono::Duration,
+    /// Data exports.
+    pub exports: Exports,
 }
 
-/// The outbox of new accounts: which job kinds a registration enqueues, and the runner
-/// that delivers them.
+/// Data exports: where archives are kept (the photos service), the runner that builds
+/// them, and how many one account may request a day.
+pub struct Exports {
+    pub photos: Option<agora_common::client::ServiceClient>,
+    pub runner: Option<agora_common::jobs::JobRunner>,
+    pub per_day: i64,
+}
+
+/// The outbox of accounts: which job kinds a registration enqueues, the services an
+/// erasure reaches, and the runner that delivers both.
 pub struct Deliveries {
     pub kinds: Vec<&'static str>,
+    pub erasing: Vec<&'static str>,
     pub runner: Option<agora_common::jobs::JobRunner>,
 }
 
@@ -78,6 +91,57 @@ const MAX_PASSWORD_CHARS: usize = 128;
 const UNSPECIFIED: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 impl AuthState {
+    /// How long an access token lives.
+    fn access_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(
+            i64::try_from(self.tokens.access_ttl_secs).unwrap_or(i64::MAX / 1000),
+        )
+    }
+
+    /// Checks the caller's own password under the login throttle (per account and
+    /// client, kept in the database): `wrong` when it does not match.
+    async fn check_own_password(
+        &self,
+        req: &HttpRequest,
+        caller: &Caller,
+        password: String,
+        wrong: ApiError,
+    ) -> ApiResult<Account> {
+        let throttle = &self.throttles.accounts;
+        let (key, client) = (
+            throttle.key(Subject::Account(caller.user_id)),
+            self.client(req),
+        );
+        let mut conn = agora_common::db::checkout(&self.pool).await?;
+        throttle
+            .attempt(&mut conn, key, client)
+            .await?
+            .map_err(rate_limited)?;
+        let account =
+            db::find_by_id(&mut conn, caller.user_id)
+                .await?
+                .ok_or(ApiError::NotFound(Cow::Borrowed(
+                    "this account no longer exists",
+                )))?;
+        // Not held during the deliberately slow hash.
+        drop(conn);
+        if !self
+            .passwords
+            .verify(password, Some(account.password_hash.clone()))
+            .await?
+        {
+            return Err(wrong);
+        }
+        throttle
+            .succeeded(
+                &mut *agora_common::db::checkout(&self.pool).await?,
+                key,
+                client,
+            )
+            .await?;
+        Ok(account)
+    }
+
     /// The client's rate-limit key (its address; an IPv6 client's /64).
     fn client(&self, req: &HttpRequest) -> IpAddr {
         rate_key(self.trusted_proxies.client_addr(req).unwrap_or(UNSPECIFIED))
@@ -87,7 +151,7 @@ impl AuthState {
     fn token_response(&self, account: Account, refresh_token: String) -> ApiResult<TokenResponse> {
         let access_token = self
             .tokens
-            .access_token(account.id, &account.username)
+            .access_token_at(account.id, &account.username, account.token_version)
             .map_err(ApiError::internal)?;
         Ok(TokenResponse {
             user: user_view(account),
@@ -388,6 +452,7 @@ pub async fn me(state: web::Data<AuthState>, caller: Caller) -> ApiResult<web::J
     ))]
 pub async fn change_password(
     state: web::Data<AuthState>,
+    verifier: web::Data<TokenVerifier>,
     req: HttpRequest,
     caller: Caller,
     body: agora_common::extract::Json<PasswordChangeRequest>,
@@ -411,50 +476,268 @@ pub async fn change_password(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let throttle = &state.throttles.accounts;
-    let (key, client) = (
-        throttle.key(Subject::Account(caller.user_id)),
-        state.client(&req),
-    );
-    let mut conn = agora_common::db::checkout(&state.pool).await?;
-    throttle
-        .attempt(&mut conn, key, client)
-        .await?
-        .map_err(rate_limited)?;
-    let account = db::find_by_id(&mut conn, caller.user_id)
-        .await?
-        .ok_or(ApiError::NotFound(Cow::Borrowed(
-            "this account no longer exists",
-        )))?;
-    // Not held during the deliberately slow hashes.
-    drop(conn);
-    if !state
-        .passwords
-        .verify(current_password, Some(account.password_hash))
-        .await?
-    {
-        // 403, not 400 (the input is well-formed) nor 401 (the token is fine, and
-        // clients treat 401 as "sign in again").
-        return Err(ApiError::Forbidden(Cow::Borrowed(
-            "current_password is incorrect",
-        )));
-    }
-    throttle
-        .succeeded(
-            &mut *agora_common::db::checkout(&state.pool).await?,
-            key,
-            client,
-        )
+    // 403, not 400 (the input is well-formed) nor 401 (the token is fine, and clients
+    // treat 401 as "sign in again").
+    let wrong = ApiError::Forbidden(Cow::Borrowed("current_password is incorrect"));
+    state
+        .check_own_password(&req, &caller, current_password, wrong)
         .await?;
     let new_hash = state.passwords.hash(new_password).await?;
-    db::change_password(
+    let revocation = db::change_password(
         &mut *agora_common::db::checkout(&state.pool).await?,
         caller.user_id,
         &new_hash,
+        state.access_ttl(),
+    )
+    .await
+    .map_err(|e| match e {
+        diesel::result::Error::NotFound => {
+            ApiError::NotFound(Cow::Borrowed("this account no longer exists"))
+        }
+        e => e.into(),
+    })?;
+    verifier.revocations().apply(&[revocation]);
+    tracing::info!(user_id = %caller.user_id, "password changed; earlier tokens revoked");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Leave Agora: erase the account from every service.
+#[utoipa::path(delete, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
+    request_body = AccountDeletionRequest,
+    responses(
+        (status = 202, description = "erasing: from now on the account cannot sign in and its tokens are refused everywhere", body = DeletionStarted),
+        (status = 400, description = "`password` is missing or too long", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "no valid token, or the password is wrong", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "the account was deleted", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "too many wrong passwords; see Retry-After", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_me(
+    state: web::Data<AuthState>,
+    verifier: web::Data<TokenVerifier>,
+    req: HttpRequest,
+    caller: Caller,
+    body: agora_common::extract::Json<AccountDeletionRequest>,
+) -> ApiResult<HttpResponse> {
+    let password = body.into_inner().password;
+    match password.chars().count() {
+        0 => return Err(ApiError::invalid_field("password", "is required")),
+        1..=MAX_PASSWORD_CHARS => {}
+        _ => {
+            return Err(ApiError::invalid_field(
+                "password",
+                "must be at most 128 characters",
+            ));
+        }
+    }
+    state
+        .check_own_password(&req, &caller, password, bad_credentials())
+        .await?;
+    let started = db::start_erasure(
+        &mut *agora_common::db::checkout(&state.pool).await?,
+        caller.user_id,
+        &state.deliveries.erasing,
+        state.access_ttl(),
     )
     .await?;
-    tracing::info!(user_id = %caller.user_id, "password changed; refresh tokens revoked");
-    Ok(HttpResponse::NoContent().finish())
+    let Some(erasure) = started else {
+        return Err(ApiError::NotFound(Cow::Borrowed(
+            "this account no longer exists",
+        )));
+    };
+    // This replica refuses the tokens at once; the others, and every service, within
+    // a second.
+    verifier.revocations().apply(&[erasure.revocation]);
+    let deletion_id = erasure.deletion;
+    tracing::info!(user_id = %caller.user_id, deletion = %deletion_id, "account erasure started");
+    // The runner takes the jobs now (and retries what fails); nobody waits for them.
+    if let Some(runner) = &state.deliveries.runner {
+        runner.wake();
+    }
+    Ok(HttpResponse::Accepted().json(DeletionStarted {
+        deletion_id,
+        status: DeletionStatus::Erasing,
+    }))
+}
+
+/// Where an erasure stands (public: the id is unguessable, and says nothing else).
+#[utoipa::path(get, path = "/api/v1/auth/deletions/{deletion_id}", tag = "auth",
+    params(("deletion_id" = Uuid, Path, description = "from `DELETE /auth/me`")),
+    responses(
+        (status = 200, body = DeletionView),
+        (status = 404, description = "no such deletion (a malformed id too)", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn deletion(
+    state: web::Data<AuthState>,
+    path: web::Path<uuid::Uuid>,
+) -> ApiResult<web::Json<DeletionView>> {
+    let found = db::deletion(
+        &mut *agora_common::db::checkout(&state.pool).await?,
+        path.into_inner(),
+    )
+    .await?
+    .ok_or(ApiError::NotFound(Cow::Borrowed("no such deletion")))?;
+    Ok(web::Json(DeletionView {
+        status: if found.erased_at.is_some() {
+            DeletionStatus::Erased
+        } else {
+            DeletionStatus::Erasing
+        },
+        requested_at: found.requested_at,
+        erased_at: found.erased_at,
+    }))
+}
+
+fn no_such_export() -> ApiError {
+    ApiError::NotFound(Cow::Borrowed("no such export"))
+}
+
+fn export_view(export: db::Export) -> ExportView {
+    let status = match export.status.as_str() {
+        "pending" => ExportStatus::Pending,
+        "running" => ExportStatus::Running,
+        "ready" if export.expires_at.is_some_and(|at| at <= Utc::now()) => ExportStatus::Expired,
+        "ready" => ExportStatus::Ready,
+        "expired" => ExportStatus::Expired,
+        _ => ExportStatus::Failed,
+    };
+    let ready = status == ExportStatus::Ready;
+    ExportView {
+        id: export.id,
+        status,
+        size_bytes: export.size_bytes.filter(|_| ready),
+        expires_at: export
+            .expires_at
+            .filter(|_| ready || status == ExportStatus::Expired),
+        download_url: ready.then(|| format!("/api/v1/auth/me/exports/{}/archive", export.id)),
+    }
+}
+
+/// Start an export of everything the caller has on Agora (a zip: see the contract).
+#[utoipa::path(post, path = "/api/v1/auth/me/exports", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 202, description = "queued; follow it at `GET /auth/me/exports/{id}`", body = ExportView),
+        (status = 401, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "an export of this account is pending or running (`export-running`)", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "the day's exports are used up; see Retry-After", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "this platform keeps no archives (no photos service)", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn start_export(state: web::Data<AuthState>, caller: Caller) -> ApiResult<HttpResponse> {
+    let exports = &state.exports;
+    let Some(runner) = exports.runner.as_ref().filter(|_| exports.photos.is_some()) else {
+        return Err(ApiError::Unavailable(Cow::Borrowed(
+            "exports are not available on this platform",
+        )));
+    };
+    let requested = db::request_export(
+        &mut *agora_common::db::checkout(&state.pool).await?,
+        caller.user_id,
+        exports.per_day,
+    )
+    .await?;
+    let id = match requested {
+        db::ExportRequest::Queued(id) => id,
+        db::ExportRequest::Running => {
+            return Err(ApiError::Conflict(Cow::Borrowed(
+                "an export of this account is already under way",
+            ))
+            .typed("export-running"));
+        }
+        db::ExportRequest::TooMany => return Err(rate_limited(3600)),
+    };
+    runner.wake();
+    tracing::info!(user_id = %caller.user_id, export = %id, "export requested");
+    Ok(HttpResponse::Accepted().json(ExportView {
+        id,
+        status: ExportStatus::Pending,
+        size_bytes: None,
+        expires_at: None,
+        download_url: None,
+    }))
+}
+
+/// Where one of the caller's exports stands.
+#[utoipa::path(get, path = "/api/v1/auth/me/exports/{id}", tag = "auth", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "from `POST /auth/me/exports`")),
+    responses(
+        (status = 200, body = ExportView),
+        (status = 401, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such export of the caller's", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn export(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    path: web::Path<uuid::Uuid>,
+) -> ApiResult<web::Json<ExportView>> {
+    let export = db::export_of(
+        &mut *agora_common::db::checkout(&state.pool).await?,
+        caller.user_id,
+        path.into_inner(),
+    )
+    .await?
+    .ok_or_else(no_such_export)?;
+    Ok(web::Json(export_view(export)))
+}
+
+/// The archive of one of the caller's exports, for 7 days after it is ready.
+#[utoipa::path(get, path = "/api/v1/auth/me/exports/{id}/archive", tag = "auth", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "a ready export of the caller's")),
+    responses(
+        (status = 200, description = "the zip archive", content_type = "application/zip"),
+        (status = 401, body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "no such export of the caller's, not ready yet, or expired", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "the archive's storage is unavailable", body = agora_common::openapi::ProblemDoc, content_type = "application/problem+json"),
+    ))]
+pub async fn export_archive(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    path: web::Path<uuid::Uuid>,
+) -> ApiResult<HttpResponse> {
+    let export = db::export_of(
+        &mut *agora_common::db::checkout(&state.pool).await?,
+        caller.user_id,
+        path.into_inner(),
+    )
+    .await?
+    .map(export_view)
+    .filter(|e| e.status == ExportStatus::Ready)
+    .ok_or_else(no_such_export)?;
+    let photos = state.exports.photos.as_ref().ok_or_else(no_such_export)?;
+    let body = crate::export::archive(photos, caller.user_id, export.id).await?;
+    let mut answer = HttpResponse::Ok();
+    answer
+        .content_type("application/zip")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"agora-export-{}.zip\"", export.id),
+        ))
+        .insert_header((CACHE_CONTROL, "private, no-store"));
+    if let Some(size) = export.size_bytes.and_then(|s| u64::try_from(s).ok()) {
+        answer.no_chunking(size);
+    }
+    Ok(answer.streaming(body))
+}
+
+/// `since` of `GET /internal/revocations`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationsQuery {
+    since: Option<chrono::DateTime<Utc>>,
+}
+
+/// `GET /internal/revocations` (service credential): the live token revocations
+/// recorded after `since`, for every process that verifies tokens.
+pub async fn revocations(
+    state: web::Data<AuthState>,
+    _service: agora_common::client::ServiceCaller,
+    query: agora_common::extract::Query<RevocationsQuery>,
+) -> ApiResult<web::Json<agora_common::revocations::RevocationFeed>> {
+    Ok(web::Json(
+        db::revocations_since(
+            &mut *agora_common::db::checkout(&state.pool).await?,
+            query.into_inner().since,
+        )
+        .await?,
+    ))
 }
 
 /// The public keys that verify access tokens.
@@ -493,9 +776,7 @@ pub async fn verify(
         .zip(header("x-forwarded-uri"))
         .or_else(|| header("x-original-method").zip(header("x-original-uri")))
         .and_then(|(method, uri)| Some((Method::from_bytes(method.as_bytes()).ok()?, uri)));
-    let public = original.is_some_and(|(method, uri)| {
-        photos::is_public(&method, uri) || notices::is_stream(&method, uri)
-    });
+    let public = original.is_some_and(|(method, uri)| is_public_by_id(&method, uri));
     answer_verify(&req, &verifier, public).await
 }
 
@@ -509,9 +790,20 @@ pub async fn verify_prefixed(
 ) -> ApiResult<HttpResponse> {
     let path = req.match_info().get("path").unwrap_or_default();
     let original = format!("/{path}");
-    let public =
-        photos::is_public(req.method(), &original) || notices::is_stream(req.method(), &original);
+    let public = is_public_by_id(req.method(), &original);
     answer_verify(&req, &verifier, public).await
+}
+
+/// The public routes an Ingress cannot list (an id in the path, or a ticket instead of
+/// a token): a public photo's bytes, the notification stream, an erasure's status.
+fn is_public_by_id(method: &Method, uri: &str) -> bool {
+    let path = uri.split(['?', '#']).next().unwrap_or_default();
+    let deletion = path
+        .strip_prefix("/api/v1/auth/deletions/")
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    photos::is_public(method, uri)
+        || notices::is_stream(method, uri)
+        || (method == Method::GET && deletion)
 }
 
 async fn answer_verify(

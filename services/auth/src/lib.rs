@@ -2,8 +2,10 @@
 //! tokens published as a JWKS, rotating refresh tokens with reuse detection, login
 //! throttling, and a forward-auth endpoint for ingress middleware.
 
+mod archive;
 pub mod config;
 mod db;
+mod export;
 mod handlers;
 pub mod model;
 mod outbox;
@@ -88,6 +90,18 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
     .await?;
     agora_common::jobs::migrate_jobs(&config.database_url).await?;
     let deliveries = deliveries(&config, &pool)?;
+    let exports = exports(&config, &pool)?;
+    // Its own forward-auth and `/me` refuse revoked tokens too: read from the database.
+    let revocations_pool = pool.clone();
+    verifier.revocations().follow("auth", move |since| {
+        let pool = revocations_pool.clone();
+        async move {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            db::revocations_since(&mut conn, since)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    });
     let limits = &config.limits;
     let minute = Duration::from_secs(60);
     let state = web::Data::new(AuthState {
@@ -113,6 +127,8 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
             i64::try_from(config.refresh_reuse_grace_secs).unwrap_or(0),
         ),
         deliveries,
+        username_quarantine: chrono::Duration::days(i64::from(config.username_quarantine_days)),
+        exports,
     });
     if config.trusted_proxies.is_empty() {
         tracing::warn!(
@@ -126,9 +142,17 @@ pub async fn build(config: Config) -> Result<Service, StartError> {
     ));
     let hash_wait = state.passwords.wait.clone();
     let pool_for_metrics = pool.clone();
-    let mut service = Service::new("auth", routes::routes(state, verifier), routes::openapi())
-        .with_policy(routes::policy())
-        .ready_when(DatabaseReady(pool));
+    let mut service = Service::new(
+        "auth",
+        routes::routes(
+            state,
+            verifier,
+            config.service_token.clone().map(web::Data::new),
+        ),
+        routes::openapi(),
+    )
+    .with_policy(routes::policy())
+    .ready_when(DatabaseReady(pool));
     service
         .metrics
         .registry_mut()
@@ -152,6 +176,7 @@ fn deliveries(
     let Some(token) = &config.service_token else {
         return Ok(handlers::Deliveries {
             kinds: Vec::new(),
+            erasing: Vec::new(),
             runner: None,
         });
     };
@@ -165,21 +190,79 @@ fn deliveries(
             token.clone(),
         )?));
     }
-    if kinds.is_empty() {
+    let mut erasing = Vec::new();
+    for (name, url) in &config.erasure_services {
+        erasing.push(*name);
+        deliverers.push(std::sync::Arc::new(outbox::Erase::new(
+            name,
+            url,
+            token.clone(),
+            pool.clone(),
+        )?));
+    }
+    if deliverers.is_empty() {
         return Ok(handlers::Deliveries {
             kinds,
+            erasing,
             runner: None,
         });
     }
-    let runner = agora_common::jobs::JobRunner::new(
-        pool.clone(),
-        deliverers,
-        agora_common::jobs::RunnerSettings::default(),
-    );
+    // A service that was down finishes its part of an erasure within minutes of its
+    // return, not an hour.
+    let settings = agora_common::jobs::RunnerSettings {
+        max_backoff: Duration::from_secs(300),
+        ..Default::default()
+    };
+    let runner = agora_common::jobs::JobRunner::new(pool.clone(), deliverers, settings);
     runner.clone().spawn("auth");
     Ok(handlers::Deliveries {
         kinds,
+        erasing,
         runner: Some(runner),
+    })
+}
+
+/// Data exports: their own runner, with a lease as long as an export may take (the
+/// outbox's deliveries must not wait behind one), reading from the services that hold a
+/// part, and the photos service to keep the archives.
+fn exports(config: &Config, pool: &common_db::DbPool) -> Result<handlers::Exports, StartError> {
+    let photos = config
+        .erasure_services
+        .iter()
+        .find(|(name, _)| *name == "photos");
+    let (Some(token), Some((_, photos_url))) = (&config.service_token, photos) else {
+        return Ok(handlers::Exports {
+            photos: None,
+            runner: None,
+            per_day: config.exports_per_day,
+        });
+    };
+    let exporter = export::Export::new(pool.clone(), &config.erasure_services, token)?;
+    let settings = agora_common::jobs::RunnerSettings {
+        lease: export::EXPORT_BUDGET * 2,
+        batch: 2,
+        max_backoff: Duration::from_secs(300),
+        ..Default::default()
+    };
+    let runner = agora_common::jobs::JobRunner::new(
+        pool.clone(),
+        vec![std::sync::Arc::new(exporter)],
+        settings,
+    );
+    runner.clone().spawn("auth");
+    let photos = agora_common::client::ServiceClient::new(
+        "photos",
+        photos_url,
+        agora_common::client::ClientSettings {
+            timeout: export::EXPORT_BUDGET,
+            service_token: Some(token.clone()),
+            ..Default::default()
+        },
+    )?;
+    Ok(handlers::Exports {
+        photos: Some(photos),
+        runner: Some(runner),
+        per_day: config.exports_per_day,
     })
 }
 
@@ -208,6 +291,18 @@ async fn housekeeping(state: web::Data<AuthState>) {
             Ok(Some(0)) => {}
             Ok(Some(n)) => tracing::info!(purged = n, "expired refresh tokens deleted"),
             Err(error) => tracing::warn!(%error, "refresh token clean-up failed"),
+        }
+        if let Some(photos) = &state.exports.photos {
+            match export::expire(&state.pool, photos).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "export archives past 7 days deleted"),
+                Err(error) => tracing::warn!(%error, "export archive clean-up failed"),
+            }
+        }
+        match db::forget_erased(&mut conn, state.username_quarantine).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(freed = n, "usernames of erased accounts freed"),
+            Err(error) => tracing::warn!(%error, "erased account clean-up failed"),
         }
         match state.throttles.accounts.purge(&mut conn).await {
             Ok(0) => {}

@@ -186,6 +186,70 @@ pub struct PasswordChangeRequest {
     pub new_password: String,
 }
 
+/// `DELETE /auth/me`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDeletionRequest {
+    /// The account's password.
+    #[schema(min_length = 1, max_length = 128)]
+    pub password: String,
+}
+
+/// Where an erasure stands.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletionStatus {
+    /// Some service has not erased its part yet.
+    Erasing,
+    /// Every service has.
+    Erased,
+}
+
+/// The answer to `DELETE /auth/me`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeletionStarted {
+    /// Follow it at `GET /auth/deletions/{deletion_id}` (unguessable).
+    pub deletion_id: Uuid,
+    pub status: DeletionStatus,
+}
+
+/// `GET /auth/deletions/{id}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeletionView {
+    pub status: DeletionStatus,
+    pub requested_at: DateTime<Utc>,
+    /// When every service had erased its part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<DateTime<Utc>>,
+}
+
+/// Where an export stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportStatus {
+    Pending,
+    Running,
+    Ready,
+    Failed,
+    Expired,
+}
+
+/// An export of the caller's data.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportView {
+    pub id: Uuid,
+    pub status: ExportStatus,
+    /// The archive's size (ready only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// Until when the archive can be fetched (ready and expired only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Where to fetch it with the owner's token (ready only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+}
+
 /// An account as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserView {

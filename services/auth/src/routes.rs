@@ -3,6 +3,7 @@
 use crate::handlers::{self, AuthState};
 use actix_web::web;
 use agora_common::TokenVerifier;
+use agora_common::client::ServiceToken;
 use agora_common::routing::RoutePolicy;
 use agora_common::server::Routes;
 use std::sync::Arc;
@@ -21,6 +22,11 @@ use utoipa::OpenApi;
         handlers::logout,
         handlers::me,
         handlers::change_password,
+        handlers::delete_me,
+        handlers::deletion,
+        handlers::start_export,
+        handlers::export,
+        handlers::export_archive,
         handlers::jwks,
         handlers::verify,
     )
@@ -39,13 +45,22 @@ pub fn policy() -> RoutePolicy {
         .public(&["POST"], "/api/v1/auth/register")
         .public(&["POST"], "/api/v1/auth/login")
         .public(&["POST"], "/api/v1/auth/refresh")
+        .public(&["GET"], "/api/v1/auth/deletions/{deletion_id}")
         .public(&["GET"], "/api/v1/auth/jwks")
         .public(&["GET"], "/.well-known/jwks.json")
 }
 
 /// The route table.
-pub fn routes(state: web::Data<AuthState>, verifier: web::Data<TokenVerifier>) -> Routes {
+pub fn routes(
+    state: web::Data<AuthState>,
+    verifier: web::Data<TokenVerifier>,
+    service_token: Option<web::Data<ServiceToken>>,
+) -> Routes {
     Arc::new(move |cfg: &mut web::ServiceConfig| {
+        if let Some(token) = &service_token {
+            // The credential of `/internal/revocations`.
+            cfg.app_data(token.clone());
+        }
         cfg.app_data(state.clone())
             .app_data(verifier.clone())
             .service(
@@ -55,6 +70,14 @@ pub fn routes(state: web::Data<AuthState>, verifier: web::Data<TokenVerifier>) -
                     .route("/refresh", web::post().to(handlers::refresh))
                     .route("/logout", web::post().to(handlers::logout))
                     .route("/me", web::get().to(handlers::me))
+                    .route("/me", web::delete().to(handlers::delete_me))
+                    .route("/deletions/{id}", web::get().to(handlers::deletion))
+                    .route("/me/exports", web::post().to(handlers::start_export))
+                    .route("/me/exports/{id}", web::get().to(handlers::export))
+                    .route(
+                        "/me/exports/{id}/archive",
+                        web::get().to(handlers::export_archive),
+                    )
                     .route("/password", web::put().to(handlers::change_password))
                     .route("/jwks", web::get().to(handlers::jwks))
                     .route("/verify", web::get().to(handlers::verify))
@@ -63,6 +86,10 @@ pub fn routes(state: web::Data<AuthState>, verifier: web::Data<TokenVerifier>) -
                         web::route().to(handlers::verify_prefixed),
                     ),
             )
-            .route("/.well-known/jwks.json", web::get().to(handlers::jwks));
+            .route("/.well-known/jwks.json", web::get().to(handlers::jwks))
+            .route(
+                agora_common::revocations::REVOCATIONS_PATH,
+                web::get().to(handlers::revocations),
+            );
     })
 }

@@ -1,6 +1,28 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    deletions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        requested_at -> Timestamptz,
+        erased_at -> Nullable<Timestamptz>,
+        pending -> Array<Nullable<Text>>,
+    }
+}
+
+diesel::table! {
+    exports (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        status -> Text,
+        requested_at -> Timestamptz,
+        ready_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        size_bytes -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     login_budgets (subject) {
         subject -> Bytea,
         tokens -> Float8,
@@ -33,15 +55,35 @@ diesel::table! {
 }
 
 diesel::table! {
+    revocations (seq) {
+        seq -> Int8,
+        user_id -> Uuid,
+        below_version -> Int8,
+        until -> Timestamptz,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         username -> Text,
-        email -> Text,
-        password_hash -> Text,
+        email -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
         created_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+        token_version -> Int8,
     }
 }
 
 diesel::joinable!(refresh_tokens -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(login_budgets, login_failures, refresh_tokens, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    deletions,
+    exports,
+    login_budgets,
+    login_failures,
+    refresh_tokens,
+    revocations,
+    users,
+);

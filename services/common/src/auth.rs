@@ -39,6 +39,10 @@ pub struct AccessClaims {
     pub exp: u64,
     /// Token id.
     pub jti: Uuid,
+    /// The account's token version when it was issued: a revocation refuses the
+    /// versions below its own (see [`crate::revocations`]). Absent: 0.
+    #[serde(default)]
+    pub ver: i64,
 }
 
 /// The authenticated caller of a request.
@@ -62,6 +66,9 @@ pub enum TokenError {
     /// The key set could not be fetched.
     #[error("key set unavailable: {0}")]
     KeysUnavailable(String),
+    /// The token is valid but revoked (an erased account, a changed password).
+    #[error("revoked token")]
+    Revoked,
 }
 
 /// Where the verifier gets its public keys.
@@ -99,6 +106,7 @@ const LEEWAY_SECS: u64 = 30;
 struct Verified {
     caller: Caller,
     exp: u64,
+    ver: i64,
 }
 
 /// Verifies access tokens against the auth service's keys. Cheap to clone.
@@ -126,6 +134,8 @@ struct Inner {
     fetches: AtomicUsize,
     /// Tokens verified with the current keys, by their full text.
     verified: Mutex<HashMap<Box<str>, Verified>>,
+    /// Revoked tokens, refused although valid.
+    revocations: Arc<crate::revocations::Revocations>,
 }
 
 /// Only Ed25519 keys with a `kid` are accepted from a JWKS.
@@ -182,8 +192,19 @@ impl TokenVerifier {
                 refreshing: AtomicBool::new(false),
                 fetches: AtomicUsize::new(0),
                 verified: Mutex::new(HashMap::new()),
+                revocations: Arc::default(),
             }),
         }
+    }
+
+    /// The revocations this verifier honours (a follower fills them).
+    pub fn revocations(&self) -> &Arc<crate::revocations::Revocations> {
+        &self.inner.revocations
+    }
+
+    /// Whether the keys come from the auth service (not a fixed set).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.inner.source, KeySource::Remote { .. })
     }
 
     /// JWKS fetches attempted so far.
@@ -200,7 +221,10 @@ impl TokenVerifier {
                 result: if remembered.is_some() { "hit" } else { "miss" },
             })
             .inc();
-        if let Some(caller) = remembered {
+        if let Some((caller, ver)) = remembered {
+            if self.inner.revocations.refuses(caller.user_id, ver) {
+                return Err(TokenError::Revoked);
+            }
             // Refreshed keys may retire a key, and with it this token.
             if self
                 .inner
@@ -234,12 +258,26 @@ impl TokenVerifier {
             user_id: data.claims.sub,
             username: data.claims.name,
         };
-        self.inner.remember(token, &caller, data.claims.exp);
+        self.inner
+            .remember(token, &caller, data.claims.exp, data.claims.ver);
+        if self
+            .inner
+            .revocations
+            .refuses(caller.user_id, data.claims.ver)
+        {
+            return Err(TokenError::Revoked);
+        }
         Ok(caller)
     }
 
-    /// Makes sure keys are loaded (used by readiness checks).
+    /// Makes sure keys are loaded, and the revocations when they are followed (used
+    /// by readiness checks).
     pub async fn ensure_keys(&self) -> Result<usize, TokenError> {
+        if !self.inner.revocations.ready() {
+            return Err(TokenError::KeysUnavailable(
+                "token revocations not loaded yet".into(),
+            ));
+        }
         let (keys, _) = self.inner.snapshot();
         if !keys.is_empty() {
             return Ok(keys.len());
@@ -282,17 +320,17 @@ impl Inner {
 
     /// The caller of a token verified before, unless it has expired since (the same
     /// leeway as a full check).
-    fn remembered(&self, token: &str) -> Option<Caller> {
+    fn remembered(&self, token: &str) -> Option<(Caller, i64)> {
         let mut verified = self.verified();
         let entry = verified.get(token)?;
         if now_secs() < entry.exp.saturating_add(LEEWAY_SECS) {
-            return Some(entry.caller.clone());
+            return Some((entry.caller.clone(), entry.ver));
         }
         verified.remove(token);
         None
     }
 
-    fn remember(&self, token: &str, caller: &Caller, exp: u64) {
+    fn remember(&self, token: &str, caller: &Caller, exp: u64, ver: i64) {
         let mut verified = self.verified();
         if verified.len() >= VERIFIED_CAPACITY {
             verified.clear();
@@ -302,6 +340,7 @@ impl Inner {
             Verified {
                 caller: caller.clone(),
                 exp,
+                ver,
             },
         );
     }
@@ -708,11 +747,11 @@ mod tests {
         // Remembered entries are looked up by the token's text before anything else.
         verifier
             .inner
-            .remember("remembered", &caller, now_secs() + 60);
+            .remember("remembered", &caller, now_secs() + 60, 0);
         assert_eq!(verifier.verify("remembered").await.unwrap(), caller);
         verifier
             .inner
-            .remember("remembered", &caller, now_secs() - LEEWAY_SECS - 1);
+            .remember("remembered", &caller, now_secs() - LEEWAY_SECS - 1, 0);
         assert!(matches!(
             verifier.verify("remembered").await,
             Err(TokenError::Invalid(_))
@@ -721,6 +760,53 @@ mod tests {
             verifier.inner.verified().is_empty(),
             "the expired entry is gone"
         );
+    }
+
+    #[actix_web::test]
+    async fn a_revoked_token_is_refused_verified_or_remembered_and_a_newer_one_is_not() {
+        let issuer = issuer();
+        let verifier =
+            TokenVerifier::new("agora", "agora", KeySource::Static(issuer.jwks().clone()));
+        let user = Uuid::now_v7();
+        let old = issuer.access_token_at(user, "a", 4).unwrap();
+        assert_eq!(verifier.verify(&old).await.unwrap().user_id, user);
+        let revoke = |below| {
+            verifier
+                .revocations()
+                .apply(&[crate::revocations::Revocation {
+                    user_id: user,
+                    below_version: below,
+                    until: chrono::Utc::now() + chrono::Duration::seconds(60),
+                }])
+        };
+        // A password change: version 5 from now on.
+        revoke(5);
+        assert!(matches!(
+            verifier.verify(&old).await,
+            Err(TokenError::Revoked)
+        ));
+        let fresh = issuer.access_token_at(user, "a", 5).unwrap();
+        assert_eq!(verifier.verify(&fresh).await.unwrap().user_id, user);
+        assert_eq!(
+            verifier.verify(&fresh).await.unwrap().user_id,
+            user,
+            "remembered"
+        );
+        // An erasure: every version, remembered tokens included.
+        revoke(crate::revocations::ALL_VERSIONS);
+        assert!(matches!(
+            verifier.verify(&fresh).await,
+            Err(TokenError::Revoked)
+        ));
+        let other = issuer.access_token_at(Uuid::now_v7(), "b", 0).unwrap();
+        assert!(
+            verifier.verify(&other).await.is_ok(),
+            "others are not affected"
+        );
+        assert!(matches!(
+            identify(&verifier, Some(&fresh), false).await,
+            Err(ApiError::Unauthorized(_))
+        ));
     }
 
     #[actix_web::test]

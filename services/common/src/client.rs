@@ -400,6 +400,84 @@ impl ServiceClient {
         })
     }
 
+    /// `GET path` with the service credential, the answer's body as a stream (for what
+    /// must not be held whole: an export's files). A non-2xx answer is an error.
+    pub async fn get_stream(
+        &self,
+        path: &str,
+    ) -> Result<
+        impl futures_util::Stream<Item = Result<actix_web::web::Bytes, reqwest::Error>> + Send + 'static,
+        ApiError,
+    > {
+        let resp = self.raw(reqwest::Method::GET, path, None).await?;
+        Ok(resp.bytes_stream())
+    }
+
+    /// `PUT path` with the service credential and a streamed body; the answer must be
+    /// 2xx.
+    pub async fn put_stream(&self, path: &str, body: reqwest::Body) -> Result<(), ApiError> {
+        self.raw(reqwest::Method::PUT, path, Some(body))
+            .await
+            .map(drop)
+    }
+
+    /// One call with the service credential, no retries (a stream cannot be replayed),
+    /// refused unless 2xx; its trace context and metrics as for every call.
+    async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<reqwest::Body>,
+    ) -> Result<reqwest::Response, ApiError> {
+        let span = tracing::info_span!(
+            "call",
+            otel.name = format!("{method} {}", self.service),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = method.as_str(),
+            http.response.status_code = Empty,
+            server.address = self.service,
+            peer.service = self.service,
+        );
+        let token = self.service_token.as_ref().ok_or_else(|| {
+            ApiError::internal("no service credential configured (INTERNAL_TOKEN)")
+        })?;
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(&*token.0);
+        for (name, value) in crate::telemetry::propagation::headers_for(&span) {
+            request = request.header(name, value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let sent = request.send().instrument(span.clone()).await;
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(err) => {
+                span.record("otel.status_code", "ERROR");
+                crate::metrics::record_call(self.service, "failed");
+                return Err(self.unreachable(&err));
+            }
+        };
+        let status = resp.status().as_u16();
+        span.record("http.response.status_code", status);
+        if resp.status().is_success() {
+            crate::metrics::record_call(self.service, "ok");
+            return Ok(resp);
+        }
+        crate::metrics::record_call(
+            self.service,
+            if status >= 500 { "failed" } else { "refused" },
+        );
+        // The error's own mapping, from its status and problem body.
+        match self.read::<serde_json::Value>(resp, true).await {
+            Err(e) => Err(e),
+            Ok(_) => Err(self.bad_answer("a failure status read as a success")),
+        }
+    }
+
     fn unreachable(&self, err: &reqwest::Error) -> ApiError {
         tracing::warn!(service = self.service, error = %err, "dependency unreachable");
         self.unavailable()

@@ -192,6 +192,13 @@ impl ServiceBasics {
         )
     }
 
+    /// The auth service's origin (`http://auth:8080`), from `AUTH_JWKS_URL`.
+    pub fn auth_url(&self) -> String {
+        reqwest::Url::parse(&self.jwks_url)
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+
     /// A client for another service at `base_url`, carrying the service credential.
     pub fn client(
         &self,

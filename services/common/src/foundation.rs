@@ -51,6 +51,15 @@ impl Foundation {
             basics.db_pool_size,
         )
         .await?;
+        // Tokens of erased accounts and changed passwords are refused at once: a
+        // verifier that follows the auth service's keys follows its revocations too.
+        if verifier.is_remote() {
+            verifier.revocations().follow_remote(
+                service,
+                &basics.auth_url(),
+                basics.service_token.clone(),
+            );
+        }
         Ok(Self {
             pool,
             verifier: web::Data::new(verifier),

@@ -30,6 +30,7 @@ pub mod prepared;
 pub mod problem;
 pub mod ratelimit;
 pub mod relations;
+pub mod revocations;
 pub mod routing;
 pub mod runtime;
 #[cfg(feature = "db")]

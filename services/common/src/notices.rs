@@ -358,6 +358,19 @@ impl Notifier {
             runner.wake();
         }
     }
+
+    /// Tells that each of `subjects` is gone (what an account's erasure removes); call
+    /// it in the transaction that removed them, and [`Notifier::wake`] after the commit.
+    pub async fn tell_gone(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        subjects: impl IntoIterator<Item = Uuid>,
+    ) -> Result<(), diesel::result::Error> {
+        for subject in subjects {
+            self.tell(conn, Change::Gone { subject }).await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

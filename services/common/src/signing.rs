@@ -103,8 +103,18 @@ impl TokenIssuer {
         &self.jwks
     }
 
-    /// A signed access token for the user.
+    /// A signed access token for the user (token version 0).
     pub fn access_token(&self, user_id: Uuid, username: &str) -> Result<String, SignError> {
+        self.access_token_at(user_id, username, 0)
+    }
+
+    /// A signed access token for the user at the account's token `version`.
+    pub fn access_token_at(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        version: i64,
+    ) -> Result<String, SignError> {
         let _span = tracing::info_span!("token.sign", jwt.alg = "EdDSA").entered();
         let now = jsonwebtoken::get_current_timestamp();
         let claims = AccessClaims {
@@ -115,6 +125,7 @@ impl TokenIssuer {
             iat: now,
             exp: now + self.access_ttl_secs,
             jti: Uuid::now_v7(),
+            ver: version,
         };
         Ok(jsonwebtoken::encode(
             &self.header,

@@ -339,3 +339,17 @@ pub async fn attendee_page(
     };
     query.load(conn).await
 }
+
+/// Erases everything of `person` (call it in a transaction): their answers to others'
+/// events (the counts follow through the trigger) and the events they organized, with
+/// every answer to them. Returns the events that went. Idempotent.
+pub async fn erase_person(conn: &mut AsyncPgConnection, person: Uuid) -> Result<Vec<Uuid>, Error> {
+    use crate::schema::{events, rsvps};
+    diesel::delete(rsvps::table.filter(rsvps::user_id.eq(person)))
+        .execute(conn)
+        .await?;
+    diesel::delete(events::table.filter(events::organizer_id.eq(person)))
+        .returning(events::id)
+        .get_results(conn)
+        .await
+}

@@ -1,7 +1,8 @@
 //! The events service's paths and its OpenAPI document.
 
-use crate::handlers::{EventsState, events, rsvps};
+use crate::handlers::{EventsState, events, internal, rsvps};
 use actix_web::web;
+use agora_common::accounts::account_erased;
 use agora_common::foundation::Foundation;
 use agora_common::routing::RoutePolicy;
 use agora_common::server::Routes;
@@ -40,16 +41,27 @@ pub fn policy() -> RoutePolicy {
 /// The route table.
 pub fn routes(state: web::Data<EventsState>, foundation: Foundation) -> Routes {
     Arc::new(move |cfg: &mut web::ServiceConfig| {
-        foundation.register(cfg).app_data(state.clone()).service(
-            web::scope("/api/v1/events")
-                .route("", web::post().to(events::create))
-                .route("", web::get().to(events::list))
-                .route("/{id}", web::get().to(events::get))
-                .route("/{id}", web::patch().to(events::update))
-                .route("/{id}", web::delete().to(events::delete))
-                .route("/{id}/rsvp", web::put().to(rsvps::set))
-                .route("/{id}/rsvp", web::delete().to(rsvps::withdraw))
-                .route("/{id}/attendees", web::get().to(rsvps::attendees)),
-        );
+        foundation
+            .register(cfg)
+            .app_data(state.clone())
+            .service(
+                web::scope("/api/v1/events")
+                    .route("", web::post().to(events::create))
+                    .route("", web::get().to(events::list))
+                    .route("/{id}", web::get().to(events::get))
+                    .route("/{id}", web::patch().to(events::update))
+                    .route("/{id}", web::delete().to(events::delete))
+                    .route("/{id}/rsvp", web::put().to(rsvps::set))
+                    .route("/{id}/rsvp", web::delete().to(rsvps::withdraw))
+                    .route("/{id}/attendees", web::get().to(rsvps::attendees)),
+            )
+            .route(
+                "/internal/accounts/{id}",
+                web::delete().to(account_erased::<EventsState>),
+            )
+            .route(
+                "/internal/accounts/{id}/export/{file}",
+                web::get().to(internal::export),
+            );
     })
 }

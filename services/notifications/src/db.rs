@@ -367,11 +367,18 @@ pub async fn apply_made(
         if blocked || recorded == Recorded::Stale {
             return Ok(Applied::Nothing);
         }
-        let subjects: Vec<Uuid> = [Some(cause.subject.id), cause.subject.post_id]
-            .into_iter()
-            .flatten()
-            .collect();
-        // Its subject deleted meanwhile, or its kind muted: nothing to show.
+        // An erased account is a tombstone too: a late notice from or to it makes
+        // nothing.
+        let subjects: Vec<Uuid> = [
+            Some(cause.subject.id),
+            cause.subject.post_id,
+            Some(cause.recipient),
+            Some(cause.actor.id),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        // Its subject or a person deleted meanwhile, or its kind muted: nothing to show.
         let withheld = diesel::sql_query(
             "SELECT (SELECT count(*) FROM tombstones WHERE subject_id = ANY($1)) \
                   + (SELECT count(*) FROM preferences WHERE user_id = $2 AND $3 = ANY(muted_kinds)) \
@@ -535,6 +542,51 @@ pub async fn apply_blocked(
         .bind::<Text, _>(of.to_string())
         .execute(conn)
         .await?;
+        finish_removal(conn, touched).await
+    })
+    .await
+}
+
+/// Erases everything of `person`: the notifications they received, their part in
+/// others' (grouped ones lose them, and leave when no one is left), what is recorded of
+/// their causes, their preferences and stream history. Their id becomes a tombstone, so
+/// a notice from or to them delivered late makes nothing. Idempotent.
+pub async fn erase_person(conn: &mut AsyncPgConnection, person: Uuid) -> Result<Applied, Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        lock_recipient(conn, person).await?;
+        diesel::sql_query("INSERT INTO tombstones (subject_id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind::<SqlUuid, _>(person)
+            .execute(conn)
+            .await?;
+        let touched: Vec<Recipient> = diesel::sql_query(
+            "DELETE FROM notification_causes c USING notifications n \
+             WHERE c.notification_id = n.id AND c.actor_id = $1 AND n.recipient <> $1 \
+             RETURNING n.recipient",
+        )
+        .bind::<SqlUuid, _>(person)
+        .load(conn)
+        .await?;
+        let others: Vec<Uuid> = touched.iter().map(|r| r.recipient).collect();
+        diesel::sql_query(
+            "DELETE FROM notifications n WHERE n.recipient = ANY($1) \
+             AND NOT EXISTS (SELECT 1 FROM notification_causes c WHERE c.notification_id = n.id)",
+        )
+        .bind::<Array<SqlUuid>, _>(&others)
+        .execute(conn)
+        .await?;
+        // Cause keys are `kind:recipient:actor:…`.
+        for sql in [
+            "DELETE FROM notifications WHERE recipient = $1",
+            "DELETE FROM causes WHERE cause_key LIKE '%:' || $1::text || ':%'",
+            "DELETE FROM preferences WHERE user_id = $1",
+            "DELETE FROM stream_events WHERE recipient = $1",
+            "DELETE FROM stream_tickets WHERE user_id = $1",
+        ] {
+            diesel::sql_query(sql)
+                .bind::<SqlUuid, _>(person)
+                .execute(conn)
+                .await?;
+        }
         finish_removal(conn, touched).await
     })
     .await

@@ -60,6 +60,14 @@ pub fn routes(state: web::Data<NotificationsState>, foundation: Foundation) -> R
             .route(
                 agora_common::notices::NOTICES_PATH,
                 web::post().to(notices::receive),
+            )
+            .route(
+                "/internal/accounts/{id}",
+                web::delete().to(agora_common::accounts::account_erased::<NotificationsState>),
+            )
+            .route(
+                "/internal/accounts/{id}/export/{file}",
+                web::get().to(notices::export),
             );
     })
 }

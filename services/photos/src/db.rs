@@ -344,3 +344,44 @@ pub async fn usable(
     .load(conn)
     .await
 }
+
+/// Erases every photo of `person` (call it in a transaction; their tags and the public
+/// tag counts follow through the trigger) and releases their blobs, in a fixed order
+/// so that two erasures sharing bytes cannot deadlock. Returns the blobs no photo uses
+/// any more (their bytes are deleted after the commit). Idempotent.
+pub async fn erase_person(
+    conn: &mut AsyncPgConnection,
+    person: Uuid,
+) -> Result<Vec<String>, Error> {
+    use crate::schema::photos;
+    let mut shas: Vec<String> = diesel::delete(photos::table.filter(photos::owner_id.eq(person)))
+        .returning(photos::sha256)
+        .get_results(conn)
+        .await?;
+    shas.sort();
+    let mut released = Vec::new();
+    for sha in &shas {
+        lock_blob(conn, sha).await?;
+        if release_blob(conn, sha).await? == 0 {
+            released.push(sha.clone());
+        }
+    }
+    released.dedup();
+    Ok(released)
+}
+
+/// The blob of `owner`'s photo `id` (`None`: no such photo of theirs).
+pub async fn owned_sha256(
+    conn: &mut AsyncPgConnection,
+    owner: Uuid,
+    id: Uuid,
+) -> Result<Option<String>, Error> {
+    use crate::schema::photos;
+    photos::table
+        .find(id)
+        .filter(photos::owner_id.eq(owner))
+        .select(photos::sha256)
+        .first(conn)
+        .await
+        .optional()
+}

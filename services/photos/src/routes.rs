@@ -73,7 +73,36 @@ pub fn routes(state: web::Data<PhotosState>, foundation: Foundation) -> Routes {
                     .route("/{id}/thumbnail", web::get().to(content::thumbnail)),
             )
             .service(
-                web::scope("/internal").route("/photos/usable", web::post().to(internal::usable)),
+                web::scope("/internal")
+                    .route("/photos/usable", web::post().to(internal::usable))
+                    .route(
+                        "/accounts/{id}",
+                        web::delete().to(agora_common::accounts::account_erased::<PhotosState>),
+                    )
+                    .route(
+                        "/accounts/{id}/export/{file}",
+                        web::get().to(internal::export),
+                    )
+                    .route(
+                        "/accounts/{id}/export-files",
+                        web::get().to(internal::export_files),
+                    )
+                    .route(
+                        "/accounts/{id}/export-files/{photo}",
+                        web::get().to(internal::export_file),
+                    )
+                    .route(
+                        "/exports/{user}/{export}",
+                        web::put().to(internal::put_archive),
+                    )
+                    .route(
+                        "/exports/{user}/{export}",
+                        web::get().to(internal::get_archive),
+                    )
+                    .route(
+                        "/exports/{user}/{export}",
+                        web::delete().to(internal::delete_archive),
+                    ),
             );
     })
 }

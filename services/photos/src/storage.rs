@@ -12,11 +12,19 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{GetOptions, ObjectStore, PutOptions, PutPayload};
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
 #[error("photo storage: {0}")]
 pub struct StorageError(#[from] object_store::Error);
+
+impl StorageError {
+    /// Whether the object is not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.0, object_store::Error::NotFound { .. })
+    }
+}
 
 /// Which copy of a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +89,11 @@ fn key(variant: Variant, sha256: &str) -> Path {
         Variant::Thumbnail => "thumbnails",
     };
     Path::from(format!("{dir}/{sha256}"))
+}
+
+/// Export archives live beside the photos: `exports/<user>/<export>.zip`.
+fn archive_key(user: Uuid, export: Uuid) -> Path {
+    Path::from(format!("exports/{user}/{export}.zip"))
 }
 
 impl Storage {
@@ -154,6 +167,84 @@ impl Storage {
             .get_opts(&key(variant, sha256), GetOptions::default())
             .await?;
         Ok(result.into_stream().map_err(StorageError).boxed())
+    }
+
+    /// Stores an export archive as it streams in (a multipart upload: never whole in
+    /// memory); returns its size. A failed upload is aborted.
+    pub async fn put_archive<S, E>(
+        &self,
+        user: Uuid,
+        export: Uuid,
+        mut body: S,
+    ) -> Result<u64, StorageError>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let upload = self
+            .store
+            .put_multipart_opts(&archive_key(user, export), Default::default())
+            .await?;
+        let mut writer = object_store::WriteMultipart::new(upload);
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    writer.abort().await?;
+                    return Err(StorageError(object_store::Error::Generic {
+                        store: "archive",
+                        source: e.to_string().into(),
+                    }));
+                }
+            };
+            size += chunk.len() as u64;
+            writer.wait_for_capacity(4).await?;
+            writer.put(chunk);
+        }
+        writer.finish().await?;
+        Ok(size)
+    }
+
+    /// Streams an export archive.
+    pub async fn get_archive(
+        &self,
+        user: Uuid,
+        export: Uuid,
+    ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
+        let result = self
+            .store
+            .get_opts(&archive_key(user, export), GetOptions::default())
+            .await?;
+        Ok(result.into_stream().map_err(StorageError).boxed())
+    }
+
+    /// Removes the export archives of `user` (`export`: only that one).
+    pub async fn delete_archives(
+        &self,
+        user: Uuid,
+        export: Option<Uuid>,
+    ) -> Result<(), StorageError> {
+        let keys: Vec<Path> = match export {
+            Some(export) => vec![archive_key(user, export)],
+            None => {
+                self.store
+                    .list(Some(&Path::from(format!("exports/{user}"))))
+                    .map_ok(|meta| meta.location)
+                    .try_collect()
+                    .await?
+            }
+        };
+        let mut deleted = self
+            .store
+            .delete_stream(futures_util::stream::iter(keys.into_iter().map(Ok)).boxed());
+        while let Some(outcome) = deleted.next().await {
+            match outcome {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Removes both copies (a missing one is fine: deletion is retried by the sweep).

@@ -756,3 +756,24 @@ pub async fn pair(conn: &mut AsyncPgConnection, user: Uuid, other: Uuid) -> Resu
         blocked_by: row.blocked_by,
     })
 }
+
+/// Erases every relation of `person`, both ways, and their account row (call it in a
+/// transaction). Counts are counted from these rows, so they follow. Idempotent.
+pub async fn erase_person(conn: &mut AsyncPgConnection, person: Uuid) -> Result<(), Error> {
+    for sql in [
+        "DELETE FROM follows WHERE follower_id = $1 OR followee_id = $1",
+        "DELETE FROM friendships WHERE user_id = $1 OR friend_id = $1",
+        "DELETE FROM friend_requests WHERE from_id = $1 OR to_id = $1",
+        "DELETE FROM declined_requests WHERE from_id = $1 OR to_id = $1",
+        "DELETE FROM likes WHERE liker_id = $1 OR likee_id = $1",
+        "DELETE FROM matches WHERE user_id = $1 OR other_id = $1",
+        "DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1",
+        "DELETE FROM accounts WHERE id = $1",
+    ] {
+        diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Uuid, _>(person)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}

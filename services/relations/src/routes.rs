@@ -2,7 +2,7 @@
 
 use crate::handlers::{RelationsState, blocks, follows, friends, internal, likes, people};
 use actix_web::web;
-use agora_common::accounts::account_created;
+use agora_common::accounts::{account_created, account_erased};
 use agora_common::foundation::Foundation;
 use agora_common::routing::RoutePolicy;
 use agora_common::server::Routes;
@@ -88,6 +88,14 @@ pub fn routes(state: web::Data<RelationsState>, foundation: Foundation) -> Route
                     .route(
                         "/accounts/{id}",
                         web::put().to(account_created::<RelationsState>),
+                    )
+                    .route(
+                        "/accounts/{id}",
+                        web::delete().to(account_erased::<RelationsState>),
+                    )
+                    .route(
+                        "/accounts/{id}/export/{file}",
+                        web::get().to(internal::export),
                     )
                     .route("/users/{id}/graph", web::get().to(internal::graph))
                     .route("/users/{id}/pair/{other}", web::get().to(internal::pair))

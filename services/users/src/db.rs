@@ -681,3 +681,52 @@ pub async fn reaction_summary(
         .get_result(conn)
         .await
 }
+
+/// What an erasure removed that others may have been told about: the person's posts
+/// (others' notifications about what happened on them), and the comments of other
+/// people that went with the person's own (replies in their threads).
+#[derive(Debug, Default)]
+pub struct Erased {
+    pub posts: Vec<Uuid>,
+    pub others_comments: Vec<Uuid>,
+}
+
+/// Erases everything of `person` (call it in a transaction): their reactions and
+/// comments anywhere (a comment's replies go with it, as when it is deleted), their
+/// posts with what others left on them, and their profile. The counters others see
+/// follow through the triggers. Idempotent: a second run finds nothing.
+pub async fn erase_person(conn: &mut AsyncPgConnection, person: Uuid) -> Result<Erased, Error> {
+    #[derive(QueryableByName)]
+    struct Gone {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let others: Vec<Gone> = diesel::sql_query(
+        "WITH RECURSIVE thread AS ( \
+           SELECT id, author_id FROM comments WHERE author_id = $1 \
+           UNION SELECT c.id, c.author_id FROM comments c JOIN thread t ON c.parent_id = t.id) \
+         SELECT t.id FROM thread t JOIN comments c ON c.id = t.id \
+         JOIN posts p ON p.id = c.post_id \
+         WHERE t.author_id <> $1 AND p.author_id <> $1",
+    )
+    .bind::<SqlUuid, _>(person)
+    .load(conn)
+    .await?;
+    diesel::delete(reactions::table.filter(reactions::user_id.eq(person)))
+        .execute(conn)
+        .await?;
+    diesel::delete(comments::table.filter(comments::author_id.eq(person)))
+        .execute(conn)
+        .await?;
+    let posts: Vec<Uuid> = diesel::delete(posts::table.filter(posts::author_id.eq(person)))
+        .returning(posts::id)
+        .get_results(conn)
+        .await?;
+    diesel::delete(profiles::table.find(person))
+        .execute(conn)
+        .await?;
+    Ok(Erased {
+        posts,
+        others_comments: others.into_iter().map(|g| g.id).collect(),
+    })
+}

@@ -1,8 +1,8 @@
 //! The users service's paths and its OpenAPI document.
 
-use crate::handlers::{UsersState, comments, posts, profiles, reactions};
+use crate::handlers::{UsersState, comments, internal, posts, profiles, reactions};
 use actix_web::web;
-use agora_common::accounts::account_created;
+use agora_common::accounts::{account_created, account_erased};
 use agora_common::foundation::Foundation;
 use agora_common::routing::RoutePolicy;
 use agora_common::server::Routes;
@@ -99,6 +99,14 @@ pub fn routes(state: web::Data<UsersState>, foundation: Foundation) -> Routes {
             .route(
                 "/internal/accounts/{id}",
                 web::put().to(account_created::<UsersState>),
+            )
+            .route(
+                "/internal/accounts/{id}",
+                web::delete().to(account_erased::<UsersState>),
+            )
+            .route(
+                "/internal/accounts/{id}/export/{file}",
+                web::get().to(internal::export),
             );
     })
 }

@@ -1,6 +1,7 @@
 //! Request handlers: extract, authorize, one query, map to the response.
 
 pub mod events;
+pub mod internal;
 pub mod rsvps;
 
 use crate::db::{self, EventRow};

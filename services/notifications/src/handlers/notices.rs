@@ -38,3 +38,42 @@ pub async fn receive(
     tracing::debug!(notice = %notice.id, ?applied, "notice applied");
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// `DELETE /internal/accounts/{id}` (the kit's handler): the person's notifications,
+/// their part in others' and their preferences go in one transaction; what others'
+/// streams showed of them is withdrawn there.
+impl agora_common::accounts::AccountEraser for NotificationsState {
+    async fn erase(&self, id: uuid::Uuid) -> ApiResult<()> {
+        db::erase_person(&mut *self.conn().await?, id).await?;
+        Ok(())
+    }
+}
+
+/// `GET /internal/accounts/{id}/export/notifications.json`: the notifications the
+/// person received, oldest first, actors by id and username; streamed page by page.
+pub async fn export(
+    state: web::Data<NotificationsState>,
+    _service: ServiceCaller,
+    path: web::Path<(uuid::Uuid, String)>,
+) -> ApiResult<HttpResponse> {
+    let (id, file) = path.into_inner();
+    if file != "notifications.json" {
+        return Err(agora_common::accounts::no_such_export_file());
+    }
+    Ok(agora_common::accounts::export_rows(
+        state.pool.clone(),
+        NOTIFICATIONS,
+        id,
+    ))
+}
+
+const NOTIFICATIONS: &str = "SELECT n.id AS key, jsonb_build_object( \
+       'id', n.id, 'kind', n.kind, \
+       'subject', jsonb_build_object('type', n.subject_type, 'id', n.subject_id, \
+                                     'post_id', n.post_id, 'photo_id', n.photo_id), \
+       'actors', (SELECT coalesce(jsonb_agg(DISTINCT jsonb_build_object( \
+                     'id', c.actor_id, 'username', c.actor_username)), '[]') \
+                  FROM notification_causes c WHERE c.notification_id = n.id), \
+       'created_at', n.created_at, 'updated_at', n.updated_at, 'read_at', n.read_at) AS item \
+     FROM notifications n WHERE n.recipient = $1 AND ($2::uuid IS NULL OR n.id > $2) \
+     ORDER BY n.id LIMIT $3";
