@@ -332,7 +332,19 @@ pub fn secret_env(platform: &SocialPlatform, owner: &Owner, name: &str) -> Vec<E
         )),
     }
     match name {
-        "auth" => env.push(from_secret("AUTH_SIGNING_KEY", keys, "auth-signing-key")),
+        "auth" => {
+            env.push(from_secret("AUTH_SIGNING_KEY", keys, "auth-signing-key"));
+            // Completed erasures are logged beside the backups, for restores.
+            if let Some(backup) = &platform.spec.backup
+                && let (Some(log), Some(s3)) = (
+                    crate::backup::jobs::erasure_log(backup),
+                    &backup.destination.s3,
+                )
+            {
+                env.push(crate::database::env("AUTH_ERASURE_LOG", &log));
+                env.extend(crate::backup::jobs::bucket_env(s3));
+            }
+        }
         "photos" => {
             env.push(from_secret("PHOTOS_SHARE_LINK_KEY", keys, "share-link-key"));
             if let Some(s3) = &platform.spec.photos.storage.s3 {
@@ -559,6 +571,18 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert!(env.contains(&"AWS_SECRET_ACCESS_KEY".to_owned()));
+        // Backups to a bucket: the auth service logs erasures beside them.
+        let backed_up = &crate::fixtures::every_shape()[1];
+        let auth = secret_env(backed_up, &Owner::of(backed_up).unwrap(), "auth");
+        let log = auth.iter().find(|e| e.name == "AUTH_ERASURE_LOG").unwrap();
+        assert_eq!(log.value.as_deref(), Some("s3://backups/agora"));
+        assert!(auth.iter().any(|e| e.name == "AWS_SECRET_ACCESS_KEY"));
+        assert!(
+            !secret_env(&s3, &owner, "auth")
+                .iter()
+                .any(|e| e.name == "AUTH_ERASURE_LOG"),
+            "no backups, no log"
+        );
         let d = deployment(&s3, &owner, "photos", &s3.spec.services.photos, "h")
             .spec
             .unwrap();

@@ -101,7 +101,14 @@ pub fn service_policy(platform: &SocialPlatform, owner: &Owner, service: &str) -
         DatabaseMode::External if has_database => egress.push(anywhere()),
         _ => {}
     }
-    if service == "photos" && platform.spec.photos.storage.s3.is_some() {
+    let erasure_log = platform
+        .spec
+        .backup
+        .as_ref()
+        .is_some_and(|b| b.destination.s3.is_some());
+    if (service == "photos" && platform.spec.photos.storage.s3.is_some())
+        || (service == "auth" && erasure_log)
+    {
         egress.push(anywhere());
     }
     // Spans go to the collector's port, wherever it runs.

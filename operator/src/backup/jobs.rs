@@ -261,6 +261,17 @@ pub fn claim(owner: &Owner, spec: &BackupSpec) -> Option<PersistentVolumeClaim> 
     })
 }
 
+/// Where the auth service logs completed erasures, beside the backups: the bucket's
+/// prefix (`s3://bucket/prefix`, records under `erasures/`). A volume destination has
+/// none: its claim is the backup Jobs' alone.
+pub fn erasure_log(spec: &BackupSpec) -> Option<String> {
+    let s3 = spec.destination.s3.as_ref()?;
+    Some(match &s3.prefix {
+        Some(prefix) => format!("s3://{}/{prefix}", s3.bucket),
+        None => format!("s3://{}", s3.bucket),
+    })
+}
+
 /// Where a backup's files go: `s3://bucket/prefix/<backup>` or, on the backups'
 /// volume, `pvc://<claim>/<backup>` (a directory of the Job's mount).
 pub fn location(platform: &str, spec: &BackupSpec, backup: &str) -> String {

@@ -194,6 +194,16 @@ pub fn job(platform: &SocialPlatform, owner: &Owner, source: &Source, services: 
         "/dev/termination-log".to_owned(),
     ];
     args.extend(database_args);
+    // Erasures logged after the backup started are applied again before the new
+    // platform serves (a bucket: the log sits at the prefix the backup is under).
+    if let Some((log, _backup)) = source
+        .from
+        .strip_prefix("s3://")
+        .and_then(|_| source.from.rsplit_once('/'))
+        .filter(|(log, _)| log.len() > "s3://".len())
+    {
+        args.extend(["--erasure-log".to_owned(), log.to_owned()]);
+    }
     let mut volumes = vec![
         Volume {
             name: "tools".to_owned(),
@@ -543,6 +553,32 @@ mod tests {
         assert!(
             args.contains("--photos-dir /var/lib/agora/photos"),
             "{args}"
+        );
+        assert!(
+            !args.contains("--erasure-log"),
+            "a volume keeps no erasure log: {args}"
+        );
+        // From a bucket: the erasure log at the prefix the backup is under.
+        let in_bucket = Source {
+            from: "s3://b-1/demo/nightly".into(),
+            ..from.clone()
+        };
+        let bucket_job = super::job(&platform, &owner, &in_bucket, &["auth", "users"]);
+        let bucket_args = bucket_job
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .init_containers
+            .unwrap()[1]
+            .command
+            .clone()
+            .unwrap()
+            .join(" ");
+        assert!(
+            bucket_args.contains("--erasure-log s3://b-1/demo"),
+            "{bucket_args}"
         );
         let backups = pod
             .volumes

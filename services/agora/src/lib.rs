@@ -43,6 +43,8 @@ pub struct PlatformConfig {
     /// The comment line that keeps idle notification streams open (15 s; tests shorten
     /// it).
     pub stream_heartbeat: std::time::Duration,
+    /// Where completed erasures are logged, beside the backups (none: not logged).
+    pub erasure_log: Option<agora_common::store::Location>,
 }
 
 impl PlatformConfig {
@@ -60,6 +62,7 @@ impl PlatformConfig {
             refresh_reuse_grace_secs: 30,
             internal_token: random_service_token(),
             stream_heartbeat: std::time::Duration::from_secs(15),
+            erasure_log: None,
         }
     }
 }
@@ -351,6 +354,7 @@ impl Platform {
             ("notifications", notifications_url),
         ];
         auth.service_token = Some(config.internal_token.clone());
+        auth.erasure_log = config.erasure_log.clone();
         upstreams.push(self.run(
             in_service("auth", agora_auth::build(auth)).await?,
             Some(auth_listener),

@@ -44,6 +44,10 @@ enum Command {
         /// (for benchmarks).
         #[arg(long, env = "GATEWAY_RATE_LIMIT_PER_MINUTE", default_value_t = agora_gateway::DEFAULT_RATE_LIMIT_PER_MINUTE)]
         rate_limit_per_minute: u32,
+        /// Where each completed erasure is logged (a directory or s3://bucket/prefix,
+        /// beside the backups), for `agora restore --erasure-log`.
+        #[arg(long, env = "AUTH_ERASURE_LOG")]
+        erasure_log: Option<agora::backup::Location>,
     },
     /// Back up a platform (running or not): every service's database, the photos and
     /// the keys, into a new directory. See docs/backup.md.
@@ -130,6 +134,11 @@ enum Command {
         /// `{"error": "..."}`): a Job's termination message.
         #[arg(long)]
         report_file: Option<PathBuf>,
+        /// The erasure log kept beside the backups (`agora up --erasure-log`): every
+        /// erasure logged after the backup started is applied again before anything
+        /// serves the restored data.
+        #[arg(long)]
+        erasure_log: Option<agora::backup::Location>,
     },
     /// Fill a running platform with demo data through its public API: people with
     /// profiles and avatars, follows and friendships, photos, posts, comments, reactions,
@@ -174,7 +183,17 @@ async fn main() -> ExitCode {
             state_dir,
             database_url,
             rate_limit_per_minute,
-        } => up(listen, state_dir, database_url, rate_limit_per_minute).await,
+            erasure_log,
+        } => {
+            up(
+                listen,
+                state_dir,
+                database_url,
+                rate_limit_per_minute,
+                erasure_log,
+            )
+            .await
+        }
         Command::Backup {
             state_dir,
             to,
@@ -244,6 +263,7 @@ async fn main() -> ExitCode {
             keys_dir,
             photos_dir,
             report_file,
+            erasure_log,
         } => {
             let outcome = async {
                 let encryption_key = encryption_key(encryption_key_file.as_deref())?;
@@ -260,6 +280,7 @@ async fn main() -> ExitCode {
                     state_dir: state_dir.unwrap_or_default(),
                     encryption_key,
                     explicit,
+                    erasure_log,
                 };
                 let manifest = agora::backup::restore(&options, &|line| eprintln!("{line}"))
                     .await
@@ -424,6 +445,7 @@ async fn up(
     state_dir: PathBuf,
     database_url: Option<String>,
     rate_limit_per_minute: u32,
+    erasure_log: Option<agora::backup::Location>,
 ) -> Result<(), String> {
     std::fs::create_dir_all(&state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
     let state_dir = state_dir
@@ -466,6 +488,7 @@ async fn up(
     let mut config = PlatformConfig::new(server_url, listen, state_dir);
     config.rate_limit_per_minute = rate_limit_per_minute;
     config.auth_limits = auth_limits;
+    config.erasure_log = erasure_log;
     let result = match Platform::start(config).await {
         Ok(platform) => {
             let base = format!("http://{}", platform.gateway_addr);

@@ -22,6 +22,10 @@ fn free_port() -> u16 {
 
 /// Starts `agora up` and waits for its "Agora is up" line.
 fn agora_up(state_dir: &Path, port: u16) -> Child {
+    agora_up_with(state_dir, port, &[])
+}
+
+fn agora_up_with(state_dir: &Path, port: u16, extra: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
         .args([
             "up",
@@ -30,6 +34,7 @@ fn agora_up(state_dir: &Path, port: u16) -> Child {
             "--state-dir",
         ])
         .arg(state_dir)
+        .args(extra)
         .env_remove("AGORA_DATABASE_URL")
         .env("LOG_FORMAT", "text")
         .stdout(Stdio::piped())
@@ -207,10 +212,31 @@ async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
         .join(&bucket)
         .join(&prefix);
 
+    // Erasures are logged beside the backups.
+    let erasure_log = path("erasure-log");
     let port = free_port();
-    let child = Running(Some(agora_up(Path::new(&state), port)));
+    let child = Running(Some(agora_up_with(
+        Path::new(&state),
+        port,
+        &["--erasure-log", &erasure_log],
+    )));
     let p = as_platform(port, Path::new(&state));
     let session = register(&p, "rhea").await;
+    // Sten is in the backup, and erased after it.
+    let sten = register(&p, "sten").await;
+    let sten = Person {
+        id: sten["user"]["id"].as_str().unwrap().to_owned(),
+        name: "sten".into(),
+        token: token(&sten, "access_token"),
+    };
+    ok(
+        &p,
+        &sten,
+        "POST",
+        "/api/v1/posts",
+        Some(json!({"text": "sten's"})),
+    )
+    .await;
     let rhea = Person {
         id: session["user"]["id"].as_str().unwrap().to_owned(),
         name: "rhea".into(),
@@ -272,6 +298,44 @@ async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
     let again = agora(&["backup", "--state-dir", &state, "--to", &s3]);
     assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
     assert!(in_bucket.join("manifest.json").is_file());
+    // Sten leaves after the backup: his erasure is logged (the account and the time).
+    let deleted = send(
+        "DELETE",
+        &p.url("/api/v1/auth/me"),
+        Some(&sten.token),
+        &[],
+        Some((
+            "application/json",
+            json!({"password": "password-sten"})
+                .to_string()
+                .into_bytes(),
+        )),
+    )
+    .await;
+    assert_eq!(deleted.status, 202, "{}", deleted.body);
+    let logged = Path::new(&erasure_log).join("erasures");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&logged).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no erasure logged"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = std::fs::read_dir(&logged)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+    assert_eq!(record["account_id"], sten.id.as_str());
+    assert_eq!(
+        record.as_object().unwrap().len(),
+        2,
+        "the account and the time only"
+    );
     assert!(child.stop().success());
 
     // Stopped, into a directory: it starts the cluster itself, and stops it again.
@@ -354,8 +418,15 @@ async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
         &restored,
         "--encryption-key-file",
         &key_file,
+        "--erasure-log",
+        &erasure_log,
     ]);
     assert!(done.status.success(), "{}", stderr(&done));
+    assert!(
+        stderr(&done).contains("applied again 1 erasure(s)"),
+        "{}",
+        stderr(&done)
+    );
     let port = free_port();
     let child = Running(Some(agora_up(Path::new(&restored), port)));
     let q = as_platform(port, Path::new(&restored));
@@ -377,6 +448,42 @@ async fn a_backup_taken_while_up_restores_into_a_new_state_dir() {
         posts.body.to_string().contains("before the backup"),
         "{}",
         posts.body
+    );
+    // The backup held Sten; the restore erased him again before serving.
+    let sten_login = post_json(
+        &q.url("/api/v1/auth/login"),
+        None,
+        json!({"login": "sten", "password": "password-sten"}),
+    )
+    .await;
+    assert_eq!(sten_login.status, 401, "{}", sten_login.body);
+    let profile = send(
+        "GET",
+        &q.url(&format!("/api/v1/users/{}", sten.id)),
+        Some(&rhea.token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(profile.status, 404, "{}", profile.body);
+    let feed = send(
+        "GET",
+        &q.url(&format!("/api/v1/users/{}/posts", sten.id)),
+        Some(&rhea.token),
+        &[],
+        None,
+    )
+    .await;
+    assert!(
+        !feed.raw.windows(6).any(|w| w == b"sten's"),
+        "{}",
+        feed.body
+    );
+    assert_eq!(
+        send("GET", &q.url("/api/v1/feed"), Some(&sten.token), &[], None)
+            .await
+            .status,
+        401
     );
     assert!(child.stop().success());
     let _ = std::fs::remove_dir_all(&root);

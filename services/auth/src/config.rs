@@ -77,6 +77,9 @@ pub struct Config {
     pub username_quarantine_days: u32,
     /// `AUTH_EXPORTS_PER_DAY` (default 3): data exports one account may request a day.
     pub exports_per_day: i64,
+    /// `AUTH_ERASURE_LOG`: where completed erasures are logged for restores (a directory
+    /// or `s3://bucket/prefix`, beside the backups; unset: not logged).
+    pub erasure_log: Option<agora_common::store::Location>,
     /// `INTERNAL_TOKEN`: the service credential those deliveries carry (required when
     /// there are subscribers).
     pub service_token: Option<agora_common::client::ServiceToken>,
@@ -168,6 +171,7 @@ impl Config {
             erasure_services: Vec::new(),
             username_quarantine_days: 30,
             exports_per_day: 3,
+            erasure_log: None,
             service_token: None,
         }
     }
@@ -248,6 +252,16 @@ impl Config {
             config.username_quarantine_days,
             0..=3650,
         )?;
+        config.erasure_log = env
+            .raw("AUTH_ERASURE_LOG")
+            .map(|text| {
+                agora_common::store::Location::parse(&text).map_err(|e| ConfigError::Invalid {
+                    var: "AUTH_ERASURE_LOG".into(),
+                    value: text,
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()?;
         config.exports_per_day =
             env.int_in("AUTH_EXPORTS_PER_DAY", config.exports_per_day, 1..=100)?;
         config.service_token = env.service_token()?;

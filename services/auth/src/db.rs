@@ -552,11 +552,13 @@ pub async fn start_erasure(
 }
 
 /// `service` has erased its part of `deletion`; when it was the last one, the
-/// erasure is complete. Idempotent. Returns whether the erasure is complete.
+/// erasure is complete (and, with `log`, a write to the erasure log is queued).
+/// Idempotent. Returns whether the erasure is complete.
 pub async fn acknowledge_erasure(
     conn: &mut AsyncPgConnection,
     deletion: Uuid,
     service: &str,
+    log: bool,
 ) -> Result<bool, Error> {
     conn.transaction::<_, Error, _>(async |conn| {
         #[derive(QueryableByName)]
@@ -602,6 +604,15 @@ pub async fn acknowledge_erasure(
             diesel::delete(exports::table.filter(exports::user_id.eq(user_id)))
                 .execute(conn)
                 .await?;
+            if log {
+                let record = agora_common::accounts::ErasureRecord {
+                    account_id: user_id,
+                    erased_at: now,
+                };
+                let payload = serde_json::to_value(&record)
+                    .map_err(|e| Error::SerializationError(Box::new(e)))?;
+                jobs::enqueue(conn, crate::erasure_log::LOG_JOB, &payload).await?;
+            }
         }
         Ok(true)
     })
@@ -668,6 +679,67 @@ pub async fn forget_erased(
     )
     .bind::<diesel::sql_types::Timestamptz, _>(Utc::now() - quarantine)
     .execute(conn)
+    .await
+}
+
+/// Re-applies a logged erasure to a restored auth database (before the platform
+/// serves): the account is erased as it was — no email, no password, no session, its
+/// username reserved from `erased_at` — and tokens issued before are refused.
+/// Idempotent; an account the backup never had is left alone.
+pub async fn reapply_erasure(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    erased_at: DateTime<Utc>,
+) -> Result<(), Error> {
+    conn.transaction::<_, Error, _>(async |conn| {
+        let found = diesel::update(users::table.find(user_id))
+            .set((
+                users::deleted_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(
+                    "coalesce(deleted_at, now())",
+                )),
+                users::email.eq(None::<String>),
+                users::password_hash.eq(None::<String>),
+            ))
+            .execute(conn)
+            .await?;
+        if found == 0 {
+            return Ok(());
+        }
+        revoke_access(
+            conn,
+            user_id,
+            agora_common::revocations::ALL_VERSIONS,
+            chrono::Duration::hours(1),
+        )
+        .await?;
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::user_id.eq(user_id)))
+            .execute(conn)
+            .await?;
+        diesel::delete(exports::table.filter(exports::user_id.eq(user_id)))
+            .execute(conn)
+            .await?;
+        diesel::sql_query("DELETE FROM agora_jobs WHERE payload ->> 'id' = $1 AND kind LIKE 'account.%'")
+            .bind::<diesel::sql_types::Text, _>(user_id.to_string())
+            .execute(conn)
+            .await?;
+        // Done, as the log says: its quarantine runs from then.
+        diesel::sql_query(
+            "INSERT INTO deletions (id, user_id, requested_at, erased_at, pending) \
+             SELECT $1, $2, $3, $3, '{}' WHERE NOT EXISTS \
+               (SELECT 1 FROM deletions WHERE user_id = $2 AND erased_at IS NOT NULL)",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(Uuid::new_v4())
+        .bind::<diesel::sql_types::Uuid, _>(user_id)
+        .bind::<diesel::sql_types::Timestamptz, _>(erased_at)
+        .execute(conn)
+        .await?;
+        diesel::sql_query("UPDATE deletions SET pending = '{}', erased_at = coalesce(erased_at, $2) WHERE user_id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(user_id)
+            .bind::<diesel::sql_types::Timestamptz, _>(erased_at)
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
     .await
 }
 

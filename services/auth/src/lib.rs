@@ -5,6 +5,7 @@
 mod archive;
 pub mod config;
 mod db;
+mod erasure_log;
 mod export;
 mod handlers;
 pub mod model;
@@ -45,6 +46,9 @@ pub enum StartError {
     /// An account subscriber's HTTP client.
     #[error(transparent)]
     Client(#[from] agora_common::client::ClientError),
+    /// The erasure log's store.
+    #[error("AUTH_ERASURE_LOG")]
+    ErasureLog(#[from] agora_common::store::StoreError),
 }
 
 fn signing_key(source: &SigningKeySource) -> Result<tokens::KeyPair, tokens::KeyError> {
@@ -190,6 +194,15 @@ fn deliveries(
             token.clone(),
         )?));
     }
+    let log = match &config.erasure_log {
+        Some(location) => {
+            deliverers.push(std::sync::Arc::new(erasure_log::ErasureLog::open(
+                location,
+            )?));
+            true
+        }
+        None => false,
+    };
     let mut erasing = Vec::new();
     for (name, url) in &config.erasure_services {
         erasing.push(*name);
@@ -198,6 +211,7 @@ fn deliveries(
             url,
             token.clone(),
             pool.clone(),
+            log,
         )?));
     }
     if deliverers.is_empty() {
@@ -310,4 +324,20 @@ async fn housekeeping(state: web::Data<AuthState>) {
             Err(error) => tracing::warn!(%error, "login throttle clean-up failed"),
         }
     }
+}
+
+/// Re-applies a logged erasure straight in the auth database at `database_url` (a
+/// restore, before the platform serves): see the erasure log in `docs/backup.md`.
+pub async fn reapply_erasure(
+    database_url: &str,
+    id: uuid::Uuid,
+    erased_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), common_db::DbError> {
+    use diesel_async::AsyncConnection;
+    let mut conn = diesel_async::AsyncPgConnection::establish(database_url)
+        .await
+        .map_err(|e| common_db::DbError::Connect(e.into()))?;
+    db::reapply_erasure(&mut conn, id, erased_at)
+        .await
+        .map_err(|e| common_db::DbError::Query(e.into()))
 }

@@ -58,21 +58,25 @@ pub struct Erase {
     service: &'static str,
     client: ServiceClient,
     pool: DbPool,
+    /// Whether completed erasures go to the erasure log.
+    log: bool,
 }
 
 impl Erase {
-    /// The eraser at `service` (`base_url`); `kind` is its job kind.
+    /// The eraser at `service` (`base_url`); with `log`, completed erasures are logged.
     pub fn new(
         service: &'static str,
         base_url: &str,
         token: ServiceToken,
         pool: DbPool,
+        log: bool,
     ) -> Result<Self, ClientError> {
         Ok(Self {
             kind: erase_kind(service),
             service,
             client: client(service, base_url, token)?,
             pool,
+            log,
         })
     }
 }
@@ -117,7 +121,7 @@ impl JobHandler for Erase {
                 .await
                 .map_err(JobError::new)?;
             let mut conn = self.pool.get().await.map_err(JobError::new)?;
-            let complete = db::acknowledge_erasure(&mut conn, deletion, self.service)
+            let complete = db::acknowledge_erasure(&mut conn, deletion, self.service, self.log)
                 .await
                 .map_err(JobError::new)?;
             tracing::info!(user_id = %account, deletion = %deletion, service = self.service, complete, "erasure acknowledged");

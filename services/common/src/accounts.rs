@@ -228,3 +228,45 @@ pub async fn export_object(
 pub fn no_such_export_file() -> crate::problem::ApiError {
     crate::problem::ApiError::NotFound(std::borrow::Cow::Borrowed("no such export file"))
 }
+
+/// One completed erasure in the erasure log kept beside the backups: the account and
+/// when, nothing else. A restore re-applies those after its backup's start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureRecord {
+    pub account_id: Uuid,
+    pub erased_at: DateTime<Utc>,
+}
+
+/// Where erasure records are kept under the log's location.
+pub const ERASURES_PREFIX: &str = "erasures";
+
+impl ErasureRecord {
+    /// Its object's key: one object per erasure (writing it twice is harmless), named so
+    /// that they list in time order.
+    pub fn key(&self) -> String {
+        format!(
+            "{ERASURES_PREFIX}/{}-{}.json",
+            self.erased_at.format("%Y%m%dT%H%M%S%.6fZ"),
+            self.account_id
+        )
+    }
+}
+
+/// Erases an account straight in a service's database with `erase` (the service's own
+/// erasure, in one transaction): what a restore runs for each logged erasure before the
+/// platform serves.
+#[cfg(feature = "db")]
+pub async fn erase_offline<F>(database_url: &str, erase: F) -> Result<(), crate::db::DbError>
+where
+    F: for<'r> FnOnce(&'r mut diesel_async::AsyncPgConnection) -> crate::db::TxFuture<'r, ()>
+        + Send,
+{
+    use diesel_async::AsyncConnection;
+    let mut conn = diesel_async::AsyncPgConnection::establish(database_url)
+        .await
+        .map_err(|e| crate::db::DbError::Connect(e.into()))?;
+    conn.transaction::<_, diesel::result::Error, _>(async |c| erase(c).await)
+        .await
+        .map_err(|e| crate::db::DbError::Query(e.into()))
+}

@@ -30,6 +30,9 @@ pub enum DbError {
     /// A migration failed.
     #[error("database migration failed")]
     Migration(#[source] BoxError),
+    /// A statement of a one-off task (not a request's) failed.
+    #[error("a database statement failed")]
+    Query(#[source] BoxError),
 }
 
 /// Any error, kept as the source of a [`DbError`].

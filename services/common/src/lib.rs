@@ -37,6 +37,8 @@ pub mod runtime;
 mod schema;
 pub mod server;
 pub mod signing;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

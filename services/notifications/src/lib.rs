@@ -149,3 +149,16 @@ async fn housekeeping(streams: Streams, pool: common_db::DbPool) {
         }
     }
 }
+
+/// Erases an account straight in this service's database at `database_url` (a restore
+/// re-applying a logged erasure before the platform serves; `DELETE
+/// /internal/accounts/{id}` does the same while the service runs).
+pub async fn erase_account(
+    database_url: &str,
+    id: uuid::Uuid,
+) -> Result<(), agora_common::db::DbError> {
+    agora_common::accounts::erase_offline(database_url, |c| {
+        Box::pin(async move { db::erase_person(c, id).await.map(drop) })
+    })
+    .await
+}

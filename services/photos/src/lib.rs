@@ -168,3 +168,17 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
     );
     Ok(service)
 }
+
+/// Erases an account straight in this service's database at `database_url` (a restore
+/// re-applying a logged erasure before the platform serves; `DELETE
+/// /internal/accounts/{id}` does the same while the service runs). The bytes no photo
+/// uses any more go at the service's next start (its sweep of unreferenced blobs).
+pub async fn erase_account(
+    database_url: &str,
+    id: uuid::Uuid,
+) -> Result<(), agora_common::db::DbError> {
+    agora_common::accounts::erase_offline(database_url, |c| {
+        Box::pin(async move { db::erase_person(c, id).await.map(drop) })
+    })
+    .await
+}

@@ -76,3 +76,16 @@ pub async fn build_with(config: Config, verifier: TokenVerifier) -> Result<Servi
         routes::policy(),
     ))
 }
+
+/// Erases an account straight in this service's database at `database_url` (a restore
+/// re-applying a logged erasure before the platform serves; `DELETE
+/// /internal/accounts/{id}` does the same while the service runs).
+pub async fn erase_account(
+    database_url: &str,
+    id: uuid::Uuid,
+) -> Result<(), agora_common::db::DbError> {
+    agora_common::accounts::erase_offline(database_url, |c| {
+        Box::pin(async move { db::erase_person(c, id).await })
+    })
+    .await
+}

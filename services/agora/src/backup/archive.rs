@@ -5,9 +5,7 @@
 use super::BackupError;
 use super::manifest::FileEntry;
 use futures_util::StreamExt;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -18,53 +16,9 @@ const CHUNK: usize = 1 << 20;
 /// Parts in flight per upload: memory stays a few chunks, whatever the object's size.
 const PARTS_IN_FLIGHT: usize = 2;
 
-/// Where a backup is: a directory, or `s3://bucket/prefix`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Location {
-    /// A directory on this machine.
-    Directory(std::path::PathBuf),
-    /// A bucket (and a key prefix, possibly empty) of an S3-compatible store.
-    S3 {
-        /// The bucket.
-        bucket: String,
-        /// Keys start with `<prefix>/`.
-        prefix: String,
-    },
-}
-
-impl Location {
-    /// `s3://bucket/prefix` or a path.
-    pub fn parse(text: &str) -> Result<Self, BackupError> {
-        let Some(rest) = text.strip_prefix("s3://") else {
-            return Ok(Self::Directory(text.into()));
-        };
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(BackupError::Invalid(format!("{text}: no bucket")));
-        }
-        Ok(Self::S3 {
-            bucket: bucket.to_owned(),
-            prefix: prefix.trim_matches('/').to_owned(),
-        })
-    }
-}
-
-impl std::str::FromStr for Location {
-    type Err = BackupError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Self::parse(text)
-    }
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Directory(dir) => write!(f, "{}", dir.display()),
-            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
-}
+/// Where a backup is: a directory, or `s3://bucket/prefix` (the kit's, shared with the
+/// erasure log).
+pub use agora_common::store::Location;
 
 /// Where a backup's objects are.
 #[derive(Clone)]
@@ -72,15 +26,6 @@ pub struct Archive {
     store: Arc<dyn ObjectStore>,
     /// How the user named it (for messages).
     pub label: String,
-}
-
-/// `scheme://bucket.host[:port][/path]` from an endpoint URL: the virtual-hosted form
-/// object_store expects as the endpoint.
-fn bucket_host(endpoint: &str, bucket: &str) -> String {
-    match endpoint.split_once("://") {
-        Some((scheme, rest)) => format!("{scheme}://{bucket}.{rest}"),
-        None => format!("{bucket}.{endpoint}"),
-    }
 }
 
 fn store_err(what: impl Into<String>) -> impl FnOnce(object_store::Error) -> BackupError {
@@ -95,50 +40,7 @@ impl Archive {
     /// path-style requests, plain HTTP allowed when the URL says so).
     pub fn open(location: &Location) -> Result<Self, BackupError> {
         let label = location.to_string();
-        let store: Arc<dyn ObjectStore> = match location {
-            Location::Directory(dir) => Arc::new(
-                object_store::local::LocalFileSystem::new_with_prefix(dir)
-                    .map_err(store_err(label.as_str()))?,
-            ),
-            Location::S3 { bucket, prefix } => {
-                let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-                let (Some(key), Some(secret)) =
-                    (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
-                else {
-                    return Err(BackupError::Invalid(format!(
-                        "{label}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                    )));
-                };
-                let region = var("AWS_REGION")
-                    .or_else(|| var("AWS_DEFAULT_REGION"))
-                    .unwrap_or_else(|| "us-east-1".into());
-                let mut builder = AmazonS3Builder::new()
-                    .with_bucket_name(bucket)
-                    .with_region(region)
-                    .with_access_key_id(key)
-                    .with_secret_access_key(secret);
-                if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
-                    // Path-style unless AWS_S3_FORCE_PATH_STYLE=false asks for the bucket
-                    // in the host name (what most stores but AWS need is path-style).
-                    let virtual_hosted = var("AWS_S3_FORCE_PATH_STYLE").as_deref() == Some("false");
-                    let endpoint = if virtual_hosted {
-                        bucket_host(&endpoint, bucket)
-                    } else {
-                        endpoint
-                    };
-                    builder = builder
-                        .with_allow_http(endpoint.starts_with("http://"))
-                        .with_endpoint(endpoint)
-                        .with_virtual_hosted_style_request(virtual_hosted);
-                }
-                let bucket = builder.build().map_err(store_err(label.as_str()))?;
-                if prefix.is_empty() {
-                    Arc::new(bucket)
-                } else {
-                    Arc::new(PrefixStore::new(bucket, prefix.as_str()))
-                }
-            }
-        };
+        let store = agora_common::store::open(location)?;
         Ok(Self { store, label })
     }
 
@@ -304,44 +206,4 @@ fn check(entry: &FileEntry, size: u64, sha256: &str) -> Result<(), BackupError> 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_virtual_hosted_endpoint_names_the_bucket_in_the_host() {
-        assert_eq!(
-            bucket_host("https://s3.example.com", "backups"),
-            "https://backups.s3.example.com"
-        );
-        assert_eq!(
-            bucket_host("http://minio:9000/", "b"),
-            "http://b.minio:9000/"
-        );
-    }
-
-    #[test]
-    fn locations_are_a_bucket_with_a_prefix_or_a_directory() {
-        assert_eq!(
-            Location::parse("s3://backups/agora/prod/").unwrap(),
-            Location::S3 {
-                bucket: "backups".into(),
-                prefix: "agora/prod".into()
-            }
-        );
-        assert_eq!(
-            Location::parse("s3://backups").unwrap(),
-            Location::S3 {
-                bucket: "backups".into(),
-                prefix: String::new()
-            }
-        );
-        assert!(Location::parse("s3:///x").is_err());
-        assert_eq!(
-            Location::parse("./b").unwrap(),
-            Location::Directory("./b".into())
-        );
-    }
 }

@@ -76,6 +76,15 @@ pub enum BackupError {
     },
 }
 
+impl From<agora_common::store::StoreError> for BackupError {
+    fn from(err: agora_common::store::StoreError) -> Self {
+        match err {
+            agora_common::store::StoreError::Invalid(why) => Self::Invalid(why),
+            agora_common::store::StoreError::Store { what, source } => Self::Store { what, source },
+        }
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
     move |source| BackupError::Io {
         path: path.display().to_string(),
@@ -134,6 +143,9 @@ pub struct RestoreOptions {
     pub encryption_key: Option<Vec<u8>>,
     /// Instead of a state dir: where a cluster's new platform keeps its data.
     pub explicit: Option<ExplicitTarget>,
+    /// The erasure log kept beside the backups: every erasure logged after the backup
+    /// started is applied again before the platform serves.
+    pub erasure_log: Option<Location>,
 }
 
 /// A new platform's data places named one by one (what a cluster's restore Job mounts).
@@ -596,14 +608,29 @@ pub async fn restore(
     progress(&format!("checked all {} files", manifest.files.len()));
     let keys = open_keys(&archive, &manifest, options.encryption_key.as_deref()).await?;
     if let Some(target) = &options.explicit {
-        return restore_explicit(target, &archive, &manifest, &keys, progress)
-            .await
-            .map(|()| manifest);
+        return restore_explicit(
+            target,
+            &archive,
+            &manifest,
+            &keys,
+            options.erasure_log.as_ref(),
+            progress,
+        )
+        .await
+        .map(|()| manifest);
     }
 
     // Not 0700: when run as root, the `postgres` user must reach the cluster inside.
     let created = claim_empty_dir(&options.state_dir, 0o755)?;
-    let result = fill(&options.state_dir, &archive, &manifest, &keys, progress).await;
+    let result = fill(
+        &options.state_dir,
+        &archive,
+        &manifest,
+        &keys,
+        options.erasure_log.as_ref(),
+        progress,
+    )
+    .await;
     if result.is_err() {
         discard(&options.state_dir, created);
     }
@@ -619,6 +646,7 @@ async fn restore_explicit(
     archive: &Archive,
     manifest: &Manifest,
     keys: &BTreeMap<String, Vec<u8>>,
+    erasure_log: Option<&Location>,
     progress: Progress<'_>,
 ) -> Result<(), BackupError> {
     let bin_dir = postgres::find_bin_dir().unwrap_or_default();
@@ -668,6 +696,9 @@ async fn restore_explicit(
             restored.push((database.clone(), server));
             progress(&format!("restored {database} ({})", db.service));
         }
+        if let Some(log) = erasure_log {
+            reapply_erasures(log, manifest, &target.databases, progress).await?;
+        }
         std::fs::create_dir_all(&target.keys_dir).map_err(io_err(&target.keys_dir))?;
         for (name, bytes) in keys {
             let path = target.keys_dir.join(name);
@@ -693,6 +724,80 @@ async fn restore_explicit(
         }
         return Err(err);
     }
+    Ok(())
+}
+
+/// Applies again every erasure of the log at `log` completed after the backup started,
+/// straight in the restored databases (`(service, URL)`), before anything serves them:
+/// a restore never brings an erased person back.
+async fn reapply_erasures(
+    log: &Location,
+    manifest: &Manifest,
+    databases: &[(String, String)],
+    progress: Progress<'_>,
+) -> Result<(), BackupError> {
+    use agora_common::accounts::{ERASURES_PREFIX, ErasureRecord};
+    use futures_util::TryStreamExt;
+    let started: chrono::DateTime<chrono::Utc> = manifest
+        .started_at
+        .parse()
+        .map_err(|e| BackupError::Invalid(format!("the manifest's started_at: {e}")))?;
+    let label = log.to_string();
+    let store_err = |source| BackupError::Store {
+        what: label.clone(),
+        source,
+    };
+    let store = agora_common::store::open(log)?;
+    let listed: Vec<object_store::ObjectMeta> = store
+        .list(Some(&object_store::path::Path::from(ERASURES_PREFIX)))
+        .try_collect()
+        .await
+        .map_err(store_err)?;
+    let mut records = Vec::new();
+    for meta in listed {
+        let bytes = store
+            .get_opts(&meta.location, object_store::GetOptions::default())
+            .await
+            .map_err(store_err)?
+            .bytes()
+            .await
+            .map_err(store_err)?;
+        let record: ErasureRecord = serde_json::from_slice(&bytes).map_err(|e| {
+            BackupError::Invalid(format!(
+                "{label}: {} is not an erasure record: {e}",
+                meta.location
+            ))
+        })?;
+        if record.erased_at > started {
+            records.push(record);
+        }
+    }
+    let url_of = |service: &str| {
+        databases
+            .iter()
+            .find(|(s, _)| s == service)
+            .map(|(_, url)| url.as_str())
+    };
+    for record in &records {
+        let id = record.account_id;
+        if let Some(url) = url_of("auth") {
+            agora_auth::reapply_erasure(url, id, record.erased_at).await?;
+        }
+        for (service, url) in databases {
+            match service.as_str() {
+                "users" => agora_users::erase_account(url, id).await?,
+                "relations" => agora_relations::erase_account(url, id).await?,
+                "photos" => agora_photos::erase_account(url, id).await?,
+                "events" => agora_events::erase_account(url, id).await?,
+                "notifications" => agora_notifications::erase_account(url, id).await?,
+                _ => {}
+            }
+        }
+    }
+    progress(&format!(
+        "applied again {} erasure(s) logged after the backup started",
+        records.len()
+    ));
     Ok(())
 }
 
@@ -896,6 +1001,7 @@ async fn fill(
     archive: &Archive,
     manifest: &Manifest,
     keys: &BTreeMap<String, Vec<u8>>,
+    erasure_log: Option<&Location>,
     progress: Progress<'_>,
 ) -> Result<(), BackupError> {
     let lock_path = state_dir.join("agora.lock");
@@ -927,6 +1033,20 @@ async fn fill(
             let entry = dump_of(manifest, db)?;
             server.restore(&name, archive, entry).await?;
             progress(&format!("restored {name}"));
+        }
+        if let Some(log) = erasure_log {
+            let databases: Vec<(String, String)> = manifest
+                .databases
+                .iter()
+                .map(|db| {
+                    let url = agora_common::db::with_database(
+                        &pg.url(),
+                        &format!("agora_{}", db.service),
+                    );
+                    (db.service.clone(), url)
+                })
+                .collect();
+            reapply_erasures(log, manifest, &databases, progress).await?;
         }
         Ok::<(), BackupError>(())
     }
