@@ -269,6 +269,10 @@ impl JobRunner {
             .await
             .map_err(|e| DieselError::QueryBuilderError(e.into()))?;
         let lease_ms = i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
+        // Only the kinds this runner handles: several runners may share the table (the
+        // auth service's outbox and its exports), and one must not take the other's
+        // jobs only to fail them for want of a handler.
+        let kinds: Vec<&str> = self.handlers.keys().copied().collect();
         // Whose lease it is: a runner whose lease expired must not delete or reschedule
         // the job another runner has claimed since.
         let token = Uuid::new_v4();
@@ -279,12 +283,14 @@ impl JobRunner {
                      locked_by = $3, attempts = attempts + 1 \
                  WHERE id IN (SELECT id FROM agora_jobs \
                      WHERE run_at <= now() AND (locked_until IS NULL OR locked_until < now()) \
+                     AND kind = ANY($4) \
                      ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  RETURNING id, kind, payload, attempts, trace_context",
                 )
                 .bind::<diesel::sql_types::BigInt, _>(lease_ms)
                 .bind::<diesel::sql_types::BigInt, _>(self.settings.batch)
                 .bind::<diesel::sql_types::Uuid, _>(token)
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&kinds)
                 .load(&mut conn)
                 .await?,
                 Some(ids) => diesel::sql_query(
@@ -292,12 +298,14 @@ impl JobRunner {
                      locked_by = $3, attempts = attempts + 1 \
                  WHERE id IN (SELECT id FROM agora_jobs \
                      WHERE id = ANY($2) AND (locked_until IS NULL OR locked_until < now()) \
+                     AND kind = ANY($4) \
                      FOR UPDATE SKIP LOCKED) \
                  RETURNING id, kind, payload, attempts, trace_context",
                 )
                 .bind::<diesel::sql_types::BigInt, _>(lease_ms)
                 .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
                 .bind::<diesel::sql_types::Uuid, _>(token)
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&kinds)
                 .load(&mut conn)
                 .await?,
             };
