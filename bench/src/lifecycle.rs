@@ -17,6 +17,8 @@ pub struct Settings {
     pub posts: usize,
     pub comments: usize,
     pub photos: usize,
+    /// Each photo's width and height (distinct JPEGs).
+    pub photo_size: (u32, u32),
     /// agora up's process, whose resident memory is sampled.
     pub pid: Option<u32>,
 }
@@ -191,7 +193,9 @@ pub async fn run(client: &reqwest::Client, settings: Settings) -> Result<Value, 
     }
     let mut photo_bytes = 0u64;
     for i in 0..settings.photos {
-        let jpeg = crate::baseline::seeded_photo_jpeg(320, 240, u32::try_from(i).unwrap_or(0))?;
+        let (width, height) = settings.photo_size;
+        let jpeg =
+            crate::baseline::seeded_photo_jpeg(width, height, u32::try_from(i).unwrap_or(0))?;
         photo_bytes += jpeg.len() as u64;
         let boundary = "agora-bench-lifecycle";
         let mut body = format!(

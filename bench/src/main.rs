@@ -204,6 +204,11 @@ enum Command {
         comments: usize,
         #[arg(long, default_value_t = 200)]
         photos: usize,
+        /// Each photo's size (1632×1224 ≈ 2 MP, a phone's photo scaled down).
+        #[arg(long, default_value_t = 1632)]
+        photo_width: u32,
+        #[arg(long, default_value_t = 1224)]
+        photo_height: u32,
         /// agora up's process id, for its resident memory.
         #[arg(long)]
         pid: Option<u32>,
@@ -497,6 +502,8 @@ async fn run(command: Command) -> Result<Value, BenchError> {
             posts,
             comments,
             photos,
+            photo_width,
+            photo_height,
             pid,
         } => {
             let result = lifecycle::run(
@@ -506,6 +513,7 @@ async fn run(command: Command) -> Result<Value, BenchError> {
                     posts,
                     comments,
                     photos,
+                    photo_size: (photo_width, photo_height),
                     pid,
                 },
             )
