@@ -612,6 +612,18 @@ fn export_view(export: db::Export) -> ExportView {
     }
 }
 
+/// The caller's export `id` as they see it (404 for anybody else's).
+async fn own_export(state: &AuthState, caller: &Caller, id: uuid::Uuid) -> ApiResult<ExportView> {
+    db::export_of(
+        &mut *agora_common::db::checkout(&state.pool).await?,
+        caller.user_id,
+        id,
+    )
+    .await?
+    .map(export_view)
+    .ok_or_else(no_such_export)
+}
+
 /// Start an export of everything the caller has on Agora (a zip: see the contract).
 #[utoipa::path(post, path = "/api/v1/auth/me/exports", tag = "auth", security(("bearer" = [])),
     responses(
@@ -668,14 +680,9 @@ pub async fn export(
     caller: Caller,
     path: web::Path<uuid::Uuid>,
 ) -> ApiResult<web::Json<ExportView>> {
-    let export = db::export_of(
-        &mut *agora_common::db::checkout(&state.pool).await?,
-        caller.user_id,
-        path.into_inner(),
-    )
-    .await?
-    .ok_or_else(no_such_export)?;
-    Ok(web::Json(export_view(export)))
+    Ok(web::Json(
+        own_export(&state, &caller, path.into_inner()).await?,
+    ))
 }
 
 /// The archive of one of the caller's exports, for 7 days after it is ready.
@@ -692,15 +699,9 @@ pub async fn export_archive(
     caller: Caller,
     path: web::Path<uuid::Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let export = db::export_of(
-        &mut *agora_common::db::checkout(&state.pool).await?,
-        caller.user_id,
-        path.into_inner(),
-    )
-    .await?
-    .map(export_view)
-    .filter(|e| e.status == ExportStatus::Ready)
-    .ok_or_else(no_such_export)?;
+    let export = Some(own_export(&state, &caller, path.into_inner()).await?)
+        .filter(|e| e.status == ExportStatus::Ready)
+        .ok_or_else(no_such_export)?;
     let photos = state.exports.photos.as_ref().ok_or_else(no_such_export)?;
     let body = crate::export::archive(photos, caller.user_id, export.id).await?;
     let mut answer = HttpResponse::Ok();

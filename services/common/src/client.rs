@@ -247,16 +247,7 @@ impl ServiceClient {
         );
         let url = format!("{}{path}", self.base_url);
         // One client span per call (retries included); the callee continues it.
-        let span = tracing::info_span!(
-            "call",
-            otel.name = format!("{method} {}", self.service),
-            otel.kind = "client",
-            otel.status_code = Empty,
-            http.request.method = method.as_str(),
-            http.response.status_code = Empty,
-            server.address = self.service,
-            peer.service = self.service,
-        );
+        let span = self.call_span(&method);
         let result = self
             .attempts(
                 &method, &url, body, credential, request_id, idempotent, &span,
@@ -429,16 +420,7 @@ impl ServiceClient {
         path: &str,
         body: Option<reqwest::Body>,
     ) -> Result<reqwest::Response, ApiError> {
-        let span = tracing::info_span!(
-            "call",
-            otel.name = format!("{method} {}", self.service),
-            otel.kind = "client",
-            otel.status_code = Empty,
-            http.request.method = method.as_str(),
-            http.response.status_code = Empty,
-            server.address = self.service,
-            peer.service = self.service,
-        );
+        let span = self.call_span(&method);
         let token = self.service_token.as_ref().ok_or_else(|| {
             ApiError::internal("no service credential configured (INTERNAL_TOKEN)")
         })?;
@@ -476,6 +458,20 @@ impl ServiceClient {
             Err(e) => Err(e),
             Ok(_) => Err(self.bad_answer("a failure status read as a success")),
         }
+    }
+
+    /// The client span of one call to this service.
+    fn call_span(&self, method: &reqwest::Method) -> tracing::Span {
+        tracing::info_span!(
+            "call",
+            otel.name = format!("{method} {}", self.service),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = method.as_str(),
+            http.response.status_code = Empty,
+            server.address = self.service,
+            peer.service = self.service,
+        )
     }
 
     fn unreachable(&self, err: &reqwest::Error) -> ApiError {
