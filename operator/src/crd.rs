@@ -74,6 +74,15 @@ pub const WORKLOADS: [&str; 7] = [
 ).message("spec.restore from s3 needs restore.encryptionKeySecret (or spec.backup's) to open the backup's sealed keys"))]
 #[x_kube(validation = Rule::new("has(self.restore) == has(oldSelf.restore)")
     .message("spec.restore can only be set when the platform is created"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.restore) || !has(self.restore.targetTime) || (self.database.mode == 'CloudNativePG' && has(self.restore.backup))"
+).message("restore.targetTime needs database.mode CloudNativePG and restore.backup (the backup whose platform's WAL archive, photos and keys are used)"))]
+#[x_kube(validation = Rule::new(
+    "self.database.mode != 'CloudNativePG' || !has(self.backup) || has(self.backup.destination.s3)"
+).message("in the CloudNativePG mode backups go to an object store (its WAL archive): backup.destination.s3"))]
+#[x_kube(validation = Rule::new(
+    "self.database.mode != 'CloudNativePG' || !has(self.backup) || (!has(self.backup.retention.count) && has(self.backup.retention.maxAge) && !self.backup.retention.maxAge.endsWith('h'))"
+).message("CloudNativePG keeps backups by age: backup.retention needs maxAge in days or weeks, and no count, in the CloudNativePG mode"))]
 pub struct SocialPlatformSpec {
     /// Default image tag of every service.
     #[serde(default = "default_version")]
@@ -327,6 +336,8 @@ pub struct GatewayRef {
     .message("database.mode cannot change after creation"))]
 #[x_kube(validation = Rule::new("self.mode != 'External' || has(self.external)")
     .message("database.mode External needs database.external.secretRef"))]
+#[x_kube(validation = Rule::new("self.mode == 'CloudNativePG' || !has(self.cloudNativePG)")
+    .message("database.cloudNativePG needs database.mode CloudNativePG"))]
 pub struct Database {
     /// `Managed` (a PostgreSQL StatefulSet run by the operator), `CloudNativePG`
     /// (`Cluster` and `Database` resources), or `External` (connection URLs from a
@@ -339,13 +350,130 @@ pub struct Database {
     /// StorageClass of that volume (the cluster's default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
-    /// PostgreSQL image of the managed database.
+    /// PostgreSQL image of the managed database, or of the CloudNativePG cluster (an
+    /// image CloudNativePG accepts: its tag starts with the major version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub image: Option<String>,
     /// Where the connection URLs are (External only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalDatabase>,
+    /// The CloudNativePG cluster's shape (CloudNativePG only; absent: one instance).
+    #[serde(
+        default,
+        rename = "cloudNativePG",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cloud_native_pg: Option<CloudNativePgCluster>,
+}
+
+/// A CloudNativePG cluster: one primary and streaming replicas, which CloudNativePG
+/// promotes when the primary is lost. Its size and class are `database.storage` and
+/// `database.storageClassName`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.synchronous) || self.synchronous.number < self.instances")
+    .message("database.cloudNativePG.synchronous.number must be below instances (the primary is not a standby)"))]
+pub struct CloudNativePgCluster {
+    /// PostgreSQL instances (pods): the primary and `instances - 1` replicas.
+    #[serde(default = "default_instances")]
+    #[schemars(range(min = 1, max = 9))]
+    pub instances: i32,
+    /// Synchronous replication: a commit is acknowledged once this many standbys have
+    /// it, so a failover loses no acknowledged write (absent: asynchronous).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous: Option<Synchronous>,
+    /// A separate volume for the write-ahead log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_storage: Option<WalStorage>,
+    /// Requests and limits of every PostgreSQL pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// How instances spread over nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<InstanceAffinity>,
+    /// A `PodMonitor` for the instances' metrics (Prometheus Operator).
+    #[serde(default)]
+    pub enable_pod_monitor: bool,
+}
+
+fn default_instances() -> i32 {
+    1
+}
+
+/// CloudNativePG's quorum-based synchronous replication.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Synchronous {
+    /// `any` (quorum: any `number` standbys) or `first` (priority: the first `number`).
+    #[serde(default)]
+    pub method: SyncMethod,
+    /// Standbys that must confirm a commit.
+    #[schemars(range(min = 1, max = 8))]
+    pub number: i32,
+    /// `required`: writes wait while too few standbys are up; `preferred`: the primary
+    /// goes on alone rather than stop writing (a failover may then lose writes).
+    #[serde(default)]
+    pub data_durability: DataDurability,
+}
+
+/// How synchronous standbys are chosen.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMethod {
+    /// Any `number` of the standbys (quorum commit).
+    #[default]
+    Any,
+    /// The first `number` in order (priority).
+    First,
+}
+
+/// What a primary does without enough synchronous standbys.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DataDurability {
+    /// Wait for them: no acknowledged write is ever on one instance only.
+    #[default]
+    Required,
+    /// Go on without them.
+    Preferred,
+}
+
+/// The write-ahead log's own volume.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WalStorage {
+    /// Its size.
+    pub size: Quantity,
+    /// Its StorageClass (the cluster's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+/// Instances' anti-affinity (CloudNativePG's own settings).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceAffinity {
+    /// `required`: never two instances in one topology domain (a pod stays Pending
+    /// without one free); `preferred` (CloudNativePG's default): spread when possible.
+    #[serde(default)]
+    pub pod_anti_affinity_type: AntiAffinityType,
+    /// The node label whose values are the domains (default `kubernetes.io/hostname`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 317))]
+    pub topology_key: Option<String>,
+}
+
+/// How strictly instances are kept apart.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AntiAffinityType {
+    /// Spread when possible.
+    #[default]
+    Preferred,
+    /// Always (needs as many domains as instances).
+    Required,
 }
 
 fn default_database_storage() -> Quantity {
@@ -360,6 +488,7 @@ impl Default for Database {
             storage_class_name: None,
             image: None,
             external: None,
+            cloud_native_pg: None,
         }
     }
 }

@@ -159,6 +159,13 @@ pub const CLUSTER_RULES: &[Rule] = &[
         resources: &["clusters", "databases"],
         verbs: &["list", "create", "patch"],
     },
+    // A platform backup's base backup (CloudNativePG mode): created, then read until
+    // it ends; it goes with its SocialPlatformBackup (owner reference).
+    Rule {
+        group: "postgresql.cnpg.io",
+        resources: &["backups"],
+        verbs: &["get", "create"],
+    },
     // Kubernetes Events about platforms (a repeated event is patched).
     Rule {
         group: "events.k8s.io",

@@ -14,7 +14,8 @@ use super::resource::{
 use super::retention;
 use crate::children::enabled_services;
 use crate::controller::Context;
-use crate::crd::SocialPlatform;
+use crate::crd::{DatabaseMode, SocialPlatform};
+use crate::database::cloudnative;
 use crate::error::{Error, kube_err};
 use crate::metrics::BackupMetrics;
 use crate::owner::Owner;
@@ -25,7 +26,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
@@ -147,6 +148,16 @@ async fn take(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Action, Er
             }
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
+        // The base backup CloudNativePG takes beside the Job (CloudNativePG mode).
+        let state = match (&state, &status.database_backup) {
+            (JobState::Complete, Some(base)) => {
+                match database_backup_state(&client, &namespace, base).await? {
+                    JobState::Active => return Ok(Action::requeue(Duration::from_secs(10))),
+                    other => other,
+                }
+            }
+            _ => state,
+        };
         let outcome = termination_message(&client, &namespace, &job_name, "backup").await?;
         status.completed_at = Some(now());
         let (type_, reason, note) = match state {
@@ -230,7 +241,23 @@ async fn take(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Action, Er
     status.destination = Some(spec.destination.clone());
     status.encryption_key_secret = Some(spec.encryption_key_secret.clone());
     status.agora_image = Some(jobs::agora_image(&platform));
+    // CloudNativePG mode: its own base backup into the cluster's archive, beside the
+    // Job's photos, keys and dumps; the backup completes when both have.
+    let base = (platform.spec.database.mode == DatabaseMode::CloudNativePg
+        && spec.destination.s3.is_some())
+    .then(|| name.clone());
+    status.database_backup = base.clone();
     write_status(&backups, &name, &status).await?;
+    if let Some(base) = &base {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &namespace, &cloudnative::backup_resource());
+        let object = cloudnative::base_backup(base, &owner, backup);
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_already_exists() => {}
+            Err(e) => return Err(kube_err(format!("creating base backup {base}"))(e)),
+        }
+    }
     let job = jobs::backup_job(&platform, &owner, &spec, backup, &services);
     match job_api.create(&PostParams::default(), &job).await {
         Ok(_) => {}
@@ -238,6 +265,25 @@ async fn take(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Action, Er
         Err(e) => return Err(kube_err(format!("creating job {job_name}"))(e)),
     }
     Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// Where CloudNativePG's base backup `name` is, from its `status.phase`: gone counts as
+/// failed (the set would be incomplete).
+async fn database_backup_state(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<JobState, Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &cloudnative::backup_resource());
+    let object = api
+        .get_opt(name)
+        .await
+        .map_err(kube_err(format!("reading base backup {name}")))?;
+    Ok(match object {
+        None => JobState::Failed(format!("CloudNativePG's base backup {name} is gone")),
+        Some(object) => cloudnative::backup_state(&object),
+    })
 }
 
 /// Deletes what the backup wrote, by a Job; the finalizer goes when it is done.

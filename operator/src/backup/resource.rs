@@ -91,6 +91,10 @@ pub struct SocialPlatformBackupStatus {
     /// The `agora` image its Job used (the Job deleting its files uses it too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agora_image: Option<String>,
+    /// The CloudNativePG `Backup` that took the databases' base backup (CloudNativePG
+    /// mode: the Job then holds the photos, the keys and logical dumps beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_backup: Option<String>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -46,6 +46,20 @@ pub struct Source {
     pub claim: Option<String>,
     /// The Secret whose `key` opens the backup's sealed keys.
     pub encryption_key_secret: String,
+    /// `restore.targetTime`: CloudNativePG recovers the databases to that instant; the
+    /// Job restores only the photos and keys.
+    pub point_in_time: Option<PointInTime>,
+}
+
+/// A point-in-time recovery from another platform's WAL archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointInTime {
+    /// The instant, as the spec gives it (RFC 3339).
+    pub target_time: String,
+    /// The bucket the source platform archived to.
+    pub bucket: super::spec::BackupBucket,
+    /// The source cluster's name: its archive's directory (CloudNativePG's server name).
+    pub server_name: String,
 }
 
 /// Where `platform`'s restore reads from, given the `SocialPlatformBackup` its spec
@@ -72,6 +86,7 @@ pub fn source(
             },
             claim: None,
             encryption_key_secret: key.unwrap_or_default(),
+            point_in_time: None,
         }));
     }
     let name = restore.backup.clone().unwrap_or_default();
@@ -98,6 +113,16 @@ pub fn source(
         .or(status.encryption_key_secret)
         .or(fallback_key)
         .unwrap_or_default();
+    let point_in_time = match &restore.target_time {
+        Some(target_time) => Some(point_in_time(
+            &name,
+            target_time,
+            &backup.spec.platform,
+            status.completed_at.as_ref(),
+            &destination,
+        )?),
+        None => None,
+    };
     let (from, claim) = match location.strip_prefix("pvc://") {
         Some(path) => {
             let (claim, directory) = path.split_once('/').unwrap_or((path, &name));
@@ -110,7 +135,50 @@ pub fn source(
         destination,
         claim,
         encryption_key_secret: key,
+        point_in_time,
     }))
+}
+
+/// The recovery `restore.targetTime` asks for, from backup `name` of `platform`: its
+/// photos and keys must predate the instant, and its platform archived to a bucket.
+fn point_in_time(
+    name: &str,
+    target_time: &str,
+    platform: &str,
+    completed_at: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    destination: &BackupDestination,
+) -> Result<PointInTime, Check> {
+    let target: k8s_openapi::jiff::Timestamp = target_time.parse().map_err(|_| {
+        Check::new(
+            false,
+            "InvalidTargetTime",
+            format!("restore.targetTime {target_time} is not an RFC 3339 instant"),
+        )
+    })?;
+    if completed_at.is_none_or(|done| done.0 > target) {
+        return Err(Check::new(
+            false,
+            "BackupAfterTargetTime",
+            format!(
+                "SocialPlatformBackup {name} completed after restore.targetTime {target_time}: \
+                 name a backup completed before it (its photos and keys are restored)"
+            ),
+        ));
+    }
+    let Some(bucket) = destination.s3.clone() else {
+        return Err(Check::new(
+            false,
+            "NoArchive",
+            format!(
+                "SocialPlatformBackup {name} is on a volume: a point-in-time restore reads a bucket's WAL archive"
+            ),
+        ));
+    };
+    Ok(PointInTime {
+        target_time: target_time.to_owned(),
+        bucket,
+        server_name: format!("{platform}-{}", crate::owner::DATABASE_COMPONENT),
+    })
 }
 
 /// Whether `platform` waits for its restore: `spec.restore` and no `Restored=True` yet.
@@ -194,6 +262,10 @@ pub fn job(platform: &SocialPlatform, owner: &Owner, source: &Source, services: 
         "/dev/termination-log".to_owned(),
     ];
     args.extend(database_args);
+    if source.point_in_time.is_some() {
+        // CloudNativePG recovered them; the logged erasures still apply.
+        args.push("--databases-recovered".to_owned());
+    }
     // Erasures logged after the backup started are applied again before the new
     // platform serves (a bucket: the log sits at the prefix the backup is under).
     if let Some((log, _backup)) = source
@@ -563,6 +635,7 @@ mod tests {
             from: "s3://b-1/demo/nightly".into(),
             ..from.clone()
         };
+        assert!(!args.contains("--databases-recovered"));
         let bucket_job = super::job(&platform, &owner, &in_bucket, &["auth", "users"]);
         let bucket_args = bucket_job
             .spec

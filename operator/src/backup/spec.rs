@@ -159,6 +159,17 @@ pub struct RestoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub encryption_key_secret: Option<String>,
+    /// CloudNativePG only: recover the databases to this instant (RFC 3339, e.g.
+    /// `2026-12-07T10:15:00Z`) from the WAL archive of the named backup's platform; the
+    /// photos and keys come from that backup, which must have completed before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 20, max = 40),
+        regex(
+            pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+        )
+    )]
+    pub target_time: Option<String>,
 }
 
 /// The pattern a schedule must match: what a CronJob accepts, each field within its

@@ -130,6 +130,11 @@ enum Command {
         /// With --database: the photo store's directory (empty), photos on a volume.
         #[arg(long, requires = "databases")]
         photos_dir: Option<PathBuf>,
+        /// With --database: the databases already hold the data (CloudNativePG
+        /// recovered them to a point in time): restore only the photos and the keys, and
+        /// apply the erasure log to the databases.
+        #[arg(long, requires = "databases")]
+        databases_recovered: bool,
         /// Also write the outcome as JSON to this file (`{"restored": true}` or
         /// `{"error": "..."}`): a Job's termination message.
         #[arg(long)]
@@ -262,6 +267,7 @@ async fn main() -> ExitCode {
             databases,
             keys_dir,
             photos_dir,
+            databases_recovered,
             report_file,
             erasure_log,
         } => {
@@ -272,6 +278,7 @@ async fn main() -> ExitCode {
                         databases: database_args(&databases)?,
                         keys_dir,
                         photos_dir,
+                        databases_recovered,
                     }),
                     None => None,
                 };

@@ -7,6 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod support;
+// The CloudNativePG mode's tests (`hack/e2e.sh test` runs them on a platform in that mode).
+#[path = "cluster/cloudnative_pg.rs"]
+mod cloudnative_pg;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -396,6 +399,8 @@ async fn a_journey_through_the_ingress_with_forward_auth() {
 struct Stream {
     /// Posts whose creation was acknowledged (201).
     acked: Vec<String>,
+    /// When each was acknowledged.
+    acked_at: Vec<Instant>,
     requests: usize,
     failures: Vec<String>,
 }
@@ -426,7 +431,10 @@ async fn steady(
             )
             .await
         {
-            Ok(r) if r.status == 201 => out.acked.push(r.body["id"].as_str().unwrap().to_owned()),
+            Ok(r) if r.status == 201 => {
+                out.acked.push(r.body["id"].as_str().unwrap().to_owned());
+                out.acked_at.push(Instant::now());
+            }
             Ok(r) => out.failures.push(format!("POST /posts: {}", r.describe())),
             Err(e) => out.failures.push(format!("POST {e}")),
         }

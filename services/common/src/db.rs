@@ -109,19 +109,26 @@ pub fn pool_with(
         .map_err(|e| DbError::Pool(e.into()))
 }
 
+/// How long a checkout keeps trying to open a connection the server refuses or does
+/// not answer: the seconds a replicated database (CloudNativePG) has no primary during
+/// a failover or switchover. Nothing was sent, so waiting is always safe; past it the
+/// request gets a 503.
+pub const FAILOVER_WAIT: Duration = Duration::from_secs(15);
+
 /// A connection from `pool`; the wait is timed (`agora_db_pool_wait_seconds`) and,
-/// when traced, a span of its own.
+/// when traced, a span of its own. A connection that cannot be opened is tried again
+/// for up to [`FAILOVER_WAIT`].
 pub async fn checkout(pool: &DbPool) -> Result<DbConn, PoolError> {
     let started = std::time::Instant::now();
     let conn = if crate::telemetry::current_sampled() {
-        pool.get()
+        checkout_through_failover(pool, started)
             .instrument(tracing::info_span!(
                 "db.pool.wait",
                 db.system.name = "postgresql"
             ))
             .await
     } else {
-        pool.get().await
+        checkout_through_failover(pool, started).await
     };
     let kit = crate::metrics::kit();
     kit.pool_wait.observe(started.elapsed().as_secs_f64());
@@ -131,6 +138,26 @@ pub async fn checkout(pool: &DbPool) -> Result<DbConn, PoolError> {
             .inc();
     }
     conn
+}
+
+async fn checkout_through_failover(
+    pool: &DbPool,
+    started: std::time::Instant,
+) -> Result<DbConn, PoolError> {
+    use deadpool::managed::TimeoutType;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match pool.get().await {
+            // Refused (no primary behind the read-write Service yet) or unanswered.
+            Err(PoolError::Backend(_) | PoolError::Timeout(TimeoutType::Create))
+                if started.elapsed() + pause < FAILOVER_WAIT =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// What a failed query means for the request that made it.
@@ -171,6 +198,14 @@ pub fn classify(err: &DieselError) -> Failure {
                     Failure::Timeout
                 } else if message.contains("deadlock detected") {
                     Failure::Retryable
+                } else if message.starts_with("terminating connection")
+                    || message.contains("the database system is")
+                    || message.contains("read-only transaction")
+                {
+                    // 57P01 (a fast shutdown: a switchover's former primary), 57P03
+                    // (starting up, shutting down, in recovery), 25006 (a write reached
+                    // a server that is a replica now): the primary is changing.
+                    Failure::Unavailable
                 } else {
                     Failure::Other
                 }

@@ -98,3 +98,88 @@ async fn creating_one_database_concurrently_is_harmless() {
         assert!(outcome.is_ok(), "{outcome:?}");
     }
 }
+
+#[actix_web::test]
+async fn a_session_the_server_terminates_is_a_503_not_a_500() {
+    // What a switchover's former primary does to open sessions (a fast shutdown).
+    let url = fresh_database("terminated").await;
+    let pool = db::pool(&url, 2).unwrap();
+    let mut victim = pool.get().await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let pid: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result(&mut victim)
+        .await
+        .unwrap();
+    let mut other = pool.get().await.unwrap();
+    diesel::sql_query(format!("SELECT pg_terminate_backend({})", pid.pid))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let err = diesel::sql_query("SELECT 1")
+        .execute(&mut victim)
+        .await
+        .unwrap_err();
+    assert_eq!(db::classify(&err), Failure::Unavailable, "{err}");
+    assert!(matches!(ApiError::from(err), ApiError::Unavailable(_)));
+}
+
+#[actix_web::test]
+async fn a_checkout_waits_out_the_seconds_without_a_primary() {
+    // The read-write address refuses connections (no primary yet), then forwards to the
+    // server 1.5 s later, as a promoted replica behind the same Service would.
+    let url = fresh_database("failover").await;
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let server = format!(
+        "{}:{}",
+        parsed.host_str().unwrap(),
+        parsed.port().unwrap_or(5432)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut through = parsed.clone();
+    through.set_port(Some(port)).unwrap();
+    let pool = db::pool(through.as_str(), 2).unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            let server = server.clone();
+            tokio::spawn(async move {
+                let mut upstream = tokio::net::TcpStream::connect(server).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut conn = db::checkout(&pool).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    assert!(started.elapsed() < db::FAILOVER_WAIT);
+    diesel::sql_query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn a_checkout_gives_up_after_the_failover_wait() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pool = db::pool(&format!("postgres://nobody@127.0.0.1:{port}/none"), 1).unwrap();
+    let started = std::time::Instant::now();
+    let err = db::checkout(&pool).await.err().unwrap();
+    assert!(started.elapsed() >= db::FAILOVER_WAIT - Duration::from_secs(2));
+    assert!(matches!(ApiError::from(err), ApiError::Unavailable(_)));
+}

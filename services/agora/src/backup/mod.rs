@@ -157,6 +157,9 @@ pub struct ExplicitTarget {
     pub keys_dir: PathBuf,
     /// The photo store's directory, empty, when photos are on a volume.
     pub photos_dir: Option<PathBuf>,
+    /// The databases already hold the data (CloudNativePG recovered them to a point in
+    /// time): only the photos and the keys are restored, and logged erasures applied.
+    pub databases_recovered: bool,
 }
 
 /// Backs up the platform whose state is in `options.state_dir` (running or not), or
@@ -651,7 +654,12 @@ async fn restore_explicit(
 ) -> Result<(), BackupError> {
     let bin_dir = postgres::find_bin_dir().unwrap_or_default();
     let mut servers = Vec::new();
-    for db in &manifest.databases {
+    let to_fill = if target.databases_recovered {
+        &[][..]
+    } else {
+        &manifest.databases[..]
+    };
+    for db in to_fill {
         let url = target
             .databases
             .iter()

@@ -1,0 +1,229 @@
+//! The CloudNativePG database mode on the real node (`hack/e2e.sh up --database
+//! cloudnative-pg`: three instances, quorum synchronous replication, CloudNativePG built
+//! from its Go module). What its users rely on: the platform keeps its writes when the
+//! primary's pod is lost, and a planned switchover goes unnoticed.
+
+use super::*;
+
+/// The platform's CloudNativePG cluster.
+fn cluster() -> String {
+    format!("{}-postgres", platform())
+}
+
+async fn cluster_json() -> Value {
+    let text = kubectl(&[
+        "get",
+        "clusters.postgresql.cnpg.io",
+        &cluster(),
+        "-o",
+        "json",
+    ])
+    .await;
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The instance CloudNativePG names primary, once no switch is under way.
+async fn settled_primary() -> String {
+    let mut primary = String::new();
+    wait_ready(
+        "the cluster to settle on one primary with every instance ready",
+        Duration::from_secs(240),
+        async || {
+            let status = cluster_json().await["status"].clone();
+            let current = status["currentPrimary"].as_str().unwrap_or_default();
+            primary = current.to_owned();
+            !current.is_empty()
+                && status["targetPrimary"].as_str() == Some(current)
+                && status["readyInstances"] == status["instances"]
+        },
+    )
+    .await;
+    primary
+}
+
+/// `psql` as the superuser inside an instance, over its local socket; rows as text.
+async fn psql(pod: &str, sql: &str) -> String {
+    kubectl(&[
+        "exec",
+        pod,
+        "-c",
+        "postgres",
+        "--",
+        "psql",
+        "-h",
+        "/controller/run",
+        "-U",
+        "postgres",
+        "-tAc",
+        sql,
+    ])
+    .await
+}
+
+#[actix_web::test]
+async fn three_synchronous_instances_hold_every_service_s_database() {
+    let status = cluster_json().await["status"].clone();
+    assert_eq!(status["instances"], 3, "{status}");
+    let primary = settled_primary().await;
+    // Quorum commit: both replicas stream from the primary and either may confirm.
+    let standbys = psql(
+        &primary,
+        "select string_agg(sync_state, ',' order by sync_state) from pg_stat_replication",
+    )
+    .await;
+    assert_eq!(standbys.trim(), "quorum,quorum", "pg_stat_replication");
+    let names = psql(&primary, "show synchronous_standby_names").await;
+    assert!(names.trim().starts_with("ANY 1 ("), "{names}");
+    let databases = psql(
+        &primary,
+        "select string_agg(datname, ',' order by datname) from pg_database where datname not in ('postgres','template0','template1','app')",
+    )
+    .await;
+    assert_eq!(
+        databases.trim(),
+        "auth,events,notifications,photos,relations,users"
+    );
+    // Every service reaches it through the read-write Service.
+    let url = kubectl(&[
+        "get",
+        "secret",
+        &format!("{}-users-database", platform()),
+        "-o",
+        "jsonpath={.data.url}",
+    ])
+    .await;
+    let url = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, url.trim()).unwrap(),
+    )
+    .unwrap();
+    assert!(url.contains(&format!("@{}-rw:", cluster())), "{url}");
+}
+
+#[actix_web::test]
+async fn a_failover_under_load_loses_no_acknowledged_write() {
+    let edge = Edge::new();
+    let fay = register(&edge, "fay").await;
+    let old = settled_primary().await;
+    let killed_at = std::cell::Cell::new(None);
+    let mut promoted = String::new();
+    // The primary's pod deleted with a short grace (never forced: a forced delete may
+    // let its replacement start beside a server still running) in the middle of a steady
+    // stream of writes and reads.
+    let stream = under_load(&edge, &fay, Duration::from_secs(10), async {
+        kubectl(&["delete", "pod", &old, "--grace-period=5", "--wait=false"]).await;
+        killed_at.set(Some(Instant::now()));
+        wait_ready(
+            "CloudNativePG to promote a replica",
+            Duration::from_secs(60),
+            async || {
+                let status = cluster_json().await["status"].clone();
+                promoted = status["currentPrimary"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                !promoted.is_empty() && promoted != old
+            },
+        )
+        .await;
+        wait_ready(
+            "the platform to answer again",
+            Duration::from_secs(30),
+            async || {
+                matches!(edge.try_send("GET", "/api/v1/feed?limit=1", Some(&fay.token), &[], None).await, Ok(r) if r.status == 200)
+            },
+        )
+        .await;
+    })
+    .await;
+    let killed_at = killed_at.get().unwrap();
+    let back = stream
+        .acked_at
+        .iter()
+        .find(|at| **at > killed_at)
+        .expect("no write was acknowledged after the kill");
+    let failover = back.duration_since(killed_at);
+    println!(
+        "failover: first acknowledged write {failover:?} after the kill; {} of {} requests failed; {} writes acknowledged",
+        stream.failures.len(),
+        stream.requests,
+        stream.acked.len()
+    );
+    assert!(
+        failover < Duration::from_secs(30),
+        "writes were refused for {failover:?}"
+    );
+    let before = cluster_json().await["status"]["instanceNames"].clone();
+    assert!(
+        before
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|name| name == promoted.as_str()),
+        "the new primary {promoted} is not one of the cluster's instances: {before}"
+    );
+    assert_ne!(promoted, old, "a former replica is the primary");
+    // Every acknowledged write is on the new primary.
+    assert_all_readable(&edge, &fay, &stream.acked).await;
+    // The old primary comes back as a replica, so the next test starts from three.
+    assert_eq!(settled_primary().await, promoted);
+}
+
+#[actix_web::test]
+async fn a_planned_switchover_loses_nothing_and_fails_no_request() {
+    let edge = Edge::new();
+    let gus = register(&edge, "gus").await;
+    let old = settled_primary().await;
+    let names = cluster_json().await["status"]["instanceNames"].clone();
+    let target = names
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|name| *name != old)
+        .unwrap()
+        .to_owned();
+    let now = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .unwrap();
+    let now = String::from_utf8(now.stdout).unwrap();
+    // What `kubectl cnpg promote` does: the target in the cluster's status.
+    let patch = json!({"status": {
+        "targetPrimary": target,
+        "targetPrimaryTimestamp": now.trim(),
+        "phase": "Switchover in progress",
+        "phaseReason": format!("Switching over to {target}"),
+    }})
+    .to_string();
+    let stream = under_load(&edge, &gus, Duration::from_secs(5), async {
+        kubectl(&[
+            "patch",
+            "clusters.postgresql.cnpg.io",
+            &cluster(),
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ])
+        .await;
+        wait_ready(
+            "the switchover to complete",
+            Duration::from_secs(120),
+            async || cluster_json().await["status"]["currentPrimary"] == target.as_str(),
+        )
+        .await;
+    })
+    .await;
+    println!(
+        "switchover: {} requests, {} failed",
+        stream.requests,
+        stream.failures.len()
+    );
+    assert!(
+        stream.failures.is_empty(),
+        "requests failed during a planned switchover: {:?}",
+        stream.failures
+    );
+    assert_all_readable(&edge, &gus, &stream.acked).await;
+    assert_eq!(settled_primary().await, target);
+}
