@@ -7,7 +7,8 @@
 #                        # left nothing
 #   hack/e2e.sh up [--database cloudnative-pg]   # ... leave it running (Managed database
 #                        # by default); prints the export lines to use it
-#   hack/e2e.sh test     # the cluster tests of that mode against a running `up`
+#   hack/e2e.sh test [ARG...]   # the cluster tests of that mode against a running `up`
+#                        # (or those the test harness ARGs select: names, --nocapture)
 #   hack/e2e.sh down     # remove it all
 #
 # `up`: a control plane with a real node (hack/k8s-env.sh start --with-node: containerd,
@@ -229,6 +230,7 @@ cmd_test() {
   local tests=(--skip cloudnative_pg::)
   [ "$(cat "$STATE/database" 2>/dev/null)" != cloudnative-pg ] ||
     tests=(a_journey_through_the_ingress_with_forward_auth cloudnative_pg::)
+  [ $# -eq 0 ] || tests=("$@")
   eval "$(print_env)"
   export KUBECONFIG AGORA_URL AGORA_HOST AGORA_E2E_NAMESPACE AGORA_E2E_PLATFORM AGORA_JAEGER_URL AGORA_PROMETHEUS_URL \
     AGORA_E2E_S3_ENDPOINT AGORA_E2E_S3_BUCKET AGORA_E2E_S3_ACCESS_KEY AGORA_E2E_S3_SECRET_KEY
@@ -338,7 +340,7 @@ case "${1:-all}" in
     fi
     cmd_up
     ;;
-  test) cmd_test ;;
+  test) shift; cmd_test "$@" ;;
   down) cmd_down ;;
   all) cmd_all ;;
   *) echo "usage: $0 [up [--database managed|cloudnative-pg]|test|down]" >&2; exit 2 ;;

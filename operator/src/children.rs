@@ -292,13 +292,15 @@ fn database_children(
         }
         DatabaseMode::CloudNativePg => {
             // A cluster recovered to an instant is created with its recovery or not at
-            // all: one bootstrapped empty would be filled by nothing.
+            // all: one bootstrapped empty would be filled by nothing. Once restored,
+            // the source is no longer read; CloudNativePG ignores a bootstrap after
+            // the first.
             let to_an_instant = platform
                 .spec
                 .restore
                 .as_ref()
                 .is_some_and(|r| r.target_time.is_some());
-            if to_an_instant && point_in_time.is_none() {
+            if to_an_instant && restore::restoring(platform) && point_in_time.is_none() {
                 return Ok(());
             }
             for service in &enabled {

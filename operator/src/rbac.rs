@@ -153,10 +153,16 @@ pub const CLUSTER_RULES: &[Rule] = &[
         verbs: &["list", "create", "patch", "delete"],
     },
     // CloudNativePG's objects hold the databases: applied, and reported (never deleted)
-    // when not wanted.
+    // when not wanted; a cluster is also read before a base backup (does it archive
+    // where the backup goes?).
     Rule {
         group: "postgresql.cnpg.io",
-        resources: &["clusters", "databases"],
+        resources: &["clusters"],
+        verbs: &["get", "list", "create", "patch"],
+    },
+    Rule {
+        group: "postgresql.cnpg.io",
+        resources: &["databases"],
         verbs: &["list", "create", "patch"],
     },
     // A platform backup's base backup (CloudNativePG mode): created, then read until

@@ -140,6 +140,22 @@ async fn invalid_platforms_are_refused_by_the_api_server() {
             json!({"host": "x.example", "edge": {"kind": "GatewayAPI"}}),
             "Ingress",
         ),
+        (
+            json!({"host": "x.example", "database": {"cloudNativePG": {"instances": 3}}}),
+            "needs database.mode CloudNativePG",
+        ),
+        (
+            json!({"host": "x.example", "database": {"mode": "CloudNativePG", "cloudNativePG": {"instances": 10}}}),
+            "instances",
+        ),
+        (
+            json!({"host": "x.example", "database": {"mode": "CloudNativePG", "cloudNativePG": {"instances": 2, "synchronous": {"number": 2}}}}),
+            "must be below instances",
+        ),
+        (
+            json!({"host": "x.example", "database": {"mode": "CloudNativePG", "cloudNativePG": {"synchronous": {"method": "all", "number": 1}}}}),
+            "method",
+        ),
     ];
     for (i, (spec, needle)) in cases.into_iter().enumerate() {
         let message = refusal(create_raw(&api, &format!("bad-{i}"), spec.clone()).await);
@@ -262,6 +278,40 @@ async fn backup_and_restore_specs_are_checked_by_the_api_server() {
             json!({"host": host, "restore": {"s3": {"bucket": "b-1", "credentialsSecret": "s3"}, "path": "p"}}),
             "encryptionKeySecret",
         ),
+        // CloudNativePG: retention by age, an object store, instants in its mode only.
+        (
+            json!({"host": host, "database": {"mode": "CloudNativePG"}, "backup": backup_spec("@daily")}),
+            "by age",
+        ),
+        (
+            {
+                let mut spec = with("retention", json!({"maxAge": "36h"}));
+                spec["database"] = json!({"mode": "CloudNativePG"});
+                spec
+            },
+            "days or weeks",
+        ),
+        (
+            {
+                let mut spec = with("destination", json!({"pvc": {"size": "1Gi"}}));
+                spec["database"] = json!({"mode": "CloudNativePG"});
+                spec["backup"]["retention"] = json!({"maxAge": "30d"});
+                spec
+            },
+            "backup.destination.s3",
+        ),
+        (
+            json!({"host": host, "restore": {"backup": "b", "targetTime": "2026-12-07T10:00:00Z"}}),
+            "targetTime needs database.mode CloudNativePG",
+        ),
+        (
+            json!({"host": host, "database": {"mode": "CloudNativePG"}, "restore": {"s3": {"bucket": "b-1", "credentialsSecret": "s3"}, "path": "p", "encryptionKeySecret": "k", "targetTime": "2026-12-07T10:00:00Z"}}),
+            "targetTime needs",
+        ),
+        (
+            json!({"host": host, "database": {"mode": "CloudNativePG"}, "restore": {"backup": "b", "targetTime": "yesterday"}}),
+            "targetTime",
+        ),
     ]);
     for (i, (spec, needle)) in cases.into_iter().enumerate() {
         let message = refusal(create_raw(&api, &format!("bad-{i}"), spec.clone()).await);
@@ -287,6 +337,23 @@ async fn backup_and_restore_specs_are_checked_by_the_api_server() {
         let backup = created.spec.backup.unwrap();
         assert_eq!(backup.retention.count, Some(7), "{schedule}");
     }
+    // The CloudNativePG mode with backups kept by age, and restored to an instant.
+    let mut spec = backup_spec("@daily");
+    spec["retention"] = json!({"maxAge": "30d"});
+    create_raw(
+        &api,
+        "cnpg-backed-up",
+        json!({"host": host, "database": {"mode": "CloudNativePG", "cloudNativePG": {"instances": 3, "synchronous": {"number": 1}}}, "backup": spec}),
+    )
+    .await
+    .unwrap();
+    create_raw(
+        &api,
+        "cnpg-restored",
+        json!({"host": host, "database": {"mode": "CloudNativePG"}, "restore": {"backup": "nightly", "targetTime": "2026-12-07T10:00:00.5+01:00"}}),
+    )
+    .await
+    .unwrap();
     // A restore is set at creation only, and never changed.
     create_raw(
         &api,

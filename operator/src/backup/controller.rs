@@ -232,6 +232,19 @@ async fn take(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Action, Er
     }
     let owner = Owner::of(&platform)?;
     let services = enabled_services(&platform);
+    let base = (platform.spec.database.mode == DatabaseMode::CloudNativePg)
+        .then_some(spec.destination.s3.as_ref())
+        .flatten();
+    if let Some(bucket) = base
+        && !archiving_to(&client, &namespace, &owner, bucket).await?
+    {
+        // The platform's reconcile has not given the cluster this archive yet.
+        if status.phase != Some(BackupPhase::Pending) {
+            status.phase = Some(BackupPhase::Pending);
+            write_status(&backups, &name, &status).await?;
+        }
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
     // Where and how, recorded before a byte is written: the files can be found (and
     // deleted) whatever happens to the platform.
     status.phase = Some(BackupPhase::Running);
@@ -243,9 +256,7 @@ async fn take(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Action, Er
     status.agora_image = Some(jobs::agora_image(&platform));
     // CloudNativePG mode: its own base backup into the cluster's archive, beside the
     // Job's photos, keys and dumps; the backup completes when both have.
-    let base = (platform.spec.database.mode == DatabaseMode::CloudNativePg
-        && spec.destination.s3.is_some())
-    .then(|| name.clone());
+    let base = base.map(|_| name.clone());
     status.database_backup = base.clone();
     write_status(&backups, &name, &status).await?;
     if let Some(base) = &base {
@@ -265,6 +276,26 @@ async fn take(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Action, Er
         Err(e) => return Err(kube_err(format!("creating job {job_name}"))(e)),
     }
     Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// Whether the platform's CloudNativePG cluster archives to `bucket` (its spec says so).
+async fn archiving_to(
+    client: &kube::Client,
+    namespace: &str,
+    owner: &Owner,
+    bucket: &super::spec::BackupBucket,
+) -> Result<bool, Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &cloudnative::cluster_resource());
+    let name = crate::database::host(owner);
+    let cluster = api
+        .get_opt(&name)
+        .await
+        .map_err(kube_err(format!("reading cluster {name}")))?;
+    Ok(cluster.is_some_and(|c| {
+        c.data["spec"]["backup"]["barmanObjectStore"]["destinationPath"]
+            == cloudnative::archive(bucket)["destinationPath"]
+    }))
 }
 
 /// Where CloudNativePG's base backup `name` is, from its `status.phase`: gone counts as

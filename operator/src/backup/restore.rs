@@ -54,7 +54,7 @@ pub struct Source {
 /// A point-in-time recovery from another platform's WAL archive.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PointInTime {
-    /// The instant, as the spec gives it (RFC 3339).
+    /// The instant, as PostgreSQL takes it ([`postgres_time`]).
     pub target_time: String,
     /// The bucket the source platform archived to.
     pub bucket: super::spec::BackupBucket,
@@ -139,6 +139,25 @@ pub fn source(
     }))
 }
 
+/// An instant as PostgreSQL's `recovery_target_time` takes it: UTC as a numeric offset.
+/// CloudNativePG passes RFC 3339 on as `…Z`, and PostgreSQL refuses a time zone
+/// abbreviation there (`Z` is one); a value that is not RFC 3339 it passes unchanged.
+pub fn postgres_time(instant: k8s_openapi::jiff::Timestamp) -> String {
+    let t = instant
+        .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
+        .datetime();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.subsec_nanosecond() / 1000
+    )
+}
+
 /// The recovery `restore.targetTime` asks for, from backup `name` of `platform`: its
 /// photos and keys must predate the instant, and its platform archived to a bucket.
 fn point_in_time(
@@ -175,7 +194,7 @@ fn point_in_time(
         ));
     };
     Ok(PointInTime {
-        target_time: target_time.to_owned(),
+        target_time: postgres_time(target),
         bucket,
         server_name: format!("{platform}-{}", crate::owner::DATABASE_COMPONENT),
     })
@@ -477,6 +496,96 @@ mod tests {
         });
         platform.status = Some(status);
         platform
+    }
+
+    #[test]
+    fn an_instant_is_recovered_from_the_backup_s_platform_archive() {
+        let platform = fixtures::platform(serde_json::json!({"host": "demo.example",
+            "database": {"mode": "CloudNativePG"},
+            "restore": {"backup": "nightly", "targetTime": "2026-12-07T11:00:00.25+01:00"}}));
+        let mut backup = completed(
+            "s3://b-1/nightly",
+            serde_json::json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3"}}),
+        );
+        backup.status.as_mut().unwrap().completed_at =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-12-07T09:00:00Z".parse().unwrap(),
+            ));
+        let source = source(&platform, Some(&backup)).unwrap().unwrap();
+        let pit = source.point_in_time.clone().unwrap();
+        // UTC with a numeric offset: PostgreSQL refuses `Z` in recovery_target_time.
+        assert_eq!(pit.target_time, "2026-12-07 10:00:00.250000+00");
+        assert_eq!(pit.server_name, "old-postgres");
+        assert_eq!(pit.bucket.bucket, "b-1");
+        let owner = Owner::of(&platform).unwrap();
+        let job = super::job(&platform, &owner, &source, &["auth"]);
+        let args = job
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .init_containers
+            .unwrap()[1]
+            .command
+            .clone()
+            .unwrap()
+            .join(" ");
+        assert!(args.contains("--databases-recovered"), "{args}");
+        // The cluster is recovered to that instant.
+        let children = desired(&platform, &owner, Some(&source)).unwrap();
+        let cluster = children
+            .children
+            .iter()
+            .find_map(|c| {
+                c.object.data["spec"]["bootstrap"]["recovery"]
+                    .as_object()
+                    .cloned()
+            })
+            .expect("a cluster with a recovery");
+        assert_eq!(
+            cluster["recoveryTarget"]["targetTime"],
+            "2026-12-07 10:00:00.250000+00"
+        );
+        // Without its source resolved, no cluster at all (it would start empty).
+        let unresolved = desired(&platform, &owner, None).unwrap();
+        let has_cluster = |d: &crate::children::Desired| {
+            d.children
+                .iter()
+                .any(|c| c.object.data["spec"]["instances"].is_number())
+        };
+        assert!(!has_cluster(&unresolved));
+        // Once restored the source is not read any more: the cluster stays.
+        let restored = with_condition(platform, "Restored");
+        assert!(has_cluster(&desired(&restored, &owner, None).unwrap()));
+    }
+
+    #[test]
+    fn an_instant_before_the_backup_or_a_backup_on_a_volume_is_refused() {
+        let platform = fixtures::platform(serde_json::json!({"host": "demo.example",
+            "database": {"mode": "CloudNativePG"},
+            "restore": {"backup": "nightly", "targetTime": "2000-01-01T00:00:00Z"}}));
+        let mut backup = completed(
+            "s3://b-1/nightly",
+            serde_json::json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3"}}),
+        );
+        backup.status.as_mut().unwrap().completed_at =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-12-07T09:00:00Z".parse().unwrap(),
+            ));
+        let refused = source(&platform, Some(&backup)).unwrap_err();
+        assert_eq!(refused.reason, "BackupAfterTargetTime");
+        let platform = fixtures::platform(serde_json::json!({"host": "demo.example",
+            "database": {"mode": "CloudNativePG"},
+            "restore": {"backup": "nightly", "targetTime": "2999-01-01T00:00:00Z"}}));
+        let mut on_a_volume = completed(
+            "pvc://old-backups/nightly",
+            serde_json::json!({"pvc": {"size": "1Gi"}}),
+        );
+        on_a_volume.status.as_mut().unwrap().completed_at =
+            backup.status.as_ref().unwrap().completed_at.clone();
+        let refused = source(&platform, Some(&on_a_volume)).unwrap_err();
+        assert_eq!(refused.reason, "NoArchive");
     }
 
     #[test]

@@ -143,7 +143,11 @@ pub fn cluster(
     if let Some(backup) = &platform.spec.backup
         && let Some(bucket) = &backup.destination.s3
     {
-        let mut value = serde_json::json!({"barmanObjectStore": archive(bucket)});
+        // From the primary: a replica's base backup starts at its last restartpoint,
+        // which may predate the archive (backups enabled on a running cluster) and
+        // then cannot be restored.
+        let mut value =
+            serde_json::json!({"barmanObjectStore": archive(bucket), "target": "primary"});
         // The CRD allows only days and weeks here (CloudNativePG's own units).
         if let Some(age) = &backup.retention.max_age {
             value["retentionPolicy"] = serde_json::json!(age);
@@ -309,6 +313,7 @@ mod tests {
             serde_json::json!({"name": "s3", "key": "AWS_SECRET_ACCESS_KEY"})
         );
         assert_eq!(spec["backup"]["retentionPolicy"], "30d");
+        assert_eq!(spec["backup"]["target"], "primary");
         assert_eq!(
             spec["bootstrap"]["recovery"]["recoveryTarget"]["targetTime"],
             "2026-12-07T10:00:00Z"

@@ -227,3 +227,243 @@ async fn a_planned_switchover_loses_nothing_and_fails_no_request() {
     assert_all_readable(&edge, &gus, &stream.acked).await;
     assert_eq!(settled_primary().await, target);
 }
+
+/// Now, as RFC 3339 in UTC with microseconds (what CloudNativePG writes itself).
+fn rfc3339_now() -> String {
+    let now = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(now.stdout).unwrap().trim().to_owned()
+}
+
+/// Closes the primary's current WAL segment and waits until it is archived.
+async fn archive_now(primary: &str) {
+    let segment = psql(primary, "select pg_walfile_name(pg_current_wal_lsn())").await;
+    psql(primary, "select pg_switch_wal()").await;
+    wait_ready(
+        "the current WAL segment to be archived",
+        Duration::from_secs(120),
+        async || {
+            let archived = psql(
+                primary,
+                "select coalesce(last_archived_wal, '') from pg_stat_archiver",
+            )
+            .await;
+            archived.trim() >= segment.trim()
+        },
+    )
+    .await;
+}
+
+/// A platform restored to an instant between two acknowledged writes holds the first
+/// and not the second: the databases from CloudNativePG's base backup and WAL archive,
+/// the photos and keys from the platform backup taken before.
+#[actix_web::test]
+async fn a_point_in_time_restore_holds_the_write_before_the_instant_and_not_the_one_after() {
+    let edge = Edge::new();
+    let name = platform();
+    let s3 = |v: &str| env(&format!("AGORA_E2E_S3_{v}"));
+    let key: String = (0..32)
+        .map(|i| format!("{:02x}", (i * 53 + 7) % 256))
+        .collect();
+    for (secret, pairs) in [
+        (
+            "pitr-s3",
+            vec![
+                format!("--from-literal=AWS_ACCESS_KEY_ID={}", s3("ACCESS_KEY")),
+                format!("--from-literal=AWS_SECRET_ACCESS_KEY={}", s3("SECRET_KEY")),
+            ],
+        ),
+        ("pitr-key", vec![format!("--from-literal=key={key}")]),
+    ] {
+        let mut args = vec!["create", "secret", "generic", secret];
+        args.extend(pairs.iter().map(String::as_str));
+        kubectl(&args).await;
+    }
+    // An archive of its own per run: CloudNativePG refuses to archive into a used one.
+    let prefix = unique("pitr");
+    let backup_spec = json!({"spec": {"backup": {
+        "schedule": "0 0 1 1 *",
+        "retention": {"maxAge": "7d"},
+        "destination": {"s3": {"endpoint": s3("ENDPOINT"), "bucket": s3("BUCKET"),
+            "prefix": prefix, "forcePathStyle": true, "credentialsSecret": "pitr-s3"}},
+        "encryptionKeySecret": "pitr-key"}}})
+    .to_string();
+    kubectl(&[
+        "patch",
+        "socialplatform",
+        &name,
+        "--type",
+        "merge",
+        "-p",
+        &backup_spec,
+    ])
+    .await;
+    wait_ready(
+        "the cluster to archive to the backup's bucket",
+        Duration::from_secs(120),
+        async || {
+            cluster_json().await["spec"]["backup"]["barmanObjectStore"]["destinationPath"]
+                .as_str()
+                .is_some_and(|path| path.contains(&prefix))
+        },
+    )
+    .await;
+    let primary = settled_primary().await;
+    archive_now(&primary).await;
+    let hal = register(&edge, "hal").await;
+    let photo = upload(&edge, &hal, 23, &[("visibility", "public")]).await;
+    // The platform backup: CloudNativePG's base backup, the photos and the keys.
+    let backup = json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatformBackup",
+        "metadata": {"name": "pitr-base"}, "spec": {"platform": name}})
+    .to_string();
+    let manifest = std::env::temp_dir().join(unique("pitr-backup"));
+    std::fs::write(&manifest, &backup).unwrap();
+    kubectl(&["create", "-f", manifest.to_str().unwrap()]).await;
+    wait_ready(
+        "the platform backup to complete",
+        Duration::from_secs(300),
+        async || {
+            let phase = super::backup_phase("pitr-base").await;
+            assert_ne!(
+                phase,
+                "Failed",
+                "{}",
+                kubectl(&["get", "socialplatformbackup", "pitr-base", "-o", "yaml"]).await
+            );
+            phase == "Completed"
+        },
+    )
+    .await;
+    let base = kubectl(&[
+        "get",
+        "backups.postgresql.cnpg.io",
+        "pitr-base",
+        "-o",
+        "jsonpath={.status.phase}",
+    ])
+    .await;
+    assert_eq!(base, "completed", "CloudNativePG's base backup");
+
+    let post = async |text: &str| -> String {
+        edge.ok(
+            "POST",
+            "/api/v1/posts",
+            Some(&hal.token),
+            Some(json!({"text": text, "photo_ids": [photo]})),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = post("before the instant").await;
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    let instant = rfc3339_now();
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    let second = post("after the instant").await;
+    // The segment holding the second write, archived now rather than at archive_timeout.
+    archive_now(&settled_primary().await).await;
+
+    // A new platform from them: the first's spec, another host, one instance.
+    let mut spec: Value = serde_json::from_str(
+        &kubectl(&["get", "socialplatform", &name, "-o", "jsonpath={.spec}"]).await,
+    )
+    .unwrap();
+    let host = format!(
+        "pitr.{}",
+        env("AGORA_HOST").split_once('.').map_or("", |(_, d)| d)
+    );
+    spec["host"] = json!(host);
+    spec.as_object_mut().unwrap().remove("backup");
+    spec["database"]["cloudNativePG"] = json!({"instances": 1});
+    spec["restore"] = json!({"backup": "pitr-base", "targetTime": instant});
+    let restored = json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatform",
+        "metadata": {"name": "pitr"}, "spec": spec})
+    .to_string();
+    std::fs::write(&manifest, &restored).unwrap();
+    kubectl(&["create", "-f", manifest.to_str().unwrap()]).await;
+    let ready = kubectl(&[
+        "wait",
+        "socialplatform/pitr",
+        "--for=condition=Ready",
+        "--timeout=600s",
+    ]);
+    ready.await;
+    let second_edge = Edge {
+        base: edge.base.clone(),
+        host: Some(host),
+        http: awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish(),
+    };
+    // The keys came along: the first platform's token verifies on the second.
+    let before = second_edge
+        .send(
+            "GET",
+            &format!("/api/v1/posts/{first}"),
+            Some(&hal.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        before.status,
+        200,
+        "the write before the instant: {}",
+        before.describe()
+    );
+    assert_eq!(before.body["text"], "before the instant");
+    let after = second_edge
+        .send(
+            "GET",
+            &format!("/api/v1/posts/{second}"),
+            Some(&hal.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        after.status,
+        404,
+        "the write after the instant: {}",
+        after.describe()
+    );
+    // The photo the first post shows came from the platform backup.
+    let content = second_edge
+        .send(
+            "GET",
+            &format!("/api/v1/photos/{photo}/content"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(content.status, 200, "{}", content.describe());
+
+    kubectl(&[
+        "delete",
+        "socialplatform",
+        "pitr",
+        "--wait=true",
+        "--timeout=180s",
+    ])
+    .await;
+    kubectl(&[
+        "delete",
+        "socialplatformbackup",
+        "pitr-base",
+        "--wait=true",
+        "--timeout=180s",
+    ])
+    .await;
+    kubectl(&[
+        "patch",
+        "socialplatform",
+        &name,
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op": "remove", "path": "/spec/backup"}]"#,
+    ])
+    .await;
+    let _ = std::fs::remove_file(&manifest);
+}
