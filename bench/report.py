@@ -441,6 +441,43 @@ def lifecycle(r, data):
            leaver["rss_peak_kib"] - leaver["rss_before_kib"] < leaver["archive_bytes"] / 1024)
 
 
+def cloudnative_pg(r, three, one, again, failover, meta):
+    """Three synchronous CloudNativePG instances against one; a failover's figures."""
+    def best(run):
+        rate = run.get("best_rate") or 0
+        step = next((s for s in run["steps"] if s["offered_rate"] == rate), None)
+        return rate, (step["latency_ms"]["p99"] if step else 0)
+    rows = [("3, quorum of 1 synchronous standby", three), ("1", one),
+            ("3, synchronous, again", again)]
+    r.add("", "## CloudNativePG: replicas and failover", "",
+          f"Run {meta.get('date', '?')}: the platform of `hack/e2e.sh up --database "
+          "cloudnative-pg` on the real node (every pod, the load generator and PostgreSQL on "
+          f"the same two cores; {meta.get('profile', '?')} builds of the images), "
+          f"{meta.get('users', '?')} people seeded, then the social mix through the gateway's Service "
+          "at rising rates (p99 limit 100 ms) with three instances, one, and three again "
+          "(the drift of the run): `hack/bench-cloudnative-pg.sh`.", "",
+          "| instances | best rate (req/s) | p99 at it (ms) |", "|---|---:|---:|",
+          *[f"| {label} | {best(run)[0]:.0f} | {ms(best(run)[1])} |" for label, run in rows], "")
+    if failover:
+        r.add("The primary's pod deleted (grace "
+              f"{failover['grace_seconds']} s, never forced) under 10 writes and 10 reads a "
+              "second through the ingress (`cloudnative_pg::a_failover_under_load_loses_no_"
+              "acknowledged_write`): the longest pause between two acknowledged writes from "
+              "the kill on, the requests that failed, and the acknowledged writes missing "
+              "afterwards.", "",
+              "| writes paused (s) | failed / requests | acknowledged | lost |",
+              "|---:|---:|---:|---:|",
+              f"| {failover['writes_paused_ms'] / 1000:.1f} | {failover['failed']} / "
+              f"{failover['requests']} | {failover['acknowledged']} | {failover['lost']} |", "")
+        r.goal("A failover: the platform writes again within 30 s of the primary's loss",
+               f"{failover['writes_paused_ms'] / 1000:.1f} s", failover["writes_paused_ms"] < 30000)
+        r.goal("A failover loses no acknowledged write", f"{failover['lost']} lost",
+               failover["lost"] == 0)
+    r.goal("Three synchronous instances hold at least 3/4 of one instance's best rate",
+           f"{best(three)[0]:.0f} and {best(again)[0]:.0f} vs {best(one)[0]:.0f} req/s",
+           max(best(three)[0], best(again)[0]) >= 0.75 * best(one)[0])
+
+
 def errors(results):
     """Requests that failed where none may: everything but the mix's last, overloaded
     step (an error there is what ends the sweep)."""
@@ -522,6 +559,11 @@ def main():
         else:
             fn(r, data)
         sections.append(name)
+    cnpg = [load(args.results, f"cloudnative-pg-{n}") for n in ("3-sync", "1", "3-sync-again")]
+    if all(cnpg):
+        cloudnative_pg(r, *cnpg, load(args.results, "cloudnative-pg-failover"),
+                       load(args.results, "cloudnative-pg-meta") or {})
+        sections.append("cloudnative-pg")
     body = r.lines
     m = meta.get("machine", {})
     v = meta.get("versions", {})

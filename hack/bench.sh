@@ -89,13 +89,7 @@ ensure_debian() {
 ensure_debian
 # Debian's nginx package starts a system nginx; ours runs on its own config and port.
 if [ "$(id -u)" = 0 ] && command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
-MATPLOTLIB_VERSION=3.11.2
-VENV="${XDG_CACHE_HOME:-$HOME/.cache}/agora/bench-venv-$MATPLOTLIB_VERSION"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "matplotlib==$MATPLOTLIB_VERSION" >&2
-fi
+VENV=$(bench_venv)
 
 # --- build -------------------------------------------------------------------------
 log "building agora, agora-bench and the service binaries (profile $PROFILE)"

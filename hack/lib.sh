@@ -24,6 +24,8 @@
 #   free_port                 prints a random unused port in 20000-49999 (dies when none is found)
 #   wait_until SECONDS CMD... runs CMD every 0.1 s until it succeeds (status 0) or SECONDS
 #                             have passed (status 1); CMD's output is left alone
+#   bench_venv                the benchmark report's Python (matplotlib, from PyPI, cached
+#                             by version): creates it once, prints its directory
 #   apt_install PKG...        apt-get update, then install PKG... (-qq, waiting up to 600 s
 #                             for the dpkg lock); redirect its output where the caller wants it
 #   pg_bin_dir                the directory of PostgreSQL's server binaries (see below)
@@ -149,4 +151,15 @@ stop_pg() {
     "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$1/data" -m immediate -w stop >/dev/null 2>&1 || true
   fi
   rm -rf "$1"
+}
+
+bench_venv() {
+  local version=3.11.2 venv
+  venv="${XDG_CACHE_HOME:-$HOME/.cache}/agora/bench-venv-$version"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "matplotlib==$version" >&2
+  fi
+  echo "$venv"
 }
