@@ -120,26 +120,35 @@ base_layer() {
   echo "$tar"
 }
 
-# PostgreSQL from Debian, postgres = 999:999 as in the official image (the operator runs
-# the pod as 999), no cluster created at install time, the entry point added.
+# pg_layer TAR UID PACKAGES [HOOK...]: PostgreSQL from Debian's packages into TAR (once),
+# `postgres` = UID:UID, no cluster created at install time, no documentation, its
+# socket directory writable by anyone in the group; HOOKs are more mmdebstrap options.
+pg_layer() {
+  local tar=$1 uid=$2 packages=$3
+  shift 3
+  [ ! -f "$tar" ] || return 0
+  ensure_mmdebstrap
+  mkdir -p "$CACHE"
+  mmdebstrap --quiet --variant=apt --mode=root --format=tar --include="$packages" --skip=cleanup/run \
+    --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --essential-hook="printf 'postgres:x:$uid:$uid:PostgreSQL administrator,,,:/var/lib/postgresql:/bin/sh\\n' >>\"\$1/etc/passwd\"; printf 'postgres:x:$uid:\\n' >>\"\$1/etc/group\"; mkdir -p \"\$1/etc/postgresql-common\"; echo 'create_main_cluster = false' >\"\$1/etc/postgresql-common/createcluster.conf\"" \
+    "$@" \
+    --customize-hook="rm -rf \"\$1\"/var/cache/apt/* \"\$1\"/var/lib/apt/lists/* \"\$1\"/etc/ssl/private/ssl-cert-snakeoil.key \"\$1\"/etc/ssl/certs/ssl-cert-snakeoil.pem; mkdir -p \"\$1/var/lib/postgresql\" \"\$1/var/run/postgresql\"; chown $uid:$uid \"\$1/var/lib/postgresql\" \"\$1/var/run/postgresql\"; chmod 3777 \"\$1/var/run/postgresql\"" \
+    "$SUITE" "$tar.partial" >&2
+  mv "$tar.partial" "$tar"
+}
+
+# PostgreSQL for the Managed mode: postgres = 999 as in the official image (the operator
+# runs the pod as 999), its entry point added.
 postgres_layer() {
-  local key tar entry=hack/postgres/docker-entrypoint.sh
-  key=$(key_of "$SUITE $PG_PACKAGES v2")
-  tar="$CACHE/postgres-$PG_MAJOR-$SUITE-$key.tar"
-  if [ ! -f "$tar" ]; then
-    ensure_mmdebstrap
-    mkdir -p "$CACHE"
-    log "building the PostgreSQL $PG_MAJOR layer from Debian $SUITE packages (~2 min)"
-    mmdebstrap --quiet --variant=apt --mode=root --format=tar --include="$PG_PACKAGES" --skip=cleanup/run \
-      --aptopt='APT::Install-Recommends "false"' \
-      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-      --dpkgopt='path-exclude=/usr/share/locale/*' \
-      --essential-hook='printf "postgres:x:999:999:PostgreSQL administrator,,,:/var/lib/postgresql:/bin/bash\n" >>"$1/etc/passwd"; printf "postgres:x:999:\n" >>"$1/etc/group"; mkdir -p "$1/etc/postgresql-common"; echo "create_main_cluster = false" >"$1/etc/postgresql-common/createcluster.conf"' \
-      --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/etc/ssl/private/ssl-cert-snakeoil.key "$1"/etc/ssl/certs/ssl-cert-snakeoil.pem; mkdir -p "$1/var/lib/postgresql" "$1/var/run/postgresql" "$1/docker-entrypoint-initdb.d"; chown 999:999 "$1/var/lib/postgresql" "$1/var/run/postgresql"; chmod 3777 "$1/var/run/postgresql"' \
-      --customize-hook="copy-in $entry /usr/local/bin" \
-      "$SUITE" "$tar.partial" >&2
-    mv "$tar.partial" "$tar"
-  fi
+  local tar
+  tar="$CACHE/postgres-$PG_MAJOR-$SUITE-$(key_of "$SUITE $PG_PACKAGES v3").tar"
+  [ -f "$tar" ] || log "building the PostgreSQL $PG_MAJOR layer from Debian $SUITE packages (~2 min)"
+  pg_layer "$tar" 999 "$PG_PACKAGES" \
+    --customize-hook='mkdir -p "$1/docker-entrypoint-initdb.d"' \
+    --customize-hook="copy-in hack/postgres/docker-entrypoint.sh /usr/local/bin"
   echo "$tar"
 }
 
@@ -157,29 +166,18 @@ barman_wheel() {
   echo "$wheel"
 }
 
-# PostgreSQL for CloudNativePG: Debian's server as UID 26 (what its instance manager runs
-# as), Barman's cloud commands as scripts over the wheel's entry points, nothing started
-# at install time. The pod's root is read-only; CloudNativePG mounts what it writes.
+# PostgreSQL for CloudNativePG: postgres = 26 (what its instance manager runs as),
+# Barman's cloud commands as scripts over the wheel's entry points. The pod's root is
+# read-only; CloudNativePG mounts what it writes (/controller, /run).
 postgres_cnpg_layer() {
-  local key tar wheel
+  local tar wheel
   wheel=$(barman_wheel)
-  key=$(key_of "$SUITE $CNPG_PACKAGES $(basename "$wheel") v1")
-  tar="$CACHE/postgres-cnpg-$PG_MAJOR-$SUITE-$key.tar"
-  if [ ! -f "$tar" ]; then
-    ensure_mmdebstrap
-    mkdir -p "$CACHE"
-    log "building the CloudNativePG PostgreSQL $PG_MAJOR layer from Debian $SUITE packages and Barman $BARMAN_VERSION (~3 min)"
-    mmdebstrap --quiet --variant=apt --mode=root --format=tar --include="$CNPG_PACKAGES" --skip=cleanup/run \
-      --aptopt='APT::Install-Recommends "false"' \
-      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-      --dpkgopt='path-exclude=/usr/share/locale/*' \
-      --essential-hook='printf "postgres:x:26:26:PostgreSQL administrator,,,:/var/lib/postgresql:/bin/sh\n" >>"$1/etc/passwd"; printf "postgres:x:26:\n" >>"$1/etc/group"; mkdir -p "$1/etc/postgresql-common"; echo "create_main_cluster = false" >"$1/etc/postgresql-common/createcluster.conf"' \
-      --customize-hook="python3 -m pip install --quiet --no-deps --no-compile --target \"\$1/usr/local/lib/python3.11/dist-packages\" $wheel" \
-      --customize-hook="python3 $PWD/hack/postgres/barman-scripts.py \"\$1\"" \
-      --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/etc/ssl/private/ssl-cert-snakeoil.key "$1"/etc/ssl/certs/ssl-cert-snakeoil.pem; mkdir -p "$1/var/lib/postgresql" "$1/var/run/postgresql" "$1/controller" "$1/run"; chown 26:26 "$1/var/lib/postgresql" "$1/var/run/postgresql"; chmod 3777 "$1/var/run/postgresql"' \
-      "$SUITE" "$tar.partial" >&2
-    mv "$tar.partial" "$tar"
-  fi
+  tar="$CACHE/postgres-cnpg-$PG_MAJOR-$SUITE-$(key_of "$SUITE $CNPG_PACKAGES $(basename "$wheel") v2").tar"
+  [ -f "$tar" ] || log "building the CloudNativePG PostgreSQL $PG_MAJOR layer from Debian $SUITE packages and Barman $BARMAN_VERSION (~3 min)"
+  pg_layer "$tar" 26 "$CNPG_PACKAGES" \
+    --customize-hook="python3 -m pip install --quiet --no-deps --no-compile --target \"\$1/usr/local/lib/python3.11/dist-packages\" $wheel" \
+    --customize-hook="python3 $PWD/hack/postgres/barman-scripts.py \"\$1\"" \
+    --customize-hook='mkdir -p "$1/controller" "$1/run"'
   echo "$tar"
 }
 

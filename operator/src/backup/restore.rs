@@ -498,29 +498,9 @@ mod tests {
         platform
     }
 
-    #[test]
-    fn an_instant_is_recovered_from_the_backup_s_platform_archive() {
-        let platform = fixtures::platform(serde_json::json!({"host": "demo.example",
-            "database": {"mode": "CloudNativePG"},
-            "restore": {"backup": "nightly", "targetTime": "2026-12-07T11:00:00.25+01:00"}}));
-        let mut backup = completed(
-            "s3://b-1/nightly",
-            serde_json::json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3"}}),
-        );
-        backup.status.as_mut().unwrap().completed_at =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                "2026-12-07T09:00:00Z".parse().unwrap(),
-            ));
-        let source = source(&platform, Some(&backup)).unwrap().unwrap();
-        let pit = source.point_in_time.clone().unwrap();
-        // UTC with a numeric offset: PostgreSQL refuses `Z` in recovery_target_time.
-        assert_eq!(pit.target_time, "2026-12-07 10:00:00.250000+00");
-        assert_eq!(pit.server_name, "old-postgres");
-        assert_eq!(pit.bucket.bucket, "b-1");
-        let owner = Owner::of(&platform).unwrap();
-        let job = super::job(&platform, &owner, &source, &["auth"]);
-        let args = job
-            .spec
+    /// The restore container's command line.
+    fn restore_command(job: Job) -> String {
+        job.spec
             .unwrap()
             .template
             .spec
@@ -530,7 +510,37 @@ mod tests {
             .command
             .clone()
             .unwrap()
-            .join(" ");
+            .join(" ")
+    }
+
+    /// A backup of platform `old` in bucket `b-1`, completed at 09:00 UTC on 2026-12-07.
+    fn in_a_bucket_at_nine() -> SocialPlatformBackup {
+        let mut backup = completed(
+            "s3://b-1/nightly",
+            serde_json::json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3"}}),
+        );
+        backup.status.as_mut().unwrap().completed_at =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-12-07T09:00:00Z".parse().unwrap(),
+            ));
+        backup
+    }
+
+    #[test]
+    fn an_instant_is_recovered_from_the_backup_s_platform_archive() {
+        let platform = fixtures::platform(serde_json::json!({"host": "demo.example",
+            "database": {"mode": "CloudNativePG"},
+            "restore": {"backup": "nightly", "targetTime": "2026-12-07T11:00:00.25+01:00"}}));
+        let backup = in_a_bucket_at_nine();
+        let source = source(&platform, Some(&backup)).unwrap().unwrap();
+        let pit = source.point_in_time.clone().unwrap();
+        // UTC with a numeric offset: PostgreSQL refuses `Z` in recovery_target_time.
+        assert_eq!(pit.target_time, "2026-12-07 10:00:00.250000+00");
+        assert_eq!(pit.server_name, "old-postgres");
+        assert_eq!(pit.bucket.bucket, "b-1");
+        let owner = Owner::of(&platform).unwrap();
+        let job = super::job(&platform, &owner, &source, &["auth"]);
+        let args = restore_command(job);
         assert!(args.contains("--databases-recovered"), "{args}");
         // The cluster is recovered to that instant.
         let children = desired(&platform, &owner, Some(&source)).unwrap();
@@ -565,14 +575,7 @@ mod tests {
         let platform = fixtures::platform(serde_json::json!({"host": "demo.example",
             "database": {"mode": "CloudNativePG"},
             "restore": {"backup": "nightly", "targetTime": "2000-01-01T00:00:00Z"}}));
-        let mut backup = completed(
-            "s3://b-1/nightly",
-            serde_json::json!({"s3": {"bucket": "b-1", "credentialsSecret": "s3"}}),
-        );
-        backup.status.as_mut().unwrap().completed_at =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                "2026-12-07T09:00:00Z".parse().unwrap(),
-            ));
+        let backup = in_a_bucket_at_nine();
         let refused = source(&platform, Some(&backup)).unwrap_err();
         assert_eq!(refused.reason, "BackupAfterTargetTime");
         let platform = fixtures::platform(serde_json::json!({"host": "demo.example",
@@ -583,7 +586,7 @@ mod tests {
             serde_json::json!({"pvc": {"size": "1Gi"}}),
         );
         on_a_volume.status.as_mut().unwrap().completed_at =
-            backup.status.as_ref().unwrap().completed_at.clone();
+            in_a_bucket_at_nine().status.unwrap().completed_at;
         let refused = source(&platform, Some(&on_a_volume)).unwrap_err();
         assert_eq!(refused.reason, "NoArchive");
     }
@@ -746,18 +749,7 @@ mod tests {
         };
         assert!(!args.contains("--databases-recovered"));
         let bucket_job = super::job(&platform, &owner, &in_bucket, &["auth", "users"]);
-        let bucket_args = bucket_job
-            .spec
-            .unwrap()
-            .template
-            .spec
-            .unwrap()
-            .init_containers
-            .unwrap()[1]
-            .command
-            .clone()
-            .unwrap()
-            .join(" ");
+        let bucket_args = restore_command(bucket_job);
         assert!(
             bucket_args.contains("--erasure-log s3://b-1/demo"),
             "{bucket_args}"

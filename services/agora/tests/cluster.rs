@@ -978,6 +978,143 @@ async fn backup_phase(name: &str) -> String {
     .await
 }
 
+/// A backup destination as an operator of the platform sets it up: Secrets `<name>-s3`
+/// (the test S3 server's credentials) and `<name>-key` (a key made from `seed`), and
+/// `spec.backup` to the bucket under `prefix` (with `retention` if given).
+async fn back_up_to_the_bucket(name: &str, seed: usize, prefix: &str, retention: Option<Value>) {
+    let s3 = |v: &str| env(&format!("AGORA_E2E_S3_{v}"));
+    let key: String = (0..32)
+        .map(|i| format!("{:02x}", (i * seed + 11) % 256))
+        .collect();
+    let (credentials, sealing) = (format!("{name}-s3"), format!("{name}-key"));
+    for (secret, pairs) in [
+        (
+            &credentials,
+            vec![
+                format!("--from-literal=AWS_ACCESS_KEY_ID={}", s3("ACCESS_KEY")),
+                format!("--from-literal=AWS_SECRET_ACCESS_KEY={}", s3("SECRET_KEY")),
+            ],
+        ),
+        (&sealing, vec![format!("--from-literal=key={key}")]),
+    ] {
+        let mut args = vec!["create", "secret", "generic", secret.as_str()];
+        args.extend(pairs.iter().map(String::as_str));
+        kubectl(&args).await;
+    }
+    let mut backup = json!({
+        "schedule": "0 0 1 1 *",
+        "destination": {"s3": {"endpoint": s3("ENDPOINT"), "bucket": s3("BUCKET"),
+            "prefix": prefix, "forcePathStyle": true, "credentialsSecret": credentials}},
+        "encryptionKeySecret": sealing});
+    if let Some(retention) = retention {
+        backup["retention"] = retention;
+    }
+    let patch = json!({"spec": {"backup": backup}}).to_string();
+    kubectl(&[
+        "patch",
+        "socialplatform",
+        &platform(),
+        "--type",
+        "merge",
+        "-p",
+        &patch,
+    ])
+    .await;
+}
+
+/// Creates the `SocialPlatformBackup` `name` of the platform and waits until it completes.
+async fn take_backup(name: &str) {
+    let backup = json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatformBackup",
+        "metadata": {"name": name}, "spec": {"platform": platform()}});
+    create(&backup).await;
+    wait_ready(
+        "the backup to complete",
+        Duration::from_secs(300),
+        async || {
+            let phase = backup_phase(name).await;
+            assert_ne!(
+                phase,
+                "Failed",
+                "the backup failed: {}",
+                kubectl(&["get", "socialplatformbackup", name, "-o", "yaml"]).await
+            );
+            phase == "Completed"
+        },
+    )
+    .await;
+}
+
+/// `kubectl create` of an object.
+async fn create(object: &Value) {
+    let manifest = std::env::temp_dir().join(unique("manifest"));
+    std::fs::write(&manifest, object.to_string()).unwrap();
+    kubectl(&["create", "-f", manifest.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(&manifest);
+}
+
+/// A new platform `name` with the first's spec (changed by `change`), on the host
+/// `<name>.<the first's domain>`, once Ready; the edge that reaches it.
+async fn another_platform(name: &str, change: impl FnOnce(&mut Value)) -> Edge {
+    let mut spec: Value = serde_json::from_str(
+        &kubectl(&[
+            "get",
+            "socialplatform",
+            &platform(),
+            "-o",
+            "jsonpath={.spec}",
+        ])
+        .await,
+    )
+    .unwrap();
+    let host = format!(
+        "{name}.{}",
+        env("AGORA_HOST").split_once('.').map_or("", |(_, d)| d)
+    );
+    spec["host"] = json!(host);
+    spec.as_object_mut().unwrap().remove("backup");
+    change(&mut spec);
+    create(
+        &json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatform",
+        "metadata": {"name": name}, "spec": spec}),
+    )
+    .await;
+    kubectl(&[
+        "wait",
+        &format!("socialplatform/{name}"),
+        "--for=condition=Ready",
+        "--timeout=600s",
+    ])
+    .await;
+    Edge {
+        base: env("AGORA_URL").trim_end_matches('/').to_owned(),
+        host: Some(host),
+        http: awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish(),
+    }
+}
+
+/// Deletes the platform `restored` and the backup (a Job deletes its files), then
+/// stops the first platform's backups.
+async fn forget_the_drill(restored: &str, backup: &str) {
+    for (kind, name) in [
+        ("socialplatform", restored),
+        ("socialplatformbackup", backup),
+    ] {
+        kubectl(&["delete", kind, name, "--wait=true", "--timeout=180s"]).await;
+    }
+    kubectl(&[
+        "patch",
+        "socialplatform",
+        &platform(),
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op": "remove", "path": "/spec/backup"}]"#,
+    ])
+    .await;
+}
+
 /// The restore drill: a backup taken to the S3 server while a steady stream writes, then
 /// a new platform restored from it: the same people sign in with the same passwords,
 /// access tokens of the first verify on the second (the keys came along), every post
@@ -985,7 +1122,6 @@ async fn backup_phase(name: &str) -> String {
 #[actix_web::test]
 async fn the_backup_drill_restores_a_platform_taken_under_load() {
     let edge = Edge::new();
-    let name = platform();
     let username = unique("gus");
     let password = "correct horse battery";
     let account = edge
@@ -1023,40 +1159,7 @@ async fn the_backup_drill_restores_a_platform_taken_under_load() {
     let mut before = vec![with_photo["id"].as_str().unwrap().to_owned()];
 
     // The destination and the key, as an operator of the platform sets them up.
-    let s3 = |v: &str| env(&format!("AGORA_E2E_S3_{v}"));
-    let key: String = (0..32)
-        .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
-        .collect();
-    for (secret, pairs) in [
-        (
-            "backup-s3",
-            vec![
-                format!("--from-literal=AWS_ACCESS_KEY_ID={}", s3("ACCESS_KEY")),
-                format!("--from-literal=AWS_SECRET_ACCESS_KEY={}", s3("SECRET_KEY")),
-            ],
-        ),
-        ("backup-key", vec![format!("--from-literal=key={key}")]),
-    ] {
-        let mut args = vec!["create", "secret", "generic", secret];
-        args.extend(pairs.iter().map(String::as_str));
-        kubectl(&args).await;
-    }
-    let backup_spec = json!({"spec": {"backup": {
-        "schedule": "0 0 1 1 *",
-        "destination": {"s3": {"endpoint": s3("ENDPOINT"), "bucket": s3("BUCKET"),
-            "prefix": "drill", "forcePathStyle": true, "credentialsSecret": "backup-s3"}},
-        "encryptionKeySecret": "backup-key"}}})
-    .to_string();
-    kubectl(&[
-        "patch",
-        "socialplatform",
-        &name,
-        "--type",
-        "merge",
-        "-p",
-        &backup_spec,
-    ])
-    .await;
+    back_up_to_the_bucket("backup", 37, "drill", None).await;
     for i in 0..5 {
         let post = edge
             .ok(
@@ -1070,30 +1173,7 @@ async fn the_backup_drill_restores_a_platform_taken_under_load() {
     }
 
     // The backup, in the middle of a steady stream of writes.
-    let backup = json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatformBackup",
-        "metadata": {"name": "drill"}, "spec": {"platform": name}})
-    .to_string();
-    let manifest = std::env::temp_dir().join(unique("drill-backup"));
-    std::fs::write(&manifest, &backup).unwrap();
-    let stream = under_load(&edge, &gus, Duration::from_secs(2), async {
-        kubectl(&["create", "-f", manifest.to_str().unwrap()]).await;
-        wait_ready(
-            "the backup to complete",
-            Duration::from_secs(300),
-            async || {
-                let phase = backup_phase("drill").await;
-                assert_ne!(
-                    phase,
-                    "Failed",
-                    "the backup failed: {}",
-                    kubectl(&["get", "socialplatformbackup", "drill", "-o", "yaml"]).await
-                );
-                phase == "Completed"
-            },
-        )
-        .await;
-    })
-    .await;
+    let stream = under_load(&edge, &gus, Duration::from_secs(2), take_backup("drill")).await;
     assert!(stream.failures.is_empty(), "{:#?}", stream.failures);
     let size = kubectl(&[
         "get",
@@ -1106,37 +1186,10 @@ async fn the_backup_drill_restores_a_platform_taken_under_load() {
     assert!(size.parse::<u64>().unwrap_or(0) > 0, "size {size:?}");
 
     // A new platform from the backup: the first's spec, another host, restore.
-    let spec: Value = serde_json::from_str(
-        &kubectl(&["get", "socialplatform", &name, "-o", "jsonpath={.spec}"]).await,
-    )
-    .unwrap();
-    let mut spec = spec;
-    let host = format!(
-        "restored.{}",
-        env("AGORA_HOST").split_once('.').map_or("", |(_, d)| d)
-    );
-    spec["host"] = json!(host);
-    spec.as_object_mut().unwrap().remove("backup");
-    spec["restore"] = json!({"backup": "drill"});
-    let restored = json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatform",
-        "metadata": {"name": "restored"}, "spec": spec})
-    .to_string();
-    std::fs::write(&manifest, &restored).unwrap();
-    kubectl(&["create", "-f", manifest.to_str().unwrap()]).await;
-    let ready = kubectl(&[
-        "wait",
-        "socialplatform/restored",
-        "--for=condition=Ready",
-        "--timeout=300s",
-    ]);
-    ready.await;
-    let second = Edge {
-        base: edge.base.clone(),
-        host: Some(host),
-        http: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish(),
-    };
+    let second = another_platform("restored", |spec| {
+        spec["restore"] = json!({"backup": "drill"});
+    })
+    .await;
     // The first platform's token verifies on the second: the signing key came along.
     let me = second
         .ok("GET", "/api/v1/auth/me", Some(&gus.token), None)
@@ -1182,33 +1235,7 @@ async fn the_backup_drill_restores_a_platform_taken_under_load() {
 
     // The second platform goes; the backup's files go with its object (a Job deletes
     // them), and the first platform stops backing up.
-    kubectl(&[
-        "delete",
-        "socialplatform",
-        "restored",
-        "--wait=true",
-        "--timeout=180s",
-    ])
-    .await;
-    kubectl(&[
-        "delete",
-        "socialplatformbackup",
-        "drill",
-        "--wait=true",
-        "--timeout=180s",
-    ])
-    .await;
-    kubectl(&[
-        "patch",
-        "socialplatform",
-        &name,
-        "--type",
-        "json",
-        "-p",
-        r#"[{"op": "remove", "path": "/spec/backup"}]"#,
-    ])
-    .await;
-    let _ = std::fs::remove_file(&manifest);
+    forget_the_drill("restored", "drill").await;
 }
 
 #[actix_web::test]

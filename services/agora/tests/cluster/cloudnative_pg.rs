@@ -273,44 +273,9 @@ async fn archive_now(primary: &str) {
 #[actix_web::test]
 async fn a_point_in_time_restore_holds_the_write_before_the_instant_and_not_the_one_after() {
     let edge = Edge::new();
-    let name = platform();
-    let s3 = |v: &str| env(&format!("AGORA_E2E_S3_{v}"));
-    let key: String = (0..32)
-        .map(|i| format!("{:02x}", (i * 53 + 7) % 256))
-        .collect();
-    for (secret, pairs) in [
-        (
-            "pitr-s3",
-            vec![
-                format!("--from-literal=AWS_ACCESS_KEY_ID={}", s3("ACCESS_KEY")),
-                format!("--from-literal=AWS_SECRET_ACCESS_KEY={}", s3("SECRET_KEY")),
-            ],
-        ),
-        ("pitr-key", vec![format!("--from-literal=key={key}")]),
-    ] {
-        let mut args = vec!["create", "secret", "generic", secret];
-        args.extend(pairs.iter().map(String::as_str));
-        kubectl(&args).await;
-    }
     // An archive of its own per run: CloudNativePG refuses to archive into a used one.
     let prefix = unique("pitr");
-    let backup_spec = json!({"spec": {"backup": {
-        "schedule": "0 0 1 1 *",
-        "retention": {"maxAge": "7d"},
-        "destination": {"s3": {"endpoint": s3("ENDPOINT"), "bucket": s3("BUCKET"),
-            "prefix": prefix, "forcePathStyle": true, "credentialsSecret": "pitr-s3"}},
-        "encryptionKeySecret": "pitr-key"}}})
-    .to_string();
-    kubectl(&[
-        "patch",
-        "socialplatform",
-        &name,
-        "--type",
-        "merge",
-        "-p",
-        &backup_spec,
-    ])
-    .await;
+    back_up_to_the_bucket("pitr", 53, &prefix, Some(json!({"maxAge": "7d"}))).await;
     wait_ready(
         "the cluster to archive to the backup's bucket",
         Duration::from_secs(120),
@@ -321,32 +286,11 @@ async fn a_point_in_time_restore_holds_the_write_before_the_instant_and_not_the_
         },
     )
     .await;
-    let primary = settled_primary().await;
-    archive_now(&primary).await;
+    archive_now(&settled_primary().await).await;
     let hal = register(&edge, "hal").await;
     let photo = upload(&edge, &hal, 23, &[("visibility", "public")]).await;
     // The platform backup: CloudNativePG's base backup, the photos and the keys.
-    let backup = json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatformBackup",
-        "metadata": {"name": "pitr-base"}, "spec": {"platform": name}})
-    .to_string();
-    let manifest = std::env::temp_dir().join(unique("pitr-backup"));
-    std::fs::write(&manifest, &backup).unwrap();
-    kubectl(&["create", "-f", manifest.to_str().unwrap()]).await;
-    wait_ready(
-        "the platform backup to complete",
-        Duration::from_secs(300),
-        async || {
-            let phase = super::backup_phase("pitr-base").await;
-            assert_ne!(
-                phase,
-                "Failed",
-                "{}",
-                kubectl(&["get", "socialplatformbackup", "pitr-base", "-o", "yaml"]).await
-            );
-            phase == "Completed"
-        },
-    )
-    .await;
+    take_backup("pitr-base").await;
     let base = kubectl(&[
         "get",
         "backups.postgresql.cnpg.io",
@@ -378,39 +322,13 @@ async fn a_point_in_time_restore_holds_the_write_before_the_instant_and_not_the_
     archive_now(&settled_primary().await).await;
 
     // A new platform from them: the first's spec, another host, one instance.
-    let mut spec: Value = serde_json::from_str(
-        &kubectl(&["get", "socialplatform", &name, "-o", "jsonpath={.spec}"]).await,
-    )
-    .unwrap();
-    let host = format!(
-        "pitr.{}",
-        env("AGORA_HOST").split_once('.').map_or("", |(_, d)| d)
-    );
-    spec["host"] = json!(host);
-    spec.as_object_mut().unwrap().remove("backup");
-    spec["database"]["cloudNativePG"] = json!({"instances": 1});
-    spec["restore"] = json!({"backup": "pitr-base", "targetTime": instant});
-    let restored = json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatform",
-        "metadata": {"name": "pitr"}, "spec": spec})
-    .to_string();
-    std::fs::write(&manifest, &restored).unwrap();
-    kubectl(&["create", "-f", manifest.to_str().unwrap()]).await;
-    let ready = kubectl(&[
-        "wait",
-        "socialplatform/pitr",
-        "--for=condition=Ready",
-        "--timeout=600s",
-    ]);
-    ready.await;
-    let second_edge = Edge {
-        base: edge.base.clone(),
-        host: Some(host),
-        http: awc::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .finish(),
-    };
+    let restored = another_platform("pitr", |spec| {
+        spec["database"]["cloudNativePG"] = json!({"instances": 1});
+        spec["restore"] = json!({"backup": "pitr-base", "targetTime": instant});
+    })
+    .await;
     // The keys came along: the first platform's token verifies on the second.
-    let before = second_edge
+    let before = restored
         .send(
             "GET",
             &format!("/api/v1/posts/{first}"),
@@ -425,7 +343,7 @@ async fn a_point_in_time_restore_holds_the_write_before_the_instant_and_not_the_
         before.describe()
     );
     assert_eq!(before.body["text"], "before the instant");
-    let after = second_edge
+    let after = restored
         .send(
             "GET",
             &format!("/api/v1/posts/{second}"),
@@ -440,7 +358,7 @@ async fn a_point_in_time_restore_holds_the_write_before_the_instant_and_not_the_
         after.describe()
     );
     // The photo the first post shows came from the platform backup.
-    let content = second_edge
+    let content = restored
         .send(
             "GET",
             &format!("/api/v1/photos/{photo}/content"),
@@ -449,32 +367,5 @@ async fn a_point_in_time_restore_holds_the_write_before_the_instant_and_not_the_
         )
         .await;
     assert_eq!(content.status, 200, "{}", content.describe());
-
-    kubectl(&[
-        "delete",
-        "socialplatform",
-        "pitr",
-        "--wait=true",
-        "--timeout=180s",
-    ])
-    .await;
-    kubectl(&[
-        "delete",
-        "socialplatformbackup",
-        "pitr-base",
-        "--wait=true",
-        "--timeout=180s",
-    ])
-    .await;
-    kubectl(&[
-        "patch",
-        "socialplatform",
-        &name,
-        "--type",
-        "json",
-        "-p",
-        r#"[{"op": "remove", "path": "/spec/backup"}]"#,
-    ])
-    .await;
-    let _ = std::fs::remove_file(&manifest);
+    forget_the_drill("pitr", "pitr-base").await;
 }
