@@ -186,6 +186,12 @@ platform_install() {
     kubectl -n "$NAMESPACE" get socialplatform "$PLATFORM" -o yaml >&2 || true
     die "the platform did not become Ready"
   fi
+  if [ "$DATABASE" = cloudnative-pg ]; then
+    # The platform is Ready with a primary; the tests start from every replica streaming.
+    log "waiting for every CloudNativePG instance"
+    kubectl -n "$NAMESPACE" wait "clusters.postgresql.cnpg.io/$PLATFORM-postgres" --for=condition=Ready \
+      --timeout=600s >&2
+  fi
   log "configuring Prometheus from the platform's ServiceMonitor and PrometheusRule"
   prometheus_configure
   kubectl get pods -A -o wide >&2
