@@ -152,9 +152,14 @@ postgres_layer() {
   echo "$tar"
 }
 
-# Barman's wheel (pure Python), downloaded once.
+# Barman's wheel (pure Python), downloaded once; pip installs it into the layer.
 barman_wheel() {
   local dir="$CACHE/barman-$BARMAN_VERSION" wheel
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "pip is needed (apt-get install python3-pip)"
+    log "installing pip (Debian package python3-pip)"
+    apt_install python3-pip >&2
+  fi
   wheel=$(find "$dir" -name 'barman-*.whl' 2>/dev/null | head -1)
   if [ -z "$wheel" ]; then
     log "downloading Barman $BARMAN_VERSION from PyPI"
