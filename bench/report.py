@@ -223,21 +223,31 @@ def rounds(r, what, ratios):
 
 def photos(r, data):
     up = data["uploads"]["achieved_rate"]
-    raw = data["raw_pipeline"]["per_second"]
+    turbo = data["libjpeg_turbo"]["per_second"]
+    vips = data["libvips"]["per_second"]
+    mb = data["jpeg_bytes"] / 1e6
     r.add("## Photos", "",
-          f"A {data['width']}×{data['height']} JPEG ({data['jpeg_bytes'] / 1e6:.2f} MB) "
-          "uploaded as a public photo (decode, orientation, metadata stripped by re-encoding, "
-          "320 px thumbnail, content-addressed storage, database row), against the `image` "
-          "crate decoding, re-encoding and thumbnailing the same JPEG on the same cores.", "",
+          f"A {data['width']}×{data['height']} JPEG ({mb:.2f} MB) uploaded as a public photo "
+          "(decode, orientation, metadata stripped by re-encoding at quality 85 with optimised "
+          "Huffman tables, 320 px thumbnail, SHA-256, content-addressed storage, database row), "
+          "against the pipeline a user could script with libjpeg-turbo's own tools "
+          "(`djpeg | cjpeg -quality 85 -optimize`, and `djpeg -scale 1/4 | cjpeg -quality 85` "
+          "for the thumbnail: four process starts per photo) and against libvips' tools "
+          "(`vips copy …[Q=85,strip]`, `vipsthumbnail -s 320`, one libvips thread each), on "
+          "the same image and cores, each pipeline run on as many threads as the service "
+          "has workers.", "",
           "| | per second | MB/s | p50 ms | errors |", "|---|---:|---:|---:|---:|",
-          f"| `POST /photos` | {up:.1f} | {data['upload_megabytes_per_second']:.1f} | "
+          f"| `POST /photos` | {up:.1f} | {up * mb:.1f} | "
           f"{ms(data['uploads']['latency_ms']['p50'])} | {data['uploads']['errors']} |",
-          f"| raw `image` pipeline ({data['raw_pipeline']['threads']} threads) | {raw:.1f} | "
-          f"{raw * data['jpeg_bytes'] / 1e6:.1f} | | |", "",
-          f"Uploads vs the raw pipeline: **{up / raw:.2f}**.", "")
-    rounds(r, "Uploads and the raw pipeline", data.get("rounds"))
-    r.goal("Photo pipeline within 80% of the raw image-library rate", f"{up / raw:.0%}",
-           up / raw >= 0.8)
+          f"| libjpeg-turbo pipeline ({data['libjpeg_turbo']['threads']} threads) | "
+          f"{turbo:.1f} | {turbo * mb:.1f} | | |",
+          f"| libvips pipeline ({data['libvips']['threads']} threads) | {vips:.1f} | "
+          f"{vips * mb:.1f} | | |", "",
+          f"Uploads vs the libjpeg-turbo pipeline: **{up / turbo:.2f}**; vs libvips: "
+          f"**{up / vips:.2f}**.", "")
+    rounds(r, "Uploads and the libjpeg-turbo pipeline (libvips after it)", data.get("rounds"))
+    r.goal("Photo uploads at ≥ 90% of the libjpeg-turbo pipeline's rate", f"{up / turbo:.0%}",
+           up / turbo >= 0.9)
 
 
 def memory(r, data, processes_mix):

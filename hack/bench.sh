@@ -17,7 +17,8 @@
 # Suites: edge (direct vs gateway vs nginx), mix (DeathStarBench's 60/30/10 social mix,
 # against pgbench running the users service's own timeline SQL), feed (feed latency by
 # number of followees at 1M posts), auth (logins vs raw argon2id; token checks at the edge
-# vs raw EdDSA), photos (2 MP JPEG uploads vs the raw `image` pipeline), memory (resident
+# vs raw EdDSA), photos (2 MP JPEG uploads vs libjpeg-turbo's
+# djpeg/cjpeg pipeline, libvips' tools beside it), memory (resident
 # memory idle and at the mix's peak: of `agora up`, and of each service run as its own
 # process from its container binary), tracing (the mix with tracing off, 10 % sampled and
 # every request traced to a local Jaeger: throughput, p99, the collector's CPU, memory),
@@ -75,10 +76,13 @@ PASSWORD=agora-bench-password
 export AGORA_SEED_PASSWORD=$PASSWORD
 mkdir -p "$RESULTS" "$PLOTS"
 
-# --- tools: nginx (the reference proxy), pgbench, matplotlib for the plots -------------
+# --- tools: nginx (the reference proxy), libjpeg-turbo and libvips, pgbench, matplotlib -------------
 ensure_debian() {
   local missing=()
   command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+  # The photos suite's limit (libjpeg-turbo's djpeg/cjpeg) and peer (libvips' tools).
+  command -v cjpeg >/dev/null 2>&1 || missing+=(libjpeg-turbo-progs)
+  command -v vipsthumbnail >/dev/null 2>&1 || missing+=(libvips-tools)
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -399,7 +403,7 @@ if has_suite auth; then
 fi
 
 if has_suite photos; then
-  log "photos: JPEG uploads vs the raw image pipeline"
+  log "photos: JPEG uploads vs the libjpeg-turbo pipeline (libvips beside it)"
   "${BENCH[@]}" photos --url "$GW" --username "$SOMEONE" --threads "$(nproc)" "${PHOTO_SIZE[@]}" \
     --warmup "${TIMING[1]}" --measure "$RAW_SECONDS" >"$RESULTS/photos.json"
 fi

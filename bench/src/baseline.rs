@@ -21,6 +21,17 @@ pub enum BaselineError {
     Jwt(#[from] jsonwebtoken::errors::Error),
     #[error("a worker thread panicked")]
     Worker,
+    #[error("running {tool}")]
+    Spawn {
+        tool: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{tool} failed: {status}")]
+    Tool {
+        tool: &'static str,
+        status: std::process::ExitStatus,
+    },
 }
 
 /// Runs `work` on `threads` threads until `seconds` are over; how many times it ran.
@@ -100,26 +111,107 @@ pub fn token_verifications(
     })
 }
 
-/// Photos a second through the `image` crate alone: decode the JPEG, re-encode it, make
-/// and encode the thumbnail (the photos service's work, minus its checks and storage).
-pub fn image_pipeline(
-    jpeg: Arc<Vec<u8>>,
+/// Photos a second through libjpeg-turbo's own tools, the pipeline a user could script
+/// instead of the photos service: `djpeg | cjpeg -quality 85 -optimize` for the stored
+/// image and `djpeg -scale 1/4 | cjpeg -quality 85` (DCT-domain downscaling) for the
+/// thumbnail; four process starts per photo, each tool single-threaded.
+pub fn libjpeg_turbo_pipeline(
+    jpeg: Arc<std::path::PathBuf>,
     threads: usize,
     seconds: Duration,
 ) -> Result<Throughput, BaselineError> {
     on_threads(threads, seconds, move || {
-        let image = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)?;
-        let mut full = Vec::new();
-        image
-            .to_rgb8()
-            .write_with_encoder(JpegEncoder::new_with_quality(&mut full, 85))?;
-        let thumbnail = image.thumbnail(320, 320);
-        let mut small = Vec::new();
-        thumbnail
-            .to_rgb8()
-            .write_with_encoder(JpegEncoder::new_with_quality(&mut small, 85))?;
-        Ok(())
+        let path = jpeg.as_os_str();
+        piped(
+            ("djpeg", &[path]),
+            ("cjpeg", &["-quality", "85", "-optimize"]),
+        )?;
+        piped(
+            ("djpeg", &["-scale".as_ref(), "1/4".as_ref(), path]),
+            ("cjpeg", &["-quality", "85"]),
+        )
     })
+}
+
+/// Photos a second through libvips' command-line tools, the peer a user might pick:
+/// `vips copy in out.jpg[Q=85,strip]` and `vipsthumbnail -s 320`, one libvips thread per
+/// process (`VIPS_CONCURRENCY=1`) so that `threads` processes share the cores as the
+/// other pipelines do.
+pub fn libvips_pipeline(
+    jpeg: Arc<std::path::PathBuf>,
+    scratch: Arc<std::path::PathBuf>,
+    threads: usize,
+    seconds: Duration,
+) -> Result<Throughput, BaselineError> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    on_threads(threads, seconds, move || {
+        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64;
+        let full = scratch.join(format!("full-{n}.jpg[Q=85,strip]"));
+        let thumb = scratch.join(format!("thumb-{n}.jpg[Q=85,strip]"));
+        let vips = |tool: &'static str, args: &[&std::ffi::OsStr]| -> Result<(), BaselineError> {
+            let status = std::process::Command::new(tool)
+                .args(args)
+                .env("VIPS_CONCURRENCY", "1")
+                .status()
+                .map_err(|source| BaselineError::Spawn { tool, source })?;
+            status
+                .success()
+                .then_some(())
+                .ok_or(BaselineError::Tool { tool, status })
+        };
+        vips(
+            "vips",
+            &["copy".as_ref(), jpeg.as_os_str(), full.as_os_str()],
+        )?;
+        vips(
+            "vipsthumbnail",
+            &[
+                jpeg.as_os_str(),
+                "-s".as_ref(),
+                "320".as_ref(),
+                "-o".as_ref(),
+                thumb.as_os_str(),
+            ],
+        )
+    })
+}
+
+/// `first | second > /dev/null`, both waited for.
+fn piped<A: AsRef<std::ffi::OsStr>, B: AsRef<std::ffi::OsStr>>(
+    (first, first_args): (&'static str, &[A]),
+    (second, second_args): (&'static str, &[B]),
+) -> Result<(), BaselineError> {
+    use std::process::{Command, Stdio};
+    let mut producer = Command::new(first)
+        .args(first_args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|source| BaselineError::Spawn {
+            tool: first,
+            source,
+        })?;
+    let Some(stdout) = producer.stdout.take() else {
+        return Err(BaselineError::Worker);
+    };
+    let consumer = Command::new(second)
+        .args(second_args)
+        .stdin(stdout)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|source| BaselineError::Spawn {
+            tool: second,
+            source,
+        })?;
+    let produced = producer.wait().map_err(|source| BaselineError::Spawn {
+        tool: first,
+        source,
+    })?;
+    for (tool, status) in [(first, produced), (second, consumer)] {
+        if !status.success() {
+            return Err(BaselineError::Tool { tool, status });
+        }
+    }
+    Ok(())
 }
 
 /// A photo-like JPEG of `width`×`height`: smooth light and texture, so it compresses

@@ -12,7 +12,6 @@ use agora_common::db::transaction_with_retry;
 use agora_common::openapi::ProblemDoc;
 use agora_common::{ApiError, ApiResult, Caller, FieldError};
 use futures_util::TryStreamExt;
-use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use uuid::Uuid;
 
@@ -166,7 +165,7 @@ pub async fn upload(
     state
         .decode_time
         .observe(processed.decode_time.as_secs_f64());
-    let sha256 = agora_keys::to_hex(&Sha256::digest(&processed.content));
+    let sha256 = processed.sha256.clone();
     let blob = NewBlob {
         sha256: sha256.clone(),
         content_type: processed.content_type,
@@ -230,6 +229,12 @@ fn imaging_error(err: ImagingError) -> ApiError {
         ImagingError::Corrupt(e) => {
             ApiError::invalid_field("file", format!("the image cannot be decoded: {e}"))
         }
-        e @ ImagingError::Encode(_) => ApiError::internal(e),
+        ImagingError::CorruptJpeg(e) => {
+            ApiError::invalid_field("file", format!("the image cannot be decoded: {e}"))
+        }
+        e @ (ImagingError::Encode(_)
+        | ImagingError::EncodeJpeg(_)
+        | ImagingError::Resize(_)
+        | ImagingError::Inconsistent(_)) => ApiError::internal(e),
     }
 }
