@@ -92,6 +92,51 @@ impl TrustedProxies {
     }
 }
 
+/// The request's scheme as actix's `ConnectionInfo::scheme` reads it (`Forwarded`'s
+/// `proto`, then `X-Forwarded-Proto`, then the URI's, then the listener's), without
+/// building a `ConnectionInfo` (host and address strings) when no header names one:
+/// nearly every request, on every hop.
+pub fn scheme(req: &HttpRequest) -> std::borrow::Cow<'_, str> {
+    use actix_web::http::header;
+    let headers = req.headers();
+    if headers.contains_key(header::FORWARDED) || headers.contains_key("x-forwarded-proto") {
+        return std::borrow::Cow::Owned(req.connection_info().scheme().to_owned());
+    }
+    std::borrow::Cow::Borrowed(match req.uri().scheme_str() {
+        Some(scheme) => scheme,
+        None if req.app_config().secure() => "https",
+        None => "http",
+    })
+}
+
+/// `addr` as a header value (IPv4, nearly every address here, without `fmt`).
+pub fn header_value(addr: IpAddr) -> Option<actix_web::http::header::HeaderValue> {
+    let IpAddr::V4(v4) = addr else {
+        return actix_web::http::header::HeaderValue::from_str(&addr.to_string()).ok();
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for digit in &digits[skip..] {
+            text[len] = b'0' + digit;
+            len += 1;
+        }
+    }
+    actix_web::http::header::HeaderValue::from_bytes(&text[..len]).ok()
+}
+
 /// IPv4-mapped IPv6 addresses are IPv4 addresses.
 fn canonical(addr: IpAddr) -> IpAddr {
     match addr {
@@ -116,6 +161,39 @@ pub fn rate_key(addr: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+
+    #[test]
+    fn addresses_become_the_header_values_display_would_write() {
+        for addr in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.100.9",
+            "255.255.255.255",
+            "192.168.1.10",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = addr.parse().unwrap();
+            assert_eq!(header_value(ip).unwrap().to_str().unwrap(), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn the_scheme_is_the_one_connection_info_reads() {
+        for headers in [
+            vec![],
+            vec![("x-forwarded-proto", "https")],
+            vec![("forwarded", "for=1.2.3.4; proto=https")],
+            vec![("forwarded", "for=1.2.3.4"), ("x-forwarded-proto", "wss")],
+        ] {
+            let mut r = TestRequest::default();
+            for header in &headers {
+                r = r.insert_header(*header);
+            }
+            let req = r.to_http_request();
+            assert_eq!(scheme(&req), req.connection_info().scheme(), "{headers:?}");
+        }
+    }
 
     fn req(peer: &str, xff: Option<&str>) -> HttpRequest {
         let mut r = TestRequest::default().peer_addr(peer.parse().unwrap());

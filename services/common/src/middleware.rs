@@ -86,7 +86,7 @@ pub async fn observe(
             http.request.method = method,
             http.route = Empty,
             http.response.status_code = Empty,
-            url.scheme = req.connection_info().scheme(),
+            url.scheme = %crate::client_addr::scheme(req.request()),
             user.id = Empty,
         )
     });

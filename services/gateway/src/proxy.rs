@@ -8,6 +8,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use agora_common::auth::{bearer_token, identify};
+use agora_common::client_addr;
 use agora_common::middleware::{MetricRoute, method_label};
 use agora_common::{ApiError, TokenVerifier};
 use awc::error::{PayloadError, SendRequestError};
@@ -40,8 +41,12 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// Headers named in `Connection` are hop-by-hop too.
+/// Headers named in `Connection` are hop-by-hop too (none, without allocating, when
+/// there is no `Connection` header: nearly every request and response).
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    if !headers.contains_key(header::CONNECTION) {
+        return Vec::new();
+    }
     headers
         .get_all(header::CONNECTION)
         .filter_map(|v| v.to_str().ok())
@@ -191,49 +196,31 @@ async fn forward(
     // Three deadlines, one per phase: connecting (the connector's), the client's pauses
     // while sending the body (a slow but steady 10 MiB upload is fine), and the
     // upstream's answer once the body is sent.
-    let state = Rc::new(BodyState::new());
+    let head_request = req.method() == Method::HEAD;
     let has_body = match declared_length {
         Some(0) => false,
         Some(_) => true,
         None => req.headers().contains_key(header::TRANSFER_ENCODING),
     };
-    let send = if has_body {
-        let body = guarded_body(payload, limit, deadlines.body_idle, state.clone());
-        match declared_length {
-            Some(len) => outbound.send_body(actix_http::body::SizedStream::new(len, body)),
-            None => outbound.send_stream(body),
-        }
+    let sent = if has_body {
+        send_with_body(
+            outbound,
+            payload,
+            declared_length,
+            limit,
+            deadlines,
+            upstream,
+        )
+        .await?
     } else {
-        state.mark_sent();
-        outbound.send()
-    };
-    let response_deadline = async {
-        state.wait_sent().await;
-        tokio::time::sleep(deadlines.response).await;
-    };
-    let stalled = async {
-        if has_body {
-            tokio::select! {
-                () = upload_stalled(&state, deadlines.body_idle) => {}
-                () = state.wait_sent() => std::future::pending::<()>().await,
-            }
-        } else {
-            std::future::pending::<()>().await;
+        // Nothing to send but the head: one deadline, for the answer.
+        tokio::select! {
+            sent = outbound.send() => sent,
+            () = tokio::time::sleep(deadlines.response) => return Err(upstream_timeout(upstream)),
         }
-    };
-    let sent = tokio::select! {
-        sent = send => sent,
-        () = response_deadline => return Err(upstream_timeout(upstream)),
-        () = stalled => return Err(upstream_timeout(upstream)),
     };
     let response = match sent {
         Ok(response) => response,
-        Err(_) if state.overflowed.get() => return Err(too_large(limit)),
-        Err(_) if state.idle.get() => {
-            return Err(ApiError::RequestTimeout(Cow::Borrowed(
-                "the request body stalled; send it without long pauses",
-            )));
-        }
         Err(err) => {
             span.record("otel.status_code", "ERROR");
             return Err(upstream_error(upstream, &err));
@@ -245,6 +232,7 @@ async fn forward(
     }
     drop(span);
 
+    let bodiless = head_request || response.status() == actix_web::http::StatusCode::NOT_MODIFIED;
     let mut builder = HttpResponse::build(response.status());
     let dropped = connection_listed(response.headers());
     for (name, value) in response.headers() {
@@ -253,10 +241,75 @@ async fn forward(
         }
         builder.append_header((name.clone(), value.clone()));
     }
-    if let Some(len) = content_length(response.headers()) {
-        builder.no_chunking(len);
+    match content_length(response.headers()) {
+        // A small answer of announced size is read whole and sent in one write with its
+        // head; streaming it would poll, wake and write chunk by chunk.
+        // (Not for HEAD or 304: their length describes a body that is not sent.)
+        Some(len) if len <= BUFFERED_RESPONSE_MAX && !bodiless => {
+            let mut response = response;
+            let body = response.body().limit(BUFFERED_RESPONSE_MAX as usize);
+            match tokio::time::timeout(deadlines.response, body).await {
+                Err(_) => Err(upstream_timeout(upstream)),
+                Ok(Ok(body)) => Ok(builder.body(body)),
+                Ok(Err(err)) => {
+                    tracing::warn!(upstream = upstream.name(), error = %err, "upstream answer cut short");
+                    Err(ApiError::BadGateway(Cow::Owned(format!(
+                        "the {} service failed to answer",
+                        upstream.name()
+                    ))))
+                }
+            }
+        }
+        Some(len) => {
+            builder.no_chunking(len);
+            Ok(builder.streaming(response))
+        }
+        None => Ok(builder.streaming(response)),
     }
-    Ok(builder.streaming(response))
+}
+
+/// Upstream answers up to this size (and of announced length) are buffered, not streamed.
+const BUFFERED_RESPONSE_MAX: u64 = 64 * 1024;
+
+/// Sends the request with its body, streamed: the client's pauses are bounded while it
+/// sends, the upstream's answer once the body is through. A body over the limit or a
+/// stalled client ends here with its own status.
+async fn send_with_body(
+    outbound: awc::ClientRequest,
+    payload: web::Payload,
+    declared_length: Option<u64>,
+    limit: usize,
+    deadlines: &Forwarding,
+    upstream: &Upstream,
+) -> Result<Result<awc::ClientResponse, SendRequestError>, ApiError> {
+    let state = Rc::new(BodyState::new());
+    let body = guarded_body(payload, limit, deadlines.body_idle, state.clone());
+    let send = match declared_length {
+        Some(len) => outbound.send_body(actix_http::body::SizedStream::new(len, body)),
+        None => outbound.send_stream(body),
+    };
+    let response_deadline = async {
+        state.wait_sent().await;
+        tokio::time::sleep(deadlines.response).await;
+    };
+    let stalled = async {
+        tokio::select! {
+            () = upload_stalled(&state, deadlines.body_idle) => {}
+            () = state.wait_sent() => std::future::pending::<()>().await,
+        }
+    };
+    let sent = tokio::select! {
+        sent = send => sent,
+        () = response_deadline => return Err(upstream_timeout(upstream)),
+        () = stalled => return Err(upstream_timeout(upstream)),
+    };
+    match sent {
+        Err(_) if state.overflowed.get() => Err(too_large(limit)),
+        Err(_) if state.idle.get() => Err(ApiError::RequestTimeout(Cow::Borrowed(
+            "the request body stalled; send it without long pauses",
+        ))),
+        other => Ok(other),
+    }
 }
 
 /// What the request-body stream tells the forwarder.
@@ -350,15 +403,12 @@ fn guarded_body(
 /// (under its own trusted-proxy policy), so services behind it trust one hop whatever
 /// is in front of the gateway, and no client-written entry travels on.
 fn set_forwarded_headers(req: &HttpRequest, headers: &mut HeaderMap, origin: Option<IpAddr>) {
-    let info = req.connection_info();
-    if let Some(client) = origin
-        && let Ok(value) = HeaderValue::from_str(&client.to_string())
-    {
+    if let Some(value) = origin.and_then(client_addr::header_value) {
         headers.insert(HeaderName::from_static("x-forwarded-for"), value);
     } else {
         headers.remove("x-forwarded-for");
     }
-    if let Ok(proto) = HeaderValue::from_str(info.scheme()) {
+    if let Ok(proto) = HeaderValue::from_str(&client_addr::scheme(req)) {
         headers.insert(HeaderName::from_static("x-forwarded-proto"), proto);
     }
     if let Some(host) = req.headers().get(header::HOST) {

@@ -61,6 +61,21 @@ async fn slow() -> HttpResponse {
     HttpResponse::Ok().finish()
 }
 
+/// A small answer of announced length whose body stops after a few bytes.
+async fn half() -> HttpResponse {
+    let body = futures_util::stream::unfold(0, |sent| async move {
+        if sent > 0 {
+            actix_web::rt::time::sleep(Duration::from_secs(30)).await;
+            return None;
+        }
+        Some((
+            Ok::<_, std::convert::Infallible>(web::Bytes::from_static(b"0123456789")),
+            1,
+        ))
+    });
+    HttpResponse::Ok().body(actix_web::body::SizedStream::new(100, body))
+}
+
 /// A stream that never ends: a comment line every 100 ms.
 async fn endless() -> HttpResponse {
     let beats = futures_util::stream::unfold((), |()| async {
@@ -114,7 +129,9 @@ async fn setup_with(max_body: usize, tweak: impl FnOnce(&mut Config)) -> Setup {
             .route("/jwks", web::get().to(jwks))
             .route("/openapi.json", web::get().to(openapi_doc))
             .route("/api/v1/users/big/{size}", web::get().to(big))
+            .route("/api/v1/users/big/{size}", web::head().to(big))
             .route("/api/v1/users/slow", web::get().to(slow))
+            .route("/api/v1/users/half", web::get().to(half))
             .route("/api/v1/users/stuck", web::post().to(slow))
             .route(STREAM, web::get().to(endless))
             .default_service(web::to(echo_handler))
@@ -378,24 +395,38 @@ async fn bodies_stream_and_are_limited_per_route() {
     assert_eq!(resp.status(), 200);
     assert_eq!(json_of(&mut resp).await["body_len"], 32 * 1024);
 
-    // Large responses stream back with their length.
-    let mut resp = client()
-        .get(format!(
-            "{}/api/v1/users/big/{}",
-            s.gateway,
-            8 * 1024 * 1024
-        ))
-        .insert_header(auth)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers().get("content-length").map(|v| v.as_bytes()),
-        Some(&b"8388608"[..])
-    );
-    let body = resp.body().limit(16 * 1024 * 1024).await.unwrap();
-    assert_eq!(body.len(), 8 * 1024 * 1024);
+    // Responses come back whole with their length: small ones (read, then sent) and
+    // large ones (streamed), on both sides of the line between the two.
+    for size in [0, 1, 64 * 1024, 64 * 1024 + 1, 8 * 1024 * 1024] {
+        let mut resp = client()
+            .get(format!("{}/api/v1/users/big/{size}", s.gateway))
+            .insert_header(auth.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers().get("content-length").map(|v| v.as_bytes()),
+            Some(size.to_string().as_bytes()),
+            "{size}"
+        );
+        let body = resp.body().limit(16 * 1024 * 1024).await.unwrap();
+        assert_eq!(body.len(), size);
+        assert!(body.iter().all(|b| *b == 7));
+        // HEAD: the length of the body GET would send, and no body.
+        let resp = client()
+            .head(format!("{}/api/v1/users/big/{size}", s.gateway))
+            .insert_header(auth.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers().get("content-length").map(|v| v.as_bytes()),
+            Some(size.to_string().as_bytes()),
+            "HEAD {size}"
+        );
+    }
 }
 
 #[actix_web::test]
@@ -456,6 +487,37 @@ async fn a_hanging_upstream_gets_a_timeout_not_a_hang() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let problem = json_of(&mut resp).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("users")),
+        "{problem}"
+    );
+}
+
+#[actix_web::test]
+async fn an_answer_whose_body_stalls_gets_a_timeout_not_a_hang() {
+    let s = setup(1024).await;
+    let token = s
+        .issuer
+        .access_token(uuid::Uuid::now_v7(), "carol")
+        .unwrap();
+    let started = Instant::now();
+    let mut resp = client()
+        .get(format!("{}/api/v1/users/half", s.gateway))
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Small answers are read whole before the head goes out: the stall is the
+    // upstream's, reported as such, within the response deadline (2 s here).
     assert_eq!(resp.status(), 504);
     assert!(
         started.elapsed() < Duration::from_secs(5),

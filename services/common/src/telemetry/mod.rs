@@ -240,9 +240,18 @@ fn install(
     };
     // Log lines keep the level `RUST_LOG` asks for; of spans they need only the roots
     // (a request's id, a job's kind), so the others cost nothing unless traced.
-    let fmt_filter = filter.and(tracing_subscriber::filter::filter_fn(|metadata| {
-        metadata.is_event() || sampling::is_root(metadata)
-    }));
+    // The level hint is passed on: without it the combination has none, the global
+    // maximum becomes TRACE, and every `trace!` of every dependency is checked at run
+    // time on every call (a few per cent of a proxied request's CPU).
+    let hint = filter
+        .max_level_hint()
+        .unwrap_or(LevelFilter::TRACE);
+    let fmt_filter = filter.and(
+        tracing_subscriber::filter::filter_fn(|metadata| {
+            metadata.is_event() || sampling::is_root(metadata)
+        })
+        .with_max_level_hint(hint),
+    );
     let otel = sink.is_some().then(|| {
         tracing_opentelemetry::layer()
             .with_tracer(routing::RoutingTracer)
