@@ -17,7 +17,9 @@
 use diesel::sql_types::{BigInt, Bytea, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sha2::{Digest, Sha256};
+use agora_common::prepared::Statement;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -109,7 +111,13 @@ impl LoginThrottle {
         now: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Result<(), u64>, diesel::result::Error> {
         let t = &self.thresholds;
-        let wait = diesel::sql_query("SELECT login_attempt($1, $2, $3, $4, $5, $6, $7) AS wait_ms")
+        // Prepared once per connection (a function call: its plan never depends on the
+        // values); `sql_query` would parse, describe and plan it on every login.
+        static ATTEMPT: LazyLock<Statement> = LazyLock::new(|| {
+            Statement::new("SELECT login_attempt($1, $2, $3, $4, $5, $6, $7) AS wait_ms")
+        });
+        let wait = ATTEMPT
+            .query()
             .bind::<Bytea, _>(&key.0[..])
             .bind::<Text, _>(client.to_string())
             .bind::<Nullable<Timestamptz>, _>(now)
@@ -134,7 +142,10 @@ impl LoginThrottle {
         key: SubjectKey,
         client: IpAddr,
     ) -> Result<(), diesel::result::Error> {
-        diesel::sql_query("SELECT login_succeeded($1, $2, $3)")
+        static SUCCEEDED: LazyLock<Statement> =
+            LazyLock::new(|| Statement::new("SELECT login_succeeded($1, $2, $3)"));
+        SUCCEEDED
+            .query()
             .bind::<Bytea, _>(&key.0[..])
             .bind::<Text, _>(client.to_string())
             .bind::<Integer, _>(int(self.thresholds.account_failures_per_hour.max(1)))
