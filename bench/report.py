@@ -81,7 +81,20 @@ def edge(r, data):
                   "targets in turn; gateway/nginx in each round: "
                   + ", ".join(f"{a / b:.2f}" for a, b in zip(g["max_rounds"], n["max_rounds"]))
                   + ".")
-        r.goal("Gateway throughput ≥ 90% of nginx's", f"{vs_nginx:.0%}", vs_nginx >= 0.9)
+        cpu = {k: t.get("cpu_us_per_request", {}) for k, t in targets.items()}
+        if cpu["direct"].get("agora") and cpu["gateway"].get("agora") and cpu["nginx"].get("nginx"):
+            # The gateway's own share: agora's CPU per request through it, less what the
+            # auth service alone costs per request (the direct target's).
+            gw_us = cpu["gateway"]["agora"] - cpu["direct"]["agora"]
+            ng_us = cpu["nginx"]["nginx"]
+            r.add("", "CPU time per proxied request at the maximum (`/proc`, over the same "
+                  f"turns): the gateway **{gw_us:.1f} µs** (agora's "
+                  f"{cpu['gateway']['agora']:.1f} µs through it less the auth service's "
+                  f"{cpu['direct']['agora']:.1f} µs when called directly), nginx "
+                  f"**{ng_us:.1f} µs**.")
+            r.goal("Gateway CPU per proxied request ≤ nginx's", f"{gw_us:.0f} vs {ng_us:.0f} µs",
+                   gw_us <= ng_us)
+        r.goal("Gateway throughput ≥ nginx's", f"{vs_nginx:.2f}×", vs_nginx >= 1.0)
         r.goal("Gateway p99 overhead ≤ 1 ms over direct", f"{overhead:.2f} ms", overhead <= 1.0)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     names = list(targets)
@@ -115,6 +128,13 @@ def mix(r, data, sql):
           f"**{best or 0:.0f} req/s**.")
     r.goal("Social mix ≥ 1,500 req/s with p99 < 50 ms", f"{best or 0:.0f} req/s",
            (best or 0) >= 1500)
+    if sql and sql["mix"]["tps"]:
+        # The same run's limit: the mix's own SQL (2:1 feed:user timeline) by pgbench.
+        share = (best or 0) / sql["mix"]["tps"]
+        r.add("", f"Best rate against the same run's pgbench limit for the mix's SQL: "
+              f"**{share:.2f}**.")
+        r.goal("Social mix's best rate ≥ 0.6 of the same run's pgbench limit",
+               f"{best or 0:.0f} / {sql['mix']['tps']:.0f} = {share:.2f}", share >= 0.6)
     if sql:
         feed_max = data["feed_max"]["achieved_rate"]
         ratio = sql["feed"]["tps"] / feed_max if feed_max else float("inf")
@@ -210,7 +230,7 @@ def auth(r, data):
           f"Errors: logins {data['logins']['errors']}, verifications "
           f"{data['edge_verifications']['errors']}.", "")
     rounds(r, "Logins and raw hashes", data.get("login_rounds"))
-    r.goal("Logins/s within 90% of raw argon2id/s", f"{logins / raw:.0%}", logins / raw >= 0.9)
+    r.goal("Logins/s within 95% of raw argon2id/s", f"{logins / raw:.0%}", logins / raw >= 0.95)
 
 
 def rounds(r, what, ratios):

@@ -247,7 +247,11 @@ EOF
   NGINX_PID=$!
   wait_until 5 port_open "$NGINX_PORT" || true
   log "edge: direct vs gateway vs nginx"
+  # CPU time per request of agora (the auth service, and the gateway in front of it)
+  # and of nginx's workers, read from /proc around each maximum-throughput turn.
+  NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | paste -sd, -)
   "${BENCH[@]}" edge --rate "$EDGE_RATE" "${TIMING[@]}" \
+    --cpu "agora=$AGORA_PID" --cpu "nginx=${NGINX_WORKERS:-$NGINX_PID}" \
     --target "direct=http://$AUTH_API/api/v1/auth/jwks" \
     --target "gateway=$GW/api/v1/auth/jwks" \
     --target "nginx=http://127.0.0.1:$NGINX_PORT/api/v1/auth/jwks" >"$RESULTS/edge.json"

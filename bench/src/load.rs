@@ -299,21 +299,115 @@ pub async fn closed_loops_in_turn(
     connections: usize,
     timing: Timing,
     rounds: usize,
-) -> Vec<(RunReport, Vec<f64>)> {
+    watch: &CpuWatch,
+) -> Vec<(RunReport, Vec<f64>, BTreeMap<String, f64>)> {
     let turns = Turns::new(timing, rounds);
-    let mut totals: Vec<(Tally, Vec<f64>)> = workloads
+    let mut totals: Vec<(Tally, Vec<f64>, CpuTally)> = workloads
         .iter()
-        .map(|w| (Tally::new(w.kinds()), Vec::with_capacity(turns.rounds)))
+        .map(|w| {
+            (
+                Tally::new(w.kinds()),
+                Vec::with_capacity(turns.rounds),
+                CpuTally::default(),
+            )
+        })
         .collect();
     for round in 0..turns.rounds {
-        for (workload, (total, rates)) in workloads.iter().zip(&mut totals) {
-            rates.push(turns.run(client, workload, connections, round, total).await);
+        for (workload, (total, rates, cpu)) in workloads.iter().zip(&mut totals) {
+            let (started, before) = (Instant::now(), watch.sample());
+            let rate = turns.run(client, workload, connections, round, total).await;
+            cpu.add(watch, &before, &watch.sample(), started.elapsed(), rate);
+            rates.push(rate);
         }
     }
     totals
         .into_iter()
-        .map(|(total, rates)| (turns.report(total), rates))
+        .map(|(total, rates, cpu)| (turns.report(total), rates, cpu.per_request(watch)))
         .collect()
+}
+
+/// Processes whose CPU time a measurement reads, by name (`/proc/<pid>/stat`: user and
+/// system time of every thread, in the kernel's fixed 100 Hz ticks).
+#[derive(Debug, Default, Clone)]
+pub struct CpuWatch {
+    named: Vec<(String, Vec<u32>)>,
+}
+
+impl CpuWatch {
+    /// `name=pid[,pid…]` pairs.
+    pub fn new(named: Vec<(String, Vec<u32>)>) -> Self {
+        Self { named }
+    }
+
+    /// CPU seconds so far, per name (a process that is gone counts nothing).
+    fn sample(&self) -> Vec<f64> {
+        self.named
+            .iter()
+            .map(|(_, pids)| pids.iter().map(|pid| cpu_seconds(*pid)).sum())
+            .collect()
+    }
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command (which may hold spaces) end at the last ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// CPU time and (estimated) requests over a workload's turns.
+#[derive(Debug, Default)]
+struct CpuTally {
+    seconds: Vec<f64>,
+    requests: f64,
+}
+
+impl CpuTally {
+    /// A turn: the CPU used over its whole time (warm-up included), set against the
+    /// requests its measured rate implies over that time.
+    fn add(
+        &mut self,
+        watch: &CpuWatch,
+        before: &[f64],
+        after: &[f64],
+        elapsed: Duration,
+        rate: f64,
+    ) {
+        self.seconds.resize(watch.named.len(), 0.0);
+        for (total, (b, a)) in self.seconds.iter_mut().zip(before.iter().zip(after)) {
+            *total += a - b;
+        }
+        self.requests += rate * elapsed.as_secs_f64();
+    }
+
+    /// Microseconds of CPU per request, per watched name.
+    fn per_request(&self, watch: &CpuWatch) -> BTreeMap<String, f64> {
+        watch
+            .named
+            .iter()
+            .zip(&self.seconds)
+            .map(|((name, _), seconds)| {
+                let us = if self.requests > 0.0 {
+                    seconds * 1e6 / self.requests
+                } else {
+                    0.0
+                };
+                (name.clone(), us)
+            })
+            .collect()
+    }
 }
 
 /// A closed-loop run and its baseline, measured in turns: `rounds` slices of each, one
@@ -335,7 +429,7 @@ where
 {
     let turns = Turns::new(timing, rounds);
     let mut total = Tally::new(workload.kinds());
-    let (mut count, mut seconds, mut threads) = (0, 0.0, 1);
+    let mut raws = Vec::with_capacity(turns.rounds);
     let mut ratios = Vec::with_capacity(turns.rounds);
     for round in 0..turns.rounds {
         let rate = turns
@@ -347,20 +441,9 @@ where
         } else {
             0.0
         });
-        count += raw.count;
-        seconds += raw.seconds;
-        threads = raw.threads;
+        raws.push(raw);
     }
-    let raw = Throughput {
-        per_second: if seconds > 0.0 {
-            count as f64 / seconds
-        } else {
-            0.0
-        },
-        count,
-        seconds,
-        threads,
-    };
+    let raw = Throughput::merged(&raws);
     Ok((turns.report(total), raw, ratios))
 }
 

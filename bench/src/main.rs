@@ -79,6 +79,10 @@ enum Command {
         /// The fixed rate (requests a second) at which latencies are compared.
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
+        /// `name=pid[,pid…]` of processes whose CPU time per request is reported for
+        /// each target's maximum (e.g. agora=1234, nginx=2345,2346).
+        #[arg(long = "cpu", value_parser = parse_pids)]
+        cpu: Vec<(String, Vec<u32>)>,
         #[command(flatten)]
         timing: TimingArgs,
     },
@@ -297,6 +301,17 @@ fn parse_target(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected name=value, got {text}"))
 }
 
+fn parse_pids(text: &str) -> Result<(String, Vec<u32>), String> {
+    let (name, pids) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected name=pid[,pid…], got {text}"))?;
+    let pids = pids
+        .split(',')
+        .map(|pid| pid.trim().parse::<u32>().map_err(|e| format!("{pid}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name.to_owned(), pids))
+}
+
 /// A failed benchmark step.
 #[derive(Debug, thiserror::Error)]
 enum BenchError {
@@ -356,6 +371,7 @@ async fn run(command: Command) -> Result<Value, BenchError> {
             targets,
             connections,
             rate,
+            cpu,
             timing,
         } => {
             let mut out = serde_json::Map::new();
@@ -369,9 +385,10 @@ async fn run(command: Command) -> Result<Value, BenchError> {
                 connections,
                 timing.timing(),
                 ROUNDS,
+                &load::CpuWatch::new(cpu),
             )
             .await;
-            for ((name, url), (max, max_rounds)) in targets.iter().zip(maxima) {
+            for ((name, url), (max, max_rounds, cpu_us)) in targets.iter().zip(maxima) {
                 let steady = load::open_loop(
                     &client,
                     fixed(Method::GET, url, None),
@@ -390,7 +407,7 @@ async fn run(command: Command) -> Result<Value, BenchError> {
                 out.insert(
                     name.clone(),
                     json!({"url": url, "max": json_of(&max), "max_rounds": max_rounds,
-                           "fixed_rate": json_of(&steady)}),
+                           "cpu_us_per_request": cpu_us, "fixed_rate": json_of(&steady)}),
                 );
             }
             Ok(json!({"connections": connections, "rate": rate, "targets": out}))
@@ -627,7 +644,7 @@ async fn run(command: Command) -> Result<Value, BenchError> {
             .await;
             let _ = std::fs::remove_dir_all(scratch.as_ref());
             let (uploads, turbo, rounds) = measured?;
-            let vips = merged(&vips_runs.into_inner());
+            let vips = Throughput::merged(&vips_runs.into_inner());
             let megabytes = jpeg.len() as f64 / 1_000_000.0;
             eprintln!(
                 "photos: {:.1} uploads/s ({:.1} MB/s), libjpeg-turbo pipeline {:.1}/s, libvips {:.1}/s, errors {}",
@@ -670,22 +687,6 @@ fn upload_form(jpeg: &[u8]) -> (&'static str, Bytes) {
 /// Turns of each measurement and its baseline in the edge, auth and photos suites (see
 /// [`load::alternating`]).
 const ROUNDS: usize = 3;
-
-/// Several runs of one baseline as one.
-fn merged(runs: &[Throughput]) -> Throughput {
-    let count: u64 = runs.iter().map(|r| r.count).sum();
-    let seconds: f64 = runs.iter().map(|r| r.seconds).sum();
-    Throughput {
-        per_second: if seconds > 0.0 {
-            count as f64 / seconds
-        } else {
-            0.0
-        },
-        count,
-        seconds,
-        threads: runs.first().map_or(1, |r| r.threads),
-    }
-}
 
 /// A baseline on blocking threads, off the load generator's runtime.
 async fn blocking<F>(work: F) -> Result<Throughput, BenchError>

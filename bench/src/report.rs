@@ -111,3 +111,21 @@ pub struct Throughput {
     pub seconds: f64,
     pub threads: usize,
 }
+
+impl Throughput {
+    /// Several runs of one measurement as one: their counts over their times.
+    pub fn merged(runs: &[Throughput]) -> Self {
+        let count: u64 = runs.iter().map(|r| r.count).sum();
+        let seconds: f64 = runs.iter().map(|r| r.seconds).sum();
+        Self {
+            per_second: if seconds > 0.0 {
+                count as f64 / seconds
+            } else {
+                0.0
+            },
+            count,
+            seconds,
+            threads: runs.last().map_or(1, |r| r.threads),
+        }
+    }
+}

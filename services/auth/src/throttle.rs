@@ -14,10 +14,10 @@
 //! digests of the account id (or, for unknown logins, of the normalised login), so
 //! rows are fixed-size whatever a client sends; stale rows are purged hourly.
 
+use agora_common::prepared::Statement;
 use diesel::sql_types::{BigInt, Bytea, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sha2::{Digest, Sha256};
-use agora_common::prepared::Statement;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 use std::time::Duration;

@@ -243,9 +243,7 @@ fn install(
     // The level hint is passed on: without it the combination has none, the global
     // maximum becomes TRACE, and every `trace!` of every dependency is checked at run
     // time on every call (a few per cent of a proxied request's CPU).
-    let hint = filter
-        .max_level_hint()
-        .unwrap_or(LevelFilter::TRACE);
+    let hint = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
     let fmt_filter = filter.and(
         tracing_subscriber::filter::filter_fn(|metadata| {
             metadata.is_event() || sampling::is_root(metadata)
