@@ -141,11 +141,7 @@ async fn forward(
         return Err(too_large(limit));
     }
 
-    let mut url = String::with_capacity(upstream.base_url.len() + req.uri().path().len() + 64);
-    url.push_str(&upstream.base_url);
-    url.push_str(req.uri().path_and_query().map_or("/", |pq| pq.as_str()));
-
-    let mut outbound = client.request(req.method().clone(), url.as_str());
+    let mut outbound = client.request(req.method().clone(), upstream.uri_for(req.uri()));
     let dropped = connection_listed(req.headers());
     // The forward is a client span of the gateway's; the upstream continues it (a
     // client's own trace context is replaced by it, not passed through).
