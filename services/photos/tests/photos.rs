@@ -25,6 +25,17 @@ struct Harness {
     keys: TestKeys,
     http: reqwest::Client,
     dir: PathBuf,
+    /// A storage directory of the test's own, removed with it (an S3 prefix's files
+    /// belong to the S3 server's root, which `hack/test.sh` removes).
+    owned: bool,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 struct User {
@@ -42,7 +53,9 @@ struct Reply {
 /// The service storing photos in a fresh local directory.
 async fn start() -> Harness {
     let dir = std::env::temp_dir().join(format!("agora-photos-test-{}", Uuid::now_v7()));
-    start_with(StorageConfig::Directory(dir.clone()), dir).await
+    let mut harness = start_with(StorageConfig::Directory(dir.clone()), dir).await;
+    harness.owned = true;
+    harness
 }
 
 /// The service storing photos in the real S3-compatible server `hack/test.sh` starts
@@ -98,6 +111,7 @@ async fn start_with(storage: StorageConfig, dir: PathBuf) -> Harness {
         keys,
         http: reqwest::Client::new(),
         dir,
+        owned: false,
     }
 }
 
