@@ -680,10 +680,10 @@ async fn a_killed_database_loses_no_acknowledged_write() {
         "the stream wrote only {} posts",
         stream.acked.len()
     );
-    assert!(
-        !stream.failures.is_empty(),
-        "no request failed: the database was never away"
-    );
+    // That the database was away is what the readiness wait above saw (every users pod
+    // answered 503). Requests need not fail: a refused connection is retried for up to
+    // the kit's `FAILOVER_WAIT` (15 s), so writes may ride through a quick restart; when
+    // the restart takes longer, some fail. Either way none that was acknowledged is lost.
     assert_all_readable(&edge, &erin, &stream.acked).await;
     assert_all_readable(&edge, &erin, &acked).await;
     // The newest acknowledged post is still the newest one the author sees.
