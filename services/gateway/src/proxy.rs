@@ -249,10 +249,7 @@ async fn forward(
                 Ok(Ok(body)) => Ok(builder.body(body)),
                 Ok(Err(err)) => {
                     tracing::warn!(upstream = upstream.name(), error = %err, "upstream answer cut short");
-                    Err(ApiError::BadGateway(Cow::Owned(format!(
-                        "the {} service failed to answer",
-                        upstream.name()
-                    ))))
+                    Err(failed_to_answer(upstream))
                 }
             }
         }
@@ -437,11 +434,15 @@ fn upstream_error(upstream: &Upstream, err: &SendRequestError) -> ApiError {
             "the {} service is unavailable",
             upstream.name()
         ))),
-        _ => ApiError::BadGateway(Cow::Owned(format!(
-            "the {} service failed to answer",
-            upstream.name()
-        ))),
+        _ => failed_to_answer(upstream),
     }
+}
+
+fn failed_to_answer(upstream: &Upstream) -> ApiError {
+    ApiError::BadGateway(Cow::Owned(format!(
+        "the {} service failed to answer",
+        upstream.name()
+    )))
 }
 
 #[cfg(test)]
