@@ -69,10 +69,15 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Ports handed out by this shell (only when free_port runs in it, not in $(...)).
 PICKED=" "
+# A listening port below the kernel's ephemeral range: a port inside it can be taken by
+# any outgoing connection between the pick and the bind, or while its server restarts
+# (a node's Traefik, PostgreSQL).
 free_port() {
-  local p i
+  local p i low top
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+  top=$((low > 21024 ? low : 32768))
   for ((i = 0; i < 200; i++)); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % (top - 20000)))
     [[ $PICKED == *" $p "* ]] && continue
     port_in_use "$p" && continue
     port_open "$p" && continue

@@ -482,13 +482,35 @@ async fn assert_all_readable(edge: &Edge, who: &Person, ids: &[String]) {
                 None,
             )
             .await;
-        assert_eq!(
-            reply.status,
-            200,
-            "acknowledged post {id} is gone: {}",
-            reply.describe()
-        );
+        if reply.status != 200 {
+            panic!(
+                "acknowledged post {id} is gone: {}\nthe ingress's access log of it:\n{}",
+                reply.describe(),
+                ingress_saw(id).await
+            );
+        }
     }
+}
+
+/// The ingress's access-log lines naming `needle` (Traefik's name the router and the
+/// backend that answered): for a failure whose answer came from no Agora process.
+async fn ingress_saw(needle: &str) -> String {
+    let needle = needle.to_owned();
+    actix_web::rt::task::spawn_blocking(move || {
+        let out = std::process::Command::new("kubectl")
+            .args(["-n", "traefik", "logs", "deploy/traefik", "--since=15m"])
+            .output();
+        match out {
+            Ok(out) => String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|line| line.contains(&needle))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("kubectl logs: {e}"),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| format!("kubectl logs: {e}"))
 }
 
 /// Waits until the users Deployment has rolled out (every replica new and ready).
