@@ -368,15 +368,57 @@ def tracing(r, data):
             p99s = [e["step"]["latency_ms"]["p99"] for e in cost["rounds"] if e["mode"] == mode]
             r.add(f"| {labels[mode]} | {', '.join(f'{v:.0f}' for v in values)} | {median:.0f} | "
                   f"{capacity[mode]:.3f}× | {ms(statistics.median(p99s))} |")
+    attributed = attributed_capacity(cost, r, labels) if cost else {}
+    if attributed:
+        capacity = attributed
     kept10 = capacity.get("ratio10", ratios["ratio10"])
     kept_all = capacity.get("all", ratios["all"])
-    basis = "capacity by CPU per request" if capacity else "best rate"
+    basis = ("capacity by the CPU agora and the collector spend per request" if attributed
+             else "capacity by CPU per request" if capacity else "best rate")
     r.goal("Tracing 10 % of requests costs ≤ 3 % of the mix's throughput",
            f"{kept10:.3f}× ({basis}; best rate {ratios['ratio10']:.2f}×)", kept10 >= 0.97)
     r.goal("Tracing every request costs ≤ 15 % of the mix's throughput",
            f"{kept_all:.3f}× ({basis}; best rate {ratios['all']:.2f}×)", kept_all >= 0.85)
     r.goal("agora up's peak memory with every request traced within 20 % of tracing off",
            f"{memory_ratio:.2f}×", 0 < memory_ratio <= 1.2)
+
+
+def attributed_capacity(cost, r, labels):
+    """The cost rounds' CPU time split by process: what tracing adds is agora's and the
+    collector's work, while PostgreSQL and the load generator do the same in every mode;
+    their time (the machine's less the watched processes') is pooled over every window,
+    so a checkpoint or autovacuum that lands in one window does not decide a mode."""
+    watched, rest = {}, []
+    for entry in cost.get("rounds", []):
+        step = entry["step"]
+        cpu = step.get("process_cpu_seconds") or {}
+        if "agora" not in cpu or not step.get("requests") or not step.get("machine_cpu_seconds"):
+            return {}
+        mine = cpu["agora"] + cpu.get("collector", 0.0)
+        watched.setdefault(entry["mode"], []).append(mine / step["requests"] * 1e6)
+        rest.append((step["machine_cpu_seconds"] - mine) / step["requests"] * 1e6)
+    if "off" not in watched:
+        return {}
+    others = statistics.median(rest)
+    r.add("", "**The same windows, by process.** Agora's and the collector's CPU time "
+          "(`/proc/<pid>/stat`) over each measured window, per request; everything else "
+          "(PostgreSQL, the load generator, the kernel's own threads) does the same work in "
+          f"every mode and is taken once, as the median over all {len(rest)} windows "
+          f"({others:.0f} µs per request). Capacity vs off is then "
+          "`(others + off) ÷ (others + mode)`.", "",
+          "| | agora + collector CPU µs per request, each round | median | capacity vs off |",
+          "|---|---|---:|---:|")
+    off = statistics.median(watched["off"])
+    capacity = {}
+    for mode in ("off", "ratio10", "all"):
+        values = watched.get(mode)
+        if not values:
+            continue
+        median = statistics.median(values)
+        capacity[mode] = (others + off) / (others + median)
+        r.add(f"| {labels[mode]} | {', '.join(f'{v:.0f}' for v in values)} | {median:.0f} | "
+              f"{capacity[mode]:.3f}× |")
+    return capacity
 
 
 def backup(r, data):

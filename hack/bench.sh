@@ -66,7 +66,7 @@ else
   USERS=1000 POSTS_PER_USER=10
   TIMING=(--warmup 3 --measure 10 --timeout 10)
   MIX_RATES=200,400,600,800,1000,1200,1300,1400,1500,1600,1700,1800,2000,2200,2400
-  EDGE_RATE=1000 TRACE_COST_RATE=500 TRACE_COST_ROUNDS=3 BACKUP_MEASURE=30 BACKUP_DELAY=5
+  EDGE_RATE=1000 TRACE_COST_RATE=500 TRACE_COST_ROUNDS=5 BACKUP_MEASURE=30 BACKUP_DELAY=5
   NOTIFY_STREAMS=1000 NOTIFY_RATE=20 NOTIFY_MEASURE=30
   LEAVER=(--posts 1000 --comments 2000 --photos 200) REVOCATIONS=1000
   FEED_AUTHORS=10000 FEED_POSTS=1000000 FEED_FOLLOWEES="10 100 1000 5000"
@@ -590,7 +590,7 @@ if has_suite tracing; then
       start_agora ${TRACE_ENV[$mode]}
       log "tracing cost: round $round, tracing $mode at $TRACE_COST_RATE req/s"
       "${BENCH[@]}" mix --url "$GW" --seed 1 --users "$USERS" --rates "$TRACE_COST_RATE" "${TIMING[@]}" \
-        >"$STATE/cost-$round-$mode.json"
+        --cpu "agora=$AGORA_PID" --cpu "collector=$JAEGER_PID" >"$STATE/cost-$round-$mode.json"
     done
     order=("${order[@]:1}" "${order[0]}")
   done

@@ -152,6 +152,18 @@ pub async fn open_loop(
     rate: f64,
     timing: Timing,
 ) -> RunReport {
+    open_loop_watched(client, workload, rate, timing, &CpuWatch::default()).await
+}
+
+/// [`open_loop`], reading the CPU time of `watch`'s processes over the measured window
+/// beside the machine's.
+pub async fn open_loop_watched(
+    client: &reqwest::Client,
+    workload: Arc<dyn Workload>,
+    rate: f64,
+    timing: Timing,
+    watch: &CpuWatch,
+) -> RunReport {
     let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
     let kinds = workload.kinds().to_vec();
     let collector = tokio::spawn(async move {
@@ -167,6 +179,7 @@ pub async fn open_loop(
     let interval = 1.0 / rate;
     let mut tasks = tokio::task::JoinSet::new();
     let mut cpu_from = None;
+    let mut processes_from = Vec::new();
     for i in 0..total {
         let intended = start + Duration::from_secs_f64(i as f64 * interval);
         if intended > Instant::now() {
@@ -174,6 +187,7 @@ pub async fn open_loop(
         }
         if cpu_from.is_none() && intended >= measured_from {
             cpu_from = machine_busy_seconds();
+            processes_from = watch.sample();
         }
         let request = workload.next(i);
         let client = client.clone();
@@ -196,11 +210,18 @@ pub async fn open_loop(
     drop(tx);
     while tasks.join_next().await.is_some() {}
     let cpu_to = machine_busy_seconds();
+    let processes_to = watch.sample();
     let tally = collector
         .await
         .unwrap_or_else(|_| Tally::new(workload.kinds()));
     let mut report = tally.report(timing.measure.as_secs_f64(), Some(rate));
     report.machine_cpu_seconds = cpu_from.zip(cpu_to).map(|(from, to)| to - from);
+    report.process_cpu_seconds = watch
+        .named
+        .iter()
+        .zip(processes_from.iter().zip(&processes_to))
+        .map(|((name, _), (from, to))| (name.clone(), to - from))
+        .collect();
     report
 }
 

@@ -109,6 +109,10 @@ enum Command {
         /// The p99 (ms) above which a rate is too much.
         #[arg(long, default_value_t = 50.0)]
         p99_limit_ms: f64,
+        /// `name=pid[,pid…]` of processes whose CPU time over each rate's measured
+        /// window is reported beside the machine's (e.g. agora=1234, collector=2345).
+        #[arg(long = "cpu", value_parser = parse_pids)]
+        cpu: Vec<(String, Vec<u32>)>,
         #[command(flatten)]
         timing: TimingArgs,
     },
@@ -419,8 +423,10 @@ async fn run(command: Command) -> Result<Value, BenchError> {
             password,
             rates,
             p99_limit_ms,
+            cpu,
             timing,
         } => {
+            let watch = load::CpuWatch::new(cpu);
             let accounts =
                 social::seeded_accounts(&client, &url, seed, users, &password, 4).await?;
             let feed_only: Arc<dyn Workload> = Arc::new(social::OnlyFeed {
@@ -432,7 +438,14 @@ async fn run(command: Command) -> Result<Value, BenchError> {
             let mut steps: Vec<RunReport> = Vec::new();
             let mut best = None;
             for rate in rates {
-                let step = load::open_loop(&client, workload.clone(), rate, timing.timing()).await;
+                let step = load::open_loop_watched(
+                    &client,
+                    workload.clone(),
+                    rate,
+                    timing.timing(),
+                    &watch,
+                )
+                .await;
                 let ok = step.clean() && step.latency_ms.p99 <= p99_limit_ms;
                 eprintln!(
                     "mix at {rate}/s: achieved {:.0}/s, p50 {:.2} p99 {:.2} ms, errors {}{}",

@@ -75,6 +75,11 @@ pub struct RunReport {
     /// of the measured window until its last request was answered; open loop only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_cpu_seconds: Option<f64>,
+    /// CPU time of each watched process (`--cpu name=pid`) over the same window: the
+    /// work a change adds to some processes, without the others' background (a
+    /// checkpoint, autovacuum) in its figure; open loop only.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub process_cpu_seconds: BTreeMap<String, f64>,
 }
 
 impl RunReport {
@@ -94,6 +99,7 @@ impl RunReport {
             latency_ms: Latency::of(all),
             kinds,
             machine_cpu_seconds: None,
+            process_cpu_seconds: BTreeMap::new(),
         }
     }
 
