@@ -182,21 +182,29 @@ async fn register(edge: &Edge, name: &str) -> Person {
 /// `kubectl` against the e2e cluster (KUBECONFIG from the environment), in the platform's
 /// namespace; blocking, so it runs off the test's event loop.
 async fn kubectl(args: &[&str]) -> String {
-    let mut all = vec!["-n".to_owned(), env("AGORA_E2E_NAMESPACE")];
+    kubectl_in(&env("AGORA_E2E_NAMESPACE"), args)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `kubectl -n namespace args…`: its output, or what went wrong.
+async fn kubectl_in(namespace: &str, args: &[&str]) -> Result<String, String> {
+    let mut all = vec!["-n".to_owned(), namespace.to_owned()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
     let shown = all.join(" ");
     let out = actix_web::rt::task::spawn_blocking(move || {
         std::process::Command::new("kubectl").args(&all).output()
     })
     .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("kubectl {shown}: {e}"));
-    assert!(
-        out.status.success(),
-        "kubectl {shown}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    .map_err(|e| format!("kubectl {shown}: {e}"))?
+    .map_err(|e| format!("kubectl {shown}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "kubectl {shown}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn platform() -> String {
@@ -492,25 +500,17 @@ async fn assert_all_readable(edge: &Edge, who: &Person, ids: &[String]) {
     }
 }
 
-/// The ingress's access-log lines naming `needle` (Traefik's name the router and the
-/// backend that answered): for a failure whose answer came from no Agora process.
+/// The ingress's access-log lines naming `needle` (Traefik's lines name the router and
+/// the backend that answered): for a failure whose answer came from no Agora process.
 async fn ingress_saw(needle: &str) -> String {
-    let needle = needle.to_owned();
-    actix_web::rt::task::spawn_blocking(move || {
-        let out = std::process::Command::new("kubectl")
-            .args(["-n", "traefik", "logs", "deploy/traefik", "--since=15m"])
-            .output();
-        match out {
-            Ok(out) => String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|line| line.contains(&needle))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Err(e) => format!("kubectl logs: {e}"),
-        }
-    })
-    .await
-    .unwrap_or_else(|e| format!("kubectl logs: {e}"))
+    match kubectl_in("traefik", &["logs", "deploy/traefik", "--since=15m"]).await {
+        Ok(log) => log
+            .lines()
+            .filter(|line| line.contains(needle))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => e,
+    }
 }
 
 /// Waits until the users Deployment has rolled out (every replica new and ready).
