@@ -41,7 +41,7 @@ HOST_NAME=agora.e2e.localtest.me
 # The platform and the one the backup drill restores (a database and a photo volume
 # each), then the CloudNativePG platform (three instances and photos) and its point-in-time
 # restore (one instance and photos): released volumes are not reused.
-VOLUMES=12
+VOLUMES=16
 # managed or cloudnative-pg (up --database); recorded in $STATE/database for `test`.
 DATABASE=managed
 

@@ -9,6 +9,8 @@ mod support;
 
 use agora_kube_testenv::{TestEnv, wait_until};
 use agora_operator::SocialPlatform;
+use agora_operator::backup::controller::{JobState, job_state};
+use agora_operator::backup::jobs::PLATFORM_LABEL;
 use agora_operator::backup::{BackupPhase, SocialPlatformBackup, SocialPlatformBackupSpec};
 use agora_operator::controller::{self, Context};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -16,8 +18,8 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,17 +118,51 @@ async fn scheduled_and_requested_backups_run_one_at_a_time_and_outlive_their_pla
     let error = orphan.status.unwrap().error.unwrap();
     assert!(error.contains("nope"), "{error}");
 
-    // Two at once: each gets a Job in turn.
+    // Two at once: each gets a Job in turn (never two unfinished at once), owned by its
+    // backup, and removed once the backup has recorded how it ended.
     for name in ["first", "second"] {
         backups
             .create(&PostParams::default(), &backup(name, "demo"))
             .await
             .unwrap();
     }
-    let mut done = Vec::new();
+    let jobs: Api<Job> = ns.api();
+    let mine = ListParams::default().labels(&format!("{PLATFORM_LABEL}=demo"));
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let list = jobs.list(&mine).await.unwrap().items;
+        let unfinished = list.iter().filter(|job| job_state(job) == JobState::Active);
+        assert!(unfinished.count() <= 1, "two backup Jobs at once");
+        for job in &list {
+            assert_eq!(job.owner_references()[0].kind, "SocialPlatformBackup");
+            seen.insert(job.name_any());
+        }
+        let mut ended = 0;
+        for name in ["first", "second"] {
+            let phase = backups
+                .get(name)
+                .await
+                .unwrap()
+                .status
+                .and_then(|s| s.phase);
+            ended += usize::from(phase == Some(BackupPhase::Completed));
+        }
+        if ended == 2 && list.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backups {seen:?} still running: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen,
+        ["first-backup", "second-backup"].map(str::to_owned).into()
+    );
     for name in ["first", "second"] {
-        let backup = phase_of(&backups, name, BackupPhase::Completed).await;
-        let status = backup.status.unwrap();
+        let status = backups.get(name).await.unwrap().status.unwrap();
         assert_eq!(
             status.location.as_deref(),
             Some(format!("s3://backups/agora/{name}").as_str())
@@ -141,23 +177,7 @@ async fn scheduled_and_requested_backups_run_one_at_a_time_and_outlive_their_pla
             "backup-s3"
         );
         assert!(status.started_at.is_some() && status.completed_at.is_some());
-        let job = ns
-            .api::<Job>()
-            .get(&format!("{name}-backup"))
-            .await
-            .unwrap();
-        assert_eq!(job.owner_references()[0].kind, "SocialPlatformBackup");
-        let job_status = job.status.clone().unwrap();
-        done.push((
-            job.meta().creation_timestamp.clone().unwrap().0,
-            job_status.completion_time.unwrap().0,
-        ));
     }
-    done.sort();
-    assert!(
-        done[1].0 >= done[0].1,
-        "the second Job was created after the first completed: {done:?}"
-    );
 
     // Retention keeps one: the first goes (its files by a Job), the second stays.
     wait_until(

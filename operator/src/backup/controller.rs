@@ -183,9 +183,25 @@ async fn take(backup: &SocialPlatformBackup, ctx: &Context) -> Result<Action, Er
         };
         write_status(&backups, &name, &status).await?;
         ctx.event(backup, type_, reason, note).await;
+        // The outcome is in the status now. The Job goes: its finished pod would hold
+        // the photo volume it mounted, and the platform's volumes could not be deleted.
+        match job_api.delete(&job_name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(e) => return Err(kube_err(format!("removing job {job_name}"))(e)),
+        }
         return Ok(Action::await_change());
     }
     if status.phase == Some(BackupPhase::Running) {
+        // The cached object may predate the outcome this controller wrote before it
+        // removed the Job: only the API server's copy says whether it ended.
+        let fresh = backups
+            .get(&name)
+            .await
+            .map_err(kube_err(format!("reading backup {name}")))?;
+        if fresh.status.and_then(|s| s.phase) != Some(BackupPhase::Running) {
+            return Ok(Action::await_change());
+        }
         // Its Job is gone before it ended (deleted by hand): it cannot be trusted.
         status.phase = Some(BackupPhase::Failed);
         status.completed_at = Some(now());

@@ -10,6 +10,9 @@ mod support;
 // The CloudNativePG mode's tests (`hack/e2e.sh test` runs them on a platform in that mode).
 #[path = "cluster/cloudnative_pg.rs"]
 mod cloudnative_pg;
+// The restore drill, on a platform of its own.
+#[path = "cluster/backup_drill.rs"]
+mod backup_drill;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -470,14 +473,24 @@ async fn under_load<F: std::future::Future<Output = ()>>(
     action: F,
 ) -> Stream {
     let stop = std::cell::Cell::new(false);
-    let acting = async {
-        actix_web::rt::time::sleep(Duration::from_secs(2)).await;
-        action.await;
-        actix_web::rt::time::sleep(tail).await;
-        stop.set(true);
-    };
-    let (stream, ()) = futures_util::join!(steady(edge, who, 10, &stop), acting);
+    let (stream, ()) = futures_util::join!(
+        steady(edge, who, 10, &stop),
+        stop_after(&stop, tail, action)
+    );
     stream
+}
+
+/// For a stream that runs until `stop`: two seconds of it, then `action`, then `tail`
+/// more, then `stop`.
+async fn stop_after<F: std::future::Future<Output = ()>>(
+    stop: &std::cell::Cell<bool>,
+    tail: Duration,
+    action: F,
+) {
+    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    action.await;
+    actix_web::rt::time::sleep(tail).await;
+    stop.set(true);
 }
 
 async fn assert_all_readable(edge: &Edge, who: &Person, ids: &[String]) {
@@ -1002,8 +1015,14 @@ async fn backup_phase(name: &str) -> String {
 
 /// A backup destination as an operator of the platform sets it up: Secrets `<name>-s3`
 /// (the test S3 server's credentials) and `<name>-key` (a key made from `seed`), and
-/// `spec.backup` to the bucket under `prefix` (with `retention` if given).
-async fn back_up_to_the_bucket(name: &str, seed: usize, prefix: &str, retention: Option<Value>) {
+/// `spec.backup` of `platform` to the bucket under `prefix` (with `retention` if given).
+async fn back_up_to_the_bucket(
+    platform: &str,
+    name: &str,
+    seed: usize,
+    prefix: &str,
+    retention: Option<Value>,
+) {
     let s3 = |v: &str| env(&format!("AGORA_E2E_S3_{v}"));
     let key: String = (0..32)
         .map(|i| format!("{:02x}", (i * seed + 11) % 256))
@@ -1035,7 +1054,7 @@ async fn back_up_to_the_bucket(name: &str, seed: usize, prefix: &str, retention:
     kubectl(&[
         "patch",
         "socialplatform",
-        &platform(),
+        platform,
         "--type",
         "merge",
         "-p",
@@ -1044,25 +1063,31 @@ async fn back_up_to_the_bucket(name: &str, seed: usize, prefix: &str, retention:
     .await;
 }
 
-/// Creates the `SocialPlatformBackup` `name` of the platform and waits until it completes.
-async fn take_backup(name: &str) {
+/// Creates the `SocialPlatformBackup` `name` of `platform`.
+async fn request_backup(platform: &str, name: &str) {
     let backup = json!({"apiVersion": "agora.dev/v1alpha1", "kind": "SocialPlatformBackup",
-        "metadata": {"name": name}, "spec": {"platform": platform()}});
+        "metadata": {"name": name}, "spec": {"platform": platform}});
     create(&backup).await;
-    wait_ready(
-        "the backup to complete",
-        Duration::from_secs(300),
-        async || {
-            let phase = backup_phase(name).await;
-            assert_ne!(
-                phase,
-                "Failed",
-                "the backup failed: {}",
-                kubectl(&["get", "socialplatformbackup", name, "-o", "yaml"]).await
-            );
-            phase == "Completed"
-        },
-    )
+}
+
+/// Creates the `SocialPlatformBackup` `name` of `platform` and waits until it completes.
+async fn take_backup(platform: &str, name: &str) {
+    request_backup(platform, name).await;
+    wait_phase(name, "Completed").await;
+}
+
+/// Waits until the backup `name` is in `phase`; fails at once if it ends in another.
+async fn wait_phase(name: &str, phase: &str) {
+    let what = format!("backup {name} to be {phase}");
+    wait_ready(&what, Duration::from_secs(300), async || {
+        let now = backup_phase(name).await;
+        assert!(
+            now == phase || !matches!(now.as_str(), "Completed" | "Failed"),
+            "backup {name} ended {now}, not {phase}: {}",
+            kubectl(&["get", "socialplatformbackup", name, "-o", "yaml"]).await
+        );
+        now == phase
+    })
     .await;
 }
 
@@ -1135,129 +1160,6 @@ async fn forget_the_drill(restored: &str, backup: &str) {
         r#"[{"op": "remove", "path": "/spec/backup"}]"#,
     ])
     .await;
-}
-
-/// The restore drill: a backup taken to the S3 server while a steady stream writes, then
-/// a new platform restored from it: the same people sign in with the same passwords,
-/// access tokens of the first verify on the second (the keys came along), every post
-/// acknowledged before the backup started is there with its photo, byte for byte.
-#[actix_web::test]
-async fn the_backup_drill_restores_a_platform_taken_under_load() {
-    let edge = Edge::new();
-    let username = unique("gus");
-    let password = "correct horse battery";
-    let account = edge
-        .ok(
-            "POST",
-            "/api/v1/auth/register",
-            None,
-            Some(json!({"username": username, "email": format!("{username}@example.com"), "password": password})),
-        )
-        .await;
-    let login = edge
-        .ok(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"login": username, "password": password})),
-        )
-        .await;
-    let gus = Person {
-        id: account["user"]["id"].as_str().unwrap().to_owned(),
-        token: login["access_token"].as_str().unwrap().to_owned(),
-    };
-    let photo_id = upload(&edge, &gus, 11, &[("visibility", "public")]).await;
-    let content_path = format!("/api/v1/photos/{photo_id}/content");
-    let original = edge.send("GET", &content_path, None, None).await;
-    assert_eq!(original.status, 200);
-    let with_photo = edge
-        .ok(
-            "POST",
-            "/api/v1/posts",
-            Some(&gus.token),
-            Some(json!({"text": "a photo before the backup", "photo_ids": [photo_id]})),
-        )
-        .await;
-    let mut before = vec![with_photo["id"].as_str().unwrap().to_owned()];
-
-    // The destination and the key, as an operator of the platform sets them up.
-    back_up_to_the_bucket("backup", 37, "drill", None).await;
-    for i in 0..5 {
-        let post = edge
-            .ok(
-                "POST",
-                "/api/v1/posts",
-                Some(&gus.token),
-                Some(json!({"text": format!("before the backup {i}")})),
-            )
-            .await;
-        before.push(post["id"].as_str().unwrap().to_owned());
-    }
-
-    // The backup, in the middle of a steady stream of writes.
-    let stream = under_load(&edge, &gus, Duration::from_secs(2), take_backup("drill")).await;
-    assert!(stream.failures.is_empty(), "{:#?}", stream.failures);
-    let size = kubectl(&[
-        "get",
-        "socialplatformbackup",
-        "drill",
-        "-o",
-        "jsonpath={.status.sizeBytes}",
-    ])
-    .await;
-    assert!(size.parse::<u64>().unwrap_or(0) > 0, "size {size:?}");
-
-    // A new platform from the backup: the first's spec, another host, restore.
-    let second = another_platform("restored", |spec| {
-        spec["restore"] = json!({"backup": "drill"});
-    })
-    .await;
-    // The first platform's token verifies on the second: the signing key came along.
-    let me = second
-        .ok("GET", "/api/v1/auth/me", Some(&gus.token), None)
-        .await;
-    assert_eq!(me["id"], gus.id.as_str());
-    // The same person signs in with the same password.
-    let login = second
-        .ok(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"login": username, "password": password})),
-        )
-        .await;
-    let token = login["access_token"].as_str().unwrap().to_owned();
-    // Every post acknowledged before the backup started, and the photo byte for byte.
-    for id in &before {
-        let post = second
-            .ok("GET", &format!("/api/v1/posts/{id}"), Some(&token), None)
-            .await;
-        for photo in post["photos"].as_array().into_iter().flatten() {
-            let path = format!("/api/v1/photos/{}/content", photo["id"].as_str().unwrap());
-            let bytes = second.send("GET", &path, Some(&token), None).await;
-            assert_eq!(bytes.status, 200, "post {id}'s photo is missing");
-        }
-    }
-    let copy = second.send("GET", &content_path, None, None).await;
-    assert_eq!(copy.status, 200, "{}", copy.describe());
-    assert_eq!(sha256(&copy.raw), sha256(&original.raw));
-    // Nothing half-present: every post the restored feed shows has its photos.
-    let feed = second
-        .ok("GET", "/api/v1/feed?limit=50", Some(&token), None)
-        .await;
-    for item in feed["items"].as_array().unwrap() {
-        for photo in item["photos"].as_array().into_iter().flatten() {
-            let path = format!("/api/v1/photos/{}/content", photo["id"].as_str().unwrap());
-            assert_eq!(
-                second.send("GET", &path, Some(&token), None).await.status,
-                200
-            );
-        }
-    }
-
-    // The second platform goes; the backup's files go with its object (a Job deletes
-    // them), and the first platform stops backing up.
-    forget_the_drill("restored", "drill").await;
 }
 
 #[actix_web::test]

@@ -286,7 +286,14 @@ async fn a_point_in_time_restore_holds_the_write_before_the_instant_and_not_the_
     let edge = Edge::new();
     // An archive of its own per run: CloudNativePG refuses to archive into a used one.
     let prefix = unique("pitr");
-    back_up_to_the_bucket("pitr", 53, &prefix, Some(json!({"maxAge": "7d"}))).await;
+    back_up_to_the_bucket(
+        &platform(),
+        "pitr",
+        53,
+        &prefix,
+        Some(json!({"maxAge": "7d"})),
+    )
+    .await;
     wait_ready(
         "the cluster to archive to the backup's bucket",
         Duration::from_secs(120),
@@ -301,7 +308,7 @@ async fn a_point_in_time_restore_holds_the_write_before_the_instant_and_not_the_
     let hal = register(&edge, "hal").await;
     let photo = upload(&edge, &hal, 23, &[("visibility", "public")]).await;
     // The platform backup: CloudNativePG's base backup, the photos and the keys.
-    take_backup("pitr-base").await;
+    take_backup(&platform(), "pitr-base").await;
     let base = kubectl(&[
         "get",
         "backups.postgresql.cnpg.io",
