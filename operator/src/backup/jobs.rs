@@ -453,6 +453,10 @@ pub fn backup_job(
             ..Affinity::default()
         });
     }
+    if let Some((vars, photos)) = photo_bucket_access(platform) {
+        env_vars.extend(vars);
+        args.extend(photos);
+    }
     match (&spec.destination.s3, &spec.destination.pvc) {
         (Some(s3), _) => {
             env_vars.extend(bucket_env(s3));
@@ -604,6 +608,26 @@ pub(crate) fn bucket_env(s3: &super::spec::BackupBucket) -> Vec<EnvVar> {
         if s3.force_path_style { "true" } else { "false" },
     ));
     vars
+}
+
+/// How a backup or restore Job reaches the photos' bucket, when photos are in one: the
+/// `--photos-bucket` arguments and the `PHOTOS_`-prefixed standard variables (the photos
+/// service's credentials, not the backup destination's).
+pub(crate) fn photo_bucket_access(platform: &SocialPlatform) -> Option<(Vec<EnvVar>, Vec<String>)> {
+    let s3 = platform.spec.photos.storage.s3.as_ref()?;
+    let secret = s3.secret_ref.name.clone();
+    let mut vars = vec![
+        from_secret("PHOTOS_AWS_ACCESS_KEY_ID", secret.clone(), "accessKeyId"),
+        from_secret("PHOTOS_AWS_SECRET_ACCESS_KEY", secret, "secretAccessKey"),
+        env("PHOTOS_AWS_REGION", s3.region.as_deref().unwrap_or("us-east-1")),
+        // As the photos service asks it.
+        env("PHOTOS_AWS_S3_FORCE_PATH_STYLE", "true"),
+    ];
+    if let Some(endpoint) = &s3.endpoint {
+        vars.push(env("PHOTOS_AWS_ENDPOINT_URL", endpoint));
+    }
+    let args = vec!["--photos-bucket".to_owned(), format!("s3://{}", s3.bucket)];
+    Some((vars, args))
 }
 
 /// A Job that runs `pod` once to the end: pods never restart in place (a retry is a new
@@ -849,6 +873,18 @@ mod tests {
         );
         assert!(args.contains("--to /backups/b"), "{args}");
         assert!(!args.contains("--photos-dir"), "photos in S3: {args}");
+        // Their objects are listed with the photos service's credentials.
+        assert!(args.contains("--photos-bucket s3://photos"), "{args}");
+        let vars = container.env.as_ref().unwrap();
+        let photos_key = vars
+            .iter()
+            .find(|e| e.name == "PHOTOS_AWS_ACCESS_KEY_ID")
+            .and_then(|e| e.value_from.clone()?.secret_key_ref)
+            .unwrap();
+        assert_eq!(
+            (photos_key.name.as_str(), photos_key.key.as_str()),
+            ("s3", "accessKeyId")
+        );
         let var = container
             .env
             .as_ref()

@@ -356,6 +356,10 @@ pub fn job(platform: &SocialPlatform, owner: &Owner, source: &Source, services: 
     if let Some(s3) = &source.destination.s3 {
         vars.extend(super::jobs::bucket_env(s3));
     }
+    if let Some((photo_vars, photos)) = super::jobs::photo_bucket_access(platform) {
+        vars.extend(photo_vars);
+        args.extend(photos);
+    }
     let store = Container {
         name: "store-keys".to_owned(),
         image: Some(operator_image(platform)),

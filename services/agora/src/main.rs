@@ -80,6 +80,11 @@ enum Command {
         /// With --database: the photo store's directory, when photos are on a volume.
         #[arg(long, requires = "databases")]
         photos_dir: Option<PathBuf>,
+        /// With --database: the photos' bucket (s3://bucket/prefix), when photos are in
+        /// one: its objects are listed (key, size, ETag), not copied. Reached with the
+        /// PHOTOS_-prefixed standard variables (PHOTOS_AWS_ACCESS_KEY_ID, …).
+        #[arg(long, requires = "databases", conflicts_with = "photos_dir")]
+        photos_bucket: Option<agora::backup::Location>,
         /// --to may hold an unfinished earlier attempt (no manifest): clear it; one
         /// that holds a complete backup is kept and reported.
         #[arg(long)]
@@ -130,6 +135,10 @@ enum Command {
         /// With --database: the photo store's directory (empty), photos on a volume.
         #[arg(long, requires = "databases")]
         photos_dir: Option<PathBuf>,
+        /// With --database: the photos' bucket, which must hold every object the backup
+        /// listed (PHOTOS_AWS_ACCESS_KEY_ID, … as for `agora backup`).
+        #[arg(long, requires = "databases", conflicts_with = "photos_dir")]
+        photos_bucket: Option<agora::backup::Location>,
         /// With --database: the databases already hold the data (CloudNativePG
         /// recovered them to a point in time): restore only the photos and the keys, and
         /// apply the erasure log to the databases.
@@ -207,6 +216,7 @@ async fn main() -> ExitCode {
             databases,
             keys_dir,
             photos_dir,
+            photos_bucket,
             resume,
             platform,
             report_file,
@@ -218,6 +228,7 @@ async fn main() -> ExitCode {
                         databases: database_args(&databases)?,
                         keys_dir,
                         photos_dir,
+                        photos_bucket,
                     }),
                     None => None,
                 };
@@ -267,6 +278,7 @@ async fn main() -> ExitCode {
             databases,
             keys_dir,
             photos_dir,
+            photos_bucket,
             databases_recovered,
             report_file,
             erasure_log,
@@ -278,6 +290,7 @@ async fn main() -> ExitCode {
                         databases: database_args(&databases)?,
                         keys_dir,
                         photos_dir,
+                        photos_bucket,
                         databases_recovered,
                     }),
                     None => None,

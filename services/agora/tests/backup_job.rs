@@ -301,3 +301,149 @@ fn copy_binary_brings_the_ca_bundle_along() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+fn s3_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is unset: run the tests with hack/test.sh, or eval \"$(hack/s3-server.sh start)\"")
+    })
+}
+
+/// Photos kept in a bucket stay there: a backup Job lists their objects (not the export
+/// archives beside them) with the photos' own credentials, and a restore refuses,
+/// before it writes anything, once one of them is gone from the bucket or when the new
+/// platform keeps its photos elsewhere.
+#[tokio::test]
+async fn photos_in_a_bucket_are_listed_and_checked_before_a_restore() {
+    let url = agora_common::testing::fresh_database("backup_bucket").await;
+    let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+    for sql in [
+        "CREATE TABLE __diesel_schema_migrations (version varchar PRIMARY KEY)",
+        "CREATE TABLE photos (id int PRIMARY KEY, sha256 text)",
+        "INSERT INTO photos VALUES (1, 'c0ffee')",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+    }
+    // The S3 server's posix backend keeps each object as <root>/root/<bucket>/<key>.
+    let bucket = s3_var("AGORA_TEST_S3_BUCKET");
+    let prefix = agora_common::testing::unique_prefix("photos");
+    let objects = std::path::PathBuf::from(s3_var("AGORA_TEST_S3_ROOT"))
+        .join("root")
+        .join(&bucket)
+        .join(&prefix);
+    for (key, bytes) in [
+        ("content/c0ffee", &b"jpeg bytes"[..]),
+        ("thumbnails/c0ffee", b"thumb"),
+        ("exports/u1/e1.zip", b"an export"),
+    ] {
+        let path = objects.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let root = std::env::temp_dir().join(agora_common::testing::unique_prefix("backup_bucket"));
+    let (keys, to) = (root.join("keys"), root.join("to"));
+    secret_mount(
+        &keys,
+        &[
+            ("auth-signing-key", "-----BEGIN PRIVATE KEY-----\nx\n"),
+            ("share-link-key", "ab"),
+            ("internal-token", "cd"),
+        ],
+    );
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let photos_bucket = format!("s3://{bucket}/{prefix}");
+    // The photos' credentials under their own names; none for the destination (a dir).
+    let run = |args: &[String], database: &str| {
+        Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args(args)
+            .env("USERS_DATABASE", database)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env("PHOTOS_AWS_ACCESS_KEY_ID", s3_var("AGORA_TEST_S3_ACCESS_KEY"))
+            .env("PHOTOS_AWS_SECRET_ACCESS_KEY", s3_var("AGORA_TEST_S3_SECRET_KEY"))
+            .env("PHOTOS_AWS_ENDPOINT_URL", s3_var("AGORA_TEST_S3_ENDPOINT"))
+            .output()
+            .unwrap()
+    };
+    let made = run(
+        &[
+            "backup".to_owned(),
+            "--database".to_owned(),
+            "photos=env:USERS_DATABASE".to_owned(),
+            "--keys-dir".to_owned(),
+            s(&keys),
+            "--photos-bucket".to_owned(),
+            photos_bucket.clone(),
+            "--to".to_owned(),
+            s(&to),
+        ],
+        &url,
+    );
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(to.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["photos"]["objects"], 2, "{manifest}");
+    assert_eq!(manifest["photos"]["bytes"], 15);
+    assert_eq!(
+        manifest["photos"]["bucket"].as_str().unwrap().trim_end_matches('/'),
+        photos_bucket
+    );
+    let listed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(to.join("photos-bucket.json")).unwrap()).unwrap();
+    let keys_listed: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys_listed, ["content/c0ffee", "thumbnails/c0ffee"]);
+    assert!(!to.join("photos").exists(), "no bytes copied");
+
+    let restore = |photos: [String; 2]| {
+        let mut args = vec![
+            "restore".to_owned(),
+            "--from".to_owned(),
+            s(&to),
+            "--database".to_owned(),
+            "photos=env:USERS_DATABASE".to_owned(),
+            "--keys-dir".to_owned(),
+            s(&root.join("keys-out")),
+        ];
+        args.extend(photos);
+        args
+    };
+    let in_bucket = || ["--photos-bucket".to_owned(), photos_bucket.clone()];
+    let into = agora_common::testing::fresh_database("restore_bucket").await;
+    let restored = run(&restore(in_bucket()), &into);
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+
+    // A platform with a photo volume: refused, nothing written.
+    let fresh = agora_common::testing::fresh_database("restore_bucket_refused").await;
+    let onto_volume = ["--photos-dir".to_owned(), s(&root.join("photos-out"))];
+    let refused = run(&restore(onto_volume), &fresh);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("stayed in"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // A thumbnail gone from the bucket since: refused, naming it, nothing written.
+    std::fs::remove_file(objects.join("thumbnails/c0ffee")).unwrap();
+    let refused = run(&restore(in_bucket()), &fresh);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("thumbnails/c0ffee is missing"), "{said}");
+    let mut fresh_conn = AsyncPgConnection::establish(&fresh).await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let tables: Vec<Count> = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'",
+    )
+    .load(&mut fresh_conn)
+    .await
+    .unwrap();
+    assert_eq!(tables[0].n, 0, "nothing restored");
+    let _ = std::fs::remove_dir_all(&objects);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -85,6 +85,12 @@ fn bucket_host(endpoint: &str, bucket: &str) -> String {
 /// path-style requests unless `AWS_S3_FORCE_PATH_STYLE=false`, plain HTTP allowed when
 /// the URL says so).
 pub fn open(location: &Location) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    open_as(location, "")
+}
+
+/// [`open`] with each variable's name prefixed by `vars` (`PHOTOS_AWS_ACCESS_KEY_ID`,
+/// …): for a second store whose credentials differ from the first's.
+pub fn open_as(location: &Location, vars: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
     let label = location.to_string();
     let store_err = |source| StoreError::Store {
         what: label.clone(),
@@ -95,12 +101,16 @@ pub fn open(location: &Location) -> Result<Arc<dyn ObjectStore>, StoreError> {
             Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(store_err)?)
         }
         Location::S3 { bucket, prefix } => {
-            let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            let var = |name: &str| {
+                std::env::var(format!("{vars}{name}"))
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            };
             let (Some(key), Some(secret)) =
                 (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
             else {
                 return Err(StoreError::Invalid(format!(
-                    "{label}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                    "{label}: set {vars}AWS_ACCESS_KEY_ID and {vars}AWS_SECRET_ACCESS_KEY"
                 )));
             };
             let region = var("AWS_REGION")

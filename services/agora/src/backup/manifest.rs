@@ -73,6 +73,10 @@ pub struct PhotoSummary {
     pub objects: u64,
     /// Their bytes.
     pub bytes: u64,
+    /// Photos kept in a bucket: the bucket (`s3://bucket/prefix`), whose objects the
+    /// backup lists instead of copying them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
 }
 
 /// The signing key and the share-link key.

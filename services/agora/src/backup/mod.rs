@@ -11,6 +11,7 @@
 pub mod archive;
 mod dumps;
 pub mod manifest;
+mod photo_bucket;
 pub mod sealed;
 
 use crate::postgres::{self, LocalPostgres, PostgresError};
@@ -124,6 +125,8 @@ pub struct ExplicitSource {
     pub keys_dir: PathBuf,
     /// The photo store's directory, when photos are on a volume.
     pub photos_dir: Option<PathBuf>,
+    /// The photos' bucket, when photos are in one: its objects are listed, not copied.
+    pub photos_bucket: Option<Location>,
 }
 
 /// The key files of a local state dir (`keys/`), by the names a backup gives them (the
@@ -157,6 +160,9 @@ pub struct ExplicitTarget {
     pub keys_dir: PathBuf,
     /// The photo store's directory, empty, when photos are on a volume.
     pub photos_dir: Option<PathBuf>,
+    /// The photos' bucket, when photos are in one: it must hold every object the
+    /// backup listed.
+    pub photos_bucket: Option<Location>,
     /// The databases already hold the data (CloudNativePG recovered them to a point in
     /// time): only the photos and the keys are restored, and logged erasures applied.
     pub databases_recovered: bool,
@@ -244,6 +250,7 @@ async fn back_up_state_dir(
             .map(|service| (*service, format!("agora_{service}"), source.server()))
             .collect(),
         photos_dir: Some(state_dir.join("photos")),
+        photos_bucket: None,
         keys,
         kind: "local",
     };
@@ -299,6 +306,7 @@ async fn back_up_explicit(
             .map(|(service, database, server)| (*service, database.clone(), server))
             .collect(),
         photos_dir: explicit.photos_dir.clone(),
+        photos_bucket: explicit.photos_bucket.clone(),
         keys: read_keys(&explicit.keys_dir, &names)?,
         kind: "cluster",
     };
@@ -311,6 +319,8 @@ struct Sources<'a> {
     databases: Vec<(&'a str, String, &'a Server)>,
     /// The photo store's directory, if photos are files.
     photos_dir: Option<PathBuf>,
+    /// The photos' bucket, if photos are objects there.
+    photos_bucket: Option<Location>,
     /// The key files, as `keys.json`'s content.
     keys: Vec<u8>,
     /// `local` or `cluster`.
@@ -427,9 +437,18 @@ async fn write_backup(
     }
     // After the photos database: every photo it names has its bytes here (unless its
     // owner deleted it meanwhile).
-    let photos = match &sources.photos_dir {
-        Some(dir) => copy_photos(dir, archive, &mut files, progress).await?,
-        None => PhotoSummary::default(),
+    let photos = match (&sources.photos_dir, &sources.photos_bucket) {
+        (Some(dir), _) => copy_photos(dir, archive, &mut files, progress).await?,
+        (None, Some(bucket)) => {
+            let (listing, objects) = photo_bucket::record(bucket, archive, progress).await?;
+            files.push(listing);
+            PhotoSummary {
+                objects: objects.len() as u64,
+                bytes: objects.iter().map(|o| o.size).sum(),
+                bucket: Some(bucket.to_string()),
+            }
+        }
+        (None, None) => PhotoSummary::default(),
     };
     let (name, encryption, bytes) = match &options.encryption_key {
         Some(secret) => (
@@ -610,6 +629,7 @@ pub async fn restore(
     }
     progress(&format!("checked all {} files", manifest.files.len()));
     let keys = open_keys(&archive, &manifest, options.encryption_key.as_deref()).await?;
+    check_photo_place(&archive, &manifest, options.explicit.as_ref(), progress).await?;
     if let Some(target) = &options.explicit {
         return restore_explicit(
             target,
@@ -638,6 +658,35 @@ pub async fn restore(
         discard(&options.state_dir, created);
     }
     result.map(|()| manifest)
+}
+
+/// Refuses a restore whose photos would have no place: a backup whose photos stayed in
+/// their bucket restores only into a platform using that bucket (which must still hold
+/// them), and photo files only onto a volume.
+async fn check_photo_place(
+    archive: &Archive,
+    manifest: &Manifest,
+    target: Option<&ExplicitTarget>,
+    progress: Progress<'_>,
+) -> Result<(), BackupError> {
+    let bucket = target.and_then(|t| t.photos_bucket.as_ref());
+    match (&manifest.photos.bucket, bucket) {
+        (Some(_), Some(bucket)) => {
+            let objects = photo_bucket::recorded(archive, manifest).await?;
+            photo_bucket::check(bucket, &objects, progress).await
+        }
+        (Some(recorded), None) => Err(BackupError::Invalid(format!(
+            "the backup's photos stayed in {recorded}: restore it into a platform whose \
+             photos are in that bucket (--photos-bucket); nothing was restored"
+        ))),
+        (None, Some(bucket)) if manifest.photos.objects > 0 => Err(BackupError::Invalid(format!(
+            "the backup holds {} photo files, and this platform keeps its photos in \
+                 {bucket}: restore it into a platform with a photo volume; nothing was \
+                 restored",
+            manifest.photos.objects
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Restores into a cluster's new platform: refuses unless every database and the photo
