@@ -619,7 +619,10 @@ pub(crate) fn photo_bucket_access(platform: &SocialPlatform) -> Option<(Vec<EnvV
     let mut vars = vec![
         from_secret("PHOTOS_AWS_ACCESS_KEY_ID", secret.clone(), "accessKeyId"),
         from_secret("PHOTOS_AWS_SECRET_ACCESS_KEY", secret, "secretAccessKey"),
-        env("PHOTOS_AWS_REGION", s3.region.as_deref().unwrap_or("us-east-1")),
+        env(
+            "PHOTOS_AWS_REGION",
+            s3.region.as_deref().unwrap_or("us-east-1"),
+        ),
         // As the photos service asks it.
         env("PHOTOS_AWS_S3_FORCE_PATH_STYLE", "true"),
     ];

@@ -357,8 +357,14 @@ async fn photos_in_a_bucket_are_listed_and_checked_before_a_restore() {
             .args(args)
             .env("USERS_DATABASE", database)
             .env_remove("AWS_ACCESS_KEY_ID")
-            .env("PHOTOS_AWS_ACCESS_KEY_ID", s3_var("AGORA_TEST_S3_ACCESS_KEY"))
-            .env("PHOTOS_AWS_SECRET_ACCESS_KEY", s3_var("AGORA_TEST_S3_SECRET_KEY"))
+            .env(
+                "PHOTOS_AWS_ACCESS_KEY_ID",
+                s3_var("AGORA_TEST_S3_ACCESS_KEY"),
+            )
+            .env(
+                "PHOTOS_AWS_SECRET_ACCESS_KEY",
+                s3_var("AGORA_TEST_S3_SECRET_KEY"),
+            )
             .env("PHOTOS_AWS_ENDPOINT_URL", s3_var("AGORA_TEST_S3_ENDPOINT"))
             .output()
             .unwrap()
@@ -377,13 +383,20 @@ async fn photos_in_a_bucket_are_listed_and_checked_before_a_restore() {
         ],
         &url,
     );
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(to.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["photos"]["objects"], 2, "{manifest}");
     assert_eq!(manifest["photos"]["bytes"], 15);
     assert_eq!(
-        manifest["photos"]["bucket"].as_str().unwrap().trim_end_matches('/'),
+        manifest["photos"]["bucket"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/'),
         photos_bucket
     );
     let listed: serde_json::Value =
@@ -413,7 +426,11 @@ async fn photos_in_a_bucket_are_listed_and_checked_before_a_restore() {
     let in_bucket = || ["--photos-bucket".to_owned(), photos_bucket.clone()];
     let into = agora_common::testing::fresh_database("restore_bucket").await;
     let restored = run(&restore(in_bucket()), &into);
-    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
 
     // A platform with a photo volume: refused, nothing written.
     let fresh = agora_common::testing::fresh_database("restore_bucket_refused").await;
@@ -437,12 +454,11 @@ async fn photos_in_a_bucket_are_listed_and_checked_before_a_restore() {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let tables: Vec<Count> = diesel::sql_query(
-        "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'",
-    )
-    .load(&mut fresh_conn)
-    .await
-    .unwrap();
+    let tables: Vec<Count> =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'")
+            .load(&mut fresh_conn)
+            .await
+            .unwrap();
     assert_eq!(tables[0].n, 0, "nothing restored");
     let _ = std::fs::remove_dir_all(&objects);
     let _ = std::fs::remove_dir_all(&root);

@@ -141,9 +141,41 @@ impl Edge {
     }
 }
 
+/// `who` erases their account; the path of the erasure's status.
+async fn leave(edge: &Edge, who: &Person) -> String {
+    let answer = edge
+        .send(
+            "DELETE",
+            "/api/v1/auth/me",
+            Some(&who.token),
+            Some(json!({"password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.describe());
+    let id = answer.body["deletion_id"].as_str().unwrap();
+    format!("/api/v1/auth/deletions/{id}")
+}
+
+/// Waits until the erasure whose status is at `status` completes (a public route: no
+/// token).
+async fn erased(edge: &Edge, status: &str) {
+    wait_ready(
+        "the erasure to complete",
+        Duration::from_secs(240),
+        async || {
+            let reply = edge.send("GET", status, None, None).await;
+            assert_eq!(reply.status, 200, "{}", reply.describe());
+            reply.body["status"] == "erased"
+        },
+    )
+    .await;
+}
+
 struct Person {
     id: String,
     token: String,
+    /// Signs in with the password "correct horse battery".
+    username: String,
 }
 
 fn unique(name: &str) -> String {
@@ -179,6 +211,7 @@ async fn register(edge: &Edge, name: &str) -> Person {
     Person {
         id: body["user"]["id"].as_str().unwrap().to_owned(),
         token: login["access_token"].as_str().unwrap().to_owned(),
+        username,
     }
 }
 
@@ -1190,16 +1223,7 @@ async fn an_erasure_completes_although_a_service_s_pods_are_deleted_halfway() {
         None,
     )
     .await;
-    let answer = edge
-        .send(
-            "DELETE",
-            "/api/v1/auth/me",
-            Some(&ivy.token),
-            Some(json!({"password": "correct horse battery"})),
-        )
-        .await;
-    assert_eq!(answer.status, 202, "{}", answer.describe());
-    let deletion = answer.body["deletion_id"].as_str().unwrap().to_owned();
+    let deletion = leave(&edge, &ivy).await;
     // Halfway: every pod of the notifications service goes; its part waits for them.
     kubectl(&[
         "delete",
@@ -1225,24 +1249,7 @@ async fn an_erasure_completes_although_a_service_s_pods_are_deleted_halfway() {
         );
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
-    // The status route is public: no token.
-    wait_ready(
-        "the erasure to complete",
-        Duration::from_secs(240),
-        async || {
-            let status = edge
-                .send(
-                    "GET",
-                    &format!("/api/v1/auth/deletions/{deletion}"),
-                    None,
-                    None,
-                )
-                .await;
-            assert_eq!(status.status, 200, "{}", status.describe());
-            status.body["status"] == "erased"
-        },
-    )
-    .await;
+    erased(&edge, &deletion).await;
     let after = edge
         .ok(
             "GET",

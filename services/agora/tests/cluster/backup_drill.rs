@@ -281,43 +281,12 @@ async fn sign_in(edge: &Edge, username: &str) -> Reply {
 #[actix_web::test]
 async fn the_backup_drill_restores_a_platform_taken_under_load() {
     let edge = another_platform(DRILL, |_| {}).await;
-    let username = unique("gus");
-    let account = edge
-        .ok(
-            "POST",
-            "/api/v1/auth/register",
-            None,
-            Some(
-                json!({"username": username, "email": format!("{username}@example.com"),
-                "password": "correct horse battery"}),
-            ),
-        )
-        .await;
-    let login = sign_in(&edge, &username).await;
-    assert_eq!(login.status, 200, "{}", login.describe());
-    let gus = Person {
-        id: account["user"]["id"].as_str().unwrap().to_owned(),
-        token: login.body["access_token"].as_str().unwrap().to_owned(),
-    };
+    let gus = register(&edge, "gus").await;
     let mut fans = Vec::new();
     for _ in 0..12 {
         fans.push(register(&edge, "fan").await);
     }
-    let ivy_name = unique("ivy");
-    edge.ok(
-        "POST",
-        "/api/v1/auth/register",
-        None,
-        Some(
-            json!({"username": ivy_name, "email": format!("{ivy_name}@example.com"),
-            "password": "correct horse battery"}),
-        ),
-    )
-    .await;
-    let ivy_token = sign_in(&edge, &ivy_name).await.body["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ivy = register(&edge, "ivy").await;
     back_up_to_the_bucket(DRILL, DRILL, 37, DRILL, None).await;
     // The auth service learns where erasures are logged: wait for its new pods.
     let auth = format!("deployment/{DRILL}-auth");
@@ -399,25 +368,8 @@ async fn the_backup_drill_restores_a_platform_taken_under_load() {
     let digests = photo_digests(&edge, &gus.token, &photos).await;
 
     // After the backup, ivy leaves: her erasure is logged beside the backups.
-    let answer = edge
-        .send(
-            "DELETE",
-            "/api/v1/auth/me",
-            Some(&ivy_token),
-            Some(json!({"password": "correct horse battery"})),
-        )
-        .await;
-    assert_eq!(answer.status, 202, "{}", answer.describe());
-    let deletion = format!(
-        "/api/v1/auth/deletions/{}",
-        answer.body["deletion_id"].as_str().unwrap()
-    );
-    wait_ready(
-        "ivy's erasure to complete",
-        Duration::from_secs(120),
-        async || edge.send("GET", &deletion, None, None).await.body["status"] == "erased",
-    )
-    .await;
+    let deletion = leave(&edge, &ivy).await;
+    erased(&edge, &deletion).await;
 
     // The platform is lost with its volumes, and made again from the backup.
     delete_with_its_volumes(DRILL).await;
@@ -430,11 +382,11 @@ async fn the_backup_drill_restores_a_platform_taken_under_load() {
         .ok("GET", "/api/v1/auth/me", Some(&gus.token), None)
         .await;
     assert_eq!(me["id"], gus.id.as_str());
-    let login = sign_in(&again, &username).await;
+    let login = sign_in(&again, &gus.username).await;
     assert_eq!(login.status, 200, "{}", login.describe());
     let token = login.body["access_token"].as_str().unwrap().to_owned();
     // Ivy was erased after the backup: the log of it was applied again.
-    assert_eq!(sign_in(&again, &ivy_name).await.status, 401);
+    assert_eq!(sign_in(&again, &ivy.username).await.status, 401);
     // Every write acknowledged before the backup was asked for is there.
     for id in &posts {
         let post = again
