@@ -218,9 +218,12 @@ cmd_up() {
   # helm (cached from PyPI) and the operator chart as the platform chart's dependency.
   lines=$(hack/tools.sh) || die "hack/tools.sh failed"
   eval "$lines"
-  # The backup drill's bucket, where the node's pods reach it.
-  AGORA_S3_HOST=10.244.0.1 TMPDIR="$STATE" hack/s3-server.sh start >"$STATE/s3.env" ||
-    die "the S3 server did not start"
+  # The backup drill's bucket, where the node's pods reach it; a second `up` keeps the
+  # running one (backups name its address).
+  if ! (eval "$(cat "$STATE/s3.env" 2>/dev/null)" && kill -0 "${AGORA_TEST_S3_PID:?}") 2>/dev/null; then
+    AGORA_S3_HOST=10.244.0.1 TMPDIR="$STATE" hack/s3-server.sh start >"$STATE/s3.env" ||
+      die "the S3 server did not start"
+  fi
   log "building and importing the images (profile $PROFILE)"
   hack/offline-images.sh --profile "$PROFILE" --import "$AGORA_K8S_CONTAINERD"
   log "building and importing Jaeger and Prometheus; deploying them"
