@@ -681,8 +681,8 @@ async fn check_photo_place(
         ))),
         (None, Some(bucket)) if manifest.photos.objects > 0 => Err(BackupError::Invalid(format!(
             "the backup holds {} photo files, and this platform keeps its photos in \
-                 {bucket}: restore it into a platform with a photo volume; nothing was \
-                 restored",
+             {bucket}: restore it into a platform with a photo volume; nothing was \
+             restored",
             manifest.photos.objects
         ))),
         _ => Ok(()),
