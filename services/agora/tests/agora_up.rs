@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod support;
+use support::s3_var;
 
 use serde_json::json;
 use std::io::{BufRead, BufReader};
@@ -158,12 +159,6 @@ fn agora(args: &[&str]) -> std::process::Output {
         .env("AWS_ENDPOINT_URL", s3_var("AGORA_TEST_S3_ENDPOINT"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run agora: {e}"))
-}
-
-fn s3_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is unset: run the tests with hack/test.sh, or eval \"$(hack/s3-server.sh start)\"")
-    })
 }
 
 fn stderr(output: &std::process::Output) -> String {

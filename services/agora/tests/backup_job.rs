@@ -5,6 +5,9 @@
 //! against the real PostgreSQL of `hack/test.sh`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
+mod support;
+use support::s3_var;
+
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use std::path::Path;
 use std::process::Command;
@@ -300,12 +303,6 @@ fn copy_binary_brings_the_ca_bundle_along() {
         "-----BEGIN CERTIFICATE-----\n"
     );
     let _ = std::fs::remove_dir_all(&root);
-}
-
-fn s3_var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is unset: run the tests with hack/test.sh, or eval \"$(hack/s3-server.sh start)\"")
-    })
 }
 
 /// Photos kept in a bucket stay there: a backup Job lists their objects (not the export

@@ -482,3 +482,10 @@ impl Events {
         }
     }
 }
+
+/// A variable of the tests' S3 server (versitygw, `hack/s3-server.sh`).
+pub fn s3_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is unset: run the tests with hack/test.sh, or eval \"$(hack/s3-server.sh start)\"")
+    })
+}
