@@ -319,7 +319,7 @@ cmd_start() {
         --etcd-certfile "$PKI/apiserver-etcd-client.crt" --etcd-keyfile "$PKI/apiserver-etcd-client.key" \
         --service-account-issuer https://kubernetes.default.svc.cluster.local \
         --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-        --service-cluster-ip-range 10.96.0.0/16 \
+        --service-cluster-ip-range "$SERVICE_CIDR" \
         --authorization-mode Node,RBAC --allow-privileged=true \
         --profiling=false
     wait_for kube-apiserver 180 api_ready
@@ -334,7 +334,7 @@ cmd_start() {
         --leader-elect=false --controllers '*' --use-service-account-credentials \
         --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
         --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
-        --service-cluster-ip-range 10.96.0.0/16 --profiling=false
+        --service-cluster-ip-range "$SERVICE_CIDR" --profiling=false
     launch kube-scheduler \
         --kubeconfig "$STATE/scheduler.kubeconfig" \
         --authentication-kubeconfig "$STATE/scheduler.kubeconfig" \

@@ -39,6 +39,7 @@ BRIDGE=agora0
 NODE_IP=10.244.0.1
 POD_SUBNET=10.244.0.0/24
 CLUSTER_CIDR=10.244.0.0/16
+SERVICE_CIDR=10.96.0.0/16
 DNS_IP=10.96.0.10
 NODE_COMPONENTS=(containerd kubelet kube-proxy)
 # Kernel settings the node needs or kubelet sets (protectKernelDefaults: false); saved at
@@ -72,8 +73,8 @@ node_preflight() {
     fi
     local t
     for t in iptables ip6tables; do
-        if "$t-save" 2>/dev/null | grep -q '^:KUBE-'; then
-            die "$t has KUBE-* chains already: another Kubernetes node runs on this machine"
+        if "$t-save" 2>/dev/null | grep -qE '^:(KUBE-|AGORA-)'; then
+            die "$t has KUBE-* or AGORA-* chains already: another Kubernetes node runs on this machine"
         fi
     done
 }
@@ -102,6 +103,18 @@ node_network() {
     ip link add "$BRIDGE" type bridge
     ip addr add "$NODE_IP/24" dev "$BRIDGE"
     ip link set "$BRIDGE" up
+    # A Service address kube-proxy has not translated must not leave the node. That
+    # happens until kube-proxy programs a new Service (60 connections while the backup
+    # drill made its platform again), and for an instant when a Service's endpoints come
+    # back (kube-proxy commits the filter table, dropping its reject, before the nat
+    # table). Such a connection followed the default route, and on this machine that
+    # leads to a proxy answering any address with an empty 404: Traefik kept one alive
+    # for its forward-auth, and every protected route answered that 404 for minutes
+    # after the killed-database test. Rejected here, it fails and the next is translated.
+    iptables -N AGORA-NODE
+    iptables -A AGORA-NODE -d "$SERVICE_CIDR" -m comment --comment "agora node: untranslated Service address" -j REJECT
+    iptables -A OUTPUT -j AGORA-NODE
+    iptables -A FORWARD -j AGORA-NODE
     mkdir -p "$STATE/cni/net.d" "$STATE/cni/networks"
     cat >"$STATE/cni/net.d/10-agora.conflist" <<EOF
 {
@@ -344,11 +357,11 @@ node_remove_iptables() {
             # Rules in built-in chains that jump to the node's chains.
             while read -r rule; do
                 eval "$t -t $table ${rule/-A /-D }" 2>/dev/null || true
-            done < <("$t" -t "$table" -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j (KUBE-|CNI-)')
-            for chain in $("$t" -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-)/ {print $2}'); do
+            done < <("$t" -t "$table" -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j (KUBE-|CNI-|AGORA-)')
+            for chain in $("$t" -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-|AGORA-)/ {print $2}'); do
                 "$t" -t "$table" -F "$chain" 2>/dev/null || true
             done
-            for chain in $("$t" -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-)/ {print $2}'); do
+            for chain in $("$t" -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-|AGORA-)/ {print $2}'); do
                 "$t" -t "$table" -X "$chain" 2>/dev/null || true
             done
         done
