@@ -28,6 +28,9 @@ struct Reply {
     /// `X-Request-Id`: set by every Agora service, never by Traefik, so a failure says
     /// who answered.
     request_id: Option<String>,
+    /// `Server`: no Agora service sends one; a proxy on the way may (the one behind this
+    /// machine's default route did, for a Service address that escaped the node).
+    server: Option<String>,
     body: Value,
     raw: Vec<u8>,
 }
@@ -35,10 +38,11 @@ struct Reply {
 impl Reply {
     fn describe(&self) -> String {
         format!(
-            "{} [{}; request id {}] {}",
+            "{} [{}; request id {}; server {}] {}",
             self.status,
             self.content_type,
             self.request_id.as_deref().unwrap_or("none"),
+            self.server.as_deref().unwrap_or("none"),
             String::from_utf8_lossy(&self.raw)
         )
     }
@@ -89,6 +93,7 @@ impl Edge {
             status,
             content_type: header("content-type").unwrap_or_default(),
             request_id: header("x-request-id"),
+            server: header("server"),
             body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
             raw,
         })
