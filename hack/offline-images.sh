@@ -21,6 +21,7 @@
 #
 #   hack/offline-images.sh                               # release build, archives only
 #   hack/offline-images.sh --profile dev --import "$AGORA_K8S_CONTAINERD"
+#   hack/offline-images.sh --layers                      # the cached Debian layers only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
@@ -50,12 +51,14 @@ Usage: hack/offline-images.sh [options]
   --import SOCKET         import them into the containerd at SOCKET (namespace k8s.io)
   --kind CLUSTER          load them into a kind cluster (kind load image-archive)
   --minikube              load them into minikube (minikube image load)
+  --layers                only fill the cache with the Debian layers (base, PostgreSQL,
+                          CloudNativePG's PostgreSQL): no cargo, no archives
 EOF
 }
 
 
 profile=release tag=0.1.0 repository=ghcr.io/agora-social only="" out=target/images
-import="" kind_cluster="" minikube=false
+import="" kind_cluster="" minikube=false layers_only=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=${2:?}; shift 2 ;;
@@ -66,6 +69,7 @@ while [ $# -gt 0 ]; do
     --import) import=${2:?--import needs the containerd socket}; shift 2 ;;
     --kind) kind_cluster=${2:?}; shift 2 ;;
     --minikube) minikube=true; shift ;;
+    --layers) layers_only=true; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die_code 2 "unknown argument: $1" ;;
   esac
@@ -185,6 +189,16 @@ postgres_cnpg_layer() {
     --customize-hook='mkdir -p "$1/controller" "$1/run"'
   echo "$tar"
 }
+
+# Only the layers (CI builds them early, beside its other downloads: they take minutes of
+# downloading and unpacking and no cargo).
+if $layers_only; then
+  base=$(base_layer)
+  pg=$(postgres_layer)
+  cnpg=$(postgres_cnpg_layer)
+  log "Debian layers ready: $base $pg $cnpg"
+  exit 0
+fi
 
 oci() { python3 hack/oci-image.py "$@"; }
 # The binary of an image: agora-<name>, but the `agora` image holds the `agora` CLI (what
