@@ -48,7 +48,7 @@ CACHE_DIR="$CACHE_ROOT/$BUILD_KEY"
 BIN_DIR="$CACHE_DIR/bin"
 NODE_K8S_DIR="$CACHE_ROOT/node-k8s-$K8S_VERSION"
 # shellcheck disable=SC2034 # used by hack/k8s-node-build.sh and hack/k8s-node.sh
-COREDNS_DIR="$CACHE_ROOT/coredns-$COREDNS_VERSION"
+COREDNS_DIR="$CACHE_ROOT/coredns-$COREDNS_VERSION-corefile-plugins"
 # shellcheck disable=SC2034 # used by hack/k8s-node-build.sh and hack/k8s-node.sh
 TRAEFIK_DIR="$CACHE_ROOT/traefik-$TRAEFIK_VERSION"
 STATE=${AGORA_K8S_STATE:-${XDG_RUNTIME_DIR:-/tmp}/agora-k8s-$UID}
@@ -70,9 +70,11 @@ find_go() {
     fi
 }
 
+# What build_binaries builds (not COMPONENTS: in the node mode those name the node's too,
+# which live elsewhere, and a missing CoreDNS would rebuild the whole control plane).
 binaries_present() {
     local c
-    for c in "${COMPONENTS[@]}"; do
+    for c in "${CONTROL_PLANE[@]}" kwok; do
         [[ -x "$BIN_DIR/$c" ]] || return 1
     done
     [[ -f "$CACHE_DIR/share/kwok-stages.yaml" ]]

@@ -9,7 +9,7 @@
 #
 #   kubelet, kube-proxy   k8s.io/kubernetes, with the control plane's go.mod
 #   pause                 build/pause/linux/pause.c of the same module (gcc -static)
-#   coredns               github.com/coredns/coredns
+#   coredns               github.com/coredns/coredns, the Corefile's plugins only
 #   traefik               github.com/traefik/traefik/v3 (its replace/exclude lines copied
 #                         into a generated go.mod; v3.7+ cannot build from the proxy)
 #
@@ -70,12 +70,26 @@ build_node_k8s() {
     cp "$dir/cluster/addons/dns/coredns/coredns.yaml.in" "$out/share/"
 }
 
+# CoreDNS with the plugins the node's Corefile names (CoreDNS's documented way to choose
+# them: a main package importing coremain and the plugins). A full build also compiles
+# the cloud DNS plugins' SDKs (AWS, Azure, Google), which nothing here runs.
+COREDNS_PLUGINS=(cache errors forward health kubernetes loadbalance log loop metrics ready reload)
+
 build_coredns() {
-    local out=$1
-    log "compiling coredns $COREDNS_VERSION"
-    (cd "$out/src" && go_env GOBIN="$out/bin" nice -n "${AGORA_K8S_NICE:-19}" "$GO" install \
-        -p "${AGORA_K8S_BUILD_JOBS:-$(nproc)}" -trimpath -ldflags "-s -w" \
-        "github.com/coredns/coredns@$COREDNS_VERSION" >&2)
+    local out=$1 plugin
+    printf 'module agora.local/coredns-build\n\ngo 1.25.0\n\nrequire github.com/coredns/coredns %s\n' \
+        "$COREDNS_VERSION" >"$out/src/go.mod"
+    {
+        printf 'package main\n\nimport (\n\t"github.com/coredns/coredns/coremain"\n\n'
+        for plugin in "${COREDNS_PLUGINS[@]}"; do
+            printf '\t_ "github.com/coredns/coredns/plugin/%s"\n' "$plugin"
+        done
+        printf ')\n\nfunc main() { coremain.Run() }\n'
+    } >"$out/src/main.go"
+    log "resolving coredns $COREDNS_VERSION modules (go mod tidy)"
+    (cd "$out/src" && go_env "$GO" mod tidy >&2) || return 1
+    log "compiling coredns $COREDNS_VERSION (plugins: ${COREDNS_PLUGINS[*]})"
+    (cd "$out/src" && go_build_nice -ldflags "-s -w" -o "$out/bin/coredns" . >&2)
 }
 
 build_traefik() {
