@@ -81,8 +81,13 @@ pub fn middleware_resource() -> ApiResource {
     )
 }
 
+/// The most of `/verify`'s answer Traefik reads (a problem+json refusal is ~200 bytes).
+const VERIFY_ANSWER_MAX_BYTES: u32 = 16 * 1024;
+
 /// A Traefik forwardAuth `Middleware` asking the auth service's `/verify`, and passing
-/// its `X-User-Id`/`X-User-Name` on to the services.
+/// its `X-User-Id`/`X-User-Name` on to the services. `trustForwardHeader: false` said,
+/// not left unset: Traefik then drops every `X-Forwarded-*` a client sent before setting
+/// its own (unset, it kept some, such as `X-Forwarded-Prefix`, and warned of it).
 pub fn traefik_middleware(owner: &Owner, namespace: &str) -> DynamicObject {
     let mut object = DynamicObject::new(&middleware_name(owner), &middleware_resource())
         .within(namespace)
@@ -90,6 +95,8 @@ pub fn traefik_middleware(owner: &Owner, namespace: &str) -> DynamicObject {
             "spec": {"forwardAuth": {
                 "address": verify_url(owner, namespace),
                 "authResponseHeaders": ["X-User-Id", "X-User-Name"],
+                "trustForwardHeader": false,
+                "maxResponseBodySize": VERIFY_ANSWER_MAX_BYTES,
             }}
         }));
     object.metadata = owner.meta("edge", middleware_name(owner));
@@ -413,10 +420,13 @@ mod tests {
         assert_eq!(public.len(), 5, "no gateway enabled");
         assert!(edge.fallback.is_none(), "no gateway enabled");
         let middleware = traefik_middleware(&owner, "social");
+        let forward_auth = &middleware.data["spec"]["forwardAuth"];
         assert_eq!(
-            middleware.data["spec"]["forwardAuth"]["address"],
+            forward_auth["address"],
             "http://demo-auth.social.svc.cluster.local:8080/api/v1/auth/verify"
         );
+        assert_eq!(forward_auth["trustForwardHeader"], false);
+        assert_eq!(forward_auth["maxResponseBodySize"], 16 * 1024);
     }
 
     #[test]
