@@ -70,9 +70,10 @@ build_node_k8s() {
     cp "$dir/cluster/addons/dns/coredns/coredns.yaml.in" "$out/share/"
 }
 
-# CoreDNS with the plugins the node's Corefile names (CoreDNS's documented way to choose
-# them: a main package importing coremain and the plugins). A full build also compiles
-# the cloud DNS plugins' SDKs (AWS, Azure, Google), which nothing here runs.
+# CoreDNS with the plugins the node's Corefile names, and `log` for debugging it
+# (CoreDNS's documented way to choose them: a main package importing coremain and the
+# plugins). A full build also compiles the cloud DNS plugins' SDKs (AWS, Azure, Google),
+# which nothing here runs.
 COREDNS_PLUGINS=(cache errors forward health kubernetes loadbalance log loop metrics ready reload)
 
 build_coredns() {

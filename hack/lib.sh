@@ -26,8 +26,9 @@
 #                             have passed (status 1); CMD's output is left alone
 #   bench_venv                the benchmark report's Python (matplotlib, from PyPI, cached
 #                             by version): creates it once, prints its directory
-#   apt_install PKG...        apt-get update, then install PKG... (-qq, waiting up to 600 s
-#                             for the dpkg lock); redirect its output where the caller wants it
+#   apt_install PKG...        apt-get update, then install PKG... (-qq, one at a time among
+#                             our scripts, waiting up to 600 s for dpkg's lock); redirect its
+#                             output where the caller wants it
 #   pg_bin_dir                the directory of PostgreSQL's server binaries (see below)
 #   start_pg DIR PORT [SETTING...], stop_pg DIR   a throwaway PostgreSQL cluster
 
@@ -103,8 +104,15 @@ wait_until() {
 # ---------------------------------------------------------------- packages
 
 apt_install() {
-  apt-get -o DPkg::Lock::Timeout=600 update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@"
+  # `apt-get update` fails at once when another holds apt's lists lock (the timeout
+  # covers dpkg's lock only), and CI runs some of these scripts side by side (its
+  # background builds): ours take turns on a lock of their own.
+  (
+    exec 9>"${TMPDIR:-/tmp}/agora-apt.lock"
+    flock 9
+    apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@"
+  )
 }
 
 # ---------------------------------------------------------------- PostgreSQL
