@@ -98,19 +98,20 @@ VENV=$(bench_venv)
 # --- build -------------------------------------------------------------------------
 log "building agora, agora-bench and the service binaries (profile $PROFILE)"
 # The service binaries are what their containers run: the memory suite starts each alone.
-BINS=(--bin agora --bin agora-bench)
-for svc in auth users relations photos events gateway; do BINS+=(--bin "agora-$svc"); done
-if [ "$PROFILE" = release ]; then
-  cargo build --release "${BINS[@]}" >&2
-else
-  cargo build "${BINS[@]}" >&2
-fi
-BIN=${CARGO_TARGET_DIR:-target}/$TARGET
-BENCH=("$BIN/agora-bench")
+if [ "$PROFILE" = release ]; then cargo_build_bins --release; else cargo_build_bins; fi
 
 # --- the platform --------------------------------------------------------------------
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/agora-bench.XXXXXX")
 chmod 755 "$STATE"
+# The run's own links to this build: a cargo command beside it (CI runs the e2e's
+# `cargo test` alongside the smoke run) replaces target/'s files, never these.
+BIN=$STATE/bin
+mkdir "$BIN"
+for exe in agora agora-bench agora-auth agora-users agora-relations agora-photos agora-events agora-gateway; do
+  ln "${CARGO_TARGET_DIR:-target}/$TARGET/$exe" "$BIN/$exe" 2>/dev/null ||
+    cp "${CARGO_TARGET_DIR:-target}/$TARGET/$exe" "$BIN/$exe"
+done
+BENCH=("$BIN/agora-bench")
 AGORA_PID="" NGINX_PID="" SAMPLER_PID="" JAEGER_PID=""
 declare -A SVC_PID=() # the memory suite's per-process platform
 cleanup() {

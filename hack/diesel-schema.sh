@@ -22,18 +22,24 @@ DIESEL="$ROOT/bin/diesel"
 # libpq5 when the archive still has it: an unpinned install pulls the newest libpq5,
 # which upgrades the machine's PostgreSQL server packages with it, and a cluster running
 # during that upgrade then fails to load its own plpgsql.so (seen on a fresh machine).
-install_libpq_dev() {
-  local have
+install_libpq_dev() (
+  # The lock apt_install (hack/lib.sh) takes: CI may run this beside another install.
+  exec 8>"${TMPDIR:-/tmp}/agora-apt.lock"
+  flock 8
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   have=$(dpkg-query -W -f='${Version}' libpq5 2>/dev/null || true)
   if [ -n "$have" ] && DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 \
     -y -qq "libpq-dev=$have" >/dev/null 2>&1; then
-    return
+    exit 0
   fi
   echo "libpq-dev $have is not in the archive; installing the newest (upgrades libpq5)" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq libpq-dev >/dev/null
-}
+)
 
+# CI may build it in the background; a second caller waits for that build.
+mkdir -p "$(dirname "$ROOT")"
+exec 9>"$ROOT.lock"
+flock 9
 if [ ! -x "$DIESEL" ]; then
   if ! pkg-config --exists libpq 2>/dev/null && [ ! -e /usr/include/postgresql/libpq-fe.h ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -47,6 +53,7 @@ if [ ! -x "$DIESEL" ]; then
   cargo install diesel_cli --version "$DIESEL_CLI_VERSION" --no-default-features \
     --features postgres --locked --root "$ROOT" --quiet
 fi
+exec 9>&-
 # `tool`: only build the CLI (hack/test.sh does it before it starts its PostgreSQL).
 [ "$MODE" != tool ] || exit 0
 

@@ -26,6 +26,8 @@
 #                             have passed (status 1); CMD's output is left alone
 #   bench_venv                the benchmark report's Python (matplotlib, from PyPI, cached
 #                             by version): creates it once, prints its directory
+#   cargo_build_bins [ARG...] cargo build --workspace --bins ARG... (stdout to stderr): every
+#                             script that needs binaries builds them in this one selection
 #   apt_install PKG...        apt-get update, then install PKG... (-qq, one at a time among
 #                             our scripts, waiting up to 600 s for dpkg's lock); redirect its
 #                             output where the caller wants it
@@ -102,6 +104,12 @@ wait_until() {
 }
 
 # ---------------------------------------------------------------- packages
+
+# Cargo unifies features over the packages a command selects: `--bin agora` and `--bin agora
+# --bin agora-bench` compile shared dependencies with different features, each time. With
+# one selection everywhere (the tests aside) they compile once and the next caller finds
+# them current (a cold CI built them three times: schemathesis, bench, e2e images).
+cargo_build_bins() { cargo build --workspace --bins "$@" >&2; }
 
 apt_install() {
   # `apt-get update` fails at once when another holds apt's lists lock (the timeout

@@ -214,10 +214,8 @@ done
 
 if [ ${#services[@]} -gt 0 ]; then
   base=$(base_layer)
-  bins=()
-  for name in "${services[@]}"; do bins+=(--bin "$(bin_of "$name")"); done
   log "building ${services[*]} (cargo, profile $profile)"
-  if [ "$profile" = release ]; then cargo build --release "${bins[@]}" >&2; else cargo build "${bins[@]}" >&2; fi
+  if [ "$profile" = release ]; then cargo_build_bins --release; else cargo_build_bins; fi
   target_dir=${CARGO_TARGET_DIR:-target}/$([ "$profile" = release ] && echo release || echo debug)
   stage=$(mktemp -d "${TMPDIR:-/tmp}/agora-image.XXXXXX")
   trap 'rm -rf "$stage"' EXIT

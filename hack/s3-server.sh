@@ -17,7 +17,11 @@ BIN="$CACHE/versitygw"
 BUCKET=agora-photos-test
 
 build() {
-  [ -x "$BIN" ] && return
+  mkdir -p "$(dirname "$CACHE")"
+  # CI may build it in the background; a second caller waits for that build.
+  exec 9>"$CACHE.lock"
+  flock 9
+  [ -x "$BIN" ] && { exec 9>&-; return; }
   command -v go >/dev/null || { log "the Go toolchain is needed to build versitygw"; exit 1; }
   log "building versitygw $VERSION from its Go module (first run only)"
   local tmp
@@ -26,9 +30,11 @@ build() {
   GOBIN="$tmp" GOFLAGS=-mod=mod go install "github.com/versity/versitygw/cmd/versitygw@$VERSION"
   rm -rf "$CACHE"
   mv "$tmp" "$CACHE"
+  exec 9>&-
 }
 
 case "${1:-}" in
+  build) build ;;
   start)
     build
     port=$(free_port)

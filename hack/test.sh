@@ -67,6 +67,6 @@ hack/monitoring.sh check
 hack/charts-check.sh
 
 # Fuzz the contract against the agora binary of this tree (cargo test may have been
-# narrowed by arguments; the build is a no-op when it is current).
-cargo build --bin agora
+# narrowed by arguments; built in the selection the bench and the images use too).
+cargo_build_bins
 hack/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/agora"
