@@ -103,15 +103,6 @@ if [ "$PROFILE" = release ]; then cargo_build_bins --release; else cargo_build_b
 # --- the platform --------------------------------------------------------------------
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/agora-bench.XXXXXX")
 chmod 755 "$STATE"
-# The run's own links to this build: a cargo command beside it (CI runs the e2e's
-# `cargo test` alongside the smoke run) replaces target/'s files, never these.
-BIN=$STATE/bin
-mkdir "$BIN"
-for exe in agora agora-bench agora-auth agora-users agora-relations agora-photos agora-events agora-gateway; do
-  ln "${CARGO_TARGET_DIR:-target}/$TARGET/$exe" "$BIN/$exe" 2>/dev/null ||
-    cp "${CARGO_TARGET_DIR:-target}/$TARGET/$exe" "$BIN/$exe"
-done
-BENCH=("$BIN/agora-bench")
 AGORA_PID="" NGINX_PID="" SAMPLER_PID="" JAEGER_PID=""
 declare -A SVC_PID=() # the memory suite's per-process platform
 cleanup() {
@@ -131,6 +122,15 @@ cleanup() {
   rm -rf "$STATE"
 }
 trap cleanup EXIT
+# The run's own links to this build: a cargo command beside it (CI runs the e2e's
+# `cargo test` alongside the smoke run) replaces target/'s files, never these.
+BIN=$STATE/bin
+mkdir "$BIN"
+for exe in agora agora-bench agora-auth agora-users agora-relations agora-photos agora-events agora-gateway; do
+  ln "${CARGO_TARGET_DIR:-target}/$TARGET/$exe" "$BIN/$exe" 2>/dev/null ||
+    cp "${CARGO_TARGET_DIR:-target}/$TARGET/$exe" "$BIN/$exe"
+done
+BENCH=("$BIN/agora-bench")
 
 PG_PORT=$(free_port)
 # Settings a small production box would have; durability stays on (fsync, synchronous

@@ -21,7 +21,8 @@
 #   die_code CODE MSG...      as die, exiting with CODE
 #   port_in_use PORT          any TCP socket (any state, v4 or v6) is bound to PORT
 #   port_open PORT            something accepts connections on 127.0.0.1:PORT
-#   free_port                 prints a random unused port in 20000-49999 (dies when none is found)
+#   free_port                 prints a random unused port below the ephemeral range, from 20000
+#                             or in AGORA_PORT_RANGE (dies when none is found)
 #   wait_until SECONDS CMD... runs CMD every 0.1 s until it succeeds (status 0) or SECONDS
 #                             have passed (status 1); CMD's output is left alone
 #   bench_venv                the benchmark report's Python (matplotlib, from PyPI, cached
@@ -75,12 +76,17 @@ PICKED=" "
 # A listening port below the kernel's ephemeral range: a port inside it can be taken by
 # any outgoing connection between the pick and the bind, or while its server restarts
 # (a node's Traefik, PostgreSQL).
+# AGORA_PORT_RANGE=LOW-TOP narrows it (TOP excluded): CI gives the bench and the e2e, which
+# run side by side and bind some ports minutes after picking them, ranges of their own.
 free_port() {
-  local p i low top
+  local p i low top bottom=20000
   read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
   top=$((low > 21024 ? low : 32768))
+  if [[ ${AGORA_PORT_RANGE:-} =~ ^([0-9]+)-([0-9]+)$ ]]; then
+    bottom=${BASH_REMATCH[1]} top=${BASH_REMATCH[2]}
+  fi
   for ((i = 0; i < 200; i++)); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % (top - 20000)))
+    p=$((bottom + (RANDOM * 32768 + RANDOM) % (top - bottom)))
     [[ $PICKED == *" $p "* ]] && continue
     port_in_use "$p" && continue
     port_open "$p" && continue
