@@ -50,7 +50,8 @@ if [ ! -x "$DIESEL" ]; then
     fi
   fi
   echo "building diesel CLI $DIESEL_CLI_VERSION (first run only)..." >&2
-  cargo install diesel_cli --version "$DIESEL_CLI_VERSION" --no-default-features \
+  # Not with CI's lint settings (.ci/run): they are for this workspace's crates.
+  env -u RUSTC_WORKSPACE_WRAPPER -u RUSTFLAGS cargo install diesel_cli --version "$DIESEL_CLI_VERSION" --no-default-features \
     --features postgres --locked --root "$ROOT" --quiet
 fi
 exec 9>&-

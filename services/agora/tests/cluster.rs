@@ -564,6 +564,29 @@ async fn ingress_saw(needle: &str) -> String {
     }
 }
 
+/// The warnings and errors `service`'s pods logged in the last five minutes: for a
+/// failure whose cause only the service saw (the database error behind a 503).
+async fn warnings_of(service: &str) -> String {
+    let args = [
+        "logs",
+        "-l",
+        &selector(service),
+        "--since=5m",
+        "--prefix",
+        "--tail=-1",
+    ];
+    match kubectl_in(&env("AGORA_E2E_NAMESPACE"), &args).await {
+        Ok(log) => log
+            .lines()
+            .filter(|line| {
+                line.contains(r#""level":"WARN""#) || line.contains(r#""level":"ERROR""#)
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => e,
+    }
+}
+
 /// Waits until the users Deployment has rolled out (every replica new and ready).
 async fn users_rolled_out() {
     kubectl(&[

@@ -232,8 +232,9 @@ async fn a_planned_switchover_loses_nothing_and_fails_no_request() {
     );
     assert!(
         stream.failures.is_empty(),
-        "requests failed during a planned switchover: {:?}",
-        stream.failures
+        "requests failed during a planned switchover: {:?}\nwhat the users service logged:\n{}",
+        stream.failures,
+        warnings_of("users").await
     );
     // Right after the switchover every users pod may report not ready at once (its
     // readiness asks the database, whose old primary just went away): a known gap, seen
