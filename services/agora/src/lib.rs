@@ -456,8 +456,17 @@ impl Platform {
 
     /// Stops the gateway first, then the services, letting in-flight requests finish.
     pub async fn stop(self) {
-        for handle in self.handles.iter().rev() {
-            handle.stop(true).await;
+        // Every service at once: each server waits for its open connections, idle
+        // keep-alive ones too until they time out, and one after another those waits
+        // added up to half a minute.
+        let (gateway, services): (Vec<_>, Vec<_>) =
+            self.handles.iter().enumerate().partition(|(index, _)| {
+                self.services
+                    .get(index / 2)
+                    .is_some_and(|s| s.name == "gateway")
+            });
+        for stage in [gateway, services] {
+            futures_util::future::join_all(stage.into_iter().map(|(_, h)| h.stop(true))).await;
         }
         for (_, task) in self.tasks {
             let _ = task.await;

@@ -138,8 +138,8 @@ where
         _ = &mut api_task => fail(&"the API server stopped unexpectedly"),
         _ = &mut ops_task => fail(&"the operations server stopped unexpectedly"),
     };
-    api.stop(true).await;
-    ops.stop(true).await;
+    // Both at once: each waits for its open connections (up to its shutdown timeout).
+    futures_util::future::join(api.stop(true), ops.stop(true)).await;
     code
 }
 
