@@ -248,6 +248,50 @@ where
     }
 }
 
+/// Runs `work` in a transaction on a connection from `pool` (retried as
+/// [`transaction_with_retry`] retries), then once more on a new connection when the
+/// session ended while `work` ran: PostgreSQL terminating it (a switchover's former
+/// primary shutting down fast) or the connection lost, before COMMIT was sent, so none
+/// of it was committed. The new checkout waits for the new primary
+/// ([`FAILOVER_WAIT`]). A failed COMMIT is not retried: it may have committed.
+pub async fn transaction_on<T, F>(pool: &DbPool, mut work: F) -> Result<T, crate::ApiError>
+where
+    T: Send + 'static,
+    F: for<'r> FnMut(&'r mut AsyncPgConnection) -> TxFuture<'r, T> + Send,
+{
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut again = true;
+    loop {
+        let mut conn = checkout(pool).await?;
+        // Set when `work` returned: a failure after it is the COMMIT's.
+        let done = Arc::new(AtomicBool::new(false));
+        let outcome = transaction_with_retry(&mut conn, |c| {
+            let done = done.clone();
+            let body = work(c);
+            Box::pin(async move {
+                let result = body.await;
+                done.store(result.is_ok(), Ordering::Release);
+                result
+            })
+        })
+        .await;
+        match outcome {
+            Err(err)
+                if again
+                    && !done.load(Ordering::Acquire)
+                    && classify(&err) == Failure::Unavailable =>
+            {
+                again = false;
+                tracing::warn!(error = %err, "the database session ended mid-transaction; once more on a new one");
+                // Not back into the pool: its session is gone.
+                drop(DbConn::take(conn));
+            }
+            other => return other.map_err(Into::into),
+        }
+    }
+}
+
 /// An advisory lock key for a name (a service's migrations, a periodic job): a stable
 /// hash of the name.
 pub fn advisory_lock_key(service: &str) -> i64 {

@@ -90,6 +90,65 @@ async fn serialization_failures_are_retried() {
 }
 
 #[actix_web::test]
+async fn a_transaction_whose_session_ends_midway_runs_once_more_on_a_new_one() {
+    let pool = db::pool(&fresh_database("session_end").await, 2).unwrap();
+    let mut conn = pool.get().await.unwrap();
+    conn.batch_execute("CREATE TABLE t (n int)").await.unwrap();
+    let attempts = AtomicUsize::new(0);
+    let answer = db::transaction_on(&pool, |conn| {
+        let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            conn.batch_execute("INSERT INTO t VALUES (1)").await?;
+            if attempt == 0 {
+                // What a fast shutdown (a switchover's former primary) does to every
+                // session: 57P01.
+                conn.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())")
+                    .await?;
+            }
+            Ok(attempt)
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, 1);
+    assert_eq!(AtomicUsize::load(&attempts, Ordering::SeqCst), 2);
+    // The first attempt's row was not committed: one row.
+    conn.batch_execute(
+        "DO $$ BEGIN IF (SELECT count(*) FROM t) <> 1 THEN \
+         RAISE EXCEPTION 'rows: %', (SELECT count(*) FROM t); END IF; END $$",
+    )
+    .await
+    .unwrap();
+    // Once more only: a session that ends again is a 503.
+    let tries = AtomicUsize::new(0);
+    let err = db::transaction_on(&pool, |conn| {
+        tries.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            conn.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())")
+                .await?;
+            Ok(())
+        })
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(AtomicUsize::load(&tries, Ordering::SeqCst), 2);
+    assert!(matches!(err, ApiError::Unavailable(_)), "{err:?}");
+    // Other failures are not tried again.
+    let tries = AtomicUsize::new(0);
+    let err = db::transaction_on(&pool, |conn| {
+        tries.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            conn.batch_execute("SELECT * FROM no_such_table").await?;
+            Ok(())
+        })
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(AtomicUsize::load(&tries, Ordering::SeqCst), 1);
+    assert!(!matches!(err, ApiError::Unavailable(_)), "{err:?}");
+}
+
+#[actix_web::test]
 async fn creating_one_database_concurrently_is_harmless() {
     let name = unique_prefix("concurrent");
     let server = server_url();

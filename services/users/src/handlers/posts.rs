@@ -52,21 +52,22 @@ pub async fn create(
             &req,
         )
         .await?;
-    let mut conn = state.conn().await?;
-    db::ensure_profile(&mut conn, caller.user_id, &caller.username).await?;
     let reused = reused_photos(&caller, post.visibility, &photo_ids, &owners);
-    let notifier = &state.notifier;
-    let id = conn
-        .transaction::<_, diesel::result::Error, _>(async |c| {
-            let id = db::insert_post(
-                c,
-                caller.user_id,
-                &post.text,
-                &links,
-                &photo_ids,
-                post.visibility,
-            )
-            .await?;
+    let visibility = post.visibility;
+    // On a new connection once more should the session end midway (a switchover).
+    let id = agora_common::db::transaction_on(&state.pool, |c| {
+        let (state, caller, text, links, photo_ids, reused) = (
+            state.clone(),
+            caller.clone(),
+            post.text.clone(),
+            links.clone(),
+            photo_ids.clone(),
+            reused.clone(),
+        );
+        Box::pin(async move {
+            db::ensure_profile(c, caller.user_id, &caller.username).await?;
+            let id =
+                db::insert_post(c, caller.user_id, &text, &links, &photo_ids, visibility).await?;
             for (owner, photo) in reused {
                 let cause = Cause::new(
                     NoticeKind::PhotoReused,
@@ -80,15 +81,19 @@ pub async fn create(
                         ..Subject::of(SubjectType::Post, id)
                     },
                 );
-                notifier.tell(c, Change::Made { cause }).await?;
+                state.notifier.tell(c, Change::Made { cause }).await?;
             }
             Ok(id)
         })
-        .await?;
+    })
+    .await?;
     state.notifier.wake();
-    let row = db::post(&mut conn, caller.user_id, id)
-        .await?
-        .ok_or_else(no_such_post)?;
+    let row = agora_common::db::transaction_on(&state.pool, |c| {
+        let viewer = caller.user_id;
+        Box::pin(async move { db::post(c, viewer, id).await })
+    })
+    .await?
+    .ok_or_else(no_such_post)?;
     tracing::info!(post_id = %id, "post created");
     Ok(HttpResponse::Created().json(post_view(row)))
 }
