@@ -248,48 +248,114 @@ where
     }
 }
 
-/// Runs `work` in a transaction on a connection from `pool` (retried as
-/// [`transaction_with_retry`] retries), then once more on a new connection when the
-/// session ended while `work` ran: PostgreSQL terminating it (a switchover's former
-/// primary shutting down fast) or the connection lost, before COMMIT was sent, so none
-/// of it was committed. The new checkout waits for the new primary
-/// ([`FAILOVER_WAIT`]). A failed COMMIT is not retried: it may have committed.
+/// Runs `work` in a transaction on a connection from `pool`, retried as
+/// [`transaction_with_retry`] retries, and through a change of primary (a CloudNativePG
+/// switchover or failover): when the session ends while `work` runs (the former
+/// primary's fast shutdown terminating it, the connection lost), nothing of it was
+/// committed and it runs once more on a new connection, whose checkout waits for the new
+/// primary ([`FAILOVER_WAIT`]). When the COMMIT itself is cut (a commit waiting for its
+/// synchronous standby when the primary stops), the server behind the pool then (the new
+/// primary) is asked whether the transaction committed (`pg_xact_status`): committed, its
+/// result stands; not there, it runs once more.
 pub async fn transaction_on<T, F>(pool: &DbPool, mut work: F) -> Result<T, crate::ApiError>
 where
     T: Send + 'static,
     F: for<'r> FnMut(&'r mut AsyncPgConnection) -> TxFuture<'r, T> + Send,
 {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let mut again = true;
+    let mut new_session_left = true;
+    let mut conflicts = 0u32;
     loop {
         let mut conn = checkout(pool).await?;
-        // Set when `work` returned: a failure after it is the COMMIT's.
-        let done = Arc::new(AtomicBool::new(false));
-        let outcome = transaction_with_retry(&mut conn, |c| {
-            let done = done.clone();
-            let body = work(c);
-            Box::pin(async move {
-                let result = body.await;
-                done.store(result.is_ok(), Ordering::Release);
-                result
-            })
-        })
-        .await;
-        match outcome {
-            Err(err)
-                if again
-                    && !done.load(Ordering::Acquire)
-                    && classify(&err) == Failure::Unavailable =>
-            {
-                again = false;
-                tracing::warn!(error = %err, "the database session ended mid-transaction; once more on a new one");
-                // Not back into the pool: its session is gone.
-                drop(DbConn::take(conn));
+        let (err, cut_commit) = match run_once(&mut conn, &mut work).await {
+            Ok(value) => return Ok(value),
+            Err(cut) => cut,
+        };
+        let failure = classify(&err);
+        if failure == Failure::Retryable && cut_commit.is_none() && conflicts < 3 {
+            conflicts += 1;
+            let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
+            tokio::time::sleep(Duration::from_millis(10 * u64::from(conflicts) + jitter)).await;
+            continue;
+        }
+        if failure != Failure::Unavailable || !new_session_left {
+            return Err(err.into());
+        }
+        new_session_left = false;
+        // Not back into the pool: its session is gone.
+        drop(DbConn::take(conn));
+        if let Some((xid, value)) = cut_commit {
+            match committed(pool, &xid).await? {
+                Some(true) => return Ok(value),
+                Some(false) => {}
+                None => return Err(err.into()),
             }
-            other => return other.map_err(Into::into),
+        }
+        tracing::warn!(error = %err, "the database session ended before its transaction committed; once more on a new one");
+    }
+}
+
+/// The error, and for a cut COMMIT the transaction's id (none when it wrote nothing)
+/// and what `work` returned.
+type Cut<T> = (DieselError, Option<(String, T)>);
+
+async fn run_once<T, F>(conn: &mut AsyncPgConnection, work: &mut F) -> Result<T, Cut<T>>
+where
+    F: for<'r> FnMut(&'r mut AsyncPgConnection) -> TxFuture<'r, T> + Send,
+{
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Nullable, Text};
+    use diesel_async::{AnsiTransactionManager, RunQueryDsl, TransactionManager};
+    AnsiTransactionManager::begin_transaction(conn)
+        .await
+        .map_err(|e| (e, None))?;
+    let body = async {
+        let value = work(&mut *conn).await?;
+        // Only a transaction that wrote has an id (asking would give a read one).
+        let xid: Option<String> = diesel::select(sql::<Nullable<Text>>(
+            "pg_current_xact_id_if_assigned()::text",
+        ))
+        .get_result(&mut *conn)
+        .await?;
+        Ok::<_, DieselError>((value, xid))
+    }
+    .await;
+    match body {
+        Ok((value, xid)) => match AnsiTransactionManager::commit_transaction(conn).await {
+            Ok(()) => Ok(value),
+            // Nothing written: as if cut before the COMMIT.
+            Err(err) => Err((err, xid.map(|xid| (xid, value)))),
+        },
+        Err(err) => {
+            // Best effort: a session that is gone rolled it back already.
+            let _ = AnsiTransactionManager::rollback_transaction(conn).await;
+            Err((err, None))
         }
     }
+}
+
+/// Whether transaction `xid` committed, as the server behind `pool` now knows it:
+/// `Some(false)` when it aborted or never reached that server (an id "in the future"),
+/// `None` when that cannot be told.
+async fn committed(pool: &DbPool, xid: &str) -> Result<Option<bool>, crate::ApiError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Nullable, Text};
+    use diesel_async::RunQueryDsl;
+    let mut conn = checkout(pool).await?;
+    let status = diesel::select(
+        sql::<Nullable<Text>>("pg_xact_status(")
+            .bind::<Text, _>(xid)
+            .sql("::xid8)"),
+    )
+    .get_result::<Option<String>>(&mut conn)
+    .await;
+    Ok(match status {
+        Ok(Some(s)) if s == "committed" => Some(true),
+        Ok(Some(s)) if s == "aborted" => Some(false),
+        Err(DieselError::DatabaseError(_, info)) if info.message().contains("in the future") => {
+            Some(false)
+        }
+        _ => None,
+    })
 }
 
 /// An advisory lock key for a name (a service's migrations, a periodic job): a stable

@@ -149,6 +149,41 @@ async fn a_transaction_whose_session_ends_midway_runs_once_more_on_a_new_one() {
 }
 
 #[actix_web::test]
+async fn a_transaction_whose_commit_is_cut_runs_again_when_it_did_not_commit() {
+    let pool = db::pool(&fresh_database("commit_cut").await, 2).unwrap();
+    let mut conn = pool.get().await.unwrap();
+    // A deferred constraint trigger runs inside the COMMIT: the first one ends its own
+    // session there (a sequence is not rolled back), before the commit is recorded.
+    conn.batch_execute(
+        "CREATE TABLE t (n int); CREATE SEQUENCE cuts; \
+         CREATE FUNCTION cut() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF nextval('cuts') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); \
+           PERFORM pg_sleep(5); END IF; RETURN NULL; END $$; \
+         CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED \
+           FOR EACH ROW EXECUTE FUNCTION cut()",
+    )
+    .await
+    .unwrap();
+    let attempts = AtomicUsize::new(0);
+    let answer = db::transaction_on(&pool, |conn| {
+        let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            conn.batch_execute("INSERT INTO t VALUES (1)").await?;
+            Ok(attempt)
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, 1, "the second attempt's result");
+    conn.batch_execute(
+        "DO $$ BEGIN IF (SELECT count(*) FROM t) <> 1 THEN \
+         RAISE EXCEPTION 'rows: %', (SELECT count(*) FROM t); END IF; END $$",
+    )
+    .await
+    .unwrap();
+}
+
+#[actix_web::test]
 async fn creating_one_database_concurrently_is_harmless() {
     let name = unique_prefix("concurrent");
     let server = server_url();
