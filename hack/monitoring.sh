@@ -64,6 +64,7 @@ jaeger() {
   flock 8
   if [ ! -x "$JAEGER_DIR/jaeger" ]; then
     command -v go >/dev/null || die "the Go toolchain is needed to build Jaeger"
+    command -v patch >/dev/null || apt_install patch >&2
     log "building jaeger $JAEGER_VERSION (in-memory storage only) from its Go module (first run only)"
     local tmp module patch_file=$PWD/$JAEGER_PATCH
     tmp=$(mktemp -d "$CACHE_ROOT/.jaeger.XXXXXX")
