@@ -240,12 +240,17 @@ where
         match outcome {
             Err(err) if attempt < 3 && classify(&err) == Failure::Retryable => {
                 attempt += 1;
-                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
-                tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter)).await;
+                conflict_pause(attempt).await;
             }
             other => return other,
         }
     }
+}
+
+/// The short, jittered pause before a transaction that conflicted runs again.
+async fn conflict_pause(attempt: u32) {
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
+    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter)).await;
 }
 
 /// Runs `work` in a transaction on a connection from `pool`, retried as
@@ -273,8 +278,7 @@ where
         let failure = classify(&err);
         if failure == Failure::Retryable && cut_commit.is_none() && conflicts < 3 {
             conflicts += 1;
-            let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
-            tokio::time::sleep(Duration::from_millis(10 * u64::from(conflicts) + jitter)).await;
+            conflict_pause(conflicts).await;
             continue;
         }
         if failure != Failure::Unavailable || !new_session_left {

@@ -89,6 +89,16 @@ async fn serialization_failures_are_retried() {
     assert_eq!(db::classify(&err), Failure::Other);
 }
 
+/// Table `t` holds exactly one row (a retried attempt's row was not committed twice).
+async fn assert_one_row(conn: &mut diesel_async::AsyncPgConnection) {
+    conn.batch_execute(
+        "DO $$ BEGIN IF (SELECT count(*) FROM t) <> 1 THEN \
+         RAISE EXCEPTION 'rows: %', (SELECT count(*) FROM t); END IF; END $$",
+    )
+    .await
+    .unwrap();
+}
+
 #[actix_web::test]
 async fn a_transaction_whose_session_ends_midway_runs_once_more_on_a_new_one() {
     let pool = db::pool(&fresh_database("session_end").await, 2).unwrap();
@@ -113,12 +123,7 @@ async fn a_transaction_whose_session_ends_midway_runs_once_more_on_a_new_one() {
     assert_eq!(answer, 1);
     assert_eq!(AtomicUsize::load(&attempts, Ordering::SeqCst), 2);
     // The first attempt's row was not committed: one row.
-    conn.batch_execute(
-        "DO $$ BEGIN IF (SELECT count(*) FROM t) <> 1 THEN \
-         RAISE EXCEPTION 'rows: %', (SELECT count(*) FROM t); END IF; END $$",
-    )
-    .await
-    .unwrap();
+    assert_one_row(&mut conn).await;
     // Once more only: a session that ends again is a 503.
     let tries = AtomicUsize::new(0);
     let err = db::transaction_on(&pool, |conn| {
@@ -175,12 +180,7 @@ async fn a_transaction_whose_commit_is_cut_runs_again_when_it_did_not_commit() {
     .await
     .unwrap();
     assert_eq!(answer, 1, "the second attempt's result");
-    conn.batch_execute(
-        "DO $$ BEGIN IF (SELECT count(*) FROM t) <> 1 THEN \
-         RAISE EXCEPTION 'rows: %', (SELECT count(*) FROM t); END IF; END $$",
-    )
-    .await
-    .unwrap();
+    assert_one_row(&mut conn).await;
 }
 
 #[actix_web::test]
