@@ -72,6 +72,8 @@ else
   FEED_AUTHORS=10000 FEED_POSTS=1000000 FEED_FOLLOWEES="10 100 1000 5000"
   RAW_SECONDS=10 PHOTO_SIZE=(--width 1632 --height 1224)
 fi
+# The per-process platform logs each request in a smoke run (a failure shows its story).
+if [ "$SMOKE" = 1 ]; then PROC_LOG=info; else PROC_LOG=warn; fi
 PASSWORD=agora-bench-password
 export AGORA_SEED_PASSWORD=$PASSWORD
 mkdir -p "$RESULTS" "$PLOTS"
@@ -108,9 +110,8 @@ declare -A SVC_PID=() # the memory suite's per-process platform
 cleanup() {
   local status=$?
   # A failed run shows what the platform logged (warnings and errors) before it goes.
-  if [ "$status" != 0 ] && [ -s "$STATE/agora.err" ]; then
-    echo "bench.sh: the last lines agora up logged:" >&2
-    tail -n 40 "$STATE/agora.err" >&2
+  if [ "$status" != 0 ]; then
+    [ -s "$STATE/agora.err" ] && { echo "bench.sh: the last lines agora up logged:" >&2; tail -n 40 "$STATE/agora.err" >&2; }
     for err in "$STATE"/procs/*.err; do
       [ -s "$err" ] && { echo "bench.sh: the last lines $(basename "$err" .err) logged:" >&2; tail -n 20 "$err" >&2; }
     done
@@ -329,7 +330,7 @@ if has_suite memory; then
     psql_db postgres -c "CREATE DATABASE procs_$svc"
   done
   for svc in "${SERVICES[@]}"; do
-    env_of=(RUST_LOG=warn WORKERS=2 "LISTEN_ADDR=${SVC_IP[$svc]}:$SVC_PORT"
+    env_of=("RUST_LOG=$PROC_LOG" WORKERS=2 "LISTEN_ADDR=${SVC_IP[$svc]}:$SVC_PORT"
       "OPS_LISTEN_ADDR=${SVC_IP[$svc]}:$SVC_OPS_PORT"
       "AUTH_JWKS_URL=$(svc_url auth)/api/v1/auth/jwks" "INTERNAL_TOKEN=$INTERNAL_TOKEN")
     [ "$svc" = gateway ] || env_of+=("DATABASE_URL=$PG_URL/procs_$svc")

@@ -519,9 +519,8 @@ impl Turns {
 
 /// A client for the load: keep-alive connections, as many as the load needs.
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    agora_common::client::http_client()
         .pool_max_idle_per_host(4096)
-        .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .build()
 }

@@ -20,6 +20,19 @@ use std::time::Duration;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+/// How long our HTTP clients reuse a pooled connection that sat idle: well under the
+/// servers' keep-alive ([`crate::server::KEEP_ALIVE`]). A client that takes an idle
+/// connection the server is closing at that moment writes its request into a dead socket;
+/// a GET is retried, a POST fails halfway (a busy client seeding photos once did).
+pub const IDLE_CONNECTION_REUSE: Duration = Duration::from_secs(3);
+const _: () = assert!(IDLE_CONNECTION_REUSE.as_secs() + 2 <= crate::server::KEEP_ALIVE.as_secs());
+
+/// A reqwest client builder with the pool rules every Agora client follows (the
+/// services', `agora seed`'s, the load generator's).
+pub fn http_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(IDLE_CONNECTION_REUSE)
+}
+
 /// The shared secret services present to each other's internal routes
 /// (`INTERNAL_TOKEN`, from a Kubernetes Secret in a cluster). Never logged.
 #[derive(Clone)]
@@ -154,10 +167,9 @@ impl ServiceClient {
         base_url: &str,
         settings: ClientSettings,
     ) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        let http = http_client()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|source| ClientError { service, source })?;

@@ -15,6 +15,12 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use std::borrow::Cow;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the API server keeps an idle client connection open (actix's default, said
+/// here because every pooled client of ours must give up on an idle connection sooner:
+/// see [`crate::client::IDLE_CONNECTION_REUSE`]).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Adds a service's routes and app data to each worker's `App`.
 pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
@@ -144,6 +150,7 @@ impl Service {
                 .configure(|cfg| routes(cfg))
         })
         .workers(workers.max(1))
+        .keep_alive(KEEP_ALIVE)
         .disable_signals()
         .shutdown_timeout(10)
         .listen(api)?

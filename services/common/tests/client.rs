@@ -5,10 +5,12 @@
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, test, web};
 use agora_common::ApiError;
+use agora_common::client::IDLE_CONNECTION_REUSE;
 use agora_common::client::{
     ClientSettings, Credential, ServiceCaller, ServiceClient, ServiceToken,
 };
 use agora_common::middleware::observe;
+use agora_common::server::KEEP_ALIVE;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -56,6 +58,11 @@ async fn whoami(req: HttpRequest) -> HttpResponse {
     )
 }
 
+/// The client's end of the connection the request came on.
+async fn peer(req: HttpRequest) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"port": req.peer_addr().map(|a| a.port())}))
+}
+
 async fn internal(_: ServiceCaller) -> HttpResponse {
     HttpResponse::Ok().json(json!({"internal": true}))
 }
@@ -74,9 +81,11 @@ fn start() -> (String, web::Data<Counters>) {
             .route("/post", web::post().to(post_fails))
             .route("/problem/{status}", web::get().to(problem))
             .route("/whoami", web::get().to(whoami))
+            .route("/peer", web::get().to(peer))
             .route("/internal/thing", web::get().to(internal))
     })
     .workers(1)
+    .keep_alive(KEEP_ALIVE)
     .disable_signals()
     .listen(listener)
     .unwrap()
@@ -117,6 +126,24 @@ async fn idempotent_calls_are_retried_and_others_are_not() {
         .unwrap_err();
     assert!(matches!(err, ApiError::Unavailable(_)), "{err:?}");
     assert_eq!(counters.post.load(Ordering::SeqCst), 1);
+}
+
+/// A pooled connection is reused while fresh and given up once idle for
+/// `IDLE_CONNECTION_REUSE`, while the server (its keep-alive is longer) would still
+/// hold it: the client never races the server's close with a request.
+#[actix_web::test]
+async fn idle_connections_are_given_up_before_the_server_would_close_them() {
+    let (base, _) = start();
+    let photos = client(&base);
+    let port = || async {
+        let peer: Value = photos.get("/peer", Credential::None, None).await.unwrap();
+        peer["port"].as_u64().unwrap()
+    };
+    let first = port().await;
+    assert_eq!(port().await, first, "a fresh connection is reused");
+    tokio::time::sleep(IDLE_CONNECTION_REUSE + Duration::from_millis(500)).await;
+    assert!(IDLE_CONNECTION_REUSE + Duration::from_millis(500) < KEEP_ALIVE);
+    assert_ne!(port().await, first, "an idle connection was reused");
 }
 
 #[actix_web::test]

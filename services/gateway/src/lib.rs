@@ -171,7 +171,7 @@ pub fn build(config: Config) -> Result<Service, BuildError> {
                 awc::Connector::new()
                     .timeout(connect_timeout)
                     .limit(max_connections)
-                    .conn_keep_alive(Duration::from_secs(30)),
+                    .conn_keep_alive(agora_common::client::IDLE_CONNECTION_REUSE),
             )
             .disable_timeout()
             .disable_redirects()

@@ -27,6 +27,9 @@ pub enum SeedError {
     /// An image could not be drawn.
     #[error("drawing a photo: {0}")]
     Image(#[from] image::ImageError),
+    /// The thread drawing an image stopped.
+    #[error("drawing a photo: {0}")]
+    Drawing(#[from] tokio::task::JoinError),
     /// The platform already holds this seed's people.
     #[error(
         "{0} already exists: this platform was seeded with this --seed; use another --seed or a fresh platform"
@@ -67,7 +70,7 @@ const ATTEMPTS: u32 = 20;
 impl Api {
     pub fn new(base: &str) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            http: reqwest::Client::builder()
+            http: agora_common::client::http_client()
                 .timeout(Duration::from_secs(60))
                 .build()?,
             base: base.trim_end_matches('/').to_owned(),

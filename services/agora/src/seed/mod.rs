@@ -232,7 +232,10 @@ pub async fn run(
         .phase("photos", plan.photos.iter().collect(), |photo| {
             let s = &s;
             async move {
-                let bytes = draw(photo.pixels_seed)?;
+                // Off the runtime's threads: a runtime busy drawing cannot read its
+                // connections.
+                let pixels_seed = photo.pixels_seed;
+                let bytes = tokio::task::spawn_blocking(move || draw(pixels_seed)).await??;
                 let fields = vec![
                     (
                         "visibility",
