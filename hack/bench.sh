@@ -181,6 +181,9 @@ SOMEONE=$(awk '/^demo accounts/{getline; print $1; exit}' "$STATE/seed.out")
 
 # --- what the run is --------------------------------------------------------------------
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Writes VALUE into FILE whole: a sampler killed mid-write leaves the last value, never
+# an empty file (a smoke run once read one, and wrote invalid JSON).
+keep_value() { echo "$2" >"$1.tmp" && mv "$1.tmp" "$1"; }
 # Keeps agora up's peak resident memory in FILE, twice a second, until SAMPLER_PID is killed.
 sample_agora_peak() {
   (
@@ -188,7 +191,7 @@ sample_agora_peak() {
     while :; do
       a=$(rss_kib "$AGORA_PID")
       [ "$a" -gt "$peak" ] && peak=$a
-      echo "$peak" >"$1"
+      keep_value "$1" "$peak"
       sleep 0.5
     done
   ) &
@@ -391,7 +394,7 @@ if has_suite memory; then
       for svc in "${SERVICES[@]}"; do
         a=$(rss_kib "${SVC_PID[$svc]}")
         [ "$a" -gt "${peak[$svc]:-0}" ] && peak[$svc]=$a
-        echo "${peak[$svc]}" >"$PROCS/peak-$svc"
+        keep_value "$PROCS/peak-$svc" "${peak[$svc]}"
       done
       sleep 0.5
     done
