@@ -28,7 +28,7 @@ pub enum SeedError {
     #[error("drawing a photo: {0}")]
     Image(#[from] image::ImageError),
     /// The thread drawing an image stopped.
-    #[error("drawing a photo: {0}")]
+    #[error("the thread drawing a photo stopped: {0}")]
     Drawing(#[from] tokio::task::JoinError),
     /// The platform already holds this seed's people.
     #[error(
